@@ -1,0 +1,87 @@
+# Ringside: `make run`, `make test`, `make bench`, `make fuzz`.
+# CFLAGS may be overridden (e.g. CFLAGS=-O0); the required flags stay.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wpointer-arith \
+	-Werror -Iinclude -MMD -MP -pthread
+LDLIBS  = -luring -pthread
+
+# `make SANITIZE=address,undefined test` builds a separate tree, so the
+# plain build/ringside is never replaced by an instrumented one.
+SANITIZE ?=
+ifneq ($(SANITIZE),)
+override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SANITIZE)
+BUILD := build/sanitize
+else
+BUILD := build
+endif
+
+LIB_SRCS  := $(sort $(wildcard src/*/*.c) $(filter-out src/main.c,$(wildcard src/*.c)))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+BIN       := $(BUILD)/ringside
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+BB_SRCS   := $(sort $(wildcard tests/blackbox/test_*.c))
+BB_BINS   := $(BB_SRCS:tests/blackbox/%.c=$(BUILD)/tests/blackbox/%)
+BB_HARNESS := $(BUILD)/tests/blackbox/harness.o
+
+.PHONY: all deps run test unit blackbox bench fuzz clean
+all: $(BIN)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -pthread
+
+# `make run` installs what is missing, builds, and serves on 127.0.0.1:3000.
+run: deps
+	@$(MAKE) --no-print-directory all
+	exec $(BIN) $(ARGS)
+
+# Every test, each in its own process with a timeout; ends with the
+# runner's "N passed, N failed" line.
+test: deps
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(BB_BINS)
+	@BUILD=$(BUILD) tests/run.sh $(UNIT_BINS) $(BB_BINS)
+
+unit: $(UNIT_BINS)
+	@BUILD=$(BUILD) tests/run.sh $(UNIT_BINS)
+
+blackbox: $(BIN) $(BB_BINS)
+	@BUILD=$(BUILD) tests/run.sh $(BB_BINS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@perf/bench.sh
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 30
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) -luring -pthread
+fuzz: deps $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
+	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,50 @@
+/*
+ * Server configuration: every setting is a flag `--name VALUE` and an
+ * environment variable `RINGSIDE_NAME` (upper case, '-' -> '_'). A flag
+ * overrides the variable, which overrides the default.
+ */
+#ifndef RINGSIDE_CONFIG_H
+#define RINGSIDE_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define RINGSIDE_VERSION "0.1.0"
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct config {
+	struct sockaddr_in listen;    /* --listen HOST:PORT */
+	char listen_text[64];         /* as given, for logs */
+	uint32_t workers;             /* --workers; 0 = online CPUs */
+	uint32_t max_connections;     /* --max-connections, all workers together */
+	uint32_t max_header_bytes;    /* --max-header-bytes */
+	uint64_t max_body_bytes;      /* --max-body-bytes */
+	uint32_t header_timeout_ms;   /* --header-timeout: absolute, from first byte */
+	uint32_t body_timeout_ms;     /* --body-timeout: longest wait between body reads */
+	uint32_t keepalive_timeout_ms;/* --keepalive-timeout */
+	uint32_t shutdown_timeout_ms; /* --shutdown-timeout */
+	enum log_level log_level;     /* --log-level */
+};
+
+enum config_action {
+	CONFIG_SERVE,
+	CONFIG_HELP,    /* usage printed to the given stream; exit 0 */
+	CONFIG_VERSION, /* version printed; exit 0 */
+	CONFIG_ERROR,   /* message naming the flag printed to err; exit 2 */
+};
+
+/* Fills cfg from defaults, then `env` (NULL: the process environment, via
+ * getenv), then argv (argv[0] is the program; an optional leading "serve"
+ * subcommand is accepted). Prints help/version to out and errors to err. */
+enum config_action config_load(struct config *cfg, int argc, char **argv,
+			       char *(*env)(const char *name), FILE *out,
+			       FILE *err);
+
+/* Value parsers, exposed for tests. Each returns 0 or -EINVAL. */
+int config_parse_size(const char *s, uint64_t *out);         /* 512, 4k, 4KiB, 2M, 2MiB */
+int config_parse_duration_ms(const char *s, uint32_t *out);  /* 500ms, 10s, 2m, 10 */
+int config_parse_listen(const char *s, struct sockaddr_in *out);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * What a handler sees of a request, and how it answers: responses are
+ * appended to the connection's output buffer, ready to send. Nothing here
+ * allocates or does I/O, so handlers and the writer are unit-testable
+ * without a ring.
+ */
+#ifndef RINGSIDE_HTTP_RESPONSE_H
+#define RINGSIDE_HTTP_RESPONSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringside/http_parser.h"
+#include "ringside/router.h"
+
+/* The server keeps at least this much room in the output buffer before it
+ * starts a request, so an error envelope always fits. */
+#define HTTP_RESPONSE_RESERVE 1024u
+
+/* "Date: Sun, 22 Nov 2026 15:00:00 GMT\r\n" */
+#define HTTP_DATE_LINE_LEN 37u
+
+struct http_out {
+	char *buf;
+	uint32_t len, cap;
+};
+
+struct http_exchange {
+	enum http_method method;
+	const struct http_route *route; /* NULL for 404/405 and parse errors */
+	bool head_only;      /* HEAD: write the head, not the body */
+	bool close;          /* the server closes after this response */
+	bool keep_alive_10;  /* HTTP/1.0 keep-alive: say so */
+	bool replied;
+	uint16_t status;     /* of the reply, once replied */
+	uint8_t request_id_len;
+	char request_id[31];
+	const char *date_line;  /* HTTP_DATE_LINE_LEN bytes, owned by the worker */
+	struct http_out *out;
+};
+
+struct http_handler {
+	/* Optional. The head is complete and `buf` holds it (valid only during
+	 * the call). Return 0 to go on, or a status: the body is then read and
+	 * discarded and that status answered with the error envelope. */
+	unsigned (*on_head)(struct http_exchange *x, const char *buf,
+			    const struct http_request *req);
+	/* Optional. Each run of body bytes, de-chunked; same return rule. */
+	unsigned (*on_body)(struct http_exchange *x, const char *data, size_t len);
+	/* Required. The whole request has arrived: reply. */
+	void (*on_request)(struct http_exchange *x);
+};
+
+/*
+ * Appends a whole response: status line, Date, Content-Type (if not NULL),
+ * Content-Length, X-Request-Id, Connection (when closing, or for HTTP/1.0
+ * keep-alive), `extra_headers` (complete "Name: value\r\n" lines or NULL),
+ * the blank line, and the body unless x->head_only. Returns 0, or -ENOSPC
+ * with nothing appended if it does not fit.
+ */
+int http_reply(struct http_exchange *x, unsigned status, const char *content_type,
+	       const char *extra_headers, const void *body, size_t len);
+
+/*
+ * Appends the JSON error envelope {code, message, field?, hint?, requestId}
+ * as `status`. code/message NULL: the status table's (http_status.h).
+ * Strings are JSON-escaped. Returns 0 or -ENOSPC.
+ */
+int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
+		     const char *message, const char *field, const char *hint,
+		     const char *extra_headers);
+
+/* Appends "HTTP/1.1 100 Continue\r\n\r\n". Returns 0 or -ENOSPC. */
+int http_write_continue(struct http_out *out);
+
+/* Writes the Date line for `unix_seconds` (HTTP_DATE_LINE_LEN bytes, no NUL). */
+void http_format_date_line(char out[HTTP_DATE_LINE_LEN], int64_t unix_seconds);
+
+/* JSON-escapes s into out (no quotes added). Returns the escaped length,
+ * or (size_t)-1 if it does not fit in cap. */
+size_t http_json_escape(char *out, size_t cap, const char *s);
+
+#endif

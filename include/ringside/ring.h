@@ -1,0 +1,43 @@
+/*
+ * The io_uring workers (DESIGN.md "Threads"): one pinned thread per CPU,
+ * each with its own ring, SO_REUSEPORT listener, connection slab, recv
+ * buffer ring and timer wheel. They share nothing on the hot path.
+ */
+#ifndef RINGSIDE_RING_H
+#define RINGSIDE_RING_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "ringside/config.h"
+#include "ringside/router.h"
+
+struct worker;
+
+struct ring_server {
+	const struct config *cfg;
+	const struct router *router;
+	uint32_t worker_count;
+	struct worker **workers;
+	uint16_t port; /* the port actually bound (cfg may say 0) */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint32_t started, failed; /* under lock: workers that came up / did not */
+};
+
+/* Binds the listeners, starts the workers and waits until every one is
+ * serving. Returns 0, or a negative errno after logging why (nothing is
+ * left running then). */
+int ring_server_start(struct ring_server *s, const struct config *cfg,
+		      const struct router *router);
+
+/* Asks every worker to shut down gracefully: stop accepting, close idle
+ * connections, finish in-flight requests, force-close what is left at
+ * cfg->shutdown_timeout_ms. Returns at once; safe to call twice. */
+void ring_server_stop(struct ring_server *s);
+
+/* Joins the workers (they end by themselves after ring_server_stop) and
+ * frees everything. */
+void ring_server_wait(struct ring_server *s);
+
+#endif

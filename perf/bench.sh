@@ -1,0 +1,183 @@
+#!/bin/bash
+# Ringside against nginx on this machine: both serve the same scenarios,
+# wrk loads each server in turn for BENCH_ROUNDS rounds, and the medians
+# are printed and written to build/bench/latest.md (for perf/RESULTS.md).
+#
+# Env: BENCH_ROUNDS=5 BENCH_DURATION=5s BENCH_THREADS=1 BENCH_CONNECTIONS=50
+#      BENCH_WORKERS=$(nproc) (both servers), RINGSIDE_BIN=build/ringside
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One scenario per line: name, method, path, wrk Lua script in perf/ (or -),
+# then, to the end of the line, the nginx location giving the same answer.
+SCENARIOS=$(cat <<'EOF'
+health  GET  /health  -  location = /health { default_type application/json; return 200 '{"status":"ok"}'; }
+EOF
+)
+
+rounds=${BENCH_ROUNDS:-5} duration=${BENCH_DURATION:-5s}
+threads=${BENCH_THREADS:-1} conns=${BENCH_CONNECTIONS:-50}
+workers=${BENCH_WORKERS:-$(nproc)}
+ringside=${RINGSIDE_BIN:-build/ringside}
+nginx=/usr/sbin/nginx
+out=build/bench/latest.md
+
+die() { echo "bench: $*" >&2; exit 1; }
+if ! command -v wrk >/dev/null || [ ! -x "$nginx" ]; then
+	die "wrk or nginx missing: run make deps"
+fi
+[ -x "$ringside" ] || die "$ringside is not built (make bench builds it)"
+
+tmp=$(mktemp -d /tmp/ringside-bench.XXXXXX)
+pids=()
+cleanup() {
+	[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+	wait
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port nothing answers on, below the ephemeral range wrk's sockets use.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 10000))
+		[ "$p" != "${1:-}" ] || continue
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# wait_port PID PORT LOG: until the server accepts, or die with its log.
+wait_port() {
+	for _ in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || { cat "$3" >&2; die "server on port $2 exited"; }
+		(exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return
+		sleep 0.1
+	done
+	cat "$3" >&2
+	die "nothing listening on port $2 after 10 s"
+}
+
+# Fills the template's @NAME@ markers from the environment, literally.
+render() {
+	awk 'function subst(s, k, v,   i) {
+		while ((i = index(s, k)) > 0)
+			s = substr(s, 1, i - 1) v substr(s, i + length(k))
+		return s
+	}
+	{
+		$0 = subst($0, "@WORKERS@", ENVIRON["WORKERS"])
+		$0 = subst($0, "@PORT@", ENVIRON["PORT"])
+		$0 = subst($0, "@TMP@", ENVIRON["TMP"])
+		print subst($0, "@LOCATIONS@", ENVIRON["LOCATIONS"])
+	}' "$1"
+}
+
+declare -A port
+port[nginx]=$(free_port)
+port[ringside]=$(free_port "${port[nginx]}")
+
+locations=$(while read -r _ _ _ _ loc; do printf '%s\n\t\t' "$loc"; done <<<"$SCENARIOS")
+WORKERS=$workers PORT=${port[nginx]} TMP=$tmp LOCATIONS=$locations \
+	render perf/nginx.conf.in >"$tmp/nginx.conf"
+"$nginx" -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/error.log" \
+	-g 'daemon off;' >"$tmp/nginx.log" 2>&1 &
+pids+=($!)
+wait_port $! "${port[nginx]}" "$tmp/nginx.log"
+
+"$ringside" --listen "127.0.0.1:${port[ringside]}" --workers "$workers" \
+	--log-level warn >"$tmp/ringside.log" 2>&1 &
+pids+=($!)
+wait_port $! "${port[ringside]}" "$tmp/ringside.log"
+
+# run_wrk URL [SCRIPT]: prints "requests/s p99_in_us"; dies on wrong answers.
+run_wrk() {
+	wrk --latency -t"$threads" -c"$conns" -d"$duration" ${2:+-s "$2"} "$1" \
+		>"$tmp/wrk.out" 2>&1 || { cat "$tmp/wrk.out" >&2; die "wrk failed"; }
+	awk 'function us(t) {
+		if (t ~ /us$/) return t + 0
+		if (t ~ /ms$/) return t * 1000
+		if (t ~ /m$/) return t * 60e6
+		return t * 1e6 # "s"
+	}
+	/^ +99%/ { p99 = us($2) }
+	/^Requests\/sec:/ { rps = $2 }
+	/Non-2xx or 3xx responses:/ { bad = $NF }
+	/Socket errors:/ { print "bench: wrk:" $0 > "/dev/stderr" }
+	END {
+		if (bad > 0 || rps == "" || p99 == "") exit 1
+		print rps, p99
+	}' "$tmp/wrk.out" || { cat "$tmp/wrk.out" >&2; die "bad answers from $1"; }
+}
+
+results=$tmp/results
+: >"$results"
+for r in $(seq "$rounds"); do
+	# Alternate who goes first, so a drift (heat, noise) hits both alike.
+	order="nginx ringside"
+	[ $((r % 2)) -eq 0 ] && order="ringside nginx"
+	while read -r name method path lua _; do
+		script=
+		[ "$lua" != - ] && script=perf/$lua
+		if [ -z "$script" ] && [ "$method" != GET ]; then
+			script=$tmp/$name.lua
+			echo "wrk.method = \"$method\"" >"$script"
+		fi
+		for server in $order; do
+			res=$(run_wrk "http://127.0.0.1:${port[$server]}$path" "$script")
+			read -r rps p99 <<<"$res"
+			printf '%s round %d/%d %-8s %10.0f req/s  p99 %8.0f us\n' \
+				"$name" "$r" "$rounds" "$server" "$rps" "$p99" >&2
+			echo "$name $server $rps $p99" >>"$results"
+		done
+	done <<<"$SCENARIOS"
+done
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v s="$1" -v v="$2" -v c="$3" '$1 == s && $2 == v { print $c }' "$results" | median; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.3f ms", u / 1000 }'; }
+
+# rows: "scenario server req/s p99" with medians, then the ratio row.
+rows=$(while read -r name _; do
+	for server in nginx ringside; do
+		echo "$name $server $(col "$name" "$server" 3) $(col "$name" "$server" 4)"
+	done
+done <<<"$SCENARIOS" | awk '{ print; r[$1, $2] = $3; p[$1, $2] = $4 }
+	$2 == "ringside" { printf "%s ratio %.2f %.2f\n", $1,
+		$3 / r[$1, "nginx"], $4 / p[$1, "nginx"] }')
+
+printf '%-10s %-9s %14s %12s\n' scenario server 'req/s(median)' 'p99(median)'
+while read -r name server rps p99; do
+	if [ "$server" = ratio ]; then
+		printf '%-10s %-9s %14s %12s\n' "$name" "$server" "$rps" "$p99"
+	else
+		printf '%-10s %-9s %14.0f %12s\n' "$name" "$server" "$rps" "$(ms "$p99")"
+	fi
+done <<<"$rows"
+
+mkdir -p "${out%/*}"
+{
+	echo "## $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "- Command: \`BENCH_ROUNDS=$rounds BENCH_DURATION=$duration" \
+		"BENCH_THREADS=$threads BENCH_CONNECTIONS=$conns BENCH_WORKERS=$workers" \
+		"perf/bench.sh\`; each run \`wrk --latency -t$threads -c$conns -d$duration URL\`," \
+		"servers alternating, medians of $rounds rounds"
+	echo "- Servers: nginx (perf/nginx.conf.in) and \`$ringside --workers $workers\`," \
+		"$workers workers each, wrk on the same machine"
+	echo "- nproc: $(nproc); CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+	echo "- Kernel: $(uname -r); $("$nginx" -v 2>&1); wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+	echo "- Ringside: $(git describe --always --dirty 2>/dev/null || echo 'no commit')"
+	echo
+	echo "| scenario | server | req/s (median) | p99 (median) |"
+	echo "|---|---|---:|---:|"
+	while read -r name server rps p99; do
+		if [ "$server" = ratio ]; then
+			echo "| $name | ringside/nginx | $rps | $p99 |"
+		else
+			printf '| %s | %s | %.0f | %s |\n' "$name" "$server" "$rps" "$(ms "$p99")"
+		fi
+	done <<<"$rows"
+} >"$out"
+echo "written to $out" >&2

@@ -1,0 +1,9 @@
+/* Handlers of src/api, one per route; the table is in routes.c. */
+#ifndef RINGSIDE_API_INT_H
+#define RINGSIDE_API_INT_H
+
+#include "ringside/http_response.h"
+
+extern const struct http_handler api_health;
+
+#endif

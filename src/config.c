@@ -1,0 +1,277 @@
+#include "ringside/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL };
+
+struct option_def {
+	const char *flag;  /* without the leading "--" */
+	enum opt_kind kind;
+	size_t offset;     /* into struct config */
+	uint64_t min, max; /* COUNT, SIZE (bytes), DURATION (ms) */
+	const char *def;   /* default, in the flag's own syntax */
+	const char *help;
+};
+
+#define CFG(field) offsetof(struct config, field)
+#define MIB (1024ull * 1024ull)
+
+/* The one table of settings: parsing, defaults, env names and --help all
+ * come from it, so they cannot drift apart. */
+static const struct option_def options[] = {
+	{"listen", OPT_LISTEN, CFG(listen), 0, 0, "127.0.0.1:3000",
+	 "address and port to serve on"},
+	{"workers", OPT_COUNT, CFG(workers), 1, 1024, "0",
+	 "worker threads, one per CPU (0: online CPUs)"},
+	{"max-connections", OPT_COUNT, CFG(max_connections), 1, 1u << 22, "16384",
+	 "open connections, all workers together"},
+	{"max-header-bytes", OPT_SIZE, CFG(max_header_bytes), 1024, 1 * MIB, "16KiB",
+	 "request line and header fields; over it: 431"},
+	{"max-body-bytes", OPT_SIZE, CFG(max_body_bytes), 0, 1024 * MIB, "1MiB",
+	 "request body; over it: 413"},
+	{"header-timeout", OPT_DURATION, CFG(header_timeout_ms), 100, 3600000, "10s",
+	 "time to receive a whole request head; then 408"},
+	{"body-timeout", OPT_DURATION, CFG(body_timeout_ms), 100, 3600000, "30s",
+	 "longest wait for more body bytes; then 408"},
+	{"keepalive-timeout", OPT_DURATION, CFG(keepalive_timeout_ms), 100, 3600000, "60s",
+	 "idle time before a keep-alive connection is closed"},
+	{"shutdown-timeout", OPT_DURATION, CFG(shutdown_timeout_ms), 0, 3600000, "5s",
+	 "on SIGTERM/SIGINT, time to finish in-flight requests"},
+	{"log-level", OPT_LOG_LEVEL, CFG(log_level), 0, 0, "info",
+	 "error, warn, info or debug"},
+};
+#define OPTION_COUNT (sizeof options / sizeof options[0])
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	uint64_t mult = 1;
+	if (!strcmp(p, "") || !strcmp(p, "B"))
+		mult = 1;
+	else if (!strcmp(p, "k") || !strcmp(p, "K") || !strcmp(p, "KiB"))
+		mult = 1024;
+	else if (!strcmp(p, "m") || !strcmp(p, "M") || !strcmp(p, "MiB"))
+		mult = MIB;
+	else if (!strcmp(p, "G") || !strcmp(p, "GiB"))
+		mult = 1024 * MIB;
+	else
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -EINVAL;
+	*out = v * mult;
+	return 0;
+}
+
+int config_parse_duration_ms(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > UINT32_MAX)
+			return -EINVAL;
+	}
+	uint64_t mult;
+	if (!strcmp(p, "ms"))
+		mult = 1;
+	else if (!strcmp(p, "") || !strcmp(p, "s"))
+		mult = 1000;
+	else if (!strcmp(p, "m"))
+		mult = 60000;
+	else
+		return -EINVAL;
+	if (v * mult > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)(v * mult);
+	return 0;
+}
+
+int config_parse_listen(const char *s, struct sockaddr_in *out)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || (size_t)(colon - s) >= 64)
+		return -EINVAL;
+	char host[64];
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	uint64_t port;
+	if (config_parse_size(colon + 1, &port) || port > 65535 ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	out->sin_family = AF_INET;
+	out->sin_port = htons((uint16_t)port);
+	if (!strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+/* Applies one value; on error prints a message naming `source` (the flag
+ * or the variable) and returns -EINVAL. */
+static int apply(struct config *cfg, const struct option_def *o,
+		 const char *value, const char *source, FILE *err)
+{
+	char *field = (char *)cfg + o->offset;
+	uint64_t v;
+	uint32_t ms;
+	switch (o->kind) {
+	case OPT_LISTEN:
+		if (config_parse_listen(value, (struct sockaddr_in *)(void *)field)) {
+			fprintf(err, "ringside: %s: invalid address '%s' (want IPv4-HOST:PORT, e.g. 127.0.0.1:3000)\n",
+				source, value);
+			return -EINVAL;
+		}
+		snprintf(cfg->listen_text, sizeof cfg->listen_text, "%s", value);
+		return 0;
+	case OPT_COUNT:
+		if (config_parse_size(value, &v) || strspn(value, "0123456789") != strlen(value) ||
+		    ((v < o->min || v > o->max) && !(v == 0 && o->offset == CFG(workers)))) {
+			fprintf(err, "ringside: %s: invalid count '%s' (want a whole number from %llu to %llu)\n",
+				source, value, (unsigned long long)o->min, (unsigned long long)o->max);
+			return -EINVAL;
+		}
+		*(uint32_t *)(void *)field = (uint32_t)v;
+		return 0;
+	case OPT_SIZE:
+		if (config_parse_size(value, &v) || v < o->min || v > o->max) {
+			fprintf(err, "ringside: %s: invalid size '%s' (want bytes from %llu to %llu, suffix k, KiB, M or MiB allowed)\n",
+				source, value, (unsigned long long)o->min, (unsigned long long)o->max);
+			return -EINVAL;
+		}
+		if (o->offset == CFG(max_body_bytes))
+			cfg->max_body_bytes = v;
+		else
+			*(uint32_t *)(void *)field = (uint32_t)v;
+		return 0;
+	case OPT_DURATION:
+		if (config_parse_duration_ms(value, &ms) || ms < o->min || ms > o->max) {
+			fprintf(err, "ringside: %s: invalid duration '%s' (want e.g. 500ms, 10s, 2m; from %llums to %llums)\n",
+				source, value, (unsigned long long)o->min, (unsigned long long)o->max);
+			return -EINVAL;
+		}
+		*(uint32_t *)(void *)field = ms;
+		return 0;
+	case OPT_LOG_LEVEL:
+		for (int i = 0; i < 4; i++) {
+			if (!strcasecmp(value, log_level_names[i])) {
+				cfg->log_level = (enum log_level)i;
+				return 0;
+			}
+		}
+		fprintf(err, "ringside: %s: invalid log level '%s' (want error, warn, info or debug)\n",
+			source, value);
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+static void env_name(const struct option_def *o, char *out, size_t cap)
+{
+	size_t n = (size_t)snprintf(out, cap, "RINGSIDE_");
+	for (const char *f = o->flag; *f && n + 1 < cap; f++)
+		out[n++] = *f == '-' ? '_' : (char)(*f >= 'a' && *f <= 'z' ? *f - 32 : *f);
+	out[n] = '\0';
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ringside [serve] [--flag VALUE]...\n"
+		"\n"
+		"Ringside: telemetry server for agent fleets (io_uring, HTTP/1.1).\n"
+		"Every flag may also be set by the environment variable shown.\n"
+		"\n");
+	for (size_t i = 0; i < OPTION_COUNT; i++) {
+		char env[64];
+		env_name(&options[i], env, sizeof env);
+		fprintf(out, "  --%-20s %-30s default %s\n      %s\n", options[i].flag,
+			env, options[i].def, options[i].help);
+	}
+	fprintf(out, "  --help                 this text\n"
+		     "  --version              print the version\n");
+}
+
+enum config_action config_load(struct config *cfg, int argc, char **argv,
+			       char *(*env)(const char *name), FILE *out,
+			       FILE *err)
+{
+	if (!env)
+		env = getenv;
+	memset(cfg, 0, sizeof *cfg);
+	for (size_t i = 0; i < OPTION_COUNT; i++) {
+		int r = apply(cfg, &options[i], options[i].def, "default", err);
+		(void)r; /* the table's defaults are valid: see test_config */
+	}
+	for (size_t i = 0; i < OPTION_COUNT; i++) {
+		char name[64];
+		env_name(&options[i], name, sizeof name);
+		const char *v = env(name);
+		if (v && apply(cfg, &options[i], v, name, err))
+			return CONFIG_ERROR;
+	}
+	int i = 1;
+	if (i < argc && !strcmp(argv[i], "serve"))
+		i++;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(out);
+			return CONFIG_HELP;
+		}
+		if (!strcmp(a, "--version")) {
+			fprintf(out, "ringside %s\n", RINGSIDE_VERSION);
+			return CONFIG_VERSION;
+		}
+		const struct option_def *o = NULL;
+		const char *value = NULL;
+		if (a[0] == '-' && a[1] == '-') {
+			const char *eq = strchr(a + 2, '=');
+			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+			for (size_t k = 0; k < OPTION_COUNT; k++)
+				if (strlen(options[k].flag) == len && !strncmp(options[k].flag, a + 2, len))
+					o = &options[k];
+			if (eq)
+				value = eq + 1;
+		}
+		if (!o) {
+			fprintf(err, "ringside: unknown flag '%s' (see --help)\n", a);
+			return CONFIG_ERROR;
+		}
+		char flag[64];
+		snprintf(flag, sizeof flag, "--%s", o->flag);
+		if (!value) {
+			if (i + 1 >= argc) {
+				fprintf(err, "ringside: %s needs a value\n", flag);
+				return CONFIG_ERROR;
+			}
+			value = argv[++i];
+		}
+		if (apply(cfg, o, value, flag, err))
+			return CONFIG_ERROR;
+	}
+	if (cfg->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->workers = n > 0 ? (uint32_t)n : 1;
+	}
+	return CONFIG_SERVE;
+}

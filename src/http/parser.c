@@ -1,0 +1,1097 @@
+/*
+ * Strict, resumable HTTP/1.1 request-head parser and zero-copy chunked
+ * decoder (RFC 9112, RFC 9110). The contract is include/ringside/http_parser.h.
+ *
+ * Shape (nginx's ngx_http_parse_request_line): one switch over a state kept
+ * in the caller's struct, one byte of input per step, except where a state
+ * spends most of its time (method, target, field name, field value): there
+ * a tight loop over a 256-entry class table eats the run of ordinary bytes
+ * and only the byte that ends it goes back through the switch. Every byte
+ * is classified exactly once; a call resumes at p->pos, so feeding a head
+ * one byte at a time is O(n) in total.
+ *
+ * Only offsets are kept across calls: the caller may move the buffer.
+ * Semantic checks of the few header fields the server acts on run once per
+ * field line, when its CRLF has been seen, over the (already validated)
+ * value span.
+ */
+#include "ringside/http_parser.h"
+
+#include <limits.h>
+#include <string.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* ---- Byte classes ---- */
+
+enum {
+	K_TCHAR = 0x01,  /* token character, RFC 9110 5.6.2 */
+	K_VALUE = 0x02,  /* field-vchar / obs-text / SP / HTAB, RFC 9110 5.5 */
+	K_TARGET = 0x04, /* visible ASCII 0x21-0x7E: any request-target byte */
+	K_PATH = 0x08,   /* K_TARGET except '?' (ends the path) */
+	K_HOST = 0x10,   /* uri-host [":" port] bytes, RFC 3986 3.2.2 */
+	K_HEX = 0x20,    /* HEXDIG */
+	K_OWS = 0x40,    /* SP / HTAB, RFC 9110 5.6.3 */
+};
+
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define IS_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define IS_VCHAR(c) ((c) >= 0x21 && (c) <= 0x7e)
+#define IS_TCHAR(c)                                                        \
+	(IS_DIGIT(c) || IS_ALPHA(c) || (c) == '!' || (c) == '#' ||         \
+	 (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||          \
+	 (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' ||           \
+	 (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
+/* unreserved / pct-encoded / sub-delims, ":" for the port, "[" "]" for
+ * an IP-literal. */
+#define IS_HOSTCH(c)                                                       \
+	(IS_DIGIT(c) || IS_ALPHA(c) || (c) == '-' || (c) == '.' ||         \
+	 (c) == '_' || (c) == '~' || (c) == '%' || (c) == '!' ||           \
+	 (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' ||          \
+	 (c) == ')' || (c) == '*' || (c) == '+' || (c) == ',' ||           \
+	 (c) == ';' || (c) == '=' || (c) == ':' || (c) == '[' || (c) == ']')
+#define IS_HEX(c)                                                          \
+	(IS_DIGIT(c) || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
+
+#define CLS(c)                                                             \
+	((IS_TCHAR(c) ? K_TCHAR : 0) |                                     \
+	 (IS_VCHAR(c) || (c) >= 0x80 || (c) == ' ' || (c) == '\t' ? K_VALUE : 0) | \
+	 (IS_VCHAR(c) ? K_TARGET : 0) |                                    \
+	 (IS_VCHAR(c) && (c) != '?' ? K_PATH : 0) |                        \
+	 (IS_HOSTCH(c) ? K_HOST : 0) | (IS_HEX(c) ? K_HEX : 0) |           \
+	 ((c) == ' ' || (c) == '\t' ? K_OWS : 0))
+#define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
+#define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
+#define CLS64(c) CLS16(c), CLS16((c) + 16), CLS16((c) + 32), CLS16((c) + 48)
+
+static const uint8_t cls[256] = { CLS64(0), CLS64(64), CLS64(128), CLS64(192) };
+
+static inline unsigned char lower(unsigned char c)
+{
+	return (unsigned char)((unsigned)c - 'A' < 26u ? c + 32 : c);
+}
+
+/* Case-insensitive compare of s[0, n) with a lowercase literal. */
+static bool ci_eq(const unsigned char *s, size_t n, const char *lit, size_t litn)
+{
+	if (n != litn)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (lower(s[i]) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
+#define CI_EQ(s, n, lit) ci_eq((s), (n), lit, sizeof(lit) - 1)
+
+/*
+ * Next element of a comma-separated list (RFC 9110 5.6.1), OWS around it
+ * stripped. Empty elements come back with *elen == 0 (callers ignore
+ * them, as 5.6.1 asks). Start with *i = 0; returns false past the end.
+ */
+static bool list_next(const unsigned char *v, size_t len, size_t *i,
+		      size_t *eoff, size_t *elen)
+{
+	size_t j = *i, s, e;
+
+	if (j > len)
+		return false;
+	while (j < len && (cls[v[j]] & K_OWS))
+		j++;
+	s = j;
+	while (j < len && v[j] != ',')
+		j++;
+	e = j;
+	while (e > s && (cls[v[e - 1]] & K_OWS))
+		e--;
+	*eoff = s;
+	*elen = e - s;
+	*i = j + 1;
+	return true;
+}
+
+bool http_list_has_token(const char *value, size_t len, const char *token)
+{
+	const unsigned char *v = (const unsigned char *)value;
+	size_t tlen = strlen(token), i = 0, off, n;
+
+	while (list_next(v, len, &i, &off, &n)) {
+		if (n != tlen)
+			continue;
+		size_t k = 0;
+		while (k < n && lower(v[off + k]) == lower((unsigned char)token[k]))
+			k++;
+		if (k == n)
+			return true;
+	}
+	return false;
+}
+
+/* ---- Methods ---- */
+
+static const char *const method_names[HTTP_METHOD_COUNT] = {
+	[HTTP_METHOD_OTHER] = "OTHER",
+	[HTTP_GET] = "GET",
+	[HTTP_HEAD] = "HEAD",
+	[HTTP_POST] = "POST",
+	[HTTP_PUT] = "PUT",
+	[HTTP_DELETE] = "DELETE",
+	[HTTP_PATCH] = "PATCH",
+	[HTTP_OPTIONS] = "OPTIONS",
+	[HTTP_TRACE] = "TRACE",
+	[HTTP_CONNECT] = "CONNECT",
+};
+
+const char *http_method_name(enum http_method m)
+{
+	if ((unsigned)m >= HTTP_METHOD_COUNT)
+		return "OTHER";
+	return method_names[m];
+}
+
+/* Methods are case-sensitive (RFC 9110 9.1). */
+static enum http_method method_lookup(const unsigned char *s, size_t n)
+{
+#define M(lit, m)                                                          \
+	if (memcmp(s, lit, sizeof(lit) - 1) == 0)                          \
+		return m
+	switch (n) {
+	case 3:
+		M("GET", HTTP_GET);
+		M("PUT", HTTP_PUT);
+		break;
+	case 4:
+		M("HEAD", HTTP_HEAD);
+		M("POST", HTTP_POST);
+		break;
+	case 5:
+		M("PATCH", HTTP_PATCH);
+		M("TRACE", HTTP_TRACE);
+		break;
+	case 6:
+		M("DELETE", HTTP_DELETE);
+		break;
+	case 7:
+		M("OPTIONS", HTTP_OPTIONS);
+		M("CONNECT", HTTP_CONNECT);
+		break;
+	}
+#undef M
+	return HTTP_METHOD_OTHER;
+}
+
+/* Field names are case-insensitive (RFC 9110 5.1). */
+static int known_header(const unsigned char *s, size_t n)
+{
+	switch (n) {
+	case 4:
+		if (CI_EQ(s, n, "host"))
+			return HTTP_HDR_HOST;
+		break;
+	case 6:
+		if (CI_EQ(s, n, "accept"))
+			return HTTP_HDR_ACCEPT;
+		if (CI_EQ(s, n, "expect"))
+			return HTTP_HDR_EXPECT;
+		break;
+	case 10:
+		if (CI_EQ(s, n, "connection"))
+			return HTTP_HDR_CONNECTION;
+		break;
+	case 12:
+		if (CI_EQ(s, n, "content-type"))
+			return HTTP_HDR_CONTENT_TYPE;
+		break;
+	case 13:
+		if (CI_EQ(s, n, "authorization"))
+			return HTTP_HDR_AUTHORIZATION;
+		break;
+	case 14:
+		if (CI_EQ(s, n, "content-length"))
+			return HTTP_HDR_CONTENT_LENGTH;
+		break;
+	case 15:
+		if (CI_EQ(s, n, "accept-encoding"))
+			return HTTP_HDR_ACCEPT_ENCODING;
+		break;
+	case 17:
+		if (CI_EQ(s, n, "transfer-encoding"))
+			return HTTP_HDR_TRANSFER_ENCODING;
+		break;
+	}
+	return -1;
+}
+
+/* ---- Request head ---- */
+
+enum {
+	S_START = 0,      /* zeroed struct starts here */
+	S_START_LF,       /* CR of a leading empty line seen */
+	S_METHOD,
+	S_TARGET_START,
+	S_PATH,           /* origin-form or absolute-form path */
+	S_QUERY,
+	S_ASTERISK,       /* '*' seen, SP must follow */
+	S_ABS_SCHEME,     /* "http" / "https", case-insensitive */
+	S_ABS_SLASH1,
+	S_ABS_SLASH2,
+	S_ABS_AUTH_START,
+	S_ABS_AUTH,
+	S_AUTHORITY_FORM, /* CONNECT */
+	S_VERSION,        /* mark = first byte of HTTP-version */
+	S_RL_LF,
+	S_FIELD_START,
+	S_NAME,           /* mark = first byte of the field name */
+	S_VALUE_START,
+	S_VALUE,          /* mark2 = first byte of the field value */
+	S_VALUE_LF,
+	S_END_LF,
+	S_DONE,
+	S_ERROR,
+};
+
+/* p->flags */
+enum {
+	F_TE_CHUNKED = 1u << 0,  /* "chunked" seen: nothing may follow it */
+	F_TE_OTHER = 1u << 1,    /* a transfer coding we do not implement */
+	F_TE_ANY = 1u << 2,      /* a non-empty coding seen */
+	F_CONN_CLOSE = 1u << 3,
+	F_CONN_KEEP = 1u << 4,
+	F_EXPECT_100 = 1u << 5,
+	F_EXPECT_OTHER = 1u << 6,
+};
+
+/* RFC 9112 2.2: a server SHOULD ignore at least one empty line before the
+ * request-line; bound it so a stream of CRLFs cannot hold the slot. */
+#define MAX_LEADING_EMPTY_LINES 8u
+
+struct fail {
+	uint16_t status;
+	const char *why;
+};
+
+/*
+ * Content-Length = 1*DIGIT (RFC 9110 8.6), or a list of identical values
+ * (RFC 9112 6.3 item 5). Returns false if invalid, over 2^63-1, or the
+ * elements differ.
+ */
+static bool parse_content_length(const unsigned char *v, size_t len,
+				 uint64_t *out)
+{
+	size_t i = 0, off, n;
+	bool any = false;
+	uint64_t first = 0;
+
+	while (list_next(v, len, &i, &off, &n)) {
+		uint64_t x = 0;
+
+		if (n == 0)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			unsigned d = v[off + k] - (unsigned)'0';
+
+			if (d > 9)
+				return false;
+			if (x > ((uint64_t)INT64_MAX - d) / 10)
+				return false;
+			x = x * 10 + d;
+		}
+		if (any && x != first)
+			return false;
+		first = x;
+		any = true;
+	}
+	*out = first;
+	return any;
+}
+
+/*
+ * Acts on a complete line of a known header field; value is [off, end),
+ * already validated and trimmed. Runs once per such line.
+ */
+static bool on_known_field(struct http_parser *p, const unsigned char *b,
+			   uint32_t off, uint32_t end, struct fail *f)
+{
+	struct http_request *r = &p->req;
+	const unsigned char *v = b + off;
+	size_t len = end - off, i = 0, eo, n;
+	int h = p->field;
+
+	/* A value span never starts at offset 0 (the request line is there),
+	 * so off != 0 means "seen", even for an empty value. */
+	bool seen = r->hdr[h].off != 0;
+
+	switch (h) {
+	case HTTP_HDR_HOST:
+		/* RFC 9112 3.2: more than one Host line, or an invalid value,
+		 * is a 400. Host = uri-host [ ":" port ] (RFC 9110 7.2). */
+		if (seen) {
+			f->why = "repeated Host header field";
+			return false;
+		}
+		for (size_t k = 0; k < len; k++) {
+			if (!(cls[v[k]] & K_HOST)) {
+				f->why = "invalid Host header field value";
+				return false;
+			}
+		}
+		break;
+	case HTTP_HDR_CONTENT_LENGTH: {
+		uint64_t cl;
+
+		/* RFC 9112 6.1: CL with TE is a smuggling vector; we reject
+		 * instead of letting Transfer-Encoding win. */
+		if (r->hdr[HTTP_HDR_TRANSFER_ENCODING].off != 0) {
+			f->why = "Content-Length and Transfer-Encoding together";
+			return false;
+		}
+		if (!parse_content_length(v, len, &cl)) {
+			f->why = "invalid Content-Length";
+			return false;
+		}
+		/* RFC 9112 6.3 item 5: differing values are unrecoverable. */
+		if (r->has_content_length && cl != r->content_length) {
+			f->why = "differing Content-Length values";
+			return false;
+		}
+		r->has_content_length = true;
+		r->content_length = cl;
+		break;
+	}
+	case HTTP_HDR_TRANSFER_ENCODING:
+		/* RFC 9112 6.1: TE in HTTP/1.0 means the framing is faulty. */
+		if (r->version_minor == 0) {
+			f->why = "Transfer-Encoding in an HTTP/1.0 request";
+			return false;
+		}
+		if (r->has_content_length) {
+			f->why = "Content-Length and Transfer-Encoding together";
+			return false;
+		}
+		/* The codings of all TE lines form one list (RFC 9110 5.3);
+		 * chunked must be applied once, and last (RFC 9112 6.1). */
+		while (list_next(v, len, &i, &eo, &n)) {
+			if (n == 0)
+				continue;
+			if (!(cls[v[eo]] & K_TCHAR)) {
+				f->why = "invalid Transfer-Encoding";
+				return false;
+			}
+			if (p->flags & F_TE_CHUNKED) {
+				f->why = CI_EQ(v + eo, n, "chunked")
+						 ? "chunked applied more than once"
+						 : "chunked is not the final transfer coding";
+				return false;
+			}
+			p->flags |= F_TE_ANY;
+			if (CI_EQ(v + eo, n, "chunked"))
+				p->flags |= F_TE_CHUNKED;
+			else
+				p->flags |= F_TE_OTHER;
+		}
+		break;
+	case HTTP_HDR_CONNECTION:
+		/* RFC 9112 9.3 and 9.6. */
+		while (list_next(v, len, &i, &eo, &n)) {
+			if (CI_EQ(v + eo, n, "close"))
+				p->flags |= F_CONN_CLOSE;
+			else if (CI_EQ(v + eo, n, "keep-alive"))
+				p->flags |= F_CONN_KEEP;
+		}
+		break;
+	case HTTP_HDR_EXPECT:
+		/* RFC 9110 10.1.1: 100-continue is the only expectation. */
+		while (list_next(v, len, &i, &eo, &n)) {
+			if (n == 0)
+				continue;
+			if (CI_EQ(v + eo, n, "100-continue"))
+				p->flags |= F_EXPECT_100;
+			else
+				p->flags |= F_EXPECT_OTHER;
+		}
+		break;
+	default:
+		break;
+	}
+	if (!seen) {
+		r->hdr[h].off = off;
+		r->hdr[h].len = (uint32_t)len;
+	}
+	return true;
+}
+
+/* Checks that need the whole head; sets the derived fields. */
+static bool on_head_end(struct http_parser *p, struct fail *f)
+{
+	struct http_request *r = &p->req;
+
+	/* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. */
+	if (r->version_minor == 1 && r->hdr[HTTP_HDR_HOST].off == 0) {
+		f->status = 400;
+		f->why = "missing Host header field";
+		return false;
+	}
+	if (r->hdr[HTTP_HDR_TRANSFER_ENCODING].off != 0) {
+		if (!(p->flags & F_TE_ANY)) {
+			f->status = 400;
+			f->why = "empty Transfer-Encoding";
+			return false;
+		}
+		/* RFC 9112 6.1: a coding we do not understand is a 501. */
+		if (p->flags & F_TE_OTHER) {
+			f->status = 501;
+			f->why = "unsupported transfer coding";
+			return false;
+		}
+		r->chunked = true;
+	}
+	if (p->flags & F_EXPECT_OTHER) {
+		f->status = 417;
+		f->why = "unsupported expectation";
+		return false;
+	}
+	/* RFC 9110 10.1.1: ignore 100-continue from an HTTP/1.0 client. */
+	r->expect_continue = r->version_minor == 1 && (p->flags & F_EXPECT_100);
+	/* RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only with
+	 * "keep-alive". */
+	r->keep_alive = !(p->flags & F_CONN_CLOSE) &&
+			(r->version_minor == 1 || (p->flags & F_CONN_KEEP));
+	return true;
+}
+
+/* Ends of a run of K_PATH / K_TARGET / K_VALUE bytes in [pos, stop). */
+static inline size_t scan_class(const unsigned char *b, size_t pos,
+				size_t stop, uint8_t k)
+{
+#ifdef __SSE2__
+	/* 16 bytes at a time while they are all plainly in the class:
+	 * 0x21..0x7e for the target, 0x20..0xff minus 0x7f for a value. A
+	 * byte the vector test rejects (e.g. HTAB, '?', obs-text in a
+	 * target) goes to the scalar loop, which has the final word. */
+	if (k == K_PATH || k == K_TARGET || k == K_VALUE) {
+		const __m128i lo = _mm_set1_epi8(k == K_VALUE ? 0x20 : 0x21);
+		const __m128i del = _mm_set1_epi8(0x7f);
+		const __m128i qm = _mm_set1_epi8(k == K_PATH ? '?' : 0x7f);
+
+		while (stop - pos >= 16) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(b + pos));
+			/* x >= lo, unsigned */
+			__m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(x, lo), x);
+
+			if (k != K_VALUE) /* and x < 0x80 */
+				ok = _mm_and_si128(ok, _mm_cmpgt_epi8(x, _mm_setzero_si128()));
+			ok = _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(x, del),
+							   _mm_cmpeq_epi8(x, qm)),
+					      ok);
+			unsigned m = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
+			if (m != 0) {
+				pos += (unsigned)__builtin_ctz(m);
+				break;
+			}
+			pos += 16;
+		}
+	}
+#endif
+	while (pos < stop && (cls[b[pos]] & k))
+		pos++;
+	return pos;
+}
+
+#define FAIL(st, msg)                                                      \
+	do {                                                               \
+		f.status = (st);                                           \
+		f.why = (msg);                                             \
+		goto fail;                                                 \
+	} while (0)
+
+int http_parse_head(struct http_parser *p, const struct http_limits *lim,
+		    const char *buf, size_t len)
+{
+	static const struct http_limits defaults = {
+		HTTP_DEFAULT_MAX_HEAD_BYTES, HTTP_DEFAULT_MAX_TARGET_BYTES,
+		HTTP_DEFAULT_MAX_FIELDS
+	};
+	const unsigned char *b = (const unsigned char *)buf;
+	struct http_request *r = &p->req;
+	struct fail f = { 400, NULL };
+	unsigned state = p->state;
+	size_t pos = p->pos, end, max_head, tlim = SIZE_MAX;
+
+	if (state == S_DONE)
+		return (int)pos;
+	if (state == S_ERROR)
+		return HTTP_PARSE_ERROR;
+	if (!lim)
+		lim = &defaults;
+	/* The head length is returned as an int and spans are 32-bit. */
+	max_head = lim->max_head_bytes < INT_MAX ? lim->max_head_bytes : INT_MAX;
+	/* Never look past the head limit: the 431 is decided there. */
+	end = len < max_head ? len : max_head;
+	if (state >= S_PATH && state <= S_AUTHORITY_FORM)
+		tlim = (size_t)r->target.off + lim->max_target_bytes;
+
+	while (pos < end) {
+		unsigned c = b[pos];
+
+		switch (state) {
+		case S_START:
+			if (c == '\r') {
+				if (p->mark >= MAX_LEADING_EMPTY_LINES)
+					FAIL(400, "too many empty lines before the request line");
+				state = S_START_LF;
+				pos++;
+				break;
+			}
+			if (!(cls[c] & K_TCHAR))
+				FAIL(400, c == '\n' ? "bare LF in request line"
+						    : "invalid byte in method");
+			r->method_token.off = (uint32_t)pos;
+			state = S_METHOD;
+			pos++;
+			break;
+
+		case S_START_LF:
+			if (c != '\n')
+				FAIL(400, "bare CR in request line");
+			p->mark++;
+			state = S_START;
+			pos++;
+			break;
+
+		case S_METHOD:
+			pos = scan_class(b, pos, end, K_TCHAR);
+			if (pos == end)
+				break;
+			c = b[pos];
+			/* RFC 9112 3: method SP request-target SP version. */
+			if (c != ' ')
+				FAIL(400, c == '\n'   ? "bare LF in request line"
+					  : c == '\r' ? "malformed request line"
+						      : "invalid byte in method");
+			r->method_token.len = (uint32_t)(pos - r->method_token.off);
+			r->method = method_lookup(b + r->method_token.off,
+						  r->method_token.len);
+			state = S_TARGET_START;
+			pos++;
+			break;
+
+		case S_TARGET_START:
+			r->target.off = (uint32_t)pos;
+			tlim = pos + (size_t)lim->max_target_bytes;
+			if (c == ' ')
+				FAIL(400, "empty request-target");
+			if (!(cls[c] & K_TARGET))
+				FAIL(400, "invalid byte in request-target");
+			if (pos >= tlim)
+				FAIL(414, "request-target too long");
+			/* RFC 9112 3.2.3: CONNECT takes the authority-form. */
+			if (r->method == HTTP_CONNECT) {
+				state = S_AUTHORITY_FORM;
+			} else if (c == '/') { /* origin-form, 3.2.1 */
+				r->path.off = (uint32_t)pos;
+				state = S_PATH;
+			} else if (c == '*') { /* asterisk-form, 3.2.4 */
+				if (r->method != HTTP_OPTIONS)
+					FAIL(400, "asterisk-form request-target without OPTIONS");
+				r->path.off = (uint32_t)pos;
+				r->path.len = 1;
+				state = S_ASTERISK;
+			} else { /* absolute-form, 3.2.2 */
+				state = S_ABS_SCHEME;
+			}
+			pos++;
+			break;
+
+		case S_PATH:
+			pos = scan_class(b, pos, tlim < end ? tlim : end, K_PATH);
+			if (pos == end)
+				break;
+			c = b[pos];
+			if (c == ' ') {
+				r->path.len = (uint32_t)(pos - r->path.off);
+				goto target_done;
+			}
+			if (!(cls[c] & K_TARGET))
+				FAIL(400, "invalid byte in request-target");
+			if (pos >= tlim)
+				FAIL(414, "request-target too long");
+			/* c == '?': the query starts (RFC 3986 3.4). */
+			r->path.len = (uint32_t)(pos - r->path.off);
+			r->query.off = (uint32_t)pos + 1;
+			state = S_QUERY;
+			pos++;
+			break;
+
+		case S_QUERY:
+		case S_AUTHORITY_FORM:
+			pos = scan_class(b, pos, tlim < end ? tlim : end, K_TARGET);
+			if (pos == end)
+				break;
+			c = b[pos];
+			if (c != ' ') {
+				if (!(cls[c] & K_TARGET))
+					FAIL(400, "invalid byte in request-target");
+				FAIL(414, "request-target too long");
+			}
+			if (state == S_QUERY)
+				r->query.len = (uint32_t)(pos - r->query.off);
+			goto target_done;
+
+		case S_ASTERISK:
+			if (c != ' ')
+				FAIL(400, "invalid asterisk-form request-target");
+			goto target_done;
+
+		case S_ABS_SCHEME:
+		case S_ABS_SLASH1:
+		case S_ABS_SLASH2:
+		case S_ABS_AUTH_START:
+			/* Byte at a time: these are a handful of bytes. */
+			if (!(cls[c] & K_TARGET)) {
+				if (c == ' ' && state == S_ABS_AUTH_START)
+					FAIL(400, "empty host in absolute-form request-target");
+				FAIL(400, "invalid absolute-form request-target");
+			}
+			if (pos >= tlim)
+				FAIL(414, "request-target too long");
+			if (state == S_ABS_SCHEME) {
+				size_t i = pos - r->target.off;
+
+				if (i < 4) {
+					if (lower((unsigned char)c) != "http"[i])
+						FAIL(400, "invalid absolute-form request-target");
+				} else if (c == ':') {
+					state = S_ABS_SLASH1;
+				} else if (i != 4 || lower((unsigned char)c) != 's') {
+					FAIL(400, "invalid absolute-form request-target");
+				}
+			} else if (state != S_ABS_AUTH_START) {
+				if (c != '/')
+					FAIL(400, "invalid absolute-form request-target");
+				state++;
+			} else {
+				/* RFC 9110 4.2.1: reject an http(s) URI
+				 * with an empty host. */
+				if (c == '/' || c == '?')
+					FAIL(400, "empty host in absolute-form request-target");
+				if (!(cls[c] & K_HOST))
+					FAIL(400, "invalid authority in request-target");
+				state = S_ABS_AUTH;
+			}
+			pos++;
+			break;
+
+		case S_ABS_AUTH:
+			pos = scan_class(b, pos, tlim < end ? tlim : end, K_HOST);
+			if (pos == end)
+				break;
+			c = b[pos];
+			/* The path starts at the first '/' after the authority;
+			 * without one the path span stays empty. */
+			r->path.off = (uint32_t)pos;
+			if (c == ' ')
+				goto target_done;
+			if (!(cls[c] & K_TARGET))
+				FAIL(400, "invalid byte in request-target");
+			if (pos >= tlim)
+				FAIL(414, "request-target too long");
+			if (c == '/') {
+				state = S_PATH;
+			} else if (c == '?') {
+				r->query.off = (uint32_t)pos + 1;
+				state = S_QUERY;
+			} else {
+				/* '@' (userinfo, RFC 9110 4.2.4), '#', ... */
+				FAIL(400, "invalid authority in request-target");
+			}
+			pos++;
+			break;
+
+		target_done:
+			/* c == ' ' at pos */
+			r->target.len = (uint32_t)(pos - r->target.off);
+			pos++;
+			p->mark = (uint32_t)pos;
+			state = S_VERSION;
+			break;
+
+		case S_VERSION: {
+			/* RFC 9112 2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT,
+			 * case-sensitive. The usual case in one compare. */
+			size_t i = pos - p->mark;
+
+			if (i == 0 && end - pos >= 10) {
+				if (memcmp(b + pos, "HTTP/1.1\r\n", 10) == 0) {
+					r->version_minor = 1;
+					pos += 10;
+					state = S_FIELD_START;
+					break;
+				}
+				if (memcmp(b + pos, "HTTP/1.0\r\n", 10) == 0) {
+					r->version_minor = 0;
+					pos += 10;
+					state = S_FIELD_START;
+					break;
+				}
+			}
+			if (i < 5) {
+				if (c != (unsigned char)"HTTP/"[i])
+					FAIL(400, c == '\n' ? "bare LF in request line"
+							    : "malformed HTTP-version");
+			} else if (i == 5 || i == 7) {
+				if (!IS_DIGIT(c))
+					FAIL(400, c == '\n' ? "bare LF in request line"
+							    : "malformed HTTP-version");
+				if (i == 5)
+					p->mark2 = c - '0';
+				else
+					r->version_minor = (uint8_t)(c - '0');
+			} else if (i == 6) {
+				if (c != '.')
+					FAIL(400, c == '\n' ? "bare LF in request line"
+							    : "malformed HTTP-version");
+			} else {
+				if (c != '\r')
+					FAIL(400, c == '\n' ? "bare LF in request line"
+							    : "malformed HTTP-version");
+				/* Well-formed, but not ours: RFC 9110 15.6.6. */
+				if (p->mark2 != 1 || r->version_minor > 1)
+					FAIL(505, "HTTP version not supported");
+				state = S_RL_LF;
+			}
+			pos++;
+			break;
+		}
+
+		case S_RL_LF:
+			if (c != '\n')
+				FAIL(400, "bare CR in request line");
+			state = S_FIELD_START;
+			pos++;
+			break;
+
+		case S_FIELD_START:
+			if (cls[c] & K_TCHAR) {
+				if (r->field_count >= lim->max_fields)
+					FAIL(431, "too many header fields");
+				r->field_count++;
+				p->mark = (uint32_t)pos;
+				state = S_NAME;
+				pos++;
+				break;
+			}
+			if (c == '\r') {
+				state = S_END_LF;
+				pos++;
+				break;
+			}
+			/* RFC 9112 5.2: reject obs-fold. */
+			if (c == ' ' || c == '\t')
+				FAIL(400, "obsolete line folding in header section");
+			if (c == '\n')
+				FAIL(400, "bare LF in header section");
+			if (c == ':')
+				FAIL(400, "empty header field name");
+			FAIL(400, "invalid byte in header field name");
+
+		case S_NAME:
+			pos = scan_class(b, pos, end, K_TCHAR);
+			if (pos == end)
+				break;
+			c = b[pos];
+			if (c != ':') {
+				/* RFC 9112 5.1: no whitespace before the colon. */
+				if (c == ' ' || c == '\t')
+					FAIL(400, "whitespace between header field name and colon");
+				if (c == '\n')
+					FAIL(400, "bare LF in header section");
+				if (c == '\r')
+					FAIL(400, "header field line without a colon");
+				FAIL(400, "invalid byte in header field name");
+			}
+			p->field = (int16_t)known_header(b + p->mark, pos - p->mark);
+			state = S_VALUE_START;
+			pos++;
+			break;
+
+		case S_VALUE_START:
+			/* RFC 9112 5.1: OWS before the value is not part of it. */
+			while (cls[c] & K_OWS) {
+				if (++pos == end)
+					goto again;
+				c = b[pos];
+			}
+			p->mark2 = (uint32_t)pos;
+			state = S_VALUE;
+			/* fall through */
+		case S_VALUE:
+			pos = scan_class(b, pos, end, K_VALUE);
+			if (pos == end)
+				break;
+			c = b[pos];
+			if (c != '\r')
+				FAIL(400, c == '\n' ? "bare LF in header section"
+						    : "header field value contains a control character");
+			state = S_VALUE_LF;
+			pos++;
+			break;
+
+		case S_VALUE_LF: {
+			size_t vend = pos - 1;
+
+			if (c != '\n')
+				FAIL(400, "bare CR in header section");
+			/* Trailing OWS is not part of the value (RFC 9112 5.1);
+			 * only the whitespace run is read again. */
+			while (vend > p->mark2 && (cls[b[vend - 1]] & K_OWS))
+				vend--;
+			if (p->field >= 0 &&
+			    !on_known_field(p, b, p->mark2, (uint32_t)vend, &f))
+				goto fail;
+			state = S_FIELD_START;
+			pos++;
+			break;
+		}
+
+		case S_END_LF:
+			if (c != '\n')
+				FAIL(400, "bare CR in header section");
+			pos++;
+			if (!on_head_end(p, &f))
+				goto fail;
+			p->pos = (uint32_t)pos;
+			p->state = S_DONE;
+			return (int)pos;
+
+		default:
+			FAIL(400, "parser state corrupt");
+		}
+	}
+
+again:
+	/* Every byte up to the limit is valid and the head is not over: it
+	 * cannot end within max_head_bytes. Decided without waiting for the
+	 * byte past the limit, so a full buffer never stalls. */
+	if (pos >= max_head)
+		FAIL(431, "request head too large");
+	p->pos = (uint32_t)pos;
+	p->state = (uint16_t)state;
+	return HTTP_PARSE_AGAIN;
+
+fail:
+	p->pos = (uint32_t)pos;
+	p->state = S_ERROR;
+	p->error_status = f.status;
+	p->error = f.why;
+	return HTTP_PARSE_ERROR;
+}
+
+void http_parser_init(struct http_parser *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->field = -1;
+}
+
+/* ---- Chunked bodies (RFC 9112 7.1) ---- */
+
+enum {
+	C_SIZE_START = 0, /* zeroed struct starts here */
+	C_SIZE,
+	C_SIZE_WS,        /* BWS after the size, before ';' */
+	C_EXT,
+	C_SIZE_LF,
+	C_DATA,
+	C_DATA_CR,
+	C_DATA_LF,
+	C_TRAILER_START,
+	C_TRAILER_NAME,
+	C_TRAILER_VALUE,
+	C_TRAILER_LF,
+	C_END_LF,
+	C_DONE,
+	C_ERROR,
+};
+
+/* A chunk-size line (size and extensions) may be at most this long, and
+ * the trailer section at most TRAILER_MAX: extensions and trailers are
+ * skipped, so without a bound a client could stream them forever. */
+#define CHUNK_LINE_MAX 4096u
+#define TRAILER_MAX (8u * 1024u)
+
+#undef FAIL
+#define FAIL(st, msg)                                                      \
+	do {                                                               \
+		c->error_status = (st);                                    \
+		c->error = (msg);                                          \
+		goto fail;                                                 \
+	} while (0)
+
+ssize_t http_chunked_next(struct http_chunked *c, uint64_t max_body,
+			  const char *in, size_t len, struct http_span *data)
+{
+	const unsigned char *b = (const unsigned char *)in;
+	unsigned state = c->state;
+	uint32_t lb = c->line_bytes;
+	size_t pos = 0;
+	bool have_data = false;
+
+	if (data)
+		*data = (struct http_span){ 0, 0 };
+	if (state == C_ERROR)
+		return HTTP_PARSE_ERROR;
+	if (c->done)
+		return 0;
+
+	while (pos < len) {
+		unsigned ch = b[pos];
+
+		/* Every framing byte is counted against its bound. */
+		if (state <= C_SIZE_LF) {
+			if (++lb > CHUNK_LINE_MAX)
+				FAIL(400, "chunk size line too long");
+		} else if (state >= C_TRAILER_START) {
+			if (++lb > TRAILER_MAX)
+				FAIL(400, "trailer section too large");
+		}
+
+		switch (state) {
+		case C_SIZE_START:
+			/* chunk-size = 1*HEXDIG */
+			if (!(cls[ch] & K_HEX))
+				FAIL(400, ch == '\n' ? "bare LF in chunked body"
+						     : "invalid chunk size");
+			c->remaining = IS_DIGIT(ch) ? ch - '0' : (ch | 0x20) - 'a' + 10;
+			state = C_SIZE;
+			break;
+		case C_SIZE:
+			if (cls[ch] & K_HEX) {
+				if (c->remaining > UINT64_MAX >> 4)
+					FAIL(400, "chunk size too large");
+				c->remaining = c->remaining << 4 |
+					       (IS_DIGIT(ch) ? ch - '0' : (ch | 0x20) - 'a' + 10);
+			} else if (ch == ';') {
+				state = C_EXT;
+			} else if (ch == ' ' || ch == '\t') {
+				state = C_SIZE_WS;
+			} else if (ch == '\r') {
+				state = C_SIZE_LF;
+			} else {
+				FAIL(400, ch == '\n' ? "bare LF in chunked body"
+						     : "invalid chunk size");
+			}
+			break;
+		case C_SIZE_WS:
+			/* chunk-ext = *( BWS ";" ... ) (RFC 9112 7.1.1) */
+			if (ch == ';')
+				state = C_EXT;
+			else if (ch != ' ' && ch != '\t')
+				FAIL(400, "invalid chunk size");
+			break;
+		case C_EXT:
+			/* Extensions are skipped (RFC 9112 7.1.1 lets a
+			 * recipient ignore them); only the bytes are checked. */
+			if (ch == '\r')
+				state = C_SIZE_LF;
+			else if (!(cls[ch] & K_VALUE))
+				FAIL(400, ch == '\n' ? "bare LF in chunked body"
+						     : "control character in chunk extension");
+			break;
+		case C_SIZE_LF:
+			if (ch != '\n')
+				FAIL(400, "bare CR in chunked body");
+			lb = 0;
+			if (c->remaining == 0) {
+				state = C_TRAILER_START; /* last-chunk */
+				break;
+			}
+			/* Refuse before a byte of the chunk is read. */
+			if (c->remaining > max_body || c->total > max_body - c->remaining)
+				FAIL(413, "request body too large");
+			state = C_DATA;
+			break;
+		case C_DATA: {
+			size_t n = len - pos;
+
+			if (have_data) /* one data run per call */
+				goto out;
+			if (n > c->remaining)
+				n = (size_t)c->remaining;
+			if (n > UINT32_MAX)
+				n = UINT32_MAX;
+			if (data) {
+				data->off = (uint32_t)pos;
+				data->len = (uint32_t)n;
+			}
+			have_data = true;
+			c->remaining -= n;
+			c->total += n;
+			if (c->remaining == 0)
+				state = C_DATA_CR;
+			pos += n;
+			continue;
+		}
+		case C_DATA_CR:
+			if (ch != '\r')
+				FAIL(400, "missing CRLF after chunk data");
+			state = C_DATA_LF;
+			break;
+		case C_DATA_LF:
+			if (ch != '\n')
+				FAIL(400, "missing CRLF after chunk data");
+			lb = 0;
+			state = C_SIZE_START;
+			break;
+		case C_TRAILER_START:
+			/* trailer-section = *( field-line CRLF ), validated like
+			 * the header section, then dropped (RFC 9112 7.1.2). */
+			if (ch == '\r')
+				state = C_END_LF;
+			else if (cls[ch] & K_TCHAR)
+				state = C_TRAILER_NAME;
+			else if (ch == ' ' || ch == '\t')
+				FAIL(400, "obsolete line folding in trailer section");
+			else
+				FAIL(400, ch == '\n' ? "bare LF in chunked body"
+						     : "invalid byte in trailer field name");
+			break;
+		case C_TRAILER_NAME:
+			if (ch == ':')
+				state = C_TRAILER_VALUE;
+			else if (!(cls[ch] & K_TCHAR))
+				FAIL(400, ch == '\n' ? "bare LF in chunked body"
+						     : "invalid byte in trailer field name");
+			break;
+		case C_TRAILER_VALUE:
+			if (ch == '\r')
+				state = C_TRAILER_LF;
+			else if (!(cls[ch] & K_VALUE))
+				FAIL(400, ch == '\n' ? "bare LF in chunked body"
+						     : "trailer field value contains a control character");
+			break;
+		case C_TRAILER_LF:
+			if (ch != '\n')
+				FAIL(400, "bare CR in chunked body");
+			state = C_TRAILER_START;
+			break;
+		case C_END_LF:
+			if (ch != '\n')
+				FAIL(400, "bare CR in chunked body");
+			pos++;
+			state = C_DONE;
+			c->done = true;
+			goto out;
+		default:
+			FAIL(400, "chunked decoder state corrupt");
+		}
+		pos++;
+	}
+out:
+	c->state = (uint16_t)state;
+	c->line_bytes = lb;
+	return (ssize_t)pos;
+fail:
+	c->state = C_ERROR;
+	return HTTP_PARSE_ERROR;
+}

@@ -1,0 +1,195 @@
+#include "ringside/http_response.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "ringside/http_status.h"
+
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Bytes of the head apart from the content type, extra headers and the
+ * length digits: status line (at most ~60) and the fixed fields. */
+#define HEAD_FIXED_MAX 160u
+
+int http_reply(struct http_exchange *x, unsigned status, const char *content_type,
+	       const char *extra_headers, const void *body, size_t len)
+{
+	const char *reason = http_status_reason(status);
+	size_t ct_len = content_type ? strlen(content_type) : 0;
+	size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
+	size_t body_len = x->head_only ? 0 : len;
+	size_t need = HEAD_FIXED_MAX + strlen(reason) + ct_len + extra_len +
+		      x->request_id_len + body_len;
+	struct http_out *o = x->out;
+	if (need > o->cap - o->len)
+		return -ENOSPC;
+
+	char *p = o->buf + o->len;
+	p = PUT_LIT(p, "HTTP/1.1 ");
+	p = put_u64(p, status);
+	*p++ = ' ';
+	p = put(p, reason, strlen(reason));
+	p = PUT_LIT(p, "\r\n");
+	p = put(p, x->date_line, HTTP_DATE_LINE_LEN);
+	if (content_type) {
+		p = PUT_LIT(p, "Content-Type: ");
+		p = put(p, content_type, ct_len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	p = PUT_LIT(p, "Content-Length: ");
+	p = put_u64(p, len); /* HEAD: the length a GET would have (RFC 9110 9.3.2) */
+	p = PUT_LIT(p, "\r\nX-Request-Id: ");
+	p = put(p, x->request_id, x->request_id_len);
+	p = PUT_LIT(p, "\r\n");
+	if (x->close)
+		p = PUT_LIT(p, "Connection: close\r\n");
+	else if (x->keep_alive_10)
+		p = PUT_LIT(p, "Connection: keep-alive\r\n");
+	p = put(p, extra_headers, extra_len);
+	p = PUT_LIT(p, "\r\n");
+	p = put(p, body, body_len);
+	o->len = (uint32_t)(p - o->buf);
+	x->replied = true;
+	x->status = (uint16_t)status;
+	return 0;
+}
+
+size_t http_json_escape(char *out, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc = 0;
+		switch (c) {
+		case '"': esc = '"'; break;
+		case '\\': esc = '\\'; break;
+		case '\n': esc = 'n'; break;
+		case '\r': esc = 'r'; break;
+		case '\t': esc = 't'; break;
+		default: break;
+		}
+		if (esc) {
+			if (n + 2 > cap)
+				return (size_t)-1;
+			out[n++] = '\\';
+			out[n++] = esc;
+		} else if (c < 0x20) {
+			if (n + 6 > cap)
+				return (size_t)-1;
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[c >> 4];
+			out[n + 5] = hex[c & 15];
+			n += 6;
+		} else {
+			if (n + 1 > cap)
+				return (size_t)-1;
+			out[n++] = (char)c;
+		}
+	}
+	return n;
+}
+
+/* Appends `"key":"escaped",` to body; returns new length or (size_t)-1. */
+static size_t add_field(char *body, size_t n, size_t cap, const char *key, const char *value)
+{
+	size_t klen = strlen(key);
+	if (n + klen + 6 > cap)
+		return (size_t)-1;
+	body[n++] = '"';
+	memcpy(body + n, key, klen);
+	n += klen;
+	memcpy(body + n, "\":\"", 3);
+	n += 3;
+	size_t e = http_json_escape(body + n, cap - n - 2, value);
+	if (e == (size_t)-1)
+		return (size_t)-1;
+	n += e;
+	body[n++] = '"';
+	body[n++] = ',';
+	return n;
+}
+
+int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
+		     const char *message, const char *field, const char *hint,
+		     const char *extra_headers)
+{
+	char body[HTTP_RESPONSE_RESERVE / 2];
+	size_t n = 1;
+	body[0] = '{';
+	n = add_field(body, n, sizeof body, "code", code ? code : http_status_code(status));
+	if (n != (size_t)-1)
+		n = add_field(body, n, sizeof body, "message",
+			      message ? message : http_status_message(status));
+	if (n != (size_t)-1 && field)
+		n = add_field(body, n, sizeof body, "field", field);
+	if (n != (size_t)-1 && hint)
+		n = add_field(body, n, sizeof body, "hint", hint);
+	if (n != (size_t)-1)
+		n = add_field(body, n, sizeof body, "requestId", x->request_id);
+	if (n == (size_t)-1)
+		return -ENOSPC;
+	body[n - 1] = '}'; /* replaces the last comma */
+	return http_reply(x, status, "application/json", extra_headers, body, n);
+}
+
+int http_write_continue(struct http_out *out)
+{
+	static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	if (sizeof line - 1 > out->cap - out->len)
+		return -ENOSPC;
+	memcpy(out->buf + out->len, line, sizeof line - 1);
+	out->len += sizeof line - 1;
+	return 0;
+}
+
+void http_format_date_line(char out[HTTP_DATE_LINE_LEN], int64_t unix_seconds)
+{
+	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t t = (time_t)unix_seconds;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char *p = PUT_LIT(out, "Date: ");
+	p = put(p, days[tm.tm_wday], 3);
+	p = PUT_LIT(p, ", ");
+	*p++ = (char)('0' + tm.tm_mday / 10);
+	*p++ = (char)('0' + tm.tm_mday % 10);
+	*p++ = ' ';
+	p = put(p, months[tm.tm_mon], 3);
+	*p++ = ' ';
+	int y = tm.tm_year + 1900;
+	*p++ = (char)('0' + y / 1000 % 10);
+	*p++ = (char)('0' + y / 100 % 10);
+	*p++ = (char)('0' + y / 10 % 10);
+	*p++ = (char)('0' + y % 10);
+	*p++ = ' ';
+	const int hms[3] = {tm.tm_hour, tm.tm_min, tm.tm_sec};
+	for (int i = 0; i < 3; i++) {
+		*p++ = (char)('0' + hms[i] / 10);
+		*p++ = (char)('0' + hms[i] % 10);
+		*p++ = i < 2 ? ':' : ' ';
+	}
+	p = PUT_LIT(p, "GMT\r\n");
+}

@@ -1,0 +1,429 @@
+/*
+ * A connection's HTTP/1.1 life: heads parsed in place in the recv buffer
+ * (copied to the connection only when a head spans reads), bodies streamed
+ * to the handler, pipelined requests answered in order, deadlines, and
+ * the lingering close after a final response.
+ *
+ * Input invariant: `in` holds unconsumed bytes that start a request head
+ * (or, while output is blocked, the whole unread tail); the parser has
+ * validated exactly `parser.pos` of them. Nothing else keeps a recv buffer.
+ */
+#include "worker_int.h"
+
+#include <string.h>
+
+#include "ringside/log.h"
+
+static const char hex_digits[] = "0123456789abcdef";
+
+void conn_format_request_id(struct worker *w, struct http_exchange *x)
+{
+	/* req_ + process nonce (8 hex) + worker (2 hex) + sequence (10 hex):
+	 * unique per process lifetime without any shared counter. */
+	const size_t prefix = 14, total = 24;
+	memcpy(x->request_id, w->request_id_prefix, prefix);
+	uint64_t seq = ++w->request_seq;
+	for (size_t i = total; i-- > prefix; seq >>= 4)
+		x->request_id[i] = hex_digits[seq & 15];
+	x->request_id[total] = '\0';
+	x->request_id_len = (uint8_t)total;
+}
+
+static uint32_t out_room(const struct conn *c)
+{
+	return c->out.buf ? c->out.cap - c->out.len : OUT_BUF_SIZE;
+}
+
+static void ensure_out(struct worker *w, struct conn *c)
+{
+	if (!c->out.buf) {
+		c->out.buf = buf_pool_get(&w->out_pool);
+		c->out.cap = OUT_BUF_SIZE;
+		c->out.len = 0;
+		c->out_sent = 0;
+	}
+}
+
+static void release_in(struct worker *w, struct conn *c)
+{
+	if (c->in && c->in_len == 0) {
+		buf_pool_put(&w->in_pool, c->in);
+		c->in = NULL;
+	}
+}
+
+void conn_release_buffers(struct worker *w, struct conn *c)
+{
+	c->in_len = 0;
+	release_in(w, c);
+	if (c->out.buf) {
+		buf_pool_put(&w->out_pool, c->out.buf);
+		c->out.buf = NULL;
+		c->out.len = 0;
+		c->out_sent = 0;
+	}
+}
+
+static void begin_exchange(struct worker *w, struct conn *c, enum http_method m, bool close)
+{
+	c->x = (struct http_exchange){
+		.method = m,
+		.head_only = m == HTTP_HEAD,
+		.close = close || w->stopping,
+		.date_line = w->date_line,
+		.out = &c->out,
+	};
+	conn_format_request_id(w, &c->x);
+	ensure_out(w, c);
+}
+
+void conn_open(struct worker *w, struct conn *c)
+{
+	int fd = c->fd;
+	uint16_t gen = c->gen;
+	memset(c, 0, offsetof(struct conn, parser));
+	c->fd = fd;
+	c->gen = gen;
+	c->phase = PHASE_HEAD;
+	c->between_requests = true;
+	http_parser_init(&c->parser);
+	/* A connection that never sends a byte is dropped like an idle one. */
+	timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->header_timeout_ms);
+}
+
+/* Keeps p[0, n) for later. Returns false (and closes) if it cannot: only a
+ * client pipelining far ahead of reading its responses gets there. */
+static bool stash(struct worker *w, struct conn *c, const char *p, size_t n)
+{
+	if (!c->in)
+		c->in = buf_pool_get(&w->in_pool);
+	if (n > w->in_buf_size - c->in_len) {
+		log_warn("connection closed: pipelined input overflow", "worker=%u slot=%u",
+			 w->id, conn_slot(w, c));
+		worker_close(w, c);
+		return false;
+	}
+	memmove(c->in + c->in_len, p, n); /* p may point into `in` itself */
+	c->in_len += (uint32_t)n;
+	return true;
+}
+
+static void start_linger(struct worker *w, struct conn *c)
+{
+	c->phase = PHASE_LINGER;
+	timer_wheel_cancel(&w->wheel, &c->timer);
+}
+
+/* Answers with an error and ends the connection: used when the framing can
+ * no longer be trusted or a deadline passed. The exchange has begun. */
+static void fail(struct worker *w, struct conn *c, unsigned status, const char *message)
+{
+	c->x.close = true;
+	if (http_reply_error(&c->x, status, NULL, message, NULL, NULL, NULL) < 0) {
+		worker_close(w, c);
+		return;
+	}
+	log_debug("request rejected", "worker=%u status=%u reason=\"%s\" request_id=%s", w->id,
+		  status, message ? message : "", c->x.request_id);
+	c->close_after_send = true;
+	start_linger(w, c);
+	worker_send(w, c);
+}
+
+/* The same, for a head that never completed: no exchange began. */
+static void fail_head(struct worker *w, struct conn *c, unsigned status, const char *message)
+{
+	begin_exchange(w, c, HTTP_GET, true);
+	fail(w, c, status, message);
+}
+
+static void finish_request(struct worker *w, struct conn *c)
+{
+	struct http_exchange *x = &c->x;
+	ensure_out(w, c);
+	if (c->answer_status) {
+		char allow[96] = "";
+		if (c->answer_status == 405) {
+			memcpy(allow, "Allow: ", 7);
+			size_t n = router_format_allow(c->allow, allow + 7, sizeof allow - 9);
+			memcpy(allow + 7 + n, "\r\n", 3);
+		}
+		http_reply_error(x, c->answer_status, NULL, c->answer_message, NULL, NULL,
+				 allow[0] ? allow : NULL);
+	} else {
+		c->handler->on_request(x);
+	}
+	if (!x->replied)
+		http_reply_error(x, 500, NULL, NULL, NULL, NULL, NULL);
+	c->requests++;
+	w->requests_total++;
+	log_debug("request", "worker=%u method=%s route=%s status=%u request_id=%s", w->id,
+		  http_method_name(x->method), x->route ? x->route->pattern : "-", x->status,
+		  x->request_id);
+
+	c->body_kind = BODY_NONE;
+	c->answer_status = 0;
+	c->answer_message = NULL;
+	http_parser_init(&c->parser);
+	if (x->close) {
+		c->close_after_send = true;
+		start_linger(w, c);
+	} else {
+		c->phase = PHASE_HEAD;
+		c->between_requests = true;
+		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->keepalive_timeout_ms);
+	}
+}
+
+static void on_head(struct worker *w, struct conn *c, const char *base)
+{
+	const struct http_request *req = &c->parser.req;
+	begin_exchange(w, c, req->method, !req->keep_alive);
+	c->x.keep_alive_10 = req->version_minor == 0 && req->keep_alive;
+	c->handler = NULL;
+	c->answer_status = 0;
+	c->answer_message = NULL;
+
+	struct router_match m;
+	switch (router_match(w->router, req->method, base + req->path.off, req->path.len, &m)) {
+	case ROUTER_FOUND:
+		c->x.route = m.route;
+		c->handler = m.route->handler;
+		break;
+	case ROUTER_NOT_FOUND:
+		c->answer_status = 404;
+		break;
+	case ROUTER_METHOD_NOT_ALLOWED:
+		c->answer_status = 405;
+		c->allow = m.allow;
+		break;
+	}
+
+	c->body_kind = BODY_NONE;
+	if (req->chunked) {
+		c->body_kind = BODY_CHUNKED;
+		memset(&c->chunked, 0, sizeof c->chunked);
+	} else if (req->has_content_length && req->content_length > 0) {
+		if (req->content_length > w->cfg->max_body_bytes) {
+			/* Refuse before reading: the client may still be sending,
+			 * which the lingering close absorbs. */
+			fail(w, c, 413, "The request body is larger than the server accepts.");
+			return;
+		}
+		c->body_kind = BODY_LENGTH;
+		c->body_left = req->content_length;
+	}
+	if (c->handler && c->handler->on_head)
+		c->answer_status = (uint16_t)c->handler->on_head(&c->x, base, req);
+
+	if (c->body_kind == BODY_NONE) {
+		finish_request(w, c);
+		return;
+	}
+	/* RFC 9110 10.1.1: the client may wait for this before sending the
+	 * body. The reserve checked at head start leaves room for it. */
+	if (req->expect_continue && req->version_minor == 1)
+		http_write_continue(&c->out);
+	c->phase = PHASE_BODY;
+	timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->body_timeout_ms);
+}
+
+/* Consumes head bytes from p; returns how many. */
+static size_t feed_head(struct worker *w, struct conn *c, const char *p, size_t n)
+{
+	if (c->between_requests) {
+		/* The header deadline is absolute from the first byte, so a
+		 * client trickling bytes (slowloris) cannot extend it. */
+		c->between_requests = false;
+		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->header_timeout_ms);
+	}
+	int r;
+	if (c->in_len == 0) {
+		/* Fast path: the head is parsed where the kernel put it. */
+		r = http_parse_head(&c->parser, &w->limits, p, n);
+		if (r > 0) {
+			on_head(w, c, p);
+			return (size_t)r;
+		}
+		if (r == HTTP_PARSE_AGAIN)
+			stash(w, c, p, n);
+		else
+			fail_head(w, c, c->parser.error_status, c->parser.error);
+		return n;
+	}
+	/* The head spans reads: continue it in the connection's buffer. The
+	 * buffer holds max_header_bytes plus a recv buffer, and the parser
+	 * fails past max_header_bytes, so a head never outgrows it. */
+	size_t m = w->in_buf_size - c->in_len;
+	if (m > n)
+		m = n;
+	memcpy(c->in + c->in_len, p, m);
+	c->in_len += (uint32_t)m;
+	r = http_parse_head(&c->parser, &w->limits, c->in, c->in_len);
+	if (r > 0) {
+		/* The parser had seen all earlier bytes without finding the end,
+		 * so the bytes past the head all came from p. */
+		size_t past_head = c->in_len - (uint32_t)r;
+		on_head(w, c, c->in);
+		c->in_len = 0;
+		release_in(w, c);
+		return m - past_head;
+	}
+	if (r == HTTP_PARSE_ERROR)
+		fail_head(w, c, c->parser.error_status, c->parser.error);
+	return m;
+}
+
+static void deliver_body(struct conn *c, const char *data, size_t len)
+{
+	if (!c->answer_status && c->handler && c->handler->on_body)
+		c->answer_status = (uint16_t)c->handler->on_body(&c->x, data, len);
+}
+
+/* Consumes body bytes from p; returns how many. */
+static size_t feed_body(struct worker *w, struct conn *c, const char *p, size_t n)
+{
+	size_t used;
+	bool done;
+	if (c->body_kind == BODY_LENGTH) {
+		used = n < c->body_left ? n : (size_t)c->body_left;
+		deliver_body(c, p, used);
+		c->body_left -= used;
+		done = c->body_left == 0;
+	} else {
+		struct http_span data = {0, 0};
+		ssize_t r = http_chunked_next(&c->chunked, w->cfg->max_body_bytes, p, n, &data);
+		if (r < 0 || (r == 0 && !c->chunked.done)) {
+			fail(w, c, r < 0 ? c->chunked.error_status : 400, c->chunked.error);
+			return n;
+		}
+		if (data.len)
+			deliver_body(c, p + data.off, data.len);
+		used = (size_t)r;
+		done = c->chunked.done;
+	}
+	if (done)
+		finish_request(w, c);
+	else
+		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->body_timeout_ms);
+	return used;
+}
+
+static void consume(struct worker *w, struct conn *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t used;
+		if (c->phase == PHASE_HEAD) {
+			bool new_request = c->parser.pos == 0 && c->in_len == 0;
+			if (new_request && out_room(c) < HTTP_RESPONSE_RESERVE) {
+				/* Pipelined faster than the client reads: hold the
+				 * rest until the output drains (conn_on_sent). */
+				c->input_blocked = true;
+				stash(w, c, p, n);
+				return;
+			}
+			used = feed_head(w, c, p, n);
+		} else if (c->phase == PHASE_BODY) {
+			used = feed_body(w, c, p, n);
+		} else {
+			return; /* lingering or closing: the rest is discarded */
+		}
+		p += used;
+		n -= used;
+	}
+}
+
+void conn_on_input(struct worker *w, struct conn *c, const char *data, size_t len)
+{
+	if (c->input_blocked) {
+		stash(w, c, data, len);
+		return;
+	}
+	consume(w, c, data, len);
+	worker_send(w, c);
+}
+
+void conn_on_sent(struct worker *w, struct conn *c)
+{
+	if (c->out_sent < c->out.len) {
+		/* Short send, or responses appended meanwhile: send the rest. */
+		memmove(c->out.buf, c->out.buf + c->out_sent, c->out.len - c->out_sent);
+		c->out.len -= c->out_sent;
+		c->out_sent = 0;
+	} else {
+		c->out.len = c->out_sent = 0;
+	}
+	if (c->input_blocked && out_room(c) >= HTTP_RESPONSE_RESERVE) {
+		c->input_blocked = false;
+		uint32_t n = c->in_len;
+		c->in_len = 0; /* consume() re-stashes what it cannot use yet */
+		consume(w, c, c->in, n);
+		release_in(w, c);
+	}
+	if (c->phase == PHASE_CLOSING)
+		return;
+	if (c->out.len > 0) {
+		worker_send(w, c);
+		return;
+	}
+	if (c->close_after_send) {
+		c->close_after_send = false;
+		if (c->peer_eof) {
+			worker_close(w, c);
+			return;
+		}
+		worker_shutdown_write(w, c);
+		c->phase = PHASE_LINGER;
+		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + LINGER_MS);
+	} else if (w->stopping && c->phase == PHASE_HEAD && c->between_requests) {
+		worker_close(w, c);
+		return;
+	}
+	if (c->out.buf) {
+		buf_pool_put(&w->out_pool, c->out.buf);
+		c->out.buf = NULL;
+	}
+}
+
+void conn_on_eof(struct worker *w, struct conn *c)
+{
+	c->peer_eof = true;
+	if (c->send_busy || c->out.len > c->out_sent) {
+		/* Answer what was asked, then close: the client only shut its
+		 * sending side. A half-received request is dropped. */
+		c->close_after_send = true;
+		if (c->phase != PHASE_LINGER)
+			start_linger(w, c);
+		return;
+	}
+	worker_close(w, c);
+}
+
+void conn_on_timer(struct worker *w, struct conn *c)
+{
+	switch (c->phase) {
+	case PHASE_HEAD:
+		if (c->between_requests) {
+			worker_close(w, c); /* idle keep-alive: nothing to say */
+			return;
+		}
+		fail_head(w, c, 408, "The request head was not received in time.");
+		return;
+	case PHASE_BODY:
+		fail(w, c, 408, "The request body was not received in time.");
+		return;
+	default:
+		worker_close(w, c); /* lingering is over */
+	}
+}
+
+void conn_on_stop(struct worker *w, struct conn *c)
+{
+	if (c->phase == PHASE_HEAD && c->between_requests && !c->send_busy &&
+	    c->out.len == c->out_sent) {
+		worker_close(w, c);
+		return;
+	}
+	/* In flight: its response says Connection: close, then we close. */
+	c->x.close = true;
+}

@@ -1,0 +1,694 @@
+/*
+ * The io_uring side of a worker: ring set-up, the accept/recv/send/close
+ * operations, the buffer ring, the timer tick and shutdown. What a
+ * connection's bytes mean is conn.c's business.
+ */
+#include "worker_int.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringside/log.h"
+
+#define SQ_ENTRIES 4096u
+#define CQ_ENTRIES (4u * SQ_ENTRIES)
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- buffer pools ---- */
+
+static int buf_pool_init(struct buf_pool *p, uint32_t size, uint32_t count)
+{
+	p->size = size;
+	p->count = count;
+	p->base = mmap(NULL, (size_t)size * count, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->base == MAP_FAILED)
+		return -errno;
+	p->free = calloc(count, sizeof *p->free);
+	if (!p->free) {
+		munmap(p->base, (size_t)size * count);
+		return -ENOMEM;
+	}
+	/* Lowest index on top, so a quiet server touches few pages. */
+	for (uint32_t i = 0; i < count; i++)
+		p->free[i] = count - 1 - i;
+	p->free_top = count;
+	return 0;
+}
+
+static void buf_pool_fini(struct buf_pool *p)
+{
+	if (p->base && p->base != MAP_FAILED)
+		munmap(p->base, (size_t)p->size * p->count);
+	free(p->free);
+}
+
+char *buf_pool_get(struct buf_pool *p)
+{
+	/* Sized one buffer per connection slot, so it cannot run dry. */
+	if (p->free_top == 0)
+		return NULL;
+	return p->base + (size_t)p->free[--p->free_top] * p->size;
+}
+
+void buf_pool_put(struct buf_pool *p, char *buf)
+{
+	p->free[p->free_top++] = (uint32_t)((size_t)(buf - p->base) / p->size);
+}
+
+uint32_t conn_slot(const struct worker *w, const struct conn *c)
+{
+	return (uint32_t)(c - w->conns);
+}
+
+/* ---- submission ---- */
+
+/* A free SQE; when the SQ is full, submit what is queued and retry. */
+static struct io_uring_sqe *get_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	while (!sqe) {
+		int r = io_uring_submit(&w->ring);
+		if (r < 0 && r != -EBUSY && r != -EINTR)
+			log_error("io_uring submit failed", "worker=%u err=%d", w->id, -r);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+static void arm_accept(struct worker *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+	io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_encode(OP_ACCEPT, 0, 0));
+	w->accept_armed = true;
+}
+
+static void arm_recv(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = RECV_BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, ud_encode(OP_RECV, conn_slot(w, c), c->gen));
+	c->recv_armed = true;
+}
+
+static void arm_timer(struct worker *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+	io_uring_prep_timeout(sqe, &w->tick, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(OP_TIMER, 0, 0));
+}
+
+static void arm_wake(struct worker *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+	io_uring_prep_read(sqe, w->wake_fd, &w->wake_value, sizeof w->wake_value, 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(OP_WAKE, 0, 0));
+}
+
+void worker_send(struct worker *w, struct conn *c)
+{
+	if (c->send_busy || c->phase == PHASE_CLOSING || c->out.len == c->out_sent)
+		return;
+	struct io_uring_sqe *sqe = get_sqe(w);
+	io_uring_prep_send(sqe, c->fd, c->out.buf + c->out_sent,
+			   c->out.len - c->out_sent, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, conn_slot(w, c), c->gen));
+	c->send_busy = true;
+}
+
+void worker_shutdown_write(struct worker *w, struct conn *c)
+{
+	(void)w;
+	/* Sends our FIN at once; rare (closing responses only), so a plain
+	 * syscall is simpler than another operation to track. */
+	shutdown(c->fd, SHUT_WR);
+}
+
+/*
+ * Cancels whatever is outstanding on the fd and closes it. The close is
+ * hard-linked to the cancel so it runs even when there was nothing to
+ * cancel. The slot is reused only when every CQE of this connection is in
+ * (see maybe_free_slot), never while the kernel may still write to it.
+ */
+void worker_close(struct worker *w, struct conn *c)
+{
+	if (c->phase == PHASE_CLOSING)
+		return;
+	c->phase = PHASE_CLOSING;
+	timer_wheel_cancel(&w->wheel, &c->timer);
+	uint64_t ud = ud_encode(OP_CLOSE, conn_slot(w, c), c->gen);
+	if (c->recv_armed || c->send_busy) {
+		struct io_uring_sqe *cancel = get_sqe(w);
+		io_uring_prep_cancel_fd(cancel, c->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(cancel, ud_encode(OP_CANCEL, UINT32_MAX, 0));
+		cancel->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+	}
+	struct io_uring_sqe *sqe = get_sqe(w);
+	io_uring_prep_close(sqe, c->fd);
+	io_uring_sqe_set_data64(sqe, ud);
+	c->close_pending = true;
+}
+
+static void maybe_free_slot(struct worker *w, struct conn *c)
+{
+	if (c->phase != PHASE_CLOSING || c->close_pending || c->recv_armed || c->send_busy)
+		return;
+	conn_release_buffers(w, c);
+	c->phase = PHASE_FREE;
+	c->fd = -1;
+	c->gen++;
+	w->free_slots[w->free_top++] = conn_slot(w, c);
+	w->open_conns--;
+}
+
+/* ---- completions ---- */
+
+static void return_recv_buffer(struct worker *w, uint32_t bid)
+{
+	io_uring_buf_ring_add(w->recv_ring, w->recv_bufs + (size_t)bid * RECV_BUF_SIZE,
+			      RECV_BUF_SIZE, (unsigned short)bid,
+			      io_uring_buf_ring_mask(RECV_BUF_COUNT), (int)w->recv_returned);
+	w->recv_returned++;
+}
+
+/* The slab is full: say so in a canned 503 and close, without a slot. */
+static void reject_connection(struct worker *w, int fd)
+{
+	char buf[512];
+	struct http_out out = {buf, 0, sizeof buf};
+	struct http_exchange x = {.close = true, .date_line = w->date_line, .out = &out};
+	conn_format_request_id(w, &x);
+	if (http_reply_error(&x, 503, NULL, "Too many open connections. Retry later.", NULL,
+			     NULL, "Retry-After: 1\r\n") == 0) {
+		ssize_t n = send(fd, out.buf, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)n;
+	}
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		w->accept_armed = false;
+		if (!w->stopping) {
+			arm_accept(w);
+		} else if (w->listen_fd >= 0) {
+			/* New connections now get a refusal, not a wait. */
+			close(w->listen_fd);
+			w->listen_fd = -1;
+		}
+	}
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			log_warn("accept failed", "worker=%u err=%d", w->id, -cqe->res);
+		return;
+	}
+	int fd = cqe->res;
+	if (w->stopping) {
+		close(fd);
+		return;
+	}
+	if (w->free_top == 0) {
+		log_warn("connection refused: all slots busy", "worker=%u slots=%u", w->id,
+			 w->conn_count);
+		reject_connection(w, fd);
+		return;
+	}
+	struct conn *c = &w->conns[w->free_slots[--w->free_top]];
+	w->open_conns++;
+	c->fd = fd;
+	conn_open(w, c);
+	arm_recv(w, c);
+}
+
+static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (!more)
+		c->recv_armed = false;
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (cqe->res > 0 && c->phase != PHASE_CLOSING)
+			conn_on_input(w, c, w->recv_bufs + (size_t)bid * RECV_BUF_SIZE,
+				      (size_t)cqe->res);
+		return_recv_buffer(w, bid);
+	}
+	if (c->phase == PHASE_CLOSING) {
+		maybe_free_slot(w, c);
+		return;
+	}
+	if (cqe->res == 0) {
+		conn_on_eof(w, c);
+	} else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
+		/* -ECONNRESET and friends: nobody left to answer. */
+		worker_close(w, c);
+	} else if (!more && !c->recv_armed && c->phase != PHASE_CLOSING) {
+		/* The multishot ended (-ENOBUFS, or the kernel's choice): re-arm.
+		 * Buffers come back at the end of this loop, before the submit. */
+		arm_recv(w, c);
+	}
+	maybe_free_slot(w, c);
+}
+
+static void on_send(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+{
+	c->send_busy = false;
+	if (c->phase == PHASE_CLOSING) {
+		maybe_free_slot(w, c);
+		return;
+	}
+	if (cqe->res < 0) {
+		worker_close(w, c);
+		return;
+	}
+	c->out_sent += (uint32_t)cqe->res;
+	conn_on_sent(w, c);
+}
+
+static void fire_timer(struct timer_node *n, void *ctx)
+{
+	struct worker *w = ctx;
+	struct conn *c = (struct conn *)(void *)((char *)n - offsetof(struct conn, timer));
+	conn_on_timer(w, c);
+}
+
+static void begin_stop(struct worker *w)
+{
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_timeout_ms;
+	if (w->accept_armed) {
+		struct io_uring_sqe *sqe = get_sqe(w);
+		io_uring_prep_cancel64(sqe, ud_encode(OP_ACCEPT, 0, 0), 0);
+		io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, 0, 0));
+	}
+	for (uint32_t i = 0; i < w->conn_count; i++)
+		if (w->conns[i].phase != PHASE_FREE)
+			conn_on_stop(w, &w->conns[i]);
+}
+
+static void on_tick(struct worker *w)
+{
+	timer_wheel_advance(&w->wheel, w->now_ms, fire_timer, w);
+	if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
+		/* Out of time: close what is left, whatever it is doing. */
+		for (uint32_t i = 0; i < w->conn_count; i++)
+			if (w->conns[i].phase != PHASE_FREE)
+				worker_close(w, &w->conns[i]);
+	}
+	arm_timer(w);
+}
+
+static void handle_cqe(struct worker *w, struct io_uring_cqe *cqe)
+{
+	union user_data ud = ud_decode(io_uring_cqe_get_data64(cqe));
+	struct conn *c = NULL;
+	if (ud.op == OP_RECV || ud.op == OP_SEND || ud.op == OP_CLOSE) {
+		c = &w->conns[ud.slot];
+		if (c->gen != ud.gen || c->phase == PHASE_FREE) {
+			/* Cannot happen: a slot is freed only after its last CQE.
+			 * Still return a buffer rather than leak it. */
+			if (cqe->flags & IORING_CQE_F_BUFFER)
+				return_recv_buffer(w, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+			log_error("stale completion", "worker=%u op=%u slot=%u", w->id, ud.op,
+				  ud.slot);
+			return;
+		}
+	}
+	switch (ud.op) {
+	case OP_ACCEPT:
+		on_accept(w, cqe);
+		break;
+	case OP_RECV:
+		on_recv(w, c, cqe);
+		break;
+	case OP_SEND:
+		on_send(w, c, cqe);
+		break;
+	case OP_CLOSE:
+		c->close_pending = false;
+		maybe_free_slot(w, c);
+		break;
+	case OP_TIMER:
+		on_tick(w);
+		break;
+	case OP_WAKE:
+		begin_stop(w);
+		break;
+	case OP_CANCEL:
+		break; /* a cancel that found nothing: the op already ended */
+	default:
+		log_error("unknown completion", "worker=%u op=%u", w->id, ud.op);
+	}
+}
+
+static void refresh_clock(struct worker *w)
+{
+	w->now_ms = monotonic_ms();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	if (ts.tv_sec != w->date_second) {
+		w->date_second = ts.tv_sec;
+		http_format_date_line(w->date_line, ts.tv_sec);
+	}
+}
+
+static void run_loop(struct worker *w)
+{
+	for (;;) {
+		if (w->stopping && w->open_conns == 0 && !w->accept_armed)
+			break;
+		if (w->stopping && w->now_ms > w->stop_deadline_ms + 1000) {
+			log_error("shutdown: connections still open after force-close",
+				  "worker=%u open=%u", w->id, w->open_conns);
+			break;
+		}
+		int r = io_uring_submit_and_wait(&w->ring, 1);
+		if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME) {
+			log_error("io_uring wait failed", "worker=%u err=%d", w->id, -r);
+			break;
+		}
+		refresh_clock(w);
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			handle_cqe(w, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&w->ring, seen);
+		if (w->recv_returned) {
+			io_uring_buf_ring_advance(w->recv_ring, (int)w->recv_returned);
+			w->recv_returned = 0;
+		}
+	}
+}
+
+/* ---- set-up ---- */
+
+static int setup_ring(struct worker *w)
+{
+	struct io_uring_params p = {0};
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		  IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+	p.cq_entries = CQ_ENTRIES;
+	int r = io_uring_queue_init_params(SQ_ENTRIES, &w->ring, &p);
+	if (r == -EINVAL) {
+		/* Kernels before 6.1 lack DEFER_TASKRUN. */
+		memset(&p, 0, sizeof p);
+		p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+		p.cq_entries = CQ_ENTRIES;
+		r = io_uring_queue_init_params(SQ_ENTRIES, &w->ring, &p);
+	}
+	if (r < 0)
+		return r;
+
+	size_t ring_bytes = RECV_BUF_COUNT * sizeof(struct io_uring_buf);
+	w->recv_ring = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	w->recv_bufs = mmap(NULL, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE,
+			    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->recv_ring == MAP_FAILED || w->recv_bufs == MAP_FAILED)
+		return -ENOMEM;
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (unsigned long)w->recv_ring,
+		.ring_entries = RECV_BUF_COUNT,
+		.bgid = RECV_BUF_GROUP,
+	};
+	r = io_uring_register_buf_ring(&w->ring, &reg, 0);
+	if (r < 0)
+		return r;
+	io_uring_buf_ring_init(w->recv_ring);
+	for (uint32_t i = 0; i < RECV_BUF_COUNT; i++)
+		return_recv_buffer(w, i);
+	io_uring_buf_ring_advance(w->recv_ring, (int)w->recv_returned);
+	w->recv_returned = 0;
+	return 0;
+}
+
+static int setup_worker_memory(struct worker *w, uint32_t slots)
+{
+	w->conn_count = slots;
+	if (posix_memalign((void **)&w->conns, 64, (size_t)slots * sizeof *w->conns))
+		return -ENOMEM;
+	memset(w->conns, 0, (size_t)slots * sizeof *w->conns);
+	w->free_slots = calloc(slots, sizeof *w->free_slots);
+	if (!w->free_slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < slots; i++) {
+		w->conns[i].fd = -1;
+		w->free_slots[i] = slots - 1 - i;
+	}
+	w->free_top = slots;
+	/* A connection holds at most one of each; room for a whole head plus
+	 * one recv buffer that arrives while it waits. */
+	w->in_buf_size = w->cfg->max_header_bytes + RECV_BUF_SIZE;
+	int r = buf_pool_init(&w->in_pool, w->in_buf_size, slots);
+	if (r == 0)
+		r = buf_pool_init(&w->out_pool, OUT_BUF_SIZE, slots);
+	return r;
+}
+
+static void worker_fini(struct worker *w)
+{
+	if (w->ring.ring_fd > 0)
+		io_uring_queue_exit(&w->ring);
+	if (w->recv_ring && w->recv_ring != MAP_FAILED)
+		munmap(w->recv_ring, RECV_BUF_COUNT * sizeof(struct io_uring_buf));
+	if (w->recv_bufs && w->recv_bufs != MAP_FAILED)
+		munmap(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE);
+	buf_pool_fini(&w->in_pool);
+	buf_pool_fini(&w->out_pool);
+	free(w->conns);
+	free(w->free_slots);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	if (w->listen_fd >= 0)
+		close(w->listen_fd);
+}
+
+static void report_started(struct worker *w, int err)
+{
+	struct ring_server *s = w->server;
+	pthread_mutex_lock(&s->lock);
+	if (err)
+		s->failed++;
+	else
+		s->started++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	if (w->cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(w->cpu, &set);
+		pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+	}
+	/* The ring is made here: SINGLE_ISSUER binds it to its creator. */
+	int r = setup_ring(w);
+	if (r < 0) {
+		log_error("io_uring set-up failed", "worker=%u err=%d hint=\"%s\"", w->id, -r,
+			  "needs Linux 6.0+ with io_uring enabled (sysctl kernel.io_uring_disabled=0)");
+		report_started(w, r);
+		return NULL;
+	}
+	refresh_clock(w);
+	timer_wheel_init(&w->wheel, w->now_ms, TICK_MS);
+	arm_accept(w);
+	arm_timer(w);
+	arm_wake(w);
+	report_started(w, 0);
+	run_loop(w);
+	return NULL;
+}
+
+/* The port is checked once without SO_REUSEPORT, so a second Ringside (or
+ * anything else) on the same port is an error, not a silent share. */
+static int probe_port(const struct sockaddr_in *addr, uint16_t *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in a = *addr;
+	socklen_t len = sizeof a;
+	int r = 0;
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		r = -errno;
+	else
+		*port = ntohs(a.sin_port);
+	close(fd);
+	return r;
+}
+
+static int open_listener(const struct sockaddr_in *addr, uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	struct sockaddr_in a = *addr;
+	a.sin_port = htons(port);
+	/* TCP_NODELAY is inherited by accepted sockets: responses go out
+	 * whole, in one send, so Nagle would only add delay. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* CPUs this process may run on, in order; worker i is pinned to the
+ * i-th (mod their number). Returns -1 if it cannot tell. */
+static int cpu_for_worker(uint32_t i)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) < 0)
+		return -1;
+	int n = CPU_COUNT(&set);
+	if (n <= 0)
+		return -1;
+	int want = (int)(i % (uint32_t)n);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &set) && want-- == 0)
+			return cpu;
+	return -1;
+}
+
+int ring_server_start(struct ring_server *s, const struct config *cfg,
+		      const struct router *router)
+{
+	memset(s, 0, sizeof *s);
+	s->cfg = cfg;
+	s->router = router;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	int r = probe_port(&cfg->listen, &s->port);
+	if (r < 0) {
+		log_error("cannot listen", "addr=%s err=\"%s\"", cfg->listen_text, strerror(-r));
+		return r;
+	}
+	uint32_t n = cfg->workers;
+	uint32_t slots = (cfg->max_connections + n - 1) / n;
+	uint32_t nonce;
+	if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce)
+		nonce = (uint32_t)monotonic_ms() ^ (uint32_t)getpid();
+	s->workers = calloc(n, sizeof *s->workers);
+	if (!s->workers)
+		return -ENOMEM;
+	s->worker_count = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct worker *w = NULL;
+		if (posix_memalign((void **)&w, 64, sizeof *w)) {
+			r = -ENOMEM;
+			break;
+		}
+		memset(w, 0, sizeof *w);
+		s->workers[i] = w;
+		w->server = s;
+		w->cfg = cfg;
+		w->router = router;
+		w->id = i;
+		w->cpu = cpu_for_worker(i);
+		w->wake_fd = -1;
+		w->listen_fd = -1;
+		w->limits = (struct http_limits){
+			.max_head_bytes = cfg->max_header_bytes,
+			.max_target_bytes = HTTP_DEFAULT_MAX_TARGET_BYTES,
+			.max_fields = HTTP_DEFAULT_MAX_FIELDS,
+		};
+		w->tick = (struct __kernel_timespec){.tv_nsec = TICK_MS * 1000000L};
+		snprintf(w->request_id_prefix, sizeof w->request_id_prefix, "req_%08x%02x",
+			 nonce, i & 0xff);
+		w->listen_fd = open_listener(&cfg->listen, s->port);
+		if (w->listen_fd < 0) {
+			r = w->listen_fd;
+			log_error("cannot listen", "addr=%s err=\"%s\"", cfg->listen_text,
+				  strerror(-r));
+			break;
+		}
+		w->wake_fd = eventfd(0, EFD_CLOEXEC);
+		if (w->wake_fd < 0 || (r = setup_worker_memory(w, slots)) < 0) {
+			r = r < 0 ? r : -errno;
+			log_error("worker set-up failed", "worker=%u err=\"%s\"", i, strerror(-r));
+			break;
+		}
+		if ((r = -pthread_create(&w->thread, NULL, worker_main, w)) < 0) {
+			log_error("cannot start worker", "worker=%u err=\"%s\"", i, strerror(-r));
+			break;
+		}
+		pthread_mutex_lock(&s->lock);
+		while (s->started + s->failed <= i)
+			pthread_cond_wait(&s->cond, &s->lock);
+		r = s->failed ? -EIO : 0;
+		pthread_mutex_unlock(&s->lock);
+		if (r < 0) {
+			pthread_join(w->thread, NULL);
+			w->thread = 0;
+			break;
+		}
+	}
+	if (r < 0) {
+		ring_server_stop(s);
+		ring_server_wait(s);
+	}
+	return r;
+}
+
+void ring_server_stop(struct ring_server *s)
+{
+	for (uint32_t i = 0; i < s->worker_count; i++) {
+		struct worker *w = s->workers[i];
+		if (w && w->wake_fd >= 0) {
+			uint64_t one = 1;
+			ssize_t n = write(w->wake_fd, &one, sizeof one);
+			(void)n;
+		}
+	}
+}
+
+void ring_server_wait(struct ring_server *s)
+{
+	for (uint32_t i = 0; i < s->worker_count; i++) {
+		struct worker *w = s->workers[i];
+		if (!w)
+			continue;
+		if (w->thread)
+			pthread_join(w->thread, NULL);
+		worker_fini(w);
+		free(w);
+	}
+	free(s->workers);
+	s->workers = NULL;
+	s->worker_count = 0;
+}

@@ -1,0 +1,173 @@
+/*
+ * Private to src/ring: the worker (worker.c: ring, accept, buffers,
+ * timers, close, shutdown) and a connection's HTTP life (conn.c).
+ */
+#ifndef RINGSIDE_WORKER_INT_H
+#define RINGSIDE_WORKER_INT_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ringside/config.h"
+#include "ringside/http_parser.h"
+#include "ringside/http_response.h"
+#include "ringside/ring.h"
+#include "ringside/router.h"
+#include "ringside/timer_wheel.h"
+
+/* Provided recv buffers, per worker. Each is handed back to the kernel as
+ * soon as its bytes are parsed or copied, so the count only has to cover
+ * the CQEs of one loop iteration. */
+#define RECV_BUF_SIZE (16u * 1024u)
+#define RECV_BUF_COUNT 1024u /* power of two */
+#define RECV_BUF_GROUP 0
+
+/* Output buffer of a connection with a response in progress. */
+#define OUT_BUF_SIZE (64u * 1024u)
+
+#define TICK_MS 50u
+/* After a response that closes the connection: how long to drain what the
+ * client is still sending, so our response is not destroyed by a RST
+ * (nginx's lingering close). */
+#define LINGER_MS 2000u
+
+/* io_uring user_data: which operation, on which slot, of which generation.
+ * The generation guards against a CQE of a slot's previous connection. */
+enum op {
+	OP_ACCEPT = 1,
+	OP_RECV,
+	OP_SEND,
+	OP_CLOSE,  /* the cancel (hard-linked) and the close of a connection */
+	OP_TIMER,
+	OP_WAKE,
+	OP_CANCEL, /* the result of a cancel: nothing to act on */
+};
+
+union user_data {
+	uint64_t u64;
+	struct {
+		uint32_t slot;
+		uint16_t gen;
+		uint8_t op;
+		uint8_t unused;
+	};
+};
+
+static inline uint64_t ud_encode(enum op op, uint32_t slot, uint16_t gen)
+{
+	union user_data u = {.slot = slot, .gen = gen, .op = (uint8_t)op};
+	return u.u64;
+}
+
+static inline union user_data ud_decode(uint64_t v)
+{
+	union user_data u = {.u64 = v};
+	return u;
+}
+
+/* LIFO pool of equal buffers in one lazily-touched mapping: the most
+ * recently freed (cache-hot) buffer is reused first, and idle connections
+ * hold none. */
+struct buf_pool {
+	char *base;
+	uint32_t size, count, free_top;
+	uint32_t *free; /* stack of free indexes */
+};
+
+enum conn_phase {
+	PHASE_FREE = 0,
+	PHASE_HEAD,    /* waiting for or reading a request head */
+	PHASE_BODY,    /* reading a request body */
+	PHASE_LINGER,  /* final response queued or sent; discarding input */
+	PHASE_CLOSING, /* cancel + close submitted; slot freed when all CQEs are in */
+};
+
+enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
+
+struct conn {
+	int fd;
+	uint16_t gen;
+	uint8_t phase;
+	uint8_t body_kind;
+	bool recv_armed;       /* a multishot recv is outstanding */
+	bool send_busy;        /* a send is outstanding (one at a time) */
+	bool close_pending;    /* OP_CLOSE submitted, CQE not yet in */
+	bool close_after_send; /* last response queued: close once it is out */
+	bool peer_eof;         /* the client shut its side */
+	bool between_requests; /* no byte of the next request yet (keep-alive idle) */
+	bool input_blocked;    /* output full: new input waits in `in` */
+	uint16_t answer_status; /* != 0: answer this once the body is consumed */
+	const char *answer_message;
+	uint32_t in_len;       /* unconsumed input in `in` (starts a request head) */
+	uint32_t out_sent;     /* bytes of out already sent */
+	char *in;              /* from the worker's in_pool, or NULL */
+	struct http_out out;   /* buf from out_pool, or NULL */
+	uint64_t body_left;    /* BODY_LENGTH */
+	uint64_t requests;     /* completed on this connection */
+	struct timer_node timer;
+	const struct http_handler *handler;
+	uint32_t allow;        /* 405: methods the path has */
+	struct http_exchange x;
+	struct http_parser parser;
+	struct http_chunked chunked;
+};
+
+struct worker {
+	struct io_uring ring;
+	struct ring_server *server;
+	const struct config *cfg;
+	const struct router *router;
+	struct http_limits limits;
+	uint32_t id;
+	int cpu;
+	int listen_fd;
+	int wake_fd;            /* eventfd: the main thread asks us to stop */
+	uint64_t wake_value;
+
+	struct conn *conns;
+	uint32_t conn_count;
+	uint32_t *free_slots;
+	uint32_t free_top;
+	uint32_t open_conns;
+
+	struct io_uring_buf_ring *recv_ring;
+	char *recv_bufs;
+	uint32_t recv_returned;  /* buffers added since the last advance */
+	struct buf_pool in_pool, out_pool;
+	uint32_t in_buf_size;
+
+	struct timer_wheel wheel;
+	struct __kernel_timespec tick;
+	uint64_t now_ms;         /* CLOCK_MONOTONIC, refreshed per loop */
+	int64_t date_second;
+	char date_line[HTTP_DATE_LINE_LEN];
+	char request_id_prefix[16];
+	uint64_t request_seq;
+
+	bool accept_armed;
+	bool stopping;
+	uint64_t stop_deadline_ms;
+	uint64_t requests_total;
+	pthread_t thread;
+};
+
+/* worker.c, for conn.c */
+void worker_send(struct worker *w, struct conn *c);
+void worker_close(struct worker *w, struct conn *c);
+void worker_shutdown_write(struct worker *w, struct conn *c);
+char *buf_pool_get(struct buf_pool *p);
+void buf_pool_put(struct buf_pool *p, char *buf);
+uint32_t conn_slot(const struct worker *w, const struct conn *c);
+
+/* conn.c, for worker.c */
+void conn_open(struct worker *w, struct conn *c);
+void conn_on_input(struct worker *w, struct conn *c, const char *data, size_t len);
+void conn_on_sent(struct worker *w, struct conn *c);
+void conn_on_eof(struct worker *w, struct conn *c);
+void conn_on_timer(struct worker *w, struct conn *c);
+void conn_on_stop(struct worker *w, struct conn *c);
+void conn_release_buffers(struct worker *w, struct conn *c);
+void conn_format_request_id(struct worker *w, struct http_exchange *x);
+
+#endif

@@ -1,0 +1,1412 @@
+/*
+ * Black-box harness: see harness.h for the contract.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---- Time ---- */
+
+int64_t h_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static int remaining_ms(int64_t deadline)
+{
+	int64_t r = deadline - h_now_ms();
+
+	if (r < 0)
+		return 0;
+	if (r > 60000)
+		return 60000;
+	return (int)r;
+}
+
+/* ---- Registry of live servers, for diagnostics and cleanup ---- */
+
+#define H_MAX_SERVERS 32
+
+static struct server *live[H_MAX_SERVERS];
+static struct server *group_server; /* started by h_group_setup */
+static bool any_failure;
+static char log_dir[96];
+static unsigned log_seq;
+
+static void registry_add(struct server *s)
+{
+	for (size_t i = 0; i < H_MAX_SERVERS; i++) {
+		if (!live[i]) {
+			live[i] = s;
+			return;
+		}
+	}
+}
+
+static void registry_del(const struct server *s)
+{
+	for (size_t i = 0; i < H_MAX_SERVERS; i++)
+		if (live[i] == s)
+			live[i] = NULL;
+}
+
+static void print_tail(const char *path, const char *what)
+{
+	char buf[6144];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	off_t size = lseek(fd, 0, SEEK_END);
+	off_t from = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
+
+	close(fd);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	fprintf(stderr, "---- %s (%s)%s ----\n%s%s---- end ----\n", what, path,
+		from ? ", last bytes" : "", buf,
+		n && buf[n - 1] != '\n' ? "\n" : "");
+}
+
+static void dump_servers(void)
+{
+	for (size_t i = 0; i < H_MAX_SERVERS; i++) {
+		struct server *s = live[i];
+
+		if (!s)
+			continue;
+		char what[96];
+
+		snprintf(what, sizeof(what), "server %s pid %d stderr", s->addr,
+			 (int)s->pid);
+		print_tail(s->stderr_path, what);
+	}
+}
+
+void h_fail(const char *file, int line, const char *fmt, ...)
+{
+	char msg[8192];
+	va_list ap;
+
+	any_failure = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	dump_servers();
+	fflush(stderr);
+	_fail(file, line);
+	abort(); /* _fail longjmps out of the test; never here */
+}
+
+static void remove_logs(void)
+{
+	if (!log_dir[0] || any_failure || getenv("RINGSIDE_BB_KEEP"))
+		return;
+	DIR *d = opendir(log_dir);
+
+	if (d) {
+		struct dirent *e;
+		char p[512];
+
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", log_dir, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(log_dir);
+}
+
+static void ensure_log_dir(void)
+{
+	if (log_dir[0])
+		return;
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(log_dir, sizeof(log_dir), "%s/ringside-bb-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(log_dir)) {
+		int e = errno;
+
+		log_dir[0] = '\0';
+		H_FAIL("mkdtemp: %s", strerror(e));
+	}
+	atexit(remove_logs);
+}
+
+void h_init(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* ---- Spawning ---- */
+
+const char *h_bin(void)
+{
+	const char *b = getenv("RINGSIDE_BIN");
+
+	return b && *b ? b : "build/ringside";
+}
+
+static void child_exec(const char *const argv[], const char *const env[],
+		       const char *out_path, const char *err_path,
+		       pid_t parent)
+{
+	/* Die with the test process: a harness killed by its timeout must not
+	 * leave servers behind. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(126);
+
+	int in = open("/dev/null", O_RDONLY);
+	int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (in < 0 || out < 0 || err < 0)
+		_exit(125);
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	if (close_range(3, ~0u, 0) != 0) {
+		for (int fd = 3; fd < 65536; fd++)
+			close(fd);
+	}
+
+	/* SIG_IGN and the mask survive exec: give the server a clean slate. */
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+
+	/* Deterministic configuration: only the variables the test sets. */
+	for (int round = 0; round < 64; round++) {
+		bool removed = false;
+
+		for (char **e = environ; e && *e; e++) {
+			if (strncmp(*e, "RINGSIDE_", 9) == 0) {
+				char name[256];
+				size_t n = strcspn(*e, "=");
+
+				if (n >= sizeof(name))
+					n = sizeof(name) - 1;
+				memcpy(name, *e, n);
+				name[n] = '\0';
+				unsetenv(name);
+				removed = true;
+				break;
+			}
+		}
+		if (!removed)
+			break;
+	}
+	for (size_t i = 0; env && env[i]; i++)
+		putenv(strdup(env[i]));
+
+	execv(argv[0], (char *const *)argv);
+	dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static pid_t spawn(const char *const argv[], const char *const env[],
+		   const char *out_path, const char *err_path)
+{
+	pid_t parent = getpid();
+
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+
+	if (pid < 0)
+		H_FAIL("fork: %s", strerror(errno));
+	if (pid == 0)
+		child_exec(argv, env, out_path, err_path, parent);
+	return pid;
+}
+
+static int decode_status(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+static void check_binary(void)
+{
+	if (access(h_bin(), X_OK) != 0)
+		H_FAIL("server binary %s is not executable (%s); set RINGSIDE_BIN "
+		       "to the absolute path of build/ringside",
+		       h_bin(), strerror(errno));
+}
+
+uint16_t h_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		H_FAIL("socket: %s", strerror(errno));
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+		int e = errno;
+
+		close(fd);
+		H_FAIL("bind port 0: %s", strerror(e));
+	}
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static size_t read_path(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+
+	if (fd >= 0) {
+		while (n + 1 < cap) {
+			ssize_t r = read(fd, buf + n, cap - 1 - n);
+
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+		}
+		close(fd);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+size_t server_read_stderr(const struct server *s, char *buf, size_t cap)
+{
+	return read_path(s->stderr_path, buf, cap);
+}
+
+/* One readiness probe: GET /health answered 200 within 1 s. */
+static bool probe_health(uint16_t port)
+{
+	int fd = h_try_connect(port);
+
+	if (fd < 0)
+		return false;
+	struct conn *c = conn_wrap(fd);
+	struct http_response *r = malloc(sizeof(*r));
+	char err[256];
+	bool ok = false;
+
+	if (r && h_send_all(fd, "GET /health HTTP/1.1\r\nHost: probe\r\n"
+			    "Connection: close\r\n\r\n", 55) == 0 &&
+	    conn_read_response(c, r, false, 1000, err, sizeof(err)) == 0)
+		ok = r->status == 200;
+	free(r);
+	conn_close(c);
+	return ok;
+}
+
+void server_start_opts(struct server *s, const struct server_opts *o)
+{
+	const char *argv[H_MAX_ARGS + 8];
+	size_t n = 0;
+
+	check_binary();
+	ensure_log_dir();
+	memset(s, 0, sizeof(*s));
+	s->port = o->port ? o->port : h_free_port();
+	snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%u", s->port);
+	log_seq++;
+	snprintf(s->stderr_path, sizeof(s->stderr_path), "%s/server-%u.stderr",
+		 log_dir, log_seq);
+	snprintf(s->stdout_path, sizeof(s->stdout_path), "%s/server-%u.stdout",
+		 log_dir, log_seq);
+
+	argv[n++] = h_bin();
+	for (size_t i = 0; o->pre_args && o->pre_args[i]; i++) {
+		CHECK(n < H_MAX_ARGS, "too many arguments");
+		argv[n++] = o->pre_args[i];
+	}
+	if (!o->no_listen) {
+		argv[n++] = "--listen";
+		argv[n++] = s->addr;
+	}
+	for (size_t i = 0; o->args && o->args[i]; i++) {
+		CHECK(n < H_MAX_ARGS, "too many arguments");
+		argv[n++] = o->args[i];
+	}
+	argv[n] = NULL;
+
+	s->pid = spawn(argv, o->env, s->stdout_path, s->stderr_path);
+	registry_add(s);
+	if (o->no_wait)
+		return;
+
+	int64_t deadline = h_now_ms() + 5000;
+
+	for (int i = 0; i < 400; i++) {
+		int st;
+
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->exited = true;
+			s->exit_code = decode_status(st);
+			s->pid = 0;
+			H_FAIL("server %s exited with status %d during start-up",
+			       s->addr, s->exit_code);
+		}
+		if (probe_health(s->port))
+			return;
+		if (h_now_ms() >= deadline)
+			break;
+		h_sleep_ms(20);
+	}
+	H_FAIL("server %s did not answer GET /health 200 within 5 s", s->addr);
+}
+
+void server_start(struct server *s, const char *const extra_args[])
+{
+	struct server_opts o = { .args = extra_args };
+
+	server_start_opts(s, &o);
+}
+
+void server_signal(const struct server *s, int sig)
+{
+	if (s->pid > 0)
+		kill(s->pid, sig);
+}
+
+bool server_wait_exit(struct server *s, int timeout_ms)
+{
+	if (s->exited)
+		return true;
+	int64_t deadline = h_now_ms() + timeout_ms;
+
+	for (;;) {
+		int st;
+		pid_t r = waitpid(s->pid, &st, WNOHANG);
+
+		if (r == s->pid) {
+			s->exited = true;
+			s->exit_code = decode_status(st);
+			s->pid = 0;
+			return true;
+		}
+		if (r < 0 && errno != EINTR) {
+			s->exited = true;
+			s->exit_code = -1;
+			s->pid = 0;
+			return true;
+		}
+		if (h_now_ms() >= deadline)
+			return false;
+		h_sleep_ms(5);
+	}
+}
+
+int server_stop(struct server *s)
+{
+	if (!s->exited) {
+		server_signal(s, SIGTERM);
+		if (!server_wait_exit(s, 10000)) {
+			server_kill(s);
+			H_FAIL("server %s did not exit within 10 s of SIGTERM",
+			       s->addr);
+		}
+	}
+	if (s->exit_code != 0) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "server %s stderr (exit %d)",
+			 s->addr, s->exit_code);
+		print_tail(s->stderr_path, what);
+	}
+	registry_del(s);
+	return s->exit_code;
+}
+
+void server_kill(struct server *s)
+{
+	if (!s->exited && s->pid > 0) {
+		kill(s->pid, SIGKILL);
+		server_wait_exit(s, 5000);
+	}
+	registry_del(s);
+}
+
+int h_group_setup_with(void **state, const char *const args[])
+{
+	struct server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -1;
+	*state = s;
+	group_server = s;
+	server_start(s, args);
+	return 0;
+}
+
+int h_group_setup(void **state)
+{
+	return h_group_setup_with(state, NULL);
+}
+
+int h_group_teardown(void **state)
+{
+	struct server *s = *state;
+
+	if (!s)
+		return 0;
+	int code = server_stop(s);
+
+	group_server = NULL;
+	*state = NULL;
+	free(s);
+	CHECK(code == 0, "server exit status after SIGTERM: expected 0, got %d",
+	      code);
+	return 0;
+}
+
+struct server *h_group_server(void)
+{
+	CHECK(group_server != NULL, "no group server");
+	return group_server;
+}
+
+int h_test_teardown(void **state)
+{
+	(void)state;
+	/* A test that failed half-way leaves its own server running. */
+	for (size_t i = 0; i < H_MAX_SERVERS; i++)
+		if (live[i] && live[i] != group_server)
+			server_kill(live[i]);
+	return 0;
+}
+
+void h_run(const char *const args[], const char *const env[], int timeout_ms,
+	   struct run_result *r)
+{
+	const char *argv[H_MAX_ARGS + 2];
+	size_t n = 0;
+	char out_path[192], err_path[192];
+
+	check_binary();
+	ensure_log_dir();
+	log_seq++;
+	snprintf(out_path, sizeof(out_path), "%s/run-%u.stdout", log_dir, log_seq);
+	snprintf(err_path, sizeof(err_path), "%s/run-%u.stderr", log_dir, log_seq);
+	argv[n++] = h_bin();
+	for (size_t i = 0; args && args[i] && n < H_MAX_ARGS; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+
+	struct server s = { 0 };
+
+	s.pid = spawn(argv, env, out_path, err_path);
+	if (!server_wait_exit(&s, timeout_ms)) {
+		kill(s.pid, SIGKILL);
+		server_wait_exit(&s, 5000);
+		s.exit_code = -1;
+	}
+	r->exit_code = s.exit_code;
+	read_path(out_path, r->out, sizeof(r->out));
+	read_path(err_path, r->err, sizeof(r->err));
+}
+
+/* ---- Sockets ---- */
+
+int h_try_connect(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = { .tv_sec = 5 };
+	int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int h_connect(uint16_t port)
+{
+	int fd = h_try_connect(port);
+
+	if (fd < 0)
+		H_FAIL("connect 127.0.0.1:%u: %s", port, strerror(-fd));
+	return fd;
+}
+
+void h_close_rst(int fd)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(fd);
+}
+
+int h_send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	int64_t deadline = h_now_ms() + 5000;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+				if (h_now_ms() >= deadline)
+					return -ETIMEDOUT;
+				poll(&pfd, 1, remaining_ms(deadline));
+				continue;
+			}
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void h_send(int fd, const void *buf, size_t len)
+{
+	int r = h_send_all(fd, buf, len);
+
+	if (r != 0)
+		H_FAIL("send of %zu bytes failed: %s", len, strerror(-r));
+}
+
+void h_send_str(int fd, const char *s)
+{
+	h_send(fd, s, strlen(s));
+}
+
+const char *h_peer_name(enum h_peer p)
+{
+	switch (p) {
+	case H_PEER_EOF: return "closed (EOF)";
+	case H_PEER_RESET: return "reset (ECONNRESET)";
+	case H_PEER_OPEN: return "still open, silent";
+	case H_PEER_DATA: return "sent bytes and stayed open";
+	}
+	return "?";
+}
+
+enum h_peer h_wait_close(int fd, int timeout_ms, size_t *got)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	size_t total = 0;
+	char scratch[4096];
+
+	if (got)
+		*got = 0;
+	for (int i = 0; i < 100000; i++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, remaining_ms(deadline));
+
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			break;
+		ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+
+		if (n == 0) {
+			if (got)
+				*got = total;
+			return H_PEER_EOF;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			if (got)
+				*got = total;
+			return H_PEER_RESET;
+		}
+		total += (size_t)n;
+		if (got)
+			*got = total;
+		if (h_now_ms() >= deadline)
+			break;
+	}
+	return total ? H_PEER_DATA : H_PEER_OPEN;
+}
+
+/* ---- Buffered connections ---- */
+
+struct conn *conn_wrap(int fd)
+{
+	struct conn *c = malloc(sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		H_FAIL("out of memory");
+	}
+	c->fd = fd;
+	c->len = 0;
+	c->eof = false;
+	c->err = 0;
+	return c;
+}
+
+struct conn *conn_open(uint16_t port)
+{
+	return conn_wrap(h_connect(port));
+}
+
+void conn_close(struct conn *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+void conn_close_rst(struct conn *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		h_close_rst(c->fd);
+	free(c);
+}
+
+void conn_send(struct conn *c, const void *buf, size_t len)
+{
+	h_send(c->fd, buf, len);
+}
+
+void conn_send_str(struct conn *c, const char *s)
+{
+	h_send(c->fd, s, strlen(s));
+}
+
+/* Reads more into c->buf. Returns bytes read, 0 on EOF, -1 on error,
+ * -2 on timeout, -3 if the buffer is full. */
+static int conn_fill(struct conn *c, int64_t deadline)
+{
+	if (c->eof)
+		return 0;
+	if (c->err)
+		return -1;
+	if (c->len >= sizeof(c->buf))
+		return -3;
+	for (int i = 0; i < 1000; i++) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, remaining_ms(deadline));
+
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			return -2;
+		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len,
+				 MSG_DONTWAIT);
+
+		if (n > 0) {
+			c->len += (size_t)n;
+			return (int)n;
+		}
+		if (n == 0) {
+			c->eof = true;
+			return 0;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			continue;
+		c->err = errno;
+		return -1;
+	}
+	return -2;
+}
+
+static void consume(struct conn *c, size_t n)
+{
+	memmove(c->buf, c->buf + n, c->len - n);
+	c->len -= n;
+}
+
+/* Printable rendering of raw bytes for messages. */
+static void render(const char *in, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n && o + 8 < cap; i++) {
+		unsigned char ch = (unsigned char)in[i];
+
+		if (ch == '\r') {
+			out[o++] = '\\';
+			out[o++] = 'r';
+		} else if (ch == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else if (ch < 0x20 || ch >= 0x7f || ch == '\\') {
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	if (o < cap)
+		out[o] = '\0';
+	else if (cap)
+		out[cap - 1] = '\0';
+}
+
+static void fill_err(const struct conn *c, char *err, size_t ecap,
+		     const char *why)
+{
+	char shown[1200];
+
+	render(c->buf, c->len < 400 ? c->len : 400, shown, sizeof(shown));
+	snprintf(err, ecap, "%s; %zu bytes buffered: \"%s\"%s%s%s", why, c->len,
+		 shown, c->eof ? " [peer closed]" : "",
+		 c->err ? " [recv error: " : "",
+		 c->err ? strerror(c->err) : "");
+	if (c->err && strlen(err) + 2 < ecap)
+		strcat(err, "]");
+}
+
+static char *find_crlfcrlf(char *buf, size_t len)
+{
+	for (size_t i = 0; i + 3 < len; i++)
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' &&
+		    buf[i + 3] == '\n')
+			return buf + i;
+	return NULL;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int parse_head(struct http_response *r, char *err, size_t ecap)
+{
+	char *line = r->head;
+	char *eol = strstr(line, "\r\n");
+
+	if (!eol) {
+		snprintf(err, ecap, "no status line");
+		return -1;
+	}
+	*eol = '\0';
+	snprintf(r->raw_status_line, sizeof(r->raw_status_line), "%.255s", line);
+	if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[7]) ||
+	    line[8] != ' ' || !isdigit((unsigned char)line[9]) ||
+	    !isdigit((unsigned char)line[10]) || !isdigit((unsigned char)line[11]) ||
+	    (line[12] != ' ' && line[12] != '\0')) {
+		snprintf(err, ecap, "malformed status line \"%s\"", line);
+		return -1;
+	}
+	r->minor = line[7] - '0';
+	r->status = atoi(line + 9);
+	snprintf(r->reason, sizeof(r->reason), "%s", line[12] ? line + 13 : "");
+
+	line = eol + 2;
+	r->nheaders = 0;
+	while (*line) {
+		eol = strstr(line, "\r\n");
+		if (!eol) {
+			snprintf(err, ecap, "header line without CRLF");
+			return -1;
+		}
+		*eol = '\0';
+		if (*line == '\0')
+			break;
+		char *colon = strchr(line, ':');
+
+		if (!colon || colon == line || line[0] == ' ' || line[0] == '\t' ||
+		    colon[-1] == ' ' || colon[-1] == '\t') {
+			snprintf(err, ecap, "malformed header line \"%s\"", line);
+			return -1;
+		}
+		if (r->nheaders == H_MAX_HEADERS) {
+			snprintf(err, ecap, "more than %d header fields",
+				 H_MAX_HEADERS);
+			return -1;
+		}
+		*colon = '\0';
+		r->headers[r->nheaders].name = line;
+		r->headers[r->nheaders].value = trim(colon + 1);
+		r->nheaders++;
+		line = eol + 2;
+	}
+	return 0;
+}
+
+int conn_read_response(struct conn *c, struct http_response *r, bool for_head,
+		       int timeout_ms, char *err, size_t ecap)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	char *end;
+
+	memset(r, 0, offsetof(struct http_response, head));
+	r->head[0] = '\0';
+	r->head_len = 0;
+	r->nheaders = 0;
+	r->has_content_length = false;
+	r->content_length = 0;
+	r->body[0] = '\0';
+	r->body_len = 0;
+
+	for (int i = 0; i < 100000; i++) {
+		end = find_crlfcrlf(c->buf, c->len);
+		if (end)
+			break;
+		if (c->len >= sizeof(r->head) - 1) {
+			fill_err(c, err, ecap, "response head larger than 16 KiB");
+			return -1;
+		}
+		int n = conn_fill(c, deadline);
+
+		if (n == 0) {
+			fill_err(c, err, ecap,
+				 "connection closed before a complete response head");
+			return -1;
+		}
+		if (n == -1) {
+			fill_err(c, err, ecap, "recv failed before a complete response head");
+			return -1;
+		}
+		if (n == -2) {
+			fill_err(c, err, ecap, "timed out waiting for a complete response head");
+			return -1;
+		}
+		if (n == -3) {
+			fill_err(c, err, ecap, "receive buffer full");
+			return -1;
+		}
+	}
+	if (!end) {
+		fill_err(c, err, ecap, "no response head");
+		return -1;
+	}
+	size_t head_len = (size_t)(end - c->buf) + 4;
+
+	if (head_len >= sizeof(r->head)) {
+		fill_err(c, err, ecap, "response head larger than 16 KiB");
+		return -1;
+	}
+	memcpy(r->head, c->buf, head_len);
+	r->head[head_len] = '\0';
+	r->head_len = head_len;
+	if (parse_head(r, err, ecap) != 0) {
+		char tmp[512];
+
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		fill_err(c, err, ecap, tmp);
+		return -1;
+	}
+	consume(c, head_len);
+
+	const char *cl = resp_header(r, "Content-Length");
+
+	if (cl) {
+		char *e;
+
+		errno = 0;
+		unsigned long long v = strtoull(cl, &e, 10);
+
+		if (!isdigit((unsigned char)cl[0]) || *e || errno) {
+			snprintf(err, ecap, "bad Content-Length \"%s\" in response", cl);
+			return -1;
+		}
+		r->has_content_length = true;
+		r->content_length = v;
+	}
+	bool no_body = for_head || (r->status >= 100 && r->status < 200) ||
+		       r->status == 204 || r->status == 304;
+
+	if (no_body)
+		return 0;
+	if (resp_header(r, "Transfer-Encoding")) {
+		snprintf(err, ecap, "response uses Transfer-Encoding: %s "
+			 "(expected Content-Length framing)",
+			 resp_header(r, "Transfer-Encoding"));
+		return -1;
+	}
+	if (!r->has_content_length)
+		return 0; /* expect_common reports the missing field */
+	if (r->content_length >= sizeof(r->body)) {
+		snprintf(err, ecap, "response body of %llu bytes too large for the harness",
+			 (unsigned long long)r->content_length);
+		return -1;
+	}
+	size_t want = (size_t)r->content_length;
+
+	for (int i = 0; i < 100000 && c->len < want; i++) {
+		int n = conn_fill(c, deadline);
+
+		if (n <= 0) {
+			char why[160];
+
+			snprintf(why, sizeof(why),
+				 "%s while reading a %zu-byte body (status %d)",
+				 n == 0 ? "connection closed" :
+				 n == -2 ? "timed out" : "recv failed",
+				 want, r->status);
+			fill_err(c, err, ecap, why);
+			return -1;
+		}
+	}
+	if (c->len < want) {
+		fill_err(c, err, ecap, "short body");
+		return -1;
+	}
+	memcpy(r->body, c->buf, want);
+	r->body[want] = '\0';
+	r->body_len = want;
+	consume(c, want);
+	return 0;
+}
+
+void expect_response(struct conn *c, struct http_response *r, bool for_head)
+{
+	char err[2048];
+
+	if (conn_read_response(c, r, for_head, 5000, err, sizeof(err)) != 0)
+		H_FAIL("reading a response: %s", err);
+}
+
+size_t conn_read_until_eof(struct conn *c, char *buf, size_t cap,
+			   int timeout_ms, bool *closed)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	bool done = false;
+
+	for (int i = 0; i < 100000; i++) {
+		int n = conn_fill(c, deadline);
+
+		if (n == 0 || n == -1) {
+			done = true;
+			break;
+		}
+		if (n == -2)
+			break;
+		if (n == -3) {
+			/* Keep the tail only. */
+			consume(c, c->len / 2);
+		}
+	}
+	size_t n = c->len < cap - 1 ? c->len : cap - 1;
+
+	memcpy(buf, c->buf, n);
+	buf[n] = '\0';
+	consume(c, c->len);
+	if (closed)
+		*closed = done;
+	return n;
+}
+
+void expect_conn_closed(struct conn *c, int timeout_ms)
+{
+	if (c->len) {
+		char shown[600];
+
+		render(c->buf, c->len < 200 ? c->len : 200, shown, sizeof(shown));
+		H_FAIL("expected the server to close the connection, but %zu more "
+		       "bytes arrived: \"%s\"", c->len, shown);
+	}
+	if (c->eof || c->err)
+		return;
+	size_t got = 0;
+	enum h_peer p = h_wait_close(c->fd, timeout_ms, &got);
+
+	if ((p == H_PEER_EOF || p == H_PEER_RESET) && got == 0) {
+		c->eof = true;
+		return;
+	}
+	H_FAIL("expected the server to close the connection within %d ms: %s "
+	       "(%zu unexpected bytes)", timeout_ms, h_peer_name(p), got);
+}
+
+void expect_conn_open(struct conn *c, int wait_ms)
+{
+	CHECK(c->len == 0 && !c->eof && !c->err,
+	      "connection not idle: %zu bytes buffered, eof %d, err %d", c->len,
+	      c->eof, c->err);
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	int pr = poll(&pfd, 1, wait_ms);
+
+	if (pr > 0) {
+		char b[256];
+		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK);
+
+		H_FAIL("expected the connection to stay open and silent, but %s",
+		       n == 0 ? "the server closed it" :
+		       n < 0 ? "it was reset" : "bytes arrived");
+	}
+}
+
+/* ---- Inspection ---- */
+
+const char *resp_header(const struct http_response *r, const char *name)
+{
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			return r->headers[i].value;
+	return NULL;
+}
+
+int resp_header_count(const struct http_response *r, const char *name)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			n++;
+	return n;
+}
+
+bool resp_connection_has(const struct http_response *r, const char *token)
+{
+	size_t tl = strlen(token);
+
+	for (size_t i = 0; i < r->nheaders; i++) {
+		if (strcasecmp(r->headers[i].name, "Connection") != 0)
+			continue;
+		const char *v = r->headers[i].value;
+
+		while (*v) {
+			while (*v == ' ' || *v == '\t' || *v == ',')
+				v++;
+			size_t n = strcspn(v, ",");
+			size_t m = n;
+
+			while (m && (v[m - 1] == ' ' || v[m - 1] == '\t'))
+				m--;
+			if (m == tl && strncasecmp(v, token, tl) == 0)
+				return true;
+			v += n;
+		}
+	}
+	return false;
+}
+
+static const char *const wkdays[7] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const months[12] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+static int two(const char *p)
+{
+	if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
+		return -1;
+	return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+/* RFC 9110 section 5.6.7 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+ * Returns the time, or -1 (with why) if malformed. */
+static time_t parse_imf_fixdate(const char *d, const char **why)
+{
+	*why = NULL;
+	if (strlen(d) != 29) {
+		*why = "length is not 29";
+		return -1;
+	}
+	int wd = -1, mon = -1;
+
+	for (int i = 0; i < 7; i++)
+		if (strncmp(d, wkdays[i], 3) == 0)
+			wd = i;
+	for (int i = 0; i < 12; i++)
+		if (strncmp(d + 8, months[i], 3) == 0)
+			mon = i;
+	int day = two(d + 5), y1 = two(d + 12), y2 = two(d + 14);
+	int hh = two(d + 17), mm = two(d + 20), ss = two(d + 23);
+
+	if (wd < 0 || d[3] != ',' || d[4] != ' ' || day < 1 || d[7] != ' ' ||
+	    mon < 0 || d[11] != ' ' || y1 < 0 || y2 < 0 || d[16] != ' ' ||
+	    hh < 0 || hh > 23 || d[19] != ':' || mm < 0 || mm > 59 ||
+	    d[22] != ':' || ss < 0 || ss > 60 || strcmp(d + 25, " GMT") != 0) {
+		*why = "not IMF-fixdate";
+		return -1;
+	}
+	struct tm tm = { .tm_year = y1 * 100 + y2 - 1900, .tm_mon = mon,
+			 .tm_mday = day, .tm_hour = hh, .tm_min = mm,
+			 .tm_sec = ss };
+	time_t t = timegm(&tm);
+
+	if (tm.tm_mday != day || tm.tm_mon != mon) {
+		*why = "no such day";
+		return -1;
+	}
+	if (tm.tm_wday != wd) {
+		*why = "wrong day of the week";
+		return -1;
+	}
+	return t;
+}
+
+void expect_common(const struct http_response *r, bool for_head)
+{
+	CHECK(r->minor == 1, "status line \"%s\": expected HTTP/1.1",
+	      r->raw_status_line);
+	CHECK(r->reason[0] != '\0', "status line \"%s\": empty reason phrase",
+	      r->raw_status_line);
+
+	CHECK(resp_header_count(r, "Date") == 1,
+	      "expected exactly one Date field, got %d (status %d)",
+	      resp_header_count(r, "Date"), r->status);
+	const char *date = resp_header(r, "Date"), *why;
+	time_t t = parse_imf_fixdate(date, &why);
+
+	CHECK(t != (time_t)-1, "Date \"%s\" is not an IMF-fixdate: %s", date, why);
+	time_t now = time(NULL);
+
+	CHECK(t >= now - 60 && t <= now + 60,
+	      "Date \"%s\" is %lld s away from the current time", date,
+	      (long long)(t - now));
+
+	CHECK(resp_header_count(r, "Content-Length") == 1,
+	      "expected exactly one Content-Length field, got %d (status %d)",
+	      resp_header_count(r, "Content-Length"), r->status);
+	if (!for_head && !(r->status >= 100 && r->status < 200))
+		CHECK(r->content_length == r->body_len,
+		      "Content-Length %llu but %zu body bytes",
+		      (unsigned long long)r->content_length, r->body_len);
+
+	CHECK(resp_header_count(r, "X-Request-Id") == 1,
+	      "expected exactly one X-Request-Id field, got %d (status %d)",
+	      resp_header_count(r, "X-Request-Id"), r->status);
+	const char *id = resp_header(r, "X-Request-Id");
+
+	CHECK(strncmp(id, "req_", 4) == 0 && strlen(id) > 4,
+	      "X-Request-Id \"%s\" does not start with \"req_\" followed by an id",
+	      id);
+}
+
+void expect_status(const struct http_response *r, int status, bool for_head)
+{
+	CHECK(r->status == status, "expected status %d, got \"%s\" with body: %.400s",
+	      status, r->raw_status_line, r->body);
+	expect_common(r, for_head);
+}
+
+void expect_header(const struct http_response *r, const char *name,
+		   const char *value, bool ci)
+{
+	const char *v = resp_header(r, name);
+
+	CHECK(v != NULL, "expected header %s: %s, it is missing (status %d)",
+	      name, value, r->status);
+	CHECK(ci ? strcasecmp(v, value) == 0 : strcmp(v, value) == 0,
+	      "expected header %s: %s, got %s: %s", name, value, name, v);
+}
+
+void expect_no_header(const struct http_response *r, const char *name)
+{
+	const char *v = resp_header(r, name);
+
+	CHECK(v == NULL, "unexpected header %s: %s (status %d)", name, v,
+	      r->status);
+}
+
+static bool is_json_media_type(const char *ct)
+{
+	size_t n = strcspn(ct, ";");
+
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+bool json_get_string(const char *body, const char *key, char *out, size_t cap)
+{
+	char pat[128];
+	size_t kl = strlen(key);
+
+	if (kl + 3 > sizeof(pat) || cap == 0)
+		return false;
+	snprintf(pat, sizeof(pat), "\"%s\"", key);
+	for (const char *p = strstr(body, pat); p; p = strstr(p + 1, pat)) {
+		const char *q = p + kl + 2;
+
+		while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+			q++;
+		if (*q != ':')
+			continue; /* it was a value, not a key */
+		q++;
+		while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+			q++;
+		if (*q != '"')
+			return false;
+		q++;
+		size_t o = 0;
+
+		while (*q && *q != '"') {
+			char ch = *q++;
+
+			if (ch == '\\') {
+				ch = *q++;
+				switch (ch) {
+				case 'n': ch = '\n'; break;
+				case 't': ch = '\t'; break;
+				case 'r': ch = '\r'; break;
+				case 'b': ch = '\b'; break;
+				case 'f': ch = '\f'; break;
+				case '\0': return false;
+				default: break; /* \" \\ \/ and \u kept raw */
+				}
+			}
+			if (o + 1 < cap)
+				out[o++] = ch;
+		}
+		if (*q != '"')
+			return false;
+		out[o] = '\0';
+		return true;
+	}
+	return false;
+}
+
+void expect_error(const struct http_response *r, int status, const char *code)
+{
+	expect_status(r, status, false);
+	const char *ct = resp_header(r, "Content-Type");
+
+	CHECK(ct && is_json_media_type(ct),
+	      "error %d: expected Content-Type application/json, got %s", status,
+	      ct ? ct : "(none)");
+
+	const char *b = r->body;
+
+	while (*b == ' ' || *b == '\n' || *b == '\r' || *b == '\t')
+		b++;
+	size_t n = strlen(b);
+
+	while (n && (b[n - 1] == ' ' || b[n - 1] == '\n' || b[n - 1] == '\r'))
+		n--;
+	CHECK(*b == '{' && n && b[n - 1] == '}',
+	      "error %d: body is not a JSON object: %.400s", status, r->body);
+
+	char got[256];
+
+	CHECK(json_get_string(r->body, "code", got, sizeof(got)),
+	      "error %d: no string \"code\" in body %.400s", status, r->body);
+	CHECK(strcmp(got, code) == 0, "error %d: expected code \"%s\", got \"%s\"",
+	      status, code, got);
+	CHECK(json_get_string(r->body, "message", got, sizeof(got)) && got[0],
+	      "error %d: no non-empty string \"message\" in body %.400s", status,
+	      r->body);
+	CHECK(json_get_string(r->body, "requestId", got, sizeof(got)),
+	      "error %d: no string \"requestId\" in body %.400s", status, r->body);
+	const char *id = resp_header(r, "X-Request-Id");
+
+	CHECK(id && strcmp(got, id) == 0,
+	      "error %d: requestId \"%s\" differs from X-Request-Id \"%s\"",
+	      status, got, id ? id : "(none)");
+}
+
+void expect_health_ok(const struct http_response *r)
+{
+	expect_status(r, 200, false);
+	const char *ct = resp_header(r, "Content-Type");
+
+	CHECK(ct && is_json_media_type(ct),
+	      "GET /health: expected Content-Type application/json, got %s",
+	      ct ? ct : "(none)");
+	CHECK(strcmp(r->body, "{\"status\":\"ok\"}") == 0 && r->body_len == 15,
+	      "GET /health: expected body {\"status\":\"ok\"}, got \"%s\"", r->body);
+}
+
+void expect_health_on_port(uint16_t port)
+{
+	struct conn *c = conn_open(port);
+	struct http_response *r = malloc(sizeof(*r));
+
+	CHECK(r != NULL, "out of memory");
+	conn_send_str(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+	expect_response(c, r, false);
+	expect_health_ok(r);
+	free(r);
+	conn_close(c);
+}
+
+/* ---- Misc ---- */
+
+char *h_strf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+
+	va_end(ap);
+	CHECK(n >= 0, "vsnprintf");
+	char *s = malloc((size_t)n + 1);
+
+	CHECK(s != NULL, "out of memory");
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+		CMFixtureFunction setup, CMFixtureFunction teardown)
+{
+	const char *filter = getenv("RINGSIDE_BB_FILTER");
+
+	if (filter && *filter)
+		cmocka_set_test_filter(filter);
+	return _cmocka_run_group_tests(name, tests, n, setup, teardown);
+}

@@ -1,0 +1,330 @@
+/*
+ * Black-box test harness: starts the real server binary ($RINGSIDE_BIN,
+ * default build/ringside) on a free loopback port and talks HTTP/1.1 to it
+ * over plain sockets. No external programs.
+ *
+ * Every wait is bounded in time and every loop in count. Helpers whose name
+ * starts with `expect_` or that say "fails the test" call cmocka's fail_msg()
+ * with a message that includes the tail of each running server's stderr, so
+ * a red test says what the user would have seen and what the server logged.
+ *
+ * Include after <setjmp.h>, <stdarg.h>, <stddef.h> (cmocka's rule); this
+ * header includes <cmocka.h> itself in the right order.
+ */
+#ifndef RINGSIDE_TESTS_HARNESS_H
+#define RINGSIDE_TESTS_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+/* ---- Time ---- */
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t h_now_ms(void);
+void h_sleep_ms(int ms);
+
+/* ---- Failing with diagnostics ---- */
+
+/*
+ * Prints the formatted message, then the last lines of stderr of every
+ * server this process still runs (or ran and kept logs for), then fails the
+ * current cmocka test. Never returns.
+ */
+void h_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+
+#define H_FAIL(...) h_fail(__FILE__, __LINE__, __VA_ARGS__)
+
+/* Fails the test with the message unless cond holds. */
+#define CHECK(cond, ...)                                                   \
+	do {                                                               \
+		if (!(cond))                                               \
+			h_fail(__FILE__, __LINE__, "check `" #cond "` failed: " \
+			       __VA_ARGS__);                               \
+	} while (0)
+
+/* ---- Server process ---- */
+
+#define H_MAX_ARGS 64
+
+struct server {
+	pid_t pid;          /* 0 once reaped */
+	uint16_t port;      /* the port it was told to listen on */
+	char addr[32];      /* "127.0.0.1:PORT" */
+	char stderr_path[192];
+	char stdout_path[192];
+	bool exited;        /* reaped by server_wait_exit / server_stop */
+	int exit_code;      /* WEXITSTATUS, or 128 + signal */
+};
+
+struct server_opts {
+	/* Arguments placed right after argv[0], before --listen (e.g. "serve").
+	 * NULL-terminated; may be NULL. */
+	const char *const *pre_args;
+	/* Arguments after `--listen ADDR`. NULL-terminated; may be NULL. */
+	const char *const *args;
+	/* "NAME=value" strings set in the child's environment (every inherited
+	 * RINGSIDE_* variable is removed first). NULL-terminated; may be NULL. */
+	const char *const *env;
+	/* Do not pass --listen (the address comes from the environment). */
+	bool no_listen;
+	/* Port to use; 0 = pick a free one. */
+	uint16_t port;
+	/* Do not wait for GET /health to answer. */
+	bool no_wait;
+};
+
+/* Picks a free loopback TCP port (bind port 0, read it, close). */
+uint16_t h_free_port(void);
+
+/*
+ * Starts the server with `--listen 127.0.0.1:PORT` plus extra_args
+ * (NULL-terminated, may be NULL) and waits until GET /health answers 200
+ * (polling every 20 ms, at most 5 s). Fails the test, printing the server's
+ * stderr, if it exits or does not answer in time.
+ */
+void server_start(struct server *s, const char *const extra_args[]);
+
+/* Same, with every knob of struct server_opts. */
+void server_start_opts(struct server *s, const struct server_opts *o);
+
+/* Sends sig to the server. */
+void server_signal(const struct server *s, int sig);
+
+/*
+ * Waits up to timeout_ms for the process to exit. Returns true and fills
+ * s->exit_code if it did (the process is reaped), false otherwise.
+ */
+bool server_wait_exit(struct server *s, int timeout_ms);
+
+/*
+ * SIGTERM, then waits up to 10 s; after that SIGKILLs and fails the test.
+ * Returns the exit status (WEXITSTATUS, or 128 + signal number). Removes the
+ * log files unless a check failed in this process or RINGSIDE_BB_KEEP is set.
+ * Harmless on a server already reaped (returns its status).
+ */
+int server_stop(struct server *s);
+
+/* SIGKILL + reap, no checks; for cleanup after a failure. */
+void server_kill(struct server *s);
+
+/*
+ * Reads the server's captured stderr (up to cap-1 bytes, NUL-terminated).
+ * Returns the number of bytes read.
+ */
+size_t server_read_stderr(const struct server *s, char *buf, size_t cap);
+
+/* The standard group fixtures: start one server with default flags in
+ * *state, stop it in teardown and assert exit status 0. */
+int h_group_setup(void **state);
+int h_group_teardown(void **state);
+
+/* h_group_setup with extra server arguments (for a group-specific setup
+ * function). */
+int h_group_setup_with(void **state, const char *const args[]);
+
+/* The server h_group_setup started (for tests whose state is their own). */
+struct server *h_group_server(void);
+
+/* Per-test teardown: kills any server the test started and did not stop
+ * (a failed check leaves it running). The group's server is kept. */
+int h_test_teardown(void **state);
+
+/* A test entry with h_test_teardown. */
+#define BB_TEST(f) cmocka_unit_test_teardown(f, h_test_teardown)
+
+/* ---- Running the binary as a command (configuration tests) ---- */
+
+struct run_result {
+	int exit_code;      /* WEXITSTATUS, 128 + signal, or -1 on timeout */
+	char out[16384];    /* stdout, NUL-terminated (truncated) */
+	char err[16384];    /* stderr, NUL-terminated (truncated) */
+};
+
+/*
+ * Runs $RINGSIDE_BIN with args (NULL-terminated, may be NULL) and env
+ * ("NAME=value", NULL-terminated, may be NULL; RINGSIDE_* inherited ones
+ * removed), waits up to timeout_ms (then SIGKILL, exit_code -1).
+ */
+void h_run(const char *const args[], const char *const env[], int timeout_ms,
+	   struct run_result *r);
+
+/* Path of the binary under test. */
+const char *h_bin(void);
+
+/* ---- Client sockets ---- */
+
+/*
+ * Connects to 127.0.0.1:port (blocking, SO_RCVTIMEO/SO_SNDTIMEO 5 s,
+ * TCP_NODELAY). Returns the fd, or -errno. h_connect fails the test instead.
+ */
+int h_try_connect(uint16_t port);
+int h_connect(uint16_t port);
+
+/* Closes with SO_LINGER {1, 0}: the peer sees a RST. */
+void h_close_rst(int fd);
+
+/* Sends all bytes (MSG_NOSIGNAL). Returns 0, or -errno. */
+int h_send_all(int fd, const void *buf, size_t len);
+
+/* h_send_all that fails the test on error. */
+void h_send(int fd, const void *buf, size_t len);
+void h_send_str(int fd, const char *s);
+
+enum h_peer {
+	H_PEER_EOF = 1,     /* recv returned 0 */
+	H_PEER_RESET,       /* ECONNRESET (or EPIPE) */
+	H_PEER_OPEN,        /* still open and silent at the deadline */
+	H_PEER_DATA,        /* bytes arrived (they are consumed) */
+};
+
+const char *h_peer_name(enum h_peer p);
+
+/*
+ * Waits up to timeout_ms for the peer to close. Consumes and counts any
+ * bytes that arrive before the close (*got may be NULL); returns H_PEER_EOF
+ * or H_PEER_RESET when closed, H_PEER_DATA if bytes arrived and the peer
+ * did not close by the deadline, H_PEER_OPEN if nothing at all happened.
+ */
+enum h_peer h_wait_close(int fd, int timeout_ms, size_t *got);
+
+/* A buffered connection: responses may arrive several per read. */
+struct conn {
+	int fd;
+	size_t len;            /* bytes buffered, not yet parsed */
+	bool eof;              /* the peer closed its side */
+	int err;               /* errno of the last failed recv, 0 if none */
+	char buf[1 << 17];
+};
+
+/* Opens a connection (fails the test if it cannot). Free with conn_close. */
+struct conn *conn_open(uint16_t port);
+/* Adopts an already connected fd. */
+struct conn *conn_wrap(int fd);
+void conn_close(struct conn *c);
+void conn_close_rst(struct conn *c);
+
+void conn_send(struct conn *c, const void *buf, size_t len);
+void conn_send_str(struct conn *c, const char *s);
+
+#define H_MAX_HEADERS 96
+
+struct http_header {
+	char *name;   /* NUL-terminated, points into head[] */
+	char *value;  /* NUL-terminated, trimmed */
+};
+
+struct http_response {
+	int status;
+	int minor;                  /* HTTP/1.<minor> */
+	char reason[128];
+	char head[16384];           /* raw head as received, then split in place */
+	size_t head_len;            /* bytes of the head incl. the blank line */
+	char raw_status_line[256];  /* first line without CRLF */
+	size_t nheaders;
+	struct http_header headers[H_MAX_HEADERS];
+	bool has_content_length;
+	uint64_t content_length;
+	char body[1 << 16];         /* NUL-terminated */
+	size_t body_len;
+};
+
+/*
+ * Reads one complete response from c within timeout_ms: the status line,
+ * the header section, and a Content-Length body (no body if for_head, for
+ * 1xx, 204 and 304). A 1xx interim response is returned by itself; call
+ * again for the final one. Returns 0, or -1 with a reason in err[ecap].
+ */
+int conn_read_response(struct conn *c, struct http_response *r, bool for_head,
+		       int timeout_ms, char *err, size_t ecap);
+
+/* conn_read_response that fails the test (with the reason and what was
+ * received so far) instead of returning -1. 5 s deadline. */
+void expect_response(struct conn *c, struct http_response *r, bool for_head);
+
+/* Reads everything until EOF within timeout_ms into buf (NUL-terminated).
+ * Returns the byte count; *closed tells whether EOF/RST was seen. */
+size_t conn_read_until_eof(struct conn *c, char *buf, size_t cap,
+			   int timeout_ms, bool *closed);
+
+/*
+ * After a response: waits up to timeout_ms for the peer to close and
+ * fails the test if it does not or if more bytes arrive.
+ */
+void expect_conn_closed(struct conn *c, int timeout_ms);
+
+/* Fails the test unless no bytes arrive and the connection is still open
+ * after wait_ms. */
+void expect_conn_open(struct conn *c, int wait_ms);
+
+/* ---- Response inspection ---- */
+
+/* Value of the first header with that name (case-insensitive), or NULL. */
+const char *resp_header(const struct http_response *r, const char *name);
+/* How many headers carry that name. */
+int resp_header_count(const struct http_response *r, const char *name);
+
+/*
+ * Checks what every response carries: "HTTP/1.1", a non-empty reason,
+ * exactly one Date in IMF-fixdate within a minute of now, exactly one
+ * Content-Length (equal to the body length unless for_head), one
+ * X-Request-Id starting with "req_". Fails the test otherwise.
+ */
+void expect_common(const struct http_response *r, bool for_head);
+
+/* expect_common plus the status code. */
+void expect_status(const struct http_response *r, int status, bool for_head);
+
+/*
+ * A JSON error response: status, Content-Type application/json, and a body
+ * object whose "code" is `code`, "message" a non-empty string and
+ * "requestId" equal to X-Request-Id.
+ */
+void expect_error(const struct http_response *r, int status, const char *code);
+
+/* Header present with exactly this value (ASCII case-insensitive compare
+ * when ci). */
+void expect_header(const struct http_response *r, const char *name,
+		   const char *value, bool ci);
+void expect_no_header(const struct http_response *r, const char *name);
+
+/* true if the Connection header lists the token. */
+bool resp_connection_has(const struct http_response *r, const char *token);
+
+/*
+ * Loose JSON: finds the top-level-ish string member `key` in body and copies
+ * its unescaped value (NUL-terminated) into out. Returns false if absent or
+ * not a string.
+ */
+bool json_get_string(const char *body, const char *key, char *out, size_t cap);
+
+/* A 200 GET /health response, fully checked. */
+void expect_health_ok(const struct http_response *r);
+
+/* Sends `GET /health` on a new connection and checks the 200. */
+void expect_health_on_port(uint16_t port);
+
+/* ---- Request building ---- */
+
+/* snprintf into a malloc'd string; fails the test on allocation failure. */
+char *h_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs the cmocka group, honouring RINGSIDE_BB_FILTER (a cmocka test-name
+ * pattern) to run a subset. */
+int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+		CMFixtureFunction setup, CMFixtureFunction teardown);
+
+#define H_RUN_GROUP(name, tests, setup, teardown)                         \
+	h_run_group(name, tests, sizeof(tests) / sizeof((tests)[0]), setup, \
+		    teardown)
+
+/* Call first in main(): ignores SIGPIPE, line-buffers stdout. */
+void h_init(void);
+
+#endif

@@ -67,7 +67,7 @@ blackbox: $(BIN) $(BB_BINS)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	@perf/bench.sh
+	@RINGSIDE_BIN=$(BIN) perf/bench.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

@@ -68,11 +68,13 @@ for bin in "$@"; do
 		elif [ "$rc" -ne 0 ] || [ "$summary" -eq 0 ]; then
 			failed=$((failed + 1))
 			if [ "$rc" -gt 128 ]; then
-				result="$result; killed by SIG$(kill -l $((rc - 128)))"
+				why="killed by SIG$(kill -l $((rc - 128)))"
 			elif [ "$rc" -ne 0 ]; then
-				result="$result; exit status $rc"
+				why="exit status $rc without a cmocka failure"
+			else
+				why="no cmocka summary"
 			fi
-			[ "$summary" -eq 0 ] && result="$result; no cmocka summary"
+			result="$result; $why: counted as 1 failed"
 		fi
 	fi
 	[ "$failed" -gt "$before" ] && failures+=("$name")

@@ -6,9 +6,11 @@
 
 #include "ringside/http_status.h"
 
+/* s may be NULL when n is 0 (no body, no extra headers); memcpy may not. */
 static char *put(char *p, const char *s, size_t n)
 {
-	memcpy(p, s, n);
+	if (n)
+		memcpy(p, s, n);
 	return p + n;
 }
 

@@ -1,0 +1,171 @@
+/* Flags, environment variables and their values (include/ringside/config.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+
+#include "ringside/config.h"
+
+static const char *fake_env[8][2];
+
+static char *env_lookup(const char *name)
+{
+	for (size_t i = 0; i < 8 && fake_env[i][0]; i++)
+		if (!strcmp(fake_env[i][0], name))
+			return (char *)fake_env[i][1];
+	return NULL;
+}
+
+static int reset_env(void **state)
+{
+	(void)state;
+	memset(fake_env, 0, sizeof fake_env);
+	return 0;
+}
+
+/* Loads argv (NULL-terminated) and returns the action; err text in errbuf. */
+static enum config_action load(struct config *cfg, char *errbuf, size_t cap, ...)
+{
+	char *argv[16] = {"ringside"};
+	int argc = 1;
+	va_list ap;
+	va_start(ap, cap);
+	for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
+		argv[argc++] = a;
+	va_end(ap);
+	FILE *out = fopen("/dev/null", "w");
+	FILE *err = fmemopen(errbuf, cap, "w");
+	enum config_action r = config_load(cfg, argc, argv, env_lookup, out, err);
+	fclose(err);
+	fclose(out);
+	return r;
+}
+
+static void defaults_match_the_documented_table(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[256] = "";
+	assert_int_equal(load(&c, err, sizeof err, NULL), CONFIG_SERVE);
+	assert_string_equal(err, "");
+	assert_string_equal(c.listen_text, "127.0.0.1:3000");
+	assert_int_equal(c.listen.sin_port, htons(3000));
+	assert_int_equal(c.workers, (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
+	assert_int_equal(c.max_connections, 16384);
+	assert_int_equal(c.max_header_bytes, 16384);
+	assert_int_equal(c.max_body_bytes, 1024 * 1024);
+	assert_int_equal(c.header_timeout_ms, 10000);
+	assert_int_equal(c.body_timeout_ms, 30000);
+	assert_int_equal(c.keepalive_timeout_ms, 60000);
+	assert_int_equal(c.shutdown_timeout_ms, 5000);
+	assert_int_equal(c.log_level, LOG_INFO);
+}
+
+static void flag_overrides_env_which_overrides_default(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[256] = "";
+	fake_env[0][0] = "RINGSIDE_WORKERS";
+	fake_env[0][1] = "3";
+	fake_env[1][0] = "RINGSIDE_MAX_BODY_BYTES";
+	fake_env[1][1] = "2MiB";
+	assert_int_equal(load(&c, err, sizeof err, "--workers", "5", NULL), CONFIG_SERVE);
+	assert_int_equal(c.workers, 5);
+	assert_int_equal(c.max_body_bytes, 2 * 1024 * 1024);
+	assert_int_equal(load(&c, err, sizeof err, "serve", "--workers=7", NULL), CONFIG_SERVE);
+	assert_int_equal(c.workers, 7);
+}
+
+static void bad_values_name_their_source(void **state)
+{
+	(void)state;
+	static const char *const cases[][3] = {
+		{"--bogus", "1", "--bogus"},
+		{"--workers", "0x2", "--workers"},
+		{"--workers", "abc", "--workers"},
+		{"--max-body-bytes", "-1", "--max-body-bytes"},
+		{"--max-header-bytes", "12", "--max-header-bytes"},
+		{"--header-timeout", "xyz", "--header-timeout"},
+		{"--keepalive-timeout", "10h", "--keepalive-timeout"},
+		{"--listen", "nonsense", "--listen"},
+		{"--listen", "127.0.0.1:70000", "--listen"},
+		{"--log-level", "loud", "--log-level"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config c;
+		char err[512] = "";
+		assert_int_equal(load(&c, err, sizeof err, cases[i][0], cases[i][1], NULL),
+				 CONFIG_ERROR);
+		assert_non_null(strstr(err, cases[i][2]));
+	}
+	struct config c;
+	char err[512] = "";
+	assert_int_equal(load(&c, err, sizeof err, "--workers", NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "--workers"));
+	fake_env[0][0] = "RINGSIDE_WORKERS";
+	fake_env[0][1] = "abc";
+	assert_int_equal(load(&c, err, sizeof err, NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "RINGSIDE_WORKERS"));
+}
+
+static void sizes_and_durations_parse_with_suffixes(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_int_equal(config_parse_size("512", &v), 0);
+	assert_int_equal(v, 512);
+	assert_int_equal(config_parse_size("4k", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(config_parse_size("4KiB", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(config_parse_size("2M", &v), 0);
+	assert_int_equal(v, 2 << 20);
+	assert_int_equal(config_parse_size("", &v), -EINVAL);
+	assert_int_equal(config_parse_size("1.5M", &v), -EINVAL);
+	assert_int_equal(config_parse_size("99999999999999999999", &v), -EINVAL);
+	assert_int_equal(config_parse_size("18446744073709551615G", &v), -EINVAL);
+	uint32_t ms;
+	assert_int_equal(config_parse_duration_ms("500ms", &ms), 0);
+	assert_int_equal(ms, 500);
+	assert_int_equal(config_parse_duration_ms("10s", &ms), 0);
+	assert_int_equal(ms, 10000);
+	assert_int_equal(config_parse_duration_ms("2m", &ms), 0);
+	assert_int_equal(ms, 120000);
+	assert_int_equal(config_parse_duration_ms("7", &ms), 0);
+	assert_int_equal(ms, 7000);
+	assert_int_equal(config_parse_duration_ms("s", &ms), -EINVAL);
+	assert_int_equal(config_parse_duration_ms("99999999999", &ms), -EINVAL);
+	struct sockaddr_in a;
+	assert_int_equal(config_parse_listen("localhost:0", &a), 0);
+	assert_int_equal(config_parse_listen(":80", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("1.2.3.4:", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("1.2.3.4:+5", &a), -EINVAL);
+}
+
+static void help_and_version_stop_before_serving(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[64] = "";
+	assert_int_equal(load(&c, err, sizeof err, "--help", NULL), CONFIG_HELP);
+	assert_int_equal(load(&c, err, sizeof err, "--version", NULL), CONFIG_VERSION);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(defaults_match_the_documented_table, reset_env),
+		cmocka_unit_test_setup(flag_overrides_env_which_overrides_default, reset_env),
+		cmocka_unit_test_setup(bad_values_name_their_source, reset_env),
+		cmocka_unit_test_setup(sizes_and_durations_parse_with_suffixes, reset_env),
+		cmocka_unit_test_setup(help_and_version_stop_before_serving, reset_env),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -27,8 +27,8 @@ struct option_def {
 static const struct option_def options[] = {
 	{"listen", OPT_LISTEN, CFG(listen), 0, 0, "127.0.0.1:3000",
 	 "address and port to serve on"},
-	{"workers", OPT_COUNT, CFG(workers), 1, 1024, "0",
-	 "worker threads, one per CPU (0: online CPUs)"},
+	{"workers", OPT_COUNT, CFG(workers), 1, 1024, "auto",
+	 "worker threads, each pinned to a CPU (auto: one per online CPU)"},
 	{"max-connections", OPT_COUNT, CFG(max_connections), 1, 1u << 22, "16384",
 	 "open connections, all workers together"},
 	{"max-header-bytes", OPT_SIZE, CFG(max_header_bytes), 1024, 1 * MIB, "16KiB",
@@ -144,8 +144,13 @@ static int apply(struct config *cfg, const struct option_def *o,
 		snprintf(cfg->listen_text, sizeof cfg->listen_text, "%s", value);
 		return 0;
 	case OPT_COUNT:
+		if (o->offset == CFG(workers) && !strcmp(value, "auto")) {
+			long n = sysconf(_SC_NPROCESSORS_ONLN);
+			cfg->workers = n > 0 ? (uint32_t)n : 1;
+			return 0;
+		}
 		if (config_parse_size(value, &v) || strspn(value, "0123456789") != strlen(value) ||
-		    ((v < o->min || v > o->max) && !(v == 0 && o->offset == CFG(workers)))) {
+		    v < o->min || v > o->max) {
 			fprintf(err, "ringside: %s: invalid count '%s' (want a whole number from %llu to %llu)\n",
 				source, value, (unsigned long long)o->min, (unsigned long long)o->max);
 			return -EINVAL;
@@ -268,10 +273,6 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 		}
 		if (apply(cfg, o, value, flag, err))
 			return CONFIG_ERROR;
-	}
-	if (cfg->workers == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		cfg->workers = n > 0 ? (uint32_t)n : 1;
 	}
 	return CONFIG_SERVE;
 }

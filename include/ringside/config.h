@@ -17,7 +17,7 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 struct config {
 	struct sockaddr_in listen;    /* --listen HOST:PORT */
 	char listen_text[64];         /* as given, for logs */
-	uint32_t workers;             /* --workers; 0 = online CPUs */
+	uint32_t workers;             /* --workers; "auto": online CPUs */
 	uint32_t max_connections;     /* --max-connections, all workers together */
 	uint32_t max_header_bytes;    /* --max-header-bytes */
 	uint64_t max_body_bytes;      /* --max-body-bytes */

@@ -95,13 +95,17 @@ struct http_request {
 	struct http_span hdr[HTTP_HDR_COUNT];
 };
 
-/* Parser state. Zero it (or call http_parser_init) before a new request. */
+/*
+ * Parser state. Zero it (or call http_parser_init) before a new request.
+ * 168 bytes on x86-64 (32 of state, then the request).
+ */
 struct http_parser {
 	uint32_t pos;          /* bytes of buf already validated */
 	uint16_t state;        /* private */
-	uint16_t flags;        /* private */
-	uint32_t mark;         /* private: start of the token being scanned */
-	uint32_t mark2;        /* private */
+	uint16_t flags;        /* private: Transfer-Encoding, Connection, Expect seen */
+	uint32_t mark;         /* private: start of the field name or HTTP-version;
+				* before the request line, empty lines skipped */
+	uint32_t mark2;        /* private: start of the field value; major version */
 	int16_t field;         /* private: known header of the current line, or -1 */
 	uint16_t error_status; /* set when http_parse_head() returns HTTP_PARSE_ERROR */
 	const char *error;     /* static string: why, for the error body */
@@ -148,9 +152,11 @@ bool http_list_has_token(const char *value, size_t len, const char *token);
 /* ---- Chunked request bodies (RFC 9112 section 7.1) ---- */
 
 struct http_chunked {
-	uint64_t remaining;    /* bytes left in the current chunk's data */
+	uint64_t remaining;    /* bytes left in the current chunk's data (while
+				* a chunk-size line is read: the size so far) */
 	uint64_t total;        /* decoded body bytes so far */
-	uint32_t line_bytes;   /* private: bytes of the current size/trailer line */
+	uint32_t line_bytes;   /* private: bytes of the current size line, or of
+				* the trailer section so far */
 	uint16_t state;        /* private */
 	uint16_t error_status; /* 400 on malformed framing, 413 over max_body */
 	const char *error;

@@ -1,6 +1,7 @@
 /*
  * Black-box harness: see harness.h for the contract.
  */
+#define H_INSIDE_HARNESS
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -54,31 +55,53 @@ static int remaining_ms(int64_t deadline)
 	return (int)r;
 }
 
-/* ---- Registry of live servers, for diagnostics and cleanup ---- */
+/* ---- Registry of started servers, for diagnostics and cleanup ----
+ *
+ * Entries are copies: a test that fails half-way longjmps out of the frame
+ * that may hold its struct server, so the owner pointer is only compared,
+ * never dereferenced, after the fact. */
 
 #define H_MAX_SERVERS 32
 
-static struct server *live[H_MAX_SERVERS];
-static struct server *group_server; /* started by h_group_setup */
+struct reg_entry {
+	const struct server *owner; /* identity only; NULL = free */
+	pid_t pid;                  /* 0 once reaped */
+	char addr[32];
+	char stderr_path[192];
+};
+
+static struct reg_entry reg[H_MAX_SERVERS];
+static const struct server *group_server; /* started by h_group_setup */
 static bool any_failure;
 static char log_dir[96];
 static unsigned log_seq;
 
-static void registry_add(struct server *s)
+static void registry_add(const struct server *s)
 {
 	for (size_t i = 0; i < H_MAX_SERVERS; i++) {
-		if (!live[i]) {
-			live[i] = s;
+		if (!reg[i].owner) {
+			reg[i].owner = s;
+			reg[i].pid = s->pid;
+			memcpy(reg[i].addr, s->addr, sizeof(reg[i].addr));
+			memcpy(reg[i].stderr_path, s->stderr_path,
+			       sizeof(reg[i].stderr_path));
 			return;
 		}
 	}
 }
 
+static void registry_reaped(const struct server *s)
+{
+	for (size_t i = 0; i < H_MAX_SERVERS; i++)
+		if (reg[i].owner == s)
+			reg[i].pid = 0;
+}
+
 static void registry_del(const struct server *s)
 {
 	for (size_t i = 0; i < H_MAX_SERVERS; i++)
-		if (live[i] == s)
-			live[i] = NULL;
+		if (reg[i].owner == s)
+			memset(&reg[i], 0, sizeof(reg[i]));
 }
 
 static void print_tail(const char *path, const char *what)
@@ -104,16 +127,23 @@ static void print_tail(const char *path, const char *what)
 static void dump_servers(void)
 {
 	for (size_t i = 0; i < H_MAX_SERVERS; i++) {
-		struct server *s = live[i];
-
-		if (!s)
+		if (!reg[i].owner)
 			continue;
 		char what[96];
 
-		snprintf(what, sizeof(what), "server %s pid %d stderr", s->addr,
-			 (int)s->pid);
-		print_tail(s->stderr_path, what);
+		snprintf(what, sizeof(what), "server %s %s stderr", reg[i].addr,
+			 reg[i].pid ? "(running)" : "(exited)");
+		print_tail(reg[i].stderr_path, what);
 	}
+}
+
+static const char *site_file;
+static int site_line;
+
+void h_site(const char *file, int line)
+{
+	site_file = file;
+	site_line = line;
 }
 
 void h_fail(const char *file, int line, const char *fmt, ...)
@@ -125,7 +155,11 @@ void h_fail(const char *file, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	if (site_file && strcmp(site_file, file) != 0)
+		fprintf(stderr, "%s:%d: (in a helper called from %s:%d) %s\n", file,
+			line, site_file, site_line, msg);
+	else
+		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
 	dump_servers();
 	fflush(stderr);
 	_fail(file, line);
@@ -335,8 +369,10 @@ static bool probe_health(uint16_t port)
 	char err[256];
 	bool ok = false;
 
-	if (r && h_send_all(fd, "GET /health HTTP/1.1\r\nHost: probe\r\n"
-			    "Connection: close\r\n\r\n", 55) == 0 &&
+	static const char req[] = "GET /health HTTP/1.1\r\nHost: probe\r\n"
+				  "Connection: close\r\n\r\n";
+
+	if (r && h_send_all(fd, req, sizeof(req) - 1) == 0 &&
 	    conn_read_response(c, r, false, 1000, err, sizeof(err)) == 0)
 		ok = r->status == 200;
 	free(r);
@@ -389,6 +425,7 @@ void server_start_opts(struct server *s, const struct server_opts *o)
 			s->exited = true;
 			s->exit_code = decode_status(st);
 			s->pid = 0;
+			registry_reaped(s);
 			H_FAIL("server %s exited with status %d during start-up",
 			       s->addr, s->exit_code);
 		}
@@ -428,12 +465,14 @@ bool server_wait_exit(struct server *s, int timeout_ms)
 			s->exited = true;
 			s->exit_code = decode_status(st);
 			s->pid = 0;
+			registry_reaped(s);
 			return true;
 		}
 		if (r < 0 && errno != EINTR) {
 			s->exited = true;
 			s->exit_code = -1;
 			s->pid = 0;
+			registry_reaped(s);
 			return true;
 		}
 		if (h_now_ms() >= deadline)
@@ -491,7 +530,9 @@ int h_group_setup(void **state)
 
 int h_group_teardown(void **state)
 {
-	struct server *s = *state;
+	/* A group whose tests carry their own initial_state clears *state
+	 * (cmocka hands a non-NULL group state to every test instead). */
+	struct server *s = *state ? *state : (struct server *)group_server;
 
 	if (!s)
 		return 0;
@@ -508,16 +549,25 @@ int h_group_teardown(void **state)
 struct server *h_group_server(void)
 {
 	CHECK(group_server != NULL, "no group server");
-	return group_server;
+	return (struct server *)group_server;
 }
 
 int h_test_teardown(void **state)
 {
 	(void)state;
+	site_file = NULL;
 	/* A test that failed half-way leaves its own server running. */
-	for (size_t i = 0; i < H_MAX_SERVERS; i++)
-		if (live[i] && live[i] != group_server)
-			server_kill(live[i]);
+	for (size_t i = 0; i < H_MAX_SERVERS; i++) {
+		if (!reg[i].owner || reg[i].owner == group_server)
+			continue;
+		if (reg[i].pid > 0) {
+			int st;
+
+			kill(reg[i].pid, SIGKILL);
+			waitpid(reg[i].pid, &st, 0);
+		}
+		memset(&reg[i], 0, sizeof(reg[i]));
+	}
 	return 0;
 }
 
@@ -621,6 +671,11 @@ int h_send_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int h_try_send_str(int fd, const char *s)
+{
+	return h_send_all(fd, s, strlen(s));
 }
 
 void h_send(int fd, const void *buf, size_t len)

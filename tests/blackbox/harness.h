@@ -41,6 +41,10 @@ void h_fail(const char *file, int line, const char *fmt, ...)
 
 #define H_FAIL(...) h_fail(__FILE__, __LINE__, __VA_ARGS__)
 
+/* Records the test's line that called a harness helper, so a failure
+ * inside the helper also names it ("called from test_x.c:42"). */
+void h_site(const char *file, int line);
+
 /* Fails the test with the message unless cond holds. */
 #define CHECK(cond, ...)                                                   \
 	do {                                                               \
@@ -172,6 +176,9 @@ void h_close_rst(int fd);
 
 /* Sends all bytes (MSG_NOSIGNAL). Returns 0, or -errno. */
 int h_send_all(int fd, const void *buf, size_t len);
+
+/* h_send_all of a NUL-terminated string. Returns 0, or -errno. */
+int h_try_send_str(int fd, const char *s);
 
 /* h_send_all that fails the test on error. */
 void h_send(int fd, const void *buf, size_t len);
@@ -326,5 +333,29 @@ int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
 
 /* Call first in main(): ignores SIGPIPE, line-buffers stdout. */
 void h_init(void);
+
+#ifndef H_INSIDE_HARNESS
+/* Helpers that can fail the test, wrapped to record the caller's line.
+ * (A parenthesised name calls the function, not the macro.) */
+#define H_AT(f, ...) (h_site(__FILE__, __LINE__), (f)(__VA_ARGS__))
+#define server_start(...) H_AT(server_start, __VA_ARGS__)
+#define server_start_opts(...) H_AT(server_start_opts, __VA_ARGS__)
+#define h_connect(...) H_AT(h_connect, __VA_ARGS__)
+#define h_send(...) H_AT(h_send, __VA_ARGS__)
+#define h_send_str(...) H_AT(h_send_str, __VA_ARGS__)
+#define conn_open(...) H_AT(conn_open, __VA_ARGS__)
+#define conn_send(...) H_AT(conn_send, __VA_ARGS__)
+#define conn_send_str(...) H_AT(conn_send_str, __VA_ARGS__)
+#define expect_response(...) H_AT(expect_response, __VA_ARGS__)
+#define expect_conn_closed(...) H_AT(expect_conn_closed, __VA_ARGS__)
+#define expect_conn_open(...) H_AT(expect_conn_open, __VA_ARGS__)
+#define expect_common(...) H_AT(expect_common, __VA_ARGS__)
+#define expect_status(...) H_AT(expect_status, __VA_ARGS__)
+#define expect_error(...) H_AT(expect_error, __VA_ARGS__)
+#define expect_header(...) H_AT(expect_header, __VA_ARGS__)
+#define expect_no_header(...) H_AT(expect_no_header, __VA_ARGS__)
+#define expect_health_ok(...) H_AT(expect_health_ok, __VA_ARGS__)
+#define expect_health_on_port(...) H_AT(expect_health_on_port, __VA_ARGS__)
+#endif
 
 #endif

@@ -89,6 +89,7 @@ static void bad_values_name_their_source(void **state)
 	static const char *const cases[][3] = {
 		{"--bogus", "1", "--bogus"},
 		{"--workers", "0x2", "--workers"},
+		{"--workers", "0", "--workers"},
 		{"--workers", "abc", "--workers"},
 		{"--max-body-bytes", "-1", "--max-body-bytes"},
 		{"--max-header-bytes", "12", "--max-header-bytes"},

@@ -65,9 +65,18 @@ unit: $(UNIT_BINS)
 blackbox: $(BIN) $(BB_BINS)
 	@BUILD=$(BUILD) tests/run.sh $(BB_BINS)
 
+# Microbenchmarks beside a peer library, then Ringside beside nginx.
+PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs
+$(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^
+$(BUILD)/perf/bench_http_parser_nodejs: perf/bench_http_parser.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DPEER_NODEJS -o $@ $< -lhttp_parser
+
 bench: deps
-	@$(MAKE) --no-print-directory $(BIN)
-	@RINGSIDE_BIN=$(BIN) perf/bench.sh
+	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)
+	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

@@ -3,8 +3,12 @@
 # wrk loads each server in turn for BENCH_ROUNDS rounds, and the medians
 # are printed and written to build/bench/latest.md (for perf/RESULTS.md).
 #
+# First the microbenchmarks, each beside a peer library on one core
+# (PERF_BIN_DIR/bench_X against PERF_BIN_DIR/bench_X_<peer>).
+#
 # Env: BENCH_ROUNDS=5 BENCH_DURATION=5s BENCH_THREADS=1 BENCH_CONNECTIONS=50
-#      BENCH_WORKERS=$(nproc) (both servers), RINGSIDE_BIN=build/ringside
+#      BENCH_WORKERS=$(nproc) (both servers), RINGSIDE_BIN=build/ringside,
+#      PERF_BIN_DIR=build/perf
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -111,6 +115,24 @@ run_wrk() {
 	}' "$tmp/wrk.out" || { cat "$tmp/wrk.out" >&2; die "bad answers from $1"; }
 }
 
+# Microbenchmarks: each prints "<name> <ns/op> <MB/s>" (a median of 5).
+micro=$tmp/micro
+: >"$micro"
+bindir=${PERF_BIN_DIR:-build/perf}
+for ours in "$bindir"/bench_http_parser; do
+	for peer in "$ours"_*; do
+		read -r oname ons omb < <(taskset -c 0 "$ours") || die "$ours failed"
+		read -r pname pns pmb < <(taskset -c 0 "$peer") || die "$peer failed"
+		echo "${ours##*/bench_} $oname $ons $omb $pname $pns $pmb" >>"$micro"
+	done
+done
+printf '%-12s %-24s %10s %8s\n' benchmark parser 'ns/op' 'MB/s'
+while read -r bench oname ons omb pname pns pmb; do
+	printf '%-12s %-24s %10s %8s\n' "$bench" "$pname" "$pns" "$pmb" "$bench" "$oname" "$ons" "$omb"
+	printf '%-12s %-24s %10.2f\n' "$bench" "speed-up" "$(awk -v a="$pns" -v b="$ons" 'BEGIN { print a / b }')"
+done <"$micro"
+echo
+
 results=$tmp/results
 : >"$results"
 for r in $(seq "$rounds"); do
@@ -169,6 +191,14 @@ mkdir -p "${out%/*}"
 	echo "- nproc: $(nproc); CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 	echo "- Kernel: $(uname -r); $("$nginx" -v 2>&1); wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
 	echo "- Ringside: $(git describe --always --dirty 2>/dev/null || echo 'no commit')"
+	echo
+	echo "| microbenchmark (one core, median of 5) | implementation | ns/op | MB/s |"
+	echo "|---|---|---:|---:|"
+	while read -r bench oname ons omb pname pns pmb; do
+		echo "| $bench | $pname | $pns | $pmb |"
+		echo "| $bench | $oname | $ons | $omb |"
+		echo "| $bench | speed-up | $(awk -v a="$pns" -v b="$ons" 'BEGIN { printf "%.2f", a / b }') | |"
+	done <"$micro"
 	echo
 	echo "| scenario | server | req/s (median) | p99 (median) |"
 	echo "|---|---|---:|---:|"

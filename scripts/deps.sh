@@ -8,8 +8,9 @@ set -eu
 # build
 PKGS="gcc make pkg-config liburing-dev libpq-dev libbearssl-dev libjwt-dev
 libcmocka-dev zlib1g-dev"
-# tests and benchmarks (prometheus ships promtool)
-PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql"
+# tests and benchmarks (prometheus ships promtool; libhttp-parser-dev is
+# the peer of the parser microbenchmark)
+PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev"
 
 # A package counts as installed when dpkg's status letter is 'i' ("ii", "hi").
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS \

@@ -21,7 +21,25 @@
 #include "ringside/log.h"
 
 #define SQ_ENTRIES 4096u
-#define CQ_ENTRIES (4u * SQ_ENTRIES)
+#define CQ_BATCH 256u
+/* The kernel's largest CQ (IORING_MAX_CQ_ENTRIES). */
+#define CQ_ENTRIES_MAX 65536u
+
+/*
+ * A CQ that can hold every completion the worker can have outstanding, so
+ * it never overflows (an overflowing CQ makes submits fail with -EBUSY on
+ * some kernels, and get_sqe() submits from inside the completion loop):
+ * per slot a recv end, a send and a close; one per provided buffer; slack
+ * for accepts and timers.
+ */
+static unsigned cq_entries_for(uint32_t slots)
+{
+	uint64_t need = 4ull * slots + 2ull * RECV_BUF_COUNT + 1024u;
+	unsigned n = 4 * SQ_ENTRIES;
+	while (n < need && n < CQ_ENTRIES_MAX)
+		n <<= 1;
+	return n;
+}
 
 static uint64_t monotonic_ms(void)
 {
@@ -390,13 +408,15 @@ static void run_loop(struct worker *w)
 			break;
 		}
 		refresh_clock(w);
-		struct io_uring_cqe *cqe;
-		unsigned head, seen = 0;
-		io_uring_for_each_cqe(&w->ring, head, cqe) {
-			handle_cqe(w, cqe);
-			seen++;
+		/* In batches, advancing the CQ head after each, so the CQ never
+		 * holds more than one batch of completions already handled. */
+		struct io_uring_cqe *cqes[CQ_BATCH];
+		unsigned n;
+		while ((n = io_uring_peek_batch_cqe(&w->ring, cqes, CQ_BATCH)) > 0) {
+			for (unsigned i = 0; i < n; i++)
+				handle_cqe(w, cqes[i]);
+			io_uring_cq_advance(&w->ring, n);
 		}
-		io_uring_cq_advance(&w->ring, seen);
 		if (w->recv_returned) {
 			io_uring_buf_ring_advance(w->recv_ring, (int)w->recv_returned);
 			w->recv_returned = 0;
@@ -411,13 +431,13 @@ static int setup_ring(struct worker *w)
 	struct io_uring_params p = {0};
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
 		  IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-	p.cq_entries = CQ_ENTRIES;
+	p.cq_entries = cq_entries_for(w->conn_count);
 	int r = io_uring_queue_init_params(SQ_ENTRIES, &w->ring, &p);
 	if (r == -EINVAL) {
 		/* Kernels before 6.1 lack DEFER_TASKRUN. */
 		memset(&p, 0, sizeof p);
 		p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-		p.cq_entries = CQ_ENTRIES;
+		p.cq_entries = cq_entries_for(w->conn_count);
 		r = io_uring_queue_init_params(SQ_ENTRIES, &w->ring, &p);
 	}
 	if (r < 0)

@@ -14,8 +14,13 @@ cd "$(dirname "$0")/.."
 
 # One scenario per line: name, method, path, wrk Lua script in perf/ (or -),
 # then, to the end of the line, the nginx location giving the same answer.
+# @BODY@ in a location is a file holding the bytes Ringside answered for
+# that path just before the rounds: nginx serves a dynamic answer as a
+# static file, the yardstick for moving the same bytes.
 SCENARIOS=$(cat <<'EOF'
-health  GET  /health  -  location = /health { default_type application/json; return 200 '{"status":"ok"}'; }
+health   GET  /health                 -  location = /health { default_type application/json; return 200 '{"status":"ok"}'; }
+metrics  GET  /metrics                -  location = /metrics { default_type "text/plain; version=0.0.4; charset=utf-8"; alias @BODY@; }
+pool     GET  /metrics/api/metrics/   -  location = /metrics/api/metrics/ { default_type application/json; alias @BODY@; }
 EOF
 )
 
@@ -82,7 +87,9 @@ declare -A port
 port[nginx]=$(free_port)
 port[ringside]=$(free_port "${port[nginx]}")
 
-locations=$(while read -r _ _ _ _ loc; do printf '%s\n\t\t' "$loc"; done <<<"$SCENARIOS")
+locations=$(while read -r name _ _ _ loc; do
+	printf '%s\n\t\t' "${loc//@BODY@/$tmp/$name.body}"
+done <<<"$SCENARIOS")
 WORKERS=$workers PORT=${port[nginx]} TMP=$tmp LOCATIONS=$locations \
 	render perf/nginx.conf.in >"$tmp/nginx.conf"
 "$nginx" -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/error.log" \
@@ -94,6 +101,14 @@ wait_port $! "${port[nginx]}" "$tmp/nginx.log"
 	--log-level warn >"$tmp/ringside.log" 2>&1 &
 pids+=($!)
 wait_port $! "${port[ringside]}" "$tmp/ringside.log"
+
+# The bytes nginx serves for @BODY@ locations: Ringside's answer now, after
+# some traffic so /metrics has its request series.
+for _ in $(seq 20); do curl -sf -o /dev/null "http://127.0.0.1:${port[ringside]}/health"; done
+while read -r name _ path _; do
+	curl -sf -o "$tmp/$name.body" "http://127.0.0.1:${port[ringside]}$path" ||
+		die "ringside did not answer $path"
+done <<<"$SCENARIOS"
 
 # run_wrk URL [SCRIPT]: prints "requests/s p99_in_us"; dies on wrong answers.
 run_wrk() {

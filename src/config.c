@@ -27,6 +27,8 @@ struct option_def {
 static const struct option_def options[] = {
 	{"listen", OPT_LISTEN, CFG(listen), 0, 0, "127.0.0.1:3000",
 	 "address and port to serve on"},
+	{"metrics-listen", OPT_LISTEN, CFG(metrics_listen), 0, 0, "",
+	 "if set, /metrics, /metrics/fleet and /metrics/api/* are served only here"},
 	{"workers", OPT_COUNT, CFG(workers), 1, 1024, "auto",
 	 "worker threads, each pinned to a CPU (auto: one per online CPU)"},
 	{"max-connections", OPT_COUNT, CFG(max_connections), 1, 1u << 22, "16384",
@@ -43,6 +45,8 @@ static const struct option_def options[] = {
 	 "idle time before a keep-alive connection is closed"},
 	{"shutdown-timeout", OPT_DURATION, CFG(shutdown_timeout_ms), 0, 3600000, "5s",
 	 "on SIGTERM/SIGINT, time to finish in-flight requests"},
+	{"sse-interval", OPT_DURATION, CFG(sse_interval_ms), 10, 3600000, "1000ms",
+	 "interval between Server-Sent Events of /metrics/api/metrics/sse"},
 	{"log-level", OPT_LOG_LEVEL, CFG(log_level), 0, 0, "info",
 	 "error, warn, info or debug"},
 };
@@ -135,14 +139,21 @@ static int apply(struct config *cfg, const struct option_def *o,
 	uint64_t v;
 	uint32_t ms;
 	switch (o->kind) {
-	case OPT_LISTEN:
-		if (config_parse_listen(value, (struct sockaddr_in *)(void *)field)) {
+	case OPT_LISTEN: {
+		struct listen_addr *l = (struct listen_addr *)(void *)field;
+		if (!value[0]) { /* unset (the default of --metrics-listen) */
+			memset(l, 0, sizeof *l);
+			return 0;
+		}
+		if (config_parse_listen(value, &l->addr)) {
 			fprintf(err, "ringside: %s: invalid address '%s' (want IPv4-HOST:PORT, e.g. 127.0.0.1:3000)\n",
 				source, value);
 			return -EINVAL;
 		}
-		snprintf(cfg->listen_text, sizeof cfg->listen_text, "%s", value);
+		l->set = true;
+		snprintf(l->text, sizeof l->text, "%s", value);
 		return 0;
+	}
 	case OPT_COUNT:
 		if (o->offset == CFG(workers) && !strcmp(value, "auto")) {
 			long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -210,7 +221,7 @@ static void usage(FILE *out)
 		char env[64];
 		env_name(&options[i], env, sizeof env);
 		fprintf(out, "  --%-20s %-30s default %s\n      %s\n", options[i].flag,
-			env, options[i].def, options[i].help);
+			env, options[i].def[0] ? options[i].def : "(unset)", options[i].help);
 	}
 	fprintf(out, "  --help                 this text\n"
 		     "  --version              print the version\n");

@@ -7,6 +7,7 @@
 #define RINGSIDE_CONFIG_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -14,9 +15,15 @@
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
+struct listen_addr {
+	struct sockaddr_in addr;
+	bool set;
+	char text[64];                /* as given, for logs */
+};
+
 struct config {
-	struct sockaddr_in listen;    /* --listen HOST:PORT */
-	char listen_text[64];         /* as given, for logs */
+	struct listen_addr listen;    /* --listen HOST:PORT */
+	struct listen_addr metrics_listen; /* --metrics-listen: /metrics* only there */
 	uint32_t workers;             /* --workers; "auto": online CPUs */
 	uint32_t max_connections;     /* --max-connections, all workers together */
 	uint32_t max_header_bytes;    /* --max-header-bytes */
@@ -25,6 +32,7 @@ struct config {
 	uint32_t body_timeout_ms;     /* --body-timeout: longest wait between body reads */
 	uint32_t keepalive_timeout_ms;/* --keepalive-timeout */
 	uint32_t shutdown_timeout_ms; /* --shutdown-timeout */
+	uint32_t sse_interval_ms;     /* --sse-interval */
 	enum log_level log_level;     /* --log-level */
 };
 

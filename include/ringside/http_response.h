@@ -26,10 +26,25 @@ struct http_out {
 	uint32_t len, cap;
 };
 
+struct config;
+struct metrics_registry;
+struct metrics_shard;
+struct http_gzip;
+
+/* What a handler may use of the worker it runs on. */
+struct http_context {
+	const struct config *cfg;
+	struct metrics_registry *metrics;
+	struct metrics_shard *shard;  /* this worker's */
+	struct http_gzip *gzip;       /* this worker's compressor */
+	uint32_t worker_id;
+};
+
 struct http_exchange {
 	enum http_method method;
 	const struct http_route *route; /* NULL for 404/405 and parse errors */
 	bool head_only;      /* HEAD: write the head, not the body */
+	uint8_t version_minor; /* of the request: 0 or 1 */
 	bool close;          /* the server closes after this response */
 	bool keep_alive_10;  /* HTTP/1.0 keep-alive: say so */
 	bool replied;
@@ -38,6 +53,8 @@ struct http_exchange {
 	char request_id[31];
 	const char *date_line;  /* HTTP_DATE_LINE_LEN bytes, owned by the worker */
 	struct http_out *out;
+	struct http_context *ctx;
+	uint32_t handler_flags; /* the handler's, from on_head to on_request; zeroed per request */
 };
 
 struct http_handler {
@@ -70,6 +87,41 @@ int http_reply(struct http_exchange *x, unsigned status, const char *content_typ
 int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
 		     const char *message, const char *field, const char *hint,
 		     const char *extra_headers);
+
+/* Appends only the head of a response whose body of content_length bytes
+ * the caller sends otherwise (see http_reply_body_buffer). With
+ * HTTP_LENGTH_STREAMED no Content-Length is written (a chunked or
+ * close-delimited stream). */
+#define HTTP_LENGTH_STREAMED UINT64_MAX
+int http_reply_head(struct http_exchange *x, unsigned status, const char *content_type,
+		    const char *extra_headers, uint64_t content_length);
+
+/* ---- Server services for handlers (implemented in src/ring/conn.c) ---- */
+
+/* Per-worker scratch memory, valid only during the handler call. */
+char *http_scratch(struct http_exchange *x, size_t *cap);
+
+/* A large buffer for this exchange's body (responses past the output
+ * buffer, e.g. a scrape): NULL if every one is in use (answer 503). It is
+ * given back by the server once the body is sent. */
+char *http_body_buffer(struct http_exchange *x, size_t *cap);
+
+/* Replies with the first `len` bytes of the body buffer as the body. */
+int http_reply_body_buffer(struct http_exchange *x, unsigned status, const char *content_type,
+			   const char *extra_headers, size_t len);
+
+/* Writes one event's payload (the JSON after "data: ") into buf; returns
+ * its length, or 0 if it could not. */
+typedef size_t (*http_event_render)(char *buf, size_t cap, struct http_context *ctx);
+
+/*
+ * Turns the exchange into a Server-Sent Events stream (200,
+ * text/event-stream, chunked): one event now, then one per
+ * --sse-interval, each `render`ed once per worker and tick for all its
+ * subscribers. A subscriber that falls behind by more than a bounded
+ * backlog is dropped. Returns 0 or -ENOSPC.
+ */
+int http_start_event_stream(struct http_exchange *x, http_event_render render);
 
 /* Appends "HTTP/1.1 100 Continue\r\n\r\n". Returns 0 or -ENOSPC. */
 int http_write_continue(struct http_out *out);

@@ -13,23 +13,24 @@
 #include "ringside/router.h"
 
 struct worker;
+struct metrics_registry;
 
 struct ring_server {
 	const struct config *cfg;
 	const struct router *router;
 	uint32_t worker_count;
 	struct worker **workers;
-	uint16_t port; /* the port actually bound (cfg may say 0) */
+	uint16_t port[2]; /* ports actually bound: --listen, --metrics-listen */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	uint32_t started, failed; /* under lock: workers that came up / did not */
 };
 
-/* Binds the listeners, starts the workers and waits until every one is
- * serving. Returns 0, or a negative errno after logging why (nothing is
- * left running then). */
+/* Binds the listeners, starts the workers (worker i writes shard i of
+ * `metrics`) and waits until every one is serving. Returns 0, or a
+ * negative errno after logging why (nothing is left running then). */
 int ring_server_start(struct ring_server *s, const struct config *cfg,
-		      const struct router *router);
+		      const struct router *router, struct metrics_registry *metrics);
 
 /* Asks every worker to shut down gracefully: stop accepting, close idle
  * connections, finish in-flight requests, force-close what is left at

@@ -14,10 +14,17 @@
 
 #define ROUTER_MAX_PARAMS 4
 
+/* Route flags, for the server (the router ignores them). With
+ * --metrics-listen set, METRICS routes are served only there and every
+ * other route only on --listen, except EVERY_LISTENER routes. */
+#define HTTP_ROUTE_METRICS 1u
+#define HTTP_ROUTE_EVERY_LISTENER 2u
+
 struct http_route {
 	enum http_method method;  /* GET routes also answer HEAD */
 	const char *pattern;      /* also the `route` label of metrics */
 	const void *handler;      /* opaque to the router */
+	unsigned flags;           /* HTTP_ROUTE_* */
 };
 
 struct router {

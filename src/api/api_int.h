@@ -5,5 +5,10 @@
 #include "ringside/http_response.h"
 
 extern const struct http_handler api_health;
+extern const struct http_handler api_metrics;
+extern const struct http_handler api_pool_json;
+extern const struct http_handler api_pool_prometheus;
+extern const struct http_handler api_pool_sse;
+extern const struct http_handler api_pool_stats;
 
 #endif

@@ -5,7 +5,14 @@
 /* Where every request goes. The pattern is also the `route` label of
  * the request metrics, so it must never be the raw path. */
 static const struct http_route routes[] = {
-	{HTTP_GET, "/health", &api_health},
+	{HTTP_GET, "/health", &api_health, HTTP_ROUTE_EVERY_LISTENER},
+	{HTTP_GET, "/metrics", &api_metrics, HTTP_ROUTE_METRICS},
+	/* Seed 004 documents the trailing slash; both forms answer. */
+	{HTTP_GET, "/metrics/api/metrics/", &api_pool_json, HTTP_ROUTE_METRICS},
+	{HTTP_GET, "/metrics/api/metrics", &api_pool_json, HTTP_ROUTE_METRICS},
+	{HTTP_GET, "/metrics/api/metrics/prometheus", &api_pool_prometheus, HTTP_ROUTE_METRICS},
+	{HTTP_GET, "/metrics/api/metrics/sse", &api_pool_sse, HTTP_ROUTE_METRICS},
+	{HTTP_GET, "/metrics/api/metrics/stats", &api_pool_stats, HTTP_ROUTE_METRICS},
 };
 
 const struct router api_router = {routes, sizeof routes / sizeof routes[0]};

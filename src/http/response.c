@@ -33,15 +33,15 @@ static char *put_u64(char *p, uint64_t v)
  * length digits: status line (at most ~60) and the fixed fields. */
 #define HEAD_FIXED_MAX 160u
 
-int http_reply(struct http_exchange *x, unsigned status, const char *content_type,
-	       const char *extra_headers, const void *body, size_t len)
+/* Writes the head; reserves room for `body_room` more bytes. */
+static int write_head(struct http_exchange *x, unsigned status, const char *content_type,
+		      const char *extra_headers, uint64_t content_length, size_t body_room)
 {
 	const char *reason = http_status_reason(status);
 	size_t ct_len = content_type ? strlen(content_type) : 0;
 	size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
-	size_t body_len = x->head_only ? 0 : len;
 	size_t need = HEAD_FIXED_MAX + strlen(reason) + ct_len + extra_len +
-		      x->request_id_len + body_len;
+		      x->request_id_len + body_room;
 	struct http_out *o = x->out;
 	if (need > o->cap - o->len)
 		return -ENOSPC;
@@ -58,9 +58,12 @@ int http_reply(struct http_exchange *x, unsigned status, const char *content_typ
 		p = put(p, content_type, ct_len);
 		p = PUT_LIT(p, "\r\n");
 	}
-	p = PUT_LIT(p, "Content-Length: ");
-	p = put_u64(p, len); /* HEAD: the length a GET would have (RFC 9110 9.3.2) */
-	p = PUT_LIT(p, "\r\nX-Request-Id: ");
+	if (content_length != HTTP_LENGTH_STREAMED) {
+		p = PUT_LIT(p, "Content-Length: ");
+		p = put_u64(p, content_length); /* HEAD: what a GET would send (RFC 9110 9.3.2) */
+		p = PUT_LIT(p, "\r\n");
+	}
+	p = PUT_LIT(p, "X-Request-Id: ");
 	p = put(p, x->request_id, x->request_id_len);
 	p = PUT_LIT(p, "\r\n");
 	if (x->close)
@@ -69,11 +72,28 @@ int http_reply(struct http_exchange *x, unsigned status, const char *content_typ
 		p = PUT_LIT(p, "Connection: keep-alive\r\n");
 	p = put(p, extra_headers, extra_len);
 	p = PUT_LIT(p, "\r\n");
-	p = put(p, body, body_len);
 	o->len = (uint32_t)(p - o->buf);
 	x->replied = true;
 	x->status = (uint16_t)status;
 	return 0;
+}
+
+int http_reply_head(struct http_exchange *x, unsigned status, const char *content_type,
+		    const char *extra_headers, uint64_t content_length)
+{
+	return write_head(x, status, content_type, extra_headers, content_length, 0);
+}
+
+int http_reply(struct http_exchange *x, unsigned status, const char *content_type,
+	       const char *extra_headers, const void *body, size_t len)
+{
+	size_t body_len = x->head_only ? 0 : len;
+	int r = write_head(x, status, content_type, extra_headers, len, body_len);
+	if (r == 0) {
+		put(x->out->buf + x->out->len, body, body_len);
+		x->out->len += (uint32_t)body_len;
+	}
+	return r;
 }
 
 size_t http_json_escape(char *out, size_t cap, const char *s)

@@ -10,9 +10,13 @@
  */
 #include "worker_int.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "ringside/log.h"
+#include "ringside/metrics.h"
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -52,10 +56,41 @@ static void release_in(struct worker *w, struct conn *c)
 	}
 }
 
+void conn_set_pool_state(struct worker *w, struct conn *c, enum pool_state s)
+{
+	if (c->pool_state == s)
+		return;
+	struct metrics_worker_view *v = &w->ctx.shard->view;
+	_Atomic uint32_t *gauge[] = {NULL, &v->creating, &v->active, &v->idle};
+	/* This worker is the only writer: load and store, no locked RMW. */
+	if (gauge[c->pool_state])
+		metrics_set_u32(gauge[c->pool_state],
+				atomic_load_explicit(gauge[c->pool_state], memory_order_relaxed) - 1);
+	if (gauge[s])
+		metrics_set_u32(gauge[s], atomic_load_explicit(gauge[s], memory_order_relaxed) + 1);
+	c->pool_state = (uint8_t)s;
+}
+
+static void release_body(struct worker *w, struct conn *c)
+{
+	if (c->body_buf) {
+		buf_pool_put(&w->body_pool, c->body_buf);
+		c->body_buf = NULL;
+	}
+	c->body_len = c->body_sent = 0;
+}
+
+/* A response is still going out: the next one must wait behind it. */
+static bool output_busy(const struct conn *c)
+{
+	return c->body_buf || out_room(c) < HTTP_RESPONSE_RESERVE;
+}
+
 void conn_release_buffers(struct worker *w, struct conn *c)
 {
 	c->in_len = 0;
 	release_in(w, c);
+	release_body(w, c);
 	if (c->out.buf) {
 		buf_pool_put(&w->out_pool, c->out.buf);
 		c->out.buf = NULL;
@@ -72,6 +107,7 @@ static void begin_exchange(struct worker *w, struct conn *c, enum http_method m,
 		.close = close || w->stopping,
 		.date_line = w->date_line,
 		.out = &c->out,
+		.ctx = &w->ctx,
 	};
 	conn_format_request_id(w, &c->x);
 	ensure_out(w, c);
@@ -86,6 +122,7 @@ void conn_open(struct worker *w, struct conn *c)
 	c->gen = gen;
 	c->phase = PHASE_HEAD;
 	c->between_requests = true;
+	conn_set_pool_state(w, c, POOL_CREATING);
 	http_parser_init(&c->parser);
 	/* A connection that never sends a byte is dropped like an idle one. */
 	timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->header_timeout_ms);
@@ -111,6 +148,7 @@ static bool stash(struct worker *w, struct conn *c, const char *p, size_t n)
 static void start_linger(struct worker *w, struct conn *c)
 {
 	c->phase = PHASE_LINGER;
+	conn_set_pool_state(w, c, POOL_NONE);
 	timer_wheel_cancel(&w->wheel, &c->timer);
 }
 
@@ -155,8 +193,17 @@ static void finish_request(struct worker *w, struct conn *c)
 	}
 	if (!x->replied)
 		http_reply_error(x, 500, NULL, NULL, NULL, NULL, NULL);
+	if (c->body_buf && !c->body_len)
+		release_body(w, c); /* borrowed, then answered otherwise */
 	c->requests++;
-	w->requests_total++;
+	/* From the loop pass that saw its first byte to now: a fresh clock
+	 * read (vDSO, tens of ns), since the pass's own time would say 0. */
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	uint64_t end_ns = (uint64_t)end.tv_sec * 1000000000u + (uint64_t)end.tv_nsec;
+	metrics_observe_request(w->ctx.metrics, w->ctx.shard,
+				metrics_route_slot(w->ctx.metrics, x->route), x->method, x->status,
+				end_ns > c->request_start_ns ? end_ns - c->request_start_ns : 0);
 	log_debug("request", "worker=%u method=%s route=%s status=%u request_id=%s", w->id,
 		  http_method_name(x->method), x->route ? x->route->pattern : "-", x->status,
 		  x->request_id);
@@ -165,28 +212,48 @@ static void finish_request(struct worker *w, struct conn *c)
 	c->answer_status = 0;
 	c->answer_message = NULL;
 	http_parser_init(&c->parser);
-	if (x->close) {
+	if (c->streaming) {
+		/* Stays active; events come from the worker's tick. */
+		c->phase = PHASE_LINGER;
+		timer_wheel_cancel(&w->wheel, &c->timer);
+	} else if (x->close) {
 		c->close_after_send = true;
 		start_linger(w, c);
 	} else {
 		c->phase = PHASE_HEAD;
 		c->between_requests = true;
+		conn_set_pool_state(w, c, POOL_IDLE);
 		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->keepalive_timeout_ms);
 	}
+}
+
+/* With --metrics-listen set, the metrics routes live only on that port
+ * (seed 000: never on a public interface) and the others only on --listen. */
+static bool served_here(const struct worker *w, const struct conn *c, const struct http_route *r)
+{
+	if (!w->cfg->metrics_listen.set || (r->flags & HTTP_ROUTE_EVERY_LISTENER))
+		return true;
+	return !!(r->flags & HTTP_ROUTE_METRICS) == (c->listener == LISTENER_METRICS);
 }
 
 static void on_head(struct worker *w, struct conn *c, const char *base)
 {
 	const struct http_request *req = &c->parser.req;
 	begin_exchange(w, c, req->method, !req->keep_alive);
+	c->x.version_minor = req->version_minor;
 	c->x.keep_alive_10 = req->version_minor == 0 && req->keep_alive;
 	c->handler = NULL;
 	c->answer_status = 0;
 	c->answer_message = NULL;
+	conn_set_pool_state(w, c, POOL_ACTIVE);
 
 	struct router_match m;
 	switch (router_match(w->router, req->method, base + req->path.off, req->path.len, &m)) {
 	case ROUTER_FOUND:
+		if (!served_here(w, c, m.route)) {
+			c->answer_status = 404;
+			break;
+		}
 		c->x.route = m.route;
 		c->handler = m.route->handler;
 		break;
@@ -235,6 +302,7 @@ static size_t feed_head(struct worker *w, struct conn *c, const char *p, size_t 
 		/* The header deadline is absolute from the first byte, so a
 		 * client trickling bytes (slowloris) cannot extend it. */
 		c->between_requests = false;
+		c->request_start_ns = w->now_ns;
 		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->header_timeout_ms);
 	}
 	int r;
@@ -315,7 +383,7 @@ static void consume(struct worker *w, struct conn *c, const char *p, size_t n)
 		size_t used;
 		if (c->phase == PHASE_HEAD) {
 			bool new_request = c->parser.pos == 0 && c->in_len == 0;
-			if (new_request && out_room(c) < HTTP_RESPONSE_RESERVE) {
+			if (new_request && output_busy(c)) {
 				/* Pipelined faster than the client reads: hold the
 				 * rest until the output drains (conn_on_sent). */
 				c->input_blocked = true;
@@ -345,6 +413,8 @@ void conn_on_input(struct worker *w, struct conn *c, const char *data, size_t le
 
 void conn_on_sent(struct worker *w, struct conn *c)
 {
+	if (c->body_len && c->body_sent == c->body_len)
+		release_body(w, c);
 	if (c->out_sent < c->out.len) {
 		/* Short send, or responses appended meanwhile: send the rest. */
 		memmove(c->out.buf, c->out.buf + c->out_sent, c->out.len - c->out_sent);
@@ -353,7 +423,7 @@ void conn_on_sent(struct worker *w, struct conn *c)
 	} else {
 		c->out.len = c->out_sent = 0;
 	}
-	if (c->input_blocked && out_room(c) >= HTTP_RESPONSE_RESERVE) {
+	if (c->input_blocked && !output_busy(c)) {
 		c->input_blocked = false;
 		uint32_t n = c->in_len;
 		c->in_len = 0; /* consume() re-stashes what it cannot use yet */
@@ -362,7 +432,7 @@ void conn_on_sent(struct worker *w, struct conn *c)
 	}
 	if (c->phase == PHASE_CLOSING)
 		return;
-	if (c->out.len > 0) {
+	if (c->out.len > 0 || c->body_len) {
 		worker_send(w, c);
 		return;
 	}
@@ -417,8 +487,14 @@ void conn_on_timer(struct worker *w, struct conn *c)
 	}
 }
 
+static void end_stream(struct worker *w, struct conn *c);
+
 void conn_on_stop(struct worker *w, struct conn *c)
 {
+	if (c->streaming) {
+		end_stream(w, c);
+		return;
+	}
 	if (c->phase == PHASE_HEAD && c->between_requests && !c->send_busy &&
 	    c->out.len == c->out_sent) {
 		worker_close(w, c);
@@ -426,4 +502,160 @@ void conn_on_stop(struct worker *w, struct conn *c)
 	}
 	/* In flight: its response says Connection: close, then we close. */
 	c->x.close = true;
+}
+
+/* ---- Services for handlers (include/ringside/http_response.h) ---- */
+
+static struct conn *conn_of(struct http_exchange *x)
+{
+	return (struct conn *)(void *)((char *)x - offsetof(struct conn, x));
+}
+
+static struct worker *worker_of(struct http_exchange *x)
+{
+	return (struct worker *)(void *)((char *)x->ctx - offsetof(struct worker, ctx));
+}
+
+char *http_scratch(struct http_exchange *x, size_t *cap)
+{
+	*cap = SCRATCH_SIZE;
+	return worker_of(x)->scratch;
+}
+
+char *http_body_buffer(struct http_exchange *x, size_t *cap)
+{
+	struct conn *c = conn_of(x);
+	if (!c->body_buf)
+		c->body_buf = buf_pool_get(&worker_of(x)->body_pool);
+	*cap = BODY_BUF_SIZE;
+	return c->body_buf;
+}
+
+int http_reply_body_buffer(struct http_exchange *x, unsigned status, const char *content_type,
+			   const char *extra_headers, size_t len)
+{
+	struct conn *c = conn_of(x);
+	int r = http_reply_head(x, status, content_type, extra_headers, len);
+	if (r < 0 || x->head_only || len == 0) {
+		release_body(worker_of(x), c);
+		return r;
+	}
+	c->body_len = (uint32_t)len;
+	c->body_sent = 0;
+	return 0;
+}
+
+/* ---- Event streams (Server-Sent Events) ---- */
+
+void conn_stream_remove(struct worker *w, struct conn *c)
+{
+	if (!c->streaming)
+		return;
+	struct conn *last = w->streams[--w->stream_count];
+	w->streams[c->stream_index] = last;
+	last->stream_index = c->stream_index;
+	c->streaming = false;
+}
+
+/* Frames one event as a chunk (HTTP/1.1) or as is (HTTP/1.0, where the
+ * stream ends with the connection) and queues it; drops a subscriber that
+ * is too far behind. */
+static void append_event(struct worker *w, struct conn *c, const char *json, size_t len)
+{
+	static const char prefix[] = "data: ", suffix[] = "\n\n";
+	size_t event = sizeof prefix - 1 + len + sizeof suffix - 1;
+	bool chunked = c->x.version_minor == 1;
+	size_t framed = event + (chunked ? 16 + 4 : 0);
+	uint32_t backlog = c->out.buf ? c->out.len - c->out_sent : 0;
+	if (backlog + framed > STREAM_MAX_BACKLOG) {
+		log_info("event subscriber dropped: not reading", "worker=%u backlog=%u", w->id,
+			 backlog);
+		worker_close(w, c);
+		return;
+	}
+	ensure_out(w, c);
+	char *p = c->out.buf + c->out.len;
+	if (chunked) {
+		char hex[16];
+		size_t n = 0;
+		for (size_t v = event; v; v >>= 4)
+			hex[n++] = hex_digits[v & 15];
+		while (n)
+			*p++ = hex[--n];
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	memcpy(p, prefix, sizeof prefix - 1);
+	p += sizeof prefix - 1;
+	memcpy(p, json, len);
+	p += len;
+	memcpy(p, suffix, sizeof suffix - 1);
+	p += sizeof suffix - 1;
+	if (chunked) {
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	c->out.len = (uint32_t)(p - c->out.buf);
+	worker_send(w, c);
+}
+
+void conn_push_events(struct worker *w)
+{
+	size_t len = w->stream_render(w->scratch, SCRATCH_SIZE, &w->ctx);
+	/* Backwards: append_event may drop (swap-remove) the current one. */
+	for (uint32_t i = w->stream_count; i-- > 0;)
+		if (len)
+			append_event(w, w->streams[i], w->scratch, len);
+}
+
+/* Ends a stream on shutdown: the last chunk, then close. */
+static void end_stream(struct worker *w, struct conn *c)
+{
+	conn_stream_remove(w, c);
+	if (c->x.version_minor == 1) {
+		ensure_out(w, c);
+		if (c->out.cap - c->out.len >= 5) {
+			memcpy(c->out.buf + c->out.len, "0\r\n\r\n", 5);
+			c->out.len += 5;
+		}
+	}
+	c->close_after_send = true;
+	if (c->send_busy || c->out.len > c->out_sent)
+		worker_send(w, c);
+	else
+		conn_on_sent(w, c);
+}
+
+int http_start_event_stream(struct http_exchange *x, http_event_render render)
+{
+	struct conn *c = conn_of(x);
+	struct worker *w = worker_of(x);
+	bool chunked = x->version_minor == 1;
+	if (w->stream_render && w->stream_render != render)
+		return -EINVAL; /* one event channel per worker; see openapi/metrics.yaml */
+	if (chunked)
+		x->close = false;
+	else
+		x->close = true; /* HTTP/1.0: the stream ends with the connection */
+	int r = http_reply_head(x, 200, "text/event-stream",
+				chunked ? "Cache-Control: no-cache\r\nConnection: keep-alive\r\n"
+					  "Transfer-Encoding: chunked\r\n"
+					: "Cache-Control: no-cache\r\n",
+				HTTP_LENGTH_STREAMED);
+	if (r < 0 || x->head_only)
+		return r;
+	/* Bounds what a subscriber that stops reading can pile up in the
+	 * kernel, so it is found out (and dropped) within seconds. */
+	int sndbuf = STREAM_SNDBUF;
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+	if (w->stream_count == 0)
+		w->next_event_ms = w->now_ms + w->cfg->sse_interval_ms;
+	w->stream_render = render;
+	c->streaming = true;
+	c->stream_index = w->stream_count;
+	w->streams[w->stream_count++] = c;
+	size_t len = render(w->scratch, SCRATCH_SIZE, &w->ctx);
+	if (len)
+		append_event(w, c, w->scratch, len);
+	return 0;
 }

@@ -41,11 +41,11 @@ static unsigned cq_entries_for(uint32_t slots)
 	return n;
 }
 
-static uint64_t monotonic_ms(void)
+static uint64_t monotonic_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- buffer pools ---- */
@@ -79,10 +79,14 @@ static void buf_pool_fini(struct buf_pool *p)
 
 char *buf_pool_get(struct buf_pool *p)
 {
-	/* Sized one buffer per connection slot, so it cannot run dry. */
+	/* in and out pools hold one buffer per slot, so they cannot run dry;
+	 * the body pool can (its users answer 503). */
 	if (p->free_top == 0)
 		return NULL;
-	return p->base + (size_t)p->free[--p->free_top] * p->size;
+	char *buf = p->base + (size_t)p->free[--p->free_top] * p->size;
+	if (p->count - p->free_top > p->high_water)
+		p->high_water = p->count - p->free_top;
+	return buf;
 }
 
 void buf_pool_put(struct buf_pool *p, char *buf)
@@ -110,12 +114,12 @@ static struct io_uring_sqe *get_sqe(struct worker *w)
 	return sqe;
 }
 
-static void arm_accept(struct worker *w)
+static void arm_accept(struct worker *w, enum listener l)
 {
 	struct io_uring_sqe *sqe = get_sqe(w);
-	io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ud_encode(OP_ACCEPT, 0, 0));
-	w->accept_armed = true;
+	io_uring_prep_multishot_accept(sqe, w->listen_fd[l], NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_encode(OP_ACCEPT, l, 0));
+	w->accept_armed[l] = true;
 }
 
 static void arm_recv(struct worker *w, struct conn *c)
@@ -142,13 +146,26 @@ static void arm_wake(struct worker *w)
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_WAKE, 0, 0));
 }
 
+/* Sends what is pending: the output buffer first, then a body buffer
+ * (whose head is the last thing in the output buffer). */
 void worker_send(struct worker *w, struct conn *c)
 {
-	if (c->send_busy || c->phase == PHASE_CLOSING || c->out.len == c->out_sent)
+	if (c->send_busy || c->phase == PHASE_CLOSING)
 		return;
+	const char *data;
+	size_t len;
+	c->send_from_body = c->out.len == c->out_sent;
+	if (!c->send_from_body) {
+		data = c->out.buf + c->out_sent;
+		len = c->out.len - c->out_sent;
+	} else if (c->body_len > c->body_sent) {
+		data = c->body_buf + c->body_sent;
+		len = c->body_len - c->body_sent;
+	} else {
+		return;
+	}
 	struct io_uring_sqe *sqe = get_sqe(w);
-	io_uring_prep_send(sqe, c->fd, c->out.buf + c->out_sent,
-			   c->out.len - c->out_sent, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, conn_slot(w, c), c->gen));
 	c->send_busy = true;
 }
@@ -173,6 +190,8 @@ void worker_close(struct worker *w, struct conn *c)
 		return;
 	c->phase = PHASE_CLOSING;
 	timer_wheel_cancel(&w->wheel, &c->timer);
+	conn_set_pool_state(w, c, POOL_NONE);
+	conn_stream_remove(w, c);
 	uint64_t ud = ud_encode(OP_CLOSE, conn_slot(w, c), c->gen);
 	if (c->recv_armed || c->send_busy) {
 		struct io_uring_sqe *cancel = get_sqe(w);
@@ -224,16 +243,16 @@ static void reject_connection(struct worker *w, int fd)
 	close(fd);
 }
 
-static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+static void on_accept(struct worker *w, enum listener l, struct io_uring_cqe *cqe)
 {
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		w->accept_armed = false;
+		w->accept_armed[l] = false;
 		if (!w->stopping) {
-			arm_accept(w);
-		} else if (w->listen_fd >= 0) {
+			arm_accept(w, l);
+		} else if (w->listen_fd[l] >= 0) {
 			/* New connections now get a refusal, not a wait. */
-			close(w->listen_fd);
-			w->listen_fd = -1;
+			close(w->listen_fd[l]);
+			w->listen_fd[l] = -1;
 		}
 	}
 	if (cqe->res < 0) {
@@ -256,6 +275,7 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	w->open_conns++;
 	c->fd = fd;
 	conn_open(w, c);
+	c->listener = (uint8_t)l;
 	arm_recv(w, c);
 }
 
@@ -299,7 +319,10 @@ static void on_send(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
 		worker_close(w, c);
 		return;
 	}
-	c->out_sent += (uint32_t)cqe->res;
+	if (c->send_from_body)
+		c->body_sent += (uint32_t)cqe->res;
+	else
+		c->out_sent += (uint32_t)cqe->res;
 	conn_on_sent(w, c);
 }
 
@@ -315,10 +338,13 @@ static void begin_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	atomic_store_explicit(&w->ctx.shard->view.stopping, true, memory_order_relaxed);
 	w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_timeout_ms;
-	if (w->accept_armed) {
+	for (int l = 0; l < LISTENER_COUNT; l++) {
+		if (!w->accept_armed[l])
+			continue;
 		struct io_uring_sqe *sqe = get_sqe(w);
-		io_uring_prep_cancel64(sqe, ud_encode(OP_ACCEPT, 0, 0), 0);
+		io_uring_prep_cancel64(sqe, ud_encode(OP_ACCEPT, (uint32_t)l, 0), 0);
 		io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, 0, 0));
 	}
 	for (uint32_t i = 0; i < w->conn_count; i++)
@@ -326,9 +352,31 @@ static void begin_stop(struct worker *w)
 			conn_on_stop(w, &w->conns[i]);
 }
 
+/* What /metrics/api/metrics/stats reports as this worker's memory: the
+ * pages of its buffers it has touched, and the bytes it holds now. */
+static void publish_memory(struct worker *w)
+{
+	const struct buf_pool *pools[] = {&w->in_pool, &w->out_pool, &w->body_pool};
+	uint64_t touched = (uint64_t)w->conn_count * sizeof *w->conns +
+			   (uint64_t)RECV_BUF_COUNT * RECV_BUF_SIZE;
+	uint64_t held = 0;
+	for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+		touched += (uint64_t)pools[i]->high_water * pools[i]->size;
+		held += (uint64_t)(pools[i]->count - pools[i]->free_top) * pools[i]->size;
+	}
+	struct metrics_worker_view *v = &w->ctx.shard->view;
+	atomic_store_explicit(&v->memory_resident, touched, memory_order_relaxed);
+	atomic_store_explicit(&v->memory_in_use, held, memory_order_relaxed);
+}
+
 static void on_tick(struct worker *w)
 {
 	timer_wheel_advance(&w->wheel, w->now_ms, fire_timer, w);
+	if (w->stream_count && w->now_ms >= w->next_event_ms) {
+		conn_push_events(w);
+		w->next_event_ms = w->now_ms + w->cfg->sse_interval_ms;
+	}
+	publish_memory(w);
 	if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
 		/* Out of time: close what is left, whatever it is doing. */
 		for (uint32_t i = 0; i < w->conn_count; i++)
@@ -356,7 +404,7 @@ static void handle_cqe(struct worker *w, struct io_uring_cqe *cqe)
 	}
 	switch (ud.op) {
 	case OP_ACCEPT:
-		on_accept(w, cqe);
+		on_accept(w, (enum listener)ud.slot, cqe);
 		break;
 	case OP_RECV:
 		on_recv(w, c, cqe);
@@ -383,7 +431,8 @@ static void handle_cqe(struct worker *w, struct io_uring_cqe *cqe)
 
 static void refresh_clock(struct worker *w)
 {
-	w->now_ms = monotonic_ms();
+	w->now_ns = monotonic_ns();
+	w->now_ms = w->now_ns / 1000000u;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	if (ts.tv_sec != w->date_second) {
@@ -395,7 +444,8 @@ static void refresh_clock(struct worker *w)
 static void run_loop(struct worker *w)
 {
 	for (;;) {
-		if (w->stopping && w->open_conns == 0 && !w->accept_armed)
+		if (w->stopping && w->open_conns == 0 && !w->accept_armed[LISTENER_MAIN] &&
+		    !w->accept_armed[LISTENER_METRICS])
 			break;
 		if (w->stopping && w->now_ms > w->stop_deadline_ms + 1000) {
 			log_error("shutdown: connections still open after force-close",
@@ -488,7 +538,21 @@ static int setup_worker_memory(struct worker *w, uint32_t slots)
 	int r = buf_pool_init(&w->in_pool, w->in_buf_size, slots);
 	if (r == 0)
 		r = buf_pool_init(&w->out_pool, OUT_BUF_SIZE, slots);
-	return r;
+	if (r == 0)
+		r = buf_pool_init(&w->body_pool, BODY_BUF_SIZE, BODY_BUF_COUNT);
+	if (r < 0)
+		return r;
+	w->scratch = mmap(NULL, SCRATCH_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	w->streams = calloc(slots, sizeof *w->streams);
+	w->ctx.gzip = &w->gzip;
+	if (w->scratch == MAP_FAILED) {
+		w->scratch = NULL;
+		return -ENOMEM;
+	}
+	if (!w->streams)
+		return -ENOMEM;
+	return http_gzip_init(&w->gzip);
 }
 
 static void worker_fini(struct worker *w)
@@ -501,12 +565,18 @@ static void worker_fini(struct worker *w)
 		munmap(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE);
 	buf_pool_fini(&w->in_pool);
 	buf_pool_fini(&w->out_pool);
+	buf_pool_fini(&w->body_pool);
+	http_gzip_fini(&w->gzip);
+	if (w->scratch)
+		munmap(w->scratch, SCRATCH_SIZE);
 	free(w->conns);
 	free(w->free_slots);
+	free(w->streams);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
-	if (w->listen_fd >= 0)
-		close(w->listen_fd);
+	for (int l = 0; l < LISTENER_COUNT; l++)
+		if (w->listen_fd[l] >= 0)
+			close(w->listen_fd[l]);
 }
 
 static void report_started(struct worker *w, int err)
@@ -539,8 +609,11 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	refresh_clock(w);
-	timer_wheel_init(&w->wheel, w->now_ms, TICK_MS);
-	arm_accept(w);
+	timer_wheel_init(&w->wheel, w->now_ms, (uint32_t)(w->tick.tv_nsec / 1000000));
+	w->ctx.shard->view.started_unix_ms = (int64_t)time(NULL) * 1000;
+	for (int l = 0; l < LISTENER_COUNT; l++)
+		if (w->listen_fd[l] >= 0)
+			arm_accept(w, (enum listener)l);
 	arm_timer(w);
 	arm_wake(w);
 	report_started(w, 0);
@@ -607,24 +680,47 @@ static int cpu_for_worker(uint32_t i)
 	return -1;
 }
 
+/* Opens worker w's listeners on the ports probed in s->port. */
+static int open_listeners(struct ring_server *s, struct worker *w)
+{
+	const struct listen_addr *addrs[LISTENER_COUNT] = {&s->cfg->listen,
+							   &s->cfg->metrics_listen};
+	for (int l = 0; l < LISTENER_COUNT; l++) {
+		w->listen_fd[l] = -1;
+		if (!addrs[l]->set)
+			continue;
+		w->listen_fd[l] = open_listener(&addrs[l]->addr, s->port[l]);
+		if (w->listen_fd[l] < 0) {
+			int r = w->listen_fd[l];
+			log_error("cannot listen", "addr=%s err=\"%s\"", addrs[l]->text, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 int ring_server_start(struct ring_server *s, const struct config *cfg,
-		      const struct router *router)
+		      const struct router *router, struct metrics_registry *metrics)
 {
 	memset(s, 0, sizeof *s);
 	s->cfg = cfg;
 	s->router = router;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	int r = probe_port(&cfg->listen, &s->port);
-	if (r < 0) {
-		log_error("cannot listen", "addr=%s err=\"%s\"", cfg->listen_text, strerror(-r));
-		return r;
+	const struct listen_addr *addrs[LISTENER_COUNT] = {&cfg->listen, &cfg->metrics_listen};
+	int r = 0;
+	for (int l = 0; l < LISTENER_COUNT && r == 0; l++) {
+		if (addrs[l]->set && (r = probe_port(&addrs[l]->addr, &s->port[l])) < 0)
+			log_error("cannot listen", "addr=%s err=\"%s\"", addrs[l]->text,
+				  strerror(-r));
 	}
+	if (r < 0)
+		return r;
 	uint32_t n = cfg->workers;
 	uint32_t slots = (cfg->max_connections + n - 1) / n;
 	uint32_t nonce;
 	if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce)
-		nonce = (uint32_t)monotonic_ms() ^ (uint32_t)getpid();
+		nonce = (uint32_t)monotonic_ns() ^ (uint32_t)getpid();
 	s->workers = calloc(n, sizeof *s->workers);
 	if (!s->workers)
 		return -ENOMEM;
@@ -641,24 +737,26 @@ int ring_server_start(struct ring_server *s, const struct config *cfg,
 		w->cfg = cfg;
 		w->router = router;
 		w->id = i;
+		w->ctx = (struct http_context){
+			.cfg = cfg,
+			.metrics = metrics,
+			.shard = metrics_shard(metrics, i),
+			.worker_id = i,
+		};
 		w->cpu = cpu_for_worker(i);
 		w->wake_fd = -1;
-		w->listen_fd = -1;
 		w->limits = (struct http_limits){
 			.max_head_bytes = cfg->max_header_bytes,
 			.max_target_bytes = HTTP_DEFAULT_MAX_TARGET_BYTES,
 			.max_fields = HTTP_DEFAULT_MAX_FIELDS,
 		};
-		w->tick = (struct __kernel_timespec){.tv_nsec = TICK_MS * 1000000L};
+		/* Ticks fine enough for the event interval, at most 50 ms. */
+		uint32_t tick_ms = cfg->sse_interval_ms < TICK_MS ? cfg->sse_interval_ms : TICK_MS;
+		w->tick = (struct __kernel_timespec){.tv_nsec = (long)tick_ms * 1000000L};
 		snprintf(w->request_id_prefix, sizeof w->request_id_prefix, "req_%08x%02x",
 			 nonce, i & 0xff);
-		w->listen_fd = open_listener(&cfg->listen, s->port);
-		if (w->listen_fd < 0) {
-			r = w->listen_fd;
-			log_error("cannot listen", "addr=%s err=\"%s\"", cfg->listen_text,
-				  strerror(-r));
+		if ((r = open_listeners(s, w)) < 0)
 			break;
-		}
 		w->wake_fd = eventfd(0, EFD_CLOEXEC);
 		if (w->wake_fd < 0 || (r = setup_worker_memory(w, slots)) < 0) {
 			r = r < 0 ? r : -errno;

@@ -11,7 +11,9 @@
 
 #include "ringside/config.h"
 #include "ringside/http_parser.h"
+#include "ringside/http_gzip.h"
 #include "ringside/http_response.h"
+#include "ringside/metrics.h"
 #include "ringside/ring.h"
 #include "ringside/router.h"
 #include "ringside/timer_wheel.h"
@@ -25,6 +27,21 @@
 
 /* Output buffer of a connection with a response in progress. */
 #define OUT_BUF_SIZE (64u * 1024u)
+
+/* Bodies past the output buffer (a scrape) go out of a body buffer, and
+ * are rendered through the per-worker scratch when compressed. Lazily
+ * touched; a request finding none free gets 503. */
+#define BODY_BUF_SIZE (2u * 1024u * 1024u)
+#define BODY_BUF_COUNT 4u
+#define SCRATCH_SIZE BODY_BUF_SIZE
+
+/* An event-stream subscriber more than this far behind is dropped; its
+ * socket send buffer is capped too, so a client that stops reading costs
+ * a bounded amount of memory and is found out within seconds. */
+#define STREAM_MAX_BACKLOG (16u * 1024u)
+#define STREAM_SNDBUF (32 * 1024)
+
+enum listener { LISTENER_MAIN, LISTENER_METRICS, LISTENER_COUNT };
 
 #define TICK_MS 50u
 /* After a response that closes the connection: how long to drain what the
@@ -72,6 +89,7 @@ static inline union user_data ud_decode(uint64_t v)
 struct buf_pool {
 	char *base;
 	uint32_t size, count, free_top;
+	uint32_t high_water; /* most buffers ever out at once (pages touched) */
 	uint32_t *free; /* stack of free indexes */
 };
 
@@ -85,6 +103,9 @@ enum conn_phase {
 
 enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 
+/* The connection's state in the pool view (seed 004, openapi/metrics.yaml). */
+enum pool_state { POOL_NONE, POOL_CREATING, POOL_ACTIVE, POOL_IDLE };
+
 struct conn {
 	int fd;
 	uint16_t gen;
@@ -92,17 +113,25 @@ struct conn {
 	uint8_t body_kind;
 	bool recv_armed;       /* a multishot recv is outstanding */
 	bool send_busy;        /* a send is outstanding (one at a time) */
+	bool send_from_body;   /* ... and it is from body_buf, not out */
 	bool close_pending;    /* OP_CLOSE submitted, CQE not yet in */
 	bool close_after_send; /* last response queued: close once it is out */
 	bool peer_eof;         /* the client shut its side */
 	bool between_requests; /* no byte of the next request yet (keep-alive idle) */
 	bool input_blocked;    /* output full: new input waits in `in` */
+	bool streaming;        /* an event stream: no more requests on it */
+	uint8_t listener;      /* enum listener it was accepted on */
+	uint8_t pool_state;    /* enum pool_state */
 	uint16_t answer_status; /* != 0: answer this once the body is consumed */
 	const char *answer_message;
 	uint32_t in_len;       /* unconsumed input in `in` (starts a request head) */
 	uint32_t out_sent;     /* bytes of out already sent */
 	char *in;              /* from the worker's in_pool, or NULL */
 	struct http_out out;   /* buf from out_pool, or NULL */
+	char *body_buf;        /* from body_pool, sent after `out` */
+	uint32_t body_len, body_sent;
+	uint32_t stream_index; /* in worker.streams, while streaming */
+	uint64_t request_start_ns;
 	uint64_t body_left;    /* BODY_LENGTH */
 	uint64_t requests;     /* completed on this connection */
 	struct timer_node timer;
@@ -115,13 +144,15 @@ struct conn {
 
 struct worker {
 	struct io_uring ring;
+	struct http_context ctx;
 	struct ring_server *server;
 	const struct config *cfg;
 	const struct router *router;
 	struct http_limits limits;
 	uint32_t id;
 	int cpu;
-	int listen_fd;
+	int listen_fd[LISTENER_COUNT]; /* -1 if not listening */
+	bool accept_armed[LISTENER_COUNT];
 	int wake_fd;            /* eventfd: the main thread asks us to stop */
 	uint64_t wake_value;
 
@@ -134,21 +165,27 @@ struct worker {
 	struct io_uring_buf_ring *recv_ring;
 	char *recv_bufs;
 	uint32_t recv_returned;  /* buffers added since the last advance */
-	struct buf_pool in_pool, out_pool;
+	struct buf_pool in_pool, out_pool, body_pool;
+	struct http_gzip gzip;
 	uint32_t in_buf_size;
+	char *scratch;
+
+	struct conn **streams;      /* event-stream subscribers */
+	uint32_t stream_count;
+	http_event_render stream_render;
+	uint64_t next_event_ms;
 
 	struct timer_wheel wheel;
 	struct __kernel_timespec tick;
-	uint64_t now_ms;         /* CLOCK_MONOTONIC, refreshed per loop */
+	uint64_t now_ns;         /* CLOCK_MONOTONIC, refreshed per loop */
+	uint64_t now_ms;
 	int64_t date_second;
 	char date_line[HTTP_DATE_LINE_LEN];
 	char request_id_prefix[16];
 	uint64_t request_seq;
 
-	bool accept_armed;
 	bool stopping;
 	uint64_t stop_deadline_ms;
-	uint64_t requests_total;
 	pthread_t thread;
 };
 
@@ -169,5 +206,8 @@ void conn_on_timer(struct worker *w, struct conn *c);
 void conn_on_stop(struct worker *w, struct conn *c);
 void conn_release_buffers(struct worker *w, struct conn *c);
 void conn_format_request_id(struct worker *w, struct http_exchange *x);
+void conn_set_pool_state(struct worker *w, struct conn *c, enum pool_state s);
+void conn_push_events(struct worker *w);
+void conn_stream_remove(struct worker *w, struct conn *c);
 
 #endif

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -220,8 +221,8 @@ const char *h_bin(void)
 }
 
 static void child_exec(const char *const argv[], const char *const env[],
-		       const char *out_path, const char *err_path,
-		       pid_t parent)
+		       const char *in_path, const char *out_path,
+		       const char *err_path, pid_t parent)
 {
 	/* Die with the test process: a harness killed by its timeout must not
 	 * leave servers behind. */
@@ -229,7 +230,7 @@ static void child_exec(const char *const argv[], const char *const env[],
 	if (getppid() != parent)
 		_exit(126);
 
-	int in = open("/dev/null", O_RDONLY);
+	int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
 	int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -280,7 +281,7 @@ static void child_exec(const char *const argv[], const char *const env[],
 }
 
 static pid_t spawn(const char *const argv[], const char *const env[],
-		   const char *out_path, const char *err_path)
+		   const char *in_path, const char *out_path, const char *err_path)
 {
 	pid_t parent = getpid();
 
@@ -291,7 +292,7 @@ static pid_t spawn(const char *const argv[], const char *const env[],
 	if (pid < 0)
 		H_FAIL("fork: %s", strerror(errno));
 	if (pid == 0)
-		child_exec(argv, env, out_path, err_path, parent);
+		child_exec(argv, env, in_path, out_path, err_path, parent);
 	return pid;
 }
 
@@ -411,7 +412,7 @@ void server_start_opts(struct server *s, const struct server_opts *o)
 	}
 	argv[n] = NULL;
 
-	s->pid = spawn(argv, o->env, s->stdout_path, s->stderr_path);
+	s->pid = spawn(argv, o->env, NULL, s->stdout_path, s->stderr_path);
 	registry_add(s);
 	if (o->no_wait)
 		return;
@@ -590,7 +591,7 @@ void h_run(const char *const args[], const char *const env[], int timeout_ms,
 
 	struct server s = { 0 };
 
-	s.pid = spawn(argv, env, out_path, err_path);
+	s.pid = spawn(argv, env, NULL, out_path, err_path);
 	if (!server_wait_exit(&s, timeout_ms)) {
 		kill(s.pid, SIGKILL);
 		server_wait_exit(&s, 5000);
@@ -599,6 +600,79 @@ void h_run(const char *const args[], const char *const env[], int timeout_ms,
 	r->exit_code = s.exit_code;
 	read_path(out_path, r->out, sizeof(r->out));
 	read_path(err_path, r->err, sizeof(r->err));
+}
+
+void h_run_prog(const char *const argv[], const void *input, size_t input_len,
+		int timeout_ms, struct run_result *r)
+{
+	char in_path[192], out_path[192], err_path[192];
+
+	ensure_log_dir();
+	CHECK(argv && argv[0], "h_run_prog: no program");
+	if (access(argv[0], X_OK) != 0)
+		H_FAIL("%s is not executable: %s", argv[0], strerror(errno));
+	log_seq++;
+	snprintf(in_path, sizeof(in_path), "%s/prog-%u.stdin", log_dir, log_seq);
+	snprintf(out_path, sizeof(out_path), "%s/prog-%u.stdout", log_dir, log_seq);
+	snprintf(err_path, sizeof(err_path), "%s/prog-%u.stderr", log_dir, log_seq);
+
+	/* stdin from a file: no pipe to keep fed, no deadlock on big inputs. */
+	int fd = open(in_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		H_FAIL("create %s: %s", in_path, strerror(errno));
+	const char *p = input;
+	size_t left = input ? input_len : 0;
+
+	while (left > 0) {
+		ssize_t w = write(fd, p, left);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = errno;
+
+			close(fd);
+			H_FAIL("write %s: %s", in_path, strerror(e));
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	close(fd);
+
+	struct server s = { 0 };
+
+	s.pid = spawn(argv, NULL, in_path, out_path, err_path);
+	if (!server_wait_exit(&s, timeout_ms)) {
+		kill(s.pid, SIGKILL);
+		server_wait_exit(&s, 5000);
+		s.exit_code = -1;
+	}
+	r->exit_code = s.exit_code;
+	read_path(out_path, r->out, sizeof(r->out));
+	read_path(err_path, r->err, sizeof(r->err));
+	if (!any_failure && !getenv("RINGSIDE_BB_KEEP")) {
+		unlink(in_path);
+		unlink(out_path);
+		unlink(err_path);
+	}
+}
+
+void h_proc_start(struct server *s, const char *const argv[], const char *label)
+{
+	ensure_log_dir();
+	memset(s, 0, sizeof(*s));
+	CHECK(argv && argv[0], "h_proc_start: no program");
+	if (access(argv[0], X_OK) != 0)
+		H_FAIL("%s is not executable: %s", argv[0], strerror(errno));
+	snprintf(s->addr, sizeof(s->addr), "%s", label);
+	log_seq++;
+	snprintf(s->stderr_path, sizeof(s->stderr_path), "%s/proc-%u.stderr",
+		 log_dir, log_seq);
+	snprintf(s->stdout_path, sizeof(s->stdout_path), "%s/proc-%u.stdout",
+		 log_dir, log_seq);
+	s->pid = spawn(argv, NULL, NULL, s->stdout_path, s->stderr_path);
+	registry_add(s);
 }
 
 /* ---- Sockets ---- */
@@ -1082,6 +1156,121 @@ void expect_response(struct conn *c, struct http_response *r, bool for_head)
 		H_FAIL("reading a response: %s", err);
 }
 
+long conn_read_chunk(struct conn *c, char *out, size_t cap, int timeout_ms,
+		     char *err, size_t ecap)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	char *eol = NULL;
+	int n;
+
+	if (cap)
+		out[0] = '\0';
+	/* chunk-size [ chunk-ext ] CRLF */
+	for (int i = 0; i < 100000; i++) {
+		eol = c->len ? memmem(c->buf, c->len, "\r\n", 2) : NULL;
+		if (eol)
+			break;
+		if (c->len > 1024) {
+			fill_err(c, err, ecap, "chunk-size line longer than 1 KiB");
+			return -1;
+		}
+		n = conn_fill(c, deadline);
+		if (n <= 0) {
+			fill_err(c, err, ecap,
+				 n == 0 ? "connection closed before a chunk-size line "
+					  "(no terminating 0-size chunk)" :
+				 n == -2 ? "timed out waiting for a chunk-size line" :
+				 "recv failed before a chunk-size line");
+			return -1;
+		}
+	}
+	if (!eol) {
+		fill_err(c, err, ecap, "no chunk-size line");
+		return -1;
+	}
+	size_t size = 0, digits = 0;
+	const char *p = c->buf;
+
+	while (p < eol && isxdigit((unsigned char)*p)) {
+		int d = isdigit((unsigned char)*p) ? *p - '0' :
+			(tolower((unsigned char)*p) - 'a' + 10);
+
+		if (size > (SIZE_MAX >> 4)) {
+			fill_err(c, err, ecap, "chunk size overflows");
+			return -1;
+		}
+		size = size * 16 + (size_t)d;
+		digits++;
+		p++;
+	}
+	while (p < eol && (*p == ' ' || *p == '\t'))
+		p++;
+	if (!digits || (p < eol && *p != ';')) {
+		fill_err(c, err, ecap, "malformed chunk-size line");
+		return -1;
+	}
+	if (size > sizeof(c->buf) - 1100) {
+		fill_err(c, err, ecap, "chunk larger than the harness buffer");
+		return -1;
+	}
+	consume(c, (size_t)(eol - c->buf) + 2);
+
+	if (size == 0) {
+		/* trailer-section CRLF */
+		for (int i = 0; i < 100000; i++) {
+			eol = c->len ? memmem(c->buf, c->len, "\r\n", 2) : NULL;
+			if (eol == c->buf) {
+				consume(c, 2);
+				return 0;
+			}
+			if (eol) {
+				consume(c, (size_t)(eol - c->buf) + 2);
+				continue;
+			}
+			if (c->len > 8192) {
+				fill_err(c, err, ecap, "trailer section too long");
+				return -1;
+			}
+			n = conn_fill(c, deadline);
+			if (n <= 0) {
+				fill_err(c, err, ecap,
+					 "no CRLF after the terminating 0-size chunk");
+				return -1;
+			}
+		}
+		fill_err(c, err, ecap, "no end of the trailer section");
+		return -1;
+	}
+	for (int i = 0; i < 100000 && c->len < size + 2; i++) {
+		n = conn_fill(c, deadline);
+		if (n <= 0) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "%s inside a %zu-byte chunk",
+				 n == 0 ? "connection closed" :
+				 n == -2 ? "timed out" : "recv failed", size);
+			fill_err(c, err, ecap, why);
+			return -1;
+		}
+	}
+	if (c->len < size + 2) {
+		fill_err(c, err, ecap, "short chunk");
+		return -1;
+	}
+	if (c->buf[size] != '\r' || c->buf[size + 1] != '\n') {
+		fill_err(c, err, ecap, "chunk data not followed by CRLF");
+		return -1;
+	}
+	if (cap) {
+		size_t k = size < cap - 1 ? size : cap - 1;
+
+		memcpy(out, c->buf, k);
+		out[k] = '\0';
+	}
+	consume(c, size + 2);
+	return (long)size;
+}
+
 size_t conn_read_until_eof(struct conn *c, char *buf, size_t cap,
 			   int timeout_ms, bool *closed)
 {
@@ -1434,6 +1623,286 @@ void expect_health_on_port(uint16_t port)
 	expect_health_ok(r);
 	free(r);
 	conn_close(c);
+}
+
+void h_exchange(uint16_t port, const char *req, bool for_head,
+		struct http_response *r)
+{
+	struct conn *c = conn_open(port);
+	char err[2048];
+
+	conn_send_str(c, req);
+	if (conn_read_response(c, r, for_head, 5000, err, sizeof(err)) != 0) {
+		conn_close(c);
+		H_FAIL("request \"%.*s\" on port %u: %s",
+		       (int)strcspn(req, "\r\n"), req, port, err);
+	}
+	conn_close(c);
+}
+
+/* ---- JSON ---- */
+
+static const char *json_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/* JSON number grammar (RFC 8259 section 6); returns the end or NULL. */
+static const char *json_number_end(const char *p, const char *end)
+{
+	if (p < end && *p == '-')
+		p++;
+	if (p >= end || !isdigit((unsigned char)*p))
+		return NULL;
+	if (*p == '0')
+		p++;
+	else
+		while (p < end && isdigit((unsigned char)*p))
+			p++;
+	if (p < end && *p == '.') {
+		p++;
+		if (p >= end || !isdigit((unsigned char)*p))
+			return NULL;
+		while (p < end && isdigit((unsigned char)*p))
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= end || !isdigit((unsigned char)*p))
+			return NULL;
+		while (p < end && isdigit((unsigned char)*p))
+			p++;
+	}
+	return p;
+}
+
+bool json_get_number(const char *body, const char *key, double *out,
+		     char *raw, size_t rawcap)
+{
+	char pat[128];
+	size_t kl = strlen(key);
+
+	if (kl + 3 > sizeof(pat))
+		return false;
+	snprintf(pat, sizeof(pat), "\"%s\"", key);
+	const char *end = body + strlen(body);
+
+	for (const char *p = strstr(body, pat); p; p = strstr(p + 1, pat)) {
+		const char *q = json_ws(p + kl + 2, end);
+
+		if (*q != ':')
+			continue;
+		q = json_ws(q + 1, end);
+		const char *e = json_number_end(q, end);
+
+		if (!e)
+			return false;
+		if (raw && rawcap) {
+			size_t n = (size_t)(e - q) < rawcap - 1 ? (size_t)(e - q) : rawcap - 1;
+
+			memcpy(raw, q, n);
+			raw[n] = '\0';
+		}
+		*out = strtod(q, NULL);
+		return true;
+	}
+	return false;
+}
+
+struct json_cur {
+	const char *p, *end, *why;
+};
+
+static bool json_value(struct json_cur *j, int depth);
+
+static bool json_string(struct json_cur *j)
+{
+	if (j->p >= j->end || *j->p != '"') {
+		j->why = "expected a string";
+		return false;
+	}
+	j->p++;
+	while (j->p < j->end && *j->p != '"') {
+		unsigned char ch = (unsigned char)*j->p;
+
+		if (ch < 0x20) {
+			j->why = "control character in a string";
+			return false;
+		}
+		if (ch == '\\') {
+			j->p++;
+			if (j->p >= j->end) {
+				j->why = "unterminated escape";
+				return false;
+			}
+			if (*j->p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (j->p + i >= j->end ||
+					    !isxdigit((unsigned char)j->p[i])) {
+						j->why = "bad \\u escape";
+						return false;
+					}
+				j->p += 4;
+			} else if (!strchr("\"\\/bfnrt", *j->p)) {
+				j->why = "bad escape in a string";
+				return false;
+			}
+		}
+		j->p++;
+	}
+	if (j->p >= j->end) {
+		j->why = "unterminated string";
+		return false;
+	}
+	j->p++;
+	return true;
+}
+
+static bool json_value(struct json_cur *j, int depth)
+{
+	if (depth > 64) {
+		j->why = "nested too deeply";
+		return false;
+	}
+	j->p = json_ws(j->p, j->end);
+	if (j->p >= j->end) {
+		j->why = "expected a value, got the end";
+		return false;
+	}
+	char ch = *j->p;
+
+	if (ch == '{' || ch == '[') {
+		char close = ch == '{' ? '}' : ']';
+
+		j->p = json_ws(j->p + 1, j->end);
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		for (int i = 0; i < 1000000; i++) {
+			if (ch == '{') {
+				j->p = json_ws(j->p, j->end);
+				if (!json_string(j))
+					return false;
+				j->p = json_ws(j->p, j->end);
+				if (j->p >= j->end || *j->p != ':') {
+					j->why = "expected ':' after a member name";
+					return false;
+				}
+				j->p++;
+			}
+			if (!json_value(j, depth + 1))
+				return false;
+			j->p = json_ws(j->p, j->end);
+			if (j->p < j->end && *j->p == ',') {
+				j->p++;
+				continue;
+			}
+			if (j->p < j->end && *j->p == close) {
+				j->p++;
+				return true;
+			}
+			j->why = ch == '{' ? "expected ',' or '}'" : "expected ',' or ']'";
+			return false;
+		}
+		j->why = "too many members";
+		return false;
+	}
+	if (ch == '"')
+		return json_string(j);
+	static const char *const lits[] = { "true", "false", "null" };
+
+	for (size_t i = 0; i < 3; i++) {
+		size_t l = strlen(lits[i]);
+
+		if ((size_t)(j->end - j->p) >= l && memcmp(j->p, lits[i], l) == 0) {
+			j->p += l;
+			return true;
+		}
+	}
+	const char *e = json_number_end(j->p, j->end);
+
+	if (!e) {
+		j->why = "not a JSON value";
+		return false;
+	}
+	j->p = e;
+	return true;
+}
+
+bool json_valid(const char *s, size_t n, char *why, size_t wcap)
+{
+	struct json_cur j = { .p = s, .end = s + n, .why = NULL };
+	bool ok = json_value(&j, 0);
+
+	if (ok) {
+		j.p = json_ws(j.p, j.end);
+		if (j.p != j.end) {
+			ok = false;
+			j.why = "bytes after the value";
+		}
+	}
+	if (!ok && why && wcap)
+		snprintf(why, wcap, "%s at offset %zu", j.why ? j.why : "invalid",
+			 (size_t)(j.p - s));
+	return ok;
+}
+
+/* ---- Prometheus exposition ---- */
+
+const char *expo_find(const char *body, const char *series, double *value)
+{
+	size_t sl = strlen(series);
+
+	for (const char *line = body; line && *line;) {
+		const char *nl = strchr(line, '\n');
+
+		if (strncmp(line, series, sl) == 0 && line[sl] == ' ') {
+			if (value) {
+				char *e;
+
+				*value = strtod(line + sl + 1, &e);
+				if (e == line + sl + 1)
+					*value = NAN;
+			}
+			return line;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return NULL;
+}
+
+size_t expo_lines(const char *body, const char *needle, char *out, size_t cap)
+{
+	size_t o = 0, count = 0;
+
+	if (cap)
+		out[0] = '\0';
+	for (const char *line = body; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+
+		if (memmem(line, ll, needle, strlen(needle))) {
+			count++;
+			if (cap && o + ll + 5 < cap) {
+				memcpy(out + o, "\n  ", 3);
+				memcpy(out + o + 3, line, ll);
+				o += ll + 3;
+				out[o] = '\0';
+			} else if (cap && o + 8 < cap && !strstr(out, "\n  ...")) {
+				memcpy(out + o, "\n  ...", 7);
+				o += 6;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	if (cap && count == 0)
+		snprintf(out, cap, " (no line contains \"%s\")", needle);
+	return count;
 }
 
 /* ---- Misc ---- */

@@ -1,7 +1,8 @@
 /*
  * Black-box test harness: starts the real server binary ($RINGSIDE_BIN,
  * default build/ringside) on a free loopback port and talks HTTP/1.1 to it
- * over plain sockets. No external programs.
+ * over plain sockets. External programs (promtool, prometheus) only through
+ * h_run_prog / h_proc_start.
  *
  * Every wait is bounded in time and every loop in count. Helpers whose name
  * starts with `expect_` or that say "fails the test" call cmocka's fail_msg()
@@ -162,6 +163,25 @@ void h_run(const char *const args[], const char *const env[], int timeout_ms,
 /* Path of the binary under test. */
 const char *h_bin(void);
 
+/* ---- Other programs (promtool, prometheus) ---- */
+
+/*
+ * Runs argv[0] (a path) with argv, stdin fed from input[0..input_len)
+ * (through a file: no pipe to keep fed), the inherited environment minus
+ * RINGSIDE_*, and waits up to timeout_ms (then SIGKILL, exit_code -1).
+ * Fails the test if argv[0] is not executable.
+ */
+void h_run_prog(const char *const argv[], const void *input, size_t input_len,
+		int timeout_ms, struct run_result *r);
+
+/*
+ * Starts a long-running program (argv[0] a path) with its output captured
+ * like a server's: registered, so a failed check prints its stderr tail
+ * under `label` and h_test_teardown kills it. s->port is 0; stop it with
+ * server_stop (SIGTERM, 10 s) or server_kill.
+ */
+void h_proc_start(struct server *s, const char *const argv[], const char *label);
+
 /* ---- Client sockets ---- */
 
 /*
@@ -255,6 +275,16 @@ int conn_read_response(struct conn *c, struct http_response *r, bool for_head,
  * received so far) instead of returning -1. 5 s deadline. */
 void expect_response(struct conn *c, struct http_response *r, bool for_head);
 
+/*
+ * Reads one chunk of a chunked message body (RFC 9112 section 7.1), after
+ * the head was read with conn_read_response(..., for_head = true, ...).
+ * Returns the chunk size with its data copied to out (NUL-terminated,
+ * truncated to cap - 1), 0 for the last chunk (the trailer section and
+ * final CRLF consumed), or -1 with the reason and the bytes seen in err.
+ */
+long conn_read_chunk(struct conn *c, char *out, size_t cap, int timeout_ms,
+		     char *err, size_t ecap);
+
 /* Reads everything until EOF within timeout_ms into buf (NUL-terminated).
  * Returns the byte count; *closed tells whether EOF/RST was seen. */
 size_t conn_read_until_eof(struct conn *c, char *buf, size_t cap,
@@ -311,11 +341,41 @@ bool resp_connection_has(const struct http_response *r, const char *token);
  */
 bool json_get_string(const char *body, const char *key, char *out, size_t cap);
 
+/*
+ * Loose JSON: the number value of the first member named `key`, anywhere
+ * in body. Copies the number's text to raw (may be NULL) so a caller can
+ * tell 3 from 3.0. False if absent or not a number.
+ */
+bool json_get_number(const char *body, const char *key, double *out,
+		     char *raw, size_t rawcap);
+
+/* Strict RFC 8259 syntax check of one JSON text; why says where it broke. */
+bool json_valid(const char *s, size_t n, char *why, size_t wcap);
+
+/*
+ * Prometheus text / OpenMetrics: the sample line whose series is exactly
+ * `series` as written (name and braces, e.g.
+ * `http_requests_total{method="GET",route="/health",status_code="200"}`),
+ * with its value in *value (NAN if unparseable). NULL if absent.
+ */
+const char *expo_find(const char *body, const char *series, double *value);
+
+/* Copies every line containing needle into out ("\n  line" each) for a
+ * failure message; returns how many lines matched. */
+size_t expo_lines(const char *body, const char *needle, char *out, size_t cap);
+
 /* A 200 GET /health response, fully checked. */
 void expect_health_ok(const struct http_response *r);
 
 /* Sends `GET /health` on a new connection and checks the 200. */
 void expect_health_on_port(uint16_t port);
+
+/*
+ * Connects, sends req as is, reads one response (no body if for_head),
+ * closes. Fails the test, naming the request line, if any step fails.
+ */
+void h_exchange(uint16_t port, const char *req, bool for_head,
+		struct http_response *r);
 
 /* ---- Request building ---- */
 
@@ -356,6 +416,9 @@ void h_init(void);
 #define expect_no_header(...) H_AT(expect_no_header, __VA_ARGS__)
 #define expect_health_ok(...) H_AT(expect_health_ok, __VA_ARGS__)
 #define expect_health_on_port(...) H_AT(expect_health_on_port, __VA_ARGS__)
+#define h_exchange(...) H_AT(h_exchange, __VA_ARGS__)
+#define h_run_prog(...) H_AT(h_run_prog, __VA_ARGS__)
+#define h_proc_start(...) H_AT(h_proc_start, __VA_ARGS__)
 #endif
 
 #endif

@@ -54,8 +54,10 @@ static void defaults_match_the_documented_table(void **state)
 	char err[256] = "";
 	assert_int_equal(load(&c, err, sizeof err, NULL), CONFIG_SERVE);
 	assert_string_equal(err, "");
-	assert_string_equal(c.listen_text, "127.0.0.1:3000");
-	assert_int_equal(c.listen.sin_port, htons(3000));
+	assert_string_equal(c.listen.text, "127.0.0.1:3000");
+	assert_int_equal(c.listen.addr.sin_port, htons(3000));
+	assert_false(c.metrics_listen.set);
+	assert_int_equal(c.sse_interval_ms, 1000);
 	assert_int_equal(c.workers, (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
 	assert_int_equal(c.max_connections, 16384);
 	assert_int_equal(c.max_header_bytes, 16384);

@@ -12,20 +12,20 @@
 #define BIT(m) (1u << (m))
 
 static const struct http_route routes[] = {
-	{ HTTP_GET, "/", NULL },
-	{ HTTP_GET, "/health", NULL },
-	{ HTTP_GET, "/metrics", NULL },
-	{ HTTP_POST, "/api/metrics/ingest", NULL },
-	{ HTTP_GET, "/api/metrics/agents/{agentId}/latest", NULL },
-	{ HTTP_POST, "/api/v1/agents", NULL },
-	{ HTTP_GET, "/api/v1/agents/{agentId}", NULL },
-	{ HTTP_PUT, "/api/v1/agents/{agentId}", NULL },
-	{ HTTP_DELETE, "/api/v1/agents/{agentId}", NULL },
-	{ HTTP_GET, "/t/{a}/x/{b}/{c}/{d}", NULL },
-	{ HTTP_GET, "/dir/", NULL },
-	{ HTTP_GET, "/both", NULL },
-	{ HTTP_HEAD, "/both", NULL }, /* an explicit HEAD beats GET */
-	{ HTTP_GET, "/t/1/x/2/3/4", NULL }, /* shadowed by routes[9] */
+	{ HTTP_GET, "/", NULL, 0 },
+	{ HTTP_GET, "/health", NULL, 0 },
+	{ HTTP_GET, "/metrics", NULL, 0 },
+	{ HTTP_POST, "/api/metrics/ingest", NULL, 0 },
+	{ HTTP_GET, "/api/metrics/agents/{agentId}/latest", NULL, 0 },
+	{ HTTP_POST, "/api/v1/agents", NULL, 0 },
+	{ HTTP_GET, "/api/v1/agents/{agentId}", NULL, 0 },
+	{ HTTP_PUT, "/api/v1/agents/{agentId}", NULL, 0 },
+	{ HTTP_DELETE, "/api/v1/agents/{agentId}", NULL, 0 },
+	{ HTTP_GET, "/t/{a}/x/{b}/{c}/{d}", NULL, 0 },
+	{ HTTP_GET, "/dir/", NULL, 0 },
+	{ HTTP_GET, "/both", NULL, 0 },
+	{ HTTP_HEAD, "/both", NULL, 0 }, /* an explicit HEAD beats GET */
+	{ HTTP_GET, "/t/1/x/2/3/4", NULL, 0 }, /* shadowed by routes[9] */
 };
 
 static const struct router router = {

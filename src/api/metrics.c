@@ -1,0 +1,65 @@
+/* GET /metrics (seed 000): the server's own metrics for Prometheus. */
+#include "api_int.h"
+
+#include "ringside/http_gzip.h"
+#include "ringside/metrics.h"
+#include "ringside/metrics_expo.h"
+
+#define WANT_OPENMETRICS 1u
+#define WANT_GZIP 2u
+
+/* Negotiated while the head is at hand: Accept and Accept-Encoding. */
+static unsigned metrics_head(struct http_exchange *x, const char *buf,
+			     const struct http_request *req)
+{
+	struct http_span accept = req->hdr[HTTP_HDR_ACCEPT];
+	struct http_span encoding = req->hdr[HTTP_HDR_ACCEPT_ENCODING];
+	if (expo_negotiate(buf + accept.off, accept.len) == EXPO_OPENMETRICS_100)
+		x->handler_flags |= WANT_OPENMETRICS;
+	if (encoding.len && expo_accepts_gzip(buf + encoding.off, encoding.len))
+		x->handler_flags |= WANT_GZIP;
+	return 0;
+}
+
+/* The seed's 500: a scrape that cannot be produced (it outgrew the
+ * buffers, or compression failed). */
+static void collection_failed(struct http_exchange *x)
+{
+	http_reply_error(x, 500, "INTERNAL_SERVER_ERROR",
+			 "An unexpected error occurred. Please try again later.", NULL, NULL, NULL);
+}
+
+static void metrics_request(struct http_exchange *x)
+{
+	size_t cap;
+	char *body = http_body_buffer(x, &cap);
+	if (!body) {
+		http_reply_error(x, 503, NULL, "Every scrape buffer of this worker is in use. Retry.",
+				 NULL, NULL, "Retry-After: 1\r\n");
+		return;
+	}
+	bool gzip = x->handler_flags & WANT_GZIP;
+	enum expo_format format =
+		x->handler_flags & WANT_OPENMETRICS ? EXPO_OPENMETRICS_100 : EXPO_TEXT_004;
+	size_t text_cap = cap;
+	char *text = gzip ? http_scratch(x, &text_cap) : body;
+
+	struct expo e;
+	expo_init(&e, text, text_cap, format);
+	metrics_write_exposition(x->ctx->metrics, x->ctx->shard, &e);
+	size_t len = e.len;
+	if (!e.overflow && gzip)
+		len = http_gzip_compress(x->ctx->gzip, text, e.len, body, cap);
+	if (e.overflow || len == 0) {
+		collection_failed(x);
+		return;
+	}
+	http_reply_body_buffer(x, 200,
+			       format == EXPO_OPENMETRICS_100 ? EXPO_CONTENT_TYPE_OPENMETRICS
+							      : EXPO_CONTENT_TYPE_TEXT,
+			       gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
+				    : "Vary: Accept-Encoding\r\n",
+			       len);
+}
+
+const struct http_handler api_metrics = {.on_head = metrics_head, .on_request = metrics_request};

@@ -14,13 +14,13 @@ cd "$(dirname "$0")/.."
 
 # One scenario per line: name, method, path, wrk Lua script in perf/ (or -),
 # then, to the end of the line, the nginx location giving the same answer.
-# @BODY@ in a location is a file holding the bytes Ringside answered for
-# that path just before the rounds: nginx serves a dynamic answer as a
+# @BODY@ in a location serves a file holding the bytes Ringside answered
+# for that path just before the rounds: nginx serves a dynamic answer as a
 # static file, the yardstick for moving the same bytes.
 SCENARIOS=$(cat <<'EOF'
 health   GET  /health                 -  location = /health { default_type application/json; return 200 '{"status":"ok"}'; }
-metrics  GET  /metrics                -  location = /metrics { default_type "text/plain; version=0.0.4; charset=utf-8"; alias @BODY@; }
-pool     GET  /metrics/api/metrics/   -  location = /metrics/api/metrics/ { default_type application/json; alias @BODY@; }
+metrics  GET  /metrics                -  location = /metrics { default_type "text/plain; version=0.0.4; charset=utf-8"; @BODY@; }
+pool     GET  /metrics/api/metrics/   -  location = /metrics/api/metrics/ { default_type application/json; @BODY@; }
 EOF
 )
 
@@ -38,6 +38,7 @@ fi
 [ -x "$ringside" ] || die "$ringside is not built (make bench builds it)"
 
 tmp=$(mktemp -d /tmp/ringside-bench.XXXXXX)
+chmod 755 "$tmp" # nginx workers drop root and read @BODY@ files here
 pids=()
 cleanup() {
 	[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
@@ -88,7 +89,7 @@ port[nginx]=$(free_port)
 port[ringside]=$(free_port "${port[nginx]}")
 
 locations=$(while read -r name _ _ _ loc; do
-	printf '%s\n\t\t' "${loc//@BODY@/$tmp/$name.body}"
+	printf '%s\n\t\t' "${loc//@BODY@/root $tmp; try_files /$name.body =500}"
 done <<<"$SCENARIOS")
 WORKERS=$workers PORT=${port[nginx]} TMP=$tmp LOCATIONS=$locations \
 	render perf/nginx.conf.in >"$tmp/nginx.conf"

@@ -98,7 +98,8 @@ int http_reply_head(struct http_exchange *x, unsigned status, const char *conten
 
 /* ---- Server services for handlers (implemented in src/ring/conn.c) ---- */
 
-/* Per-worker scratch memory, valid only during the handler call. */
+/* Per-worker scratch memory, valid only during the handler call (and
+ * during an event render). */
 char *http_scratch(struct http_exchange *x, size_t *cap);
 
 /* A large buffer for this exchange's body (responses past the output
@@ -109,6 +110,13 @@ char *http_body_buffer(struct http_exchange *x, size_t *cap);
 /* Replies with the first `len` bytes of the body buffer as the body. */
 int http_reply_body_buffer(struct http_exchange *x, unsigned status, const char *content_type,
 			   const char *extra_headers, size_t len);
+
+/* Replies with `data` of any size up to a body buffer: copied into the
+ * output buffer when it fits (the usual case, holding nothing afterwards),
+ * else into a body buffer; 503 with Retry-After if none is free. Meant
+ * for bodies rendered in the scratch. Returns 0 or -ENOSPC. */
+int http_reply_any(struct http_exchange *x, unsigned status, const char *content_type,
+		   const char *extra_headers, const char *data, size_t len);
 
 /* Writes one event's payload (the JSON after "data: ") into buf; returns
  * its length, or 0 if it could not. */

@@ -56,6 +56,30 @@ void expo_sample_u64(struct expo *e, const char *name, const char *suffix,
 		     const struct expo_label *labels, size_t label_count, const char *le,
 		     uint64_t value);
 
+/*
+ * A label set rendered (escaped) once for the many lines of one series: a
+ * histogram's buckets, _sum and _count share it, so a scrape escapes each
+ * label once per series, not once per line. ok is false if it did not fit.
+ */
+#define EXPO_LABELSET_MAX 1024
+struct expo_labelset {
+	size_t len;
+	bool ok;
+	char text[EXPO_LABELSET_MAX]; /* a="x",b="y" (no braces) */
+};
+void expo_labelset_init(struct expo_labelset *ls, const struct expo_label *labels, size_t count);
+
+/* A sample line with a rendered label set (NULL: none) and, if le is not
+ * NULL, le="<le>" after it (le is written as given: a number or +Inf). */
+void expo_line_u64(struct expo *e, const char *name, const char *suffix,
+		   const struct expo_labelset *ls, const char *le, uint64_t value);
+/* The same with the value units / 10^scale written exactly in decimal
+ * (scale <= 18), e.g. nanoseconds as seconds with scale 9: no rounding
+ * through a double, and no printf. */
+void expo_line_fixed(struct expo *e, const char *name, const char *suffix,
+		     const struct expo_labelset *ls, const char *le, uint64_t units,
+		     unsigned scale);
+
 /* Appends "# EOF\n" for OpenMetrics; nothing for text 0.0.4. */
 void expo_finish(struct expo *e);
 

@@ -31,35 +31,34 @@ static void collection_failed(struct http_exchange *x)
 
 static void metrics_request(struct http_exchange *x)
 {
+	/* Rendered in the first half of the scratch, compressed into the
+	 * second, then copied out: no buffer is held while the bytes go out. */
 	size_t cap;
-	char *body = http_body_buffer(x, &cap);
-	if (!body) {
-		http_reply_error(x, 503, NULL, "Every scrape buffer of this worker is in use. Retry.",
-				 NULL, NULL, "Retry-After: 1\r\n");
-		return;
-	}
+	char *scratch = http_scratch(x, &cap);
+	size_t half = cap / 2;
 	bool gzip = x->handler_flags & WANT_GZIP;
 	enum expo_format format =
 		x->handler_flags & WANT_OPENMETRICS ? EXPO_OPENMETRICS_100 : EXPO_TEXT_004;
-	size_t text_cap = cap;
-	char *text = gzip ? http_scratch(x, &text_cap) : body;
 
 	struct expo e;
-	expo_init(&e, text, text_cap, format);
+	expo_init(&e, scratch, half, format);
 	metrics_write_exposition(x->ctx->metrics, x->ctx->shard, &e);
+	const char *body = scratch;
 	size_t len = e.len;
-	if (!e.overflow && gzip)
-		len = http_gzip_compress(x->ctx->gzip, text, e.len, body, cap);
+	if (!e.overflow && gzip) {
+		body = scratch + half;
+		len = http_gzip_compress(x->ctx->gzip, scratch, e.len, scratch + half, half);
+	}
 	if (e.overflow || len == 0) {
 		collection_failed(x);
 		return;
 	}
-	http_reply_body_buffer(x, 200,
-			       format == EXPO_OPENMETRICS_100 ? EXPO_CONTENT_TYPE_OPENMETRICS
-							      : EXPO_CONTENT_TYPE_TEXT,
-			       gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
-				    : "Vary: Accept-Encoding\r\n",
-			       len);
+	http_reply_any(x, 200,
+		       format == EXPO_OPENMETRICS_100 ? EXPO_CONTENT_TYPE_OPENMETRICS
+						      : EXPO_CONTENT_TYPE_TEXT,
+		       gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
+			    : "Vary: Accept-Encoding\r\n",
+		       body, len);
 }
 
 const struct http_handler api_metrics = {.on_head = metrics_head, .on_request = metrics_request};

@@ -104,30 +104,12 @@ static size_t render_pool_json(char *buf, size_t cap, struct http_context *ctx)
 	return t.overflow ? 0 : t.len;
 }
 
-/* Replies with text rendered in the worker's scratch: through the output
- * buffer when it fits, else through a body buffer. */
-static void reply_rendered(struct http_exchange *x, const char *content_type, const char *text,
-			   size_t len)
-{
-	if (http_reply(x, 200, content_type, NULL, text, len) == 0)
-		return;
-	size_t cap;
-	char *body = http_body_buffer(x, &cap);
-	if (!body || len > cap) {
-		http_reply_error(x, 503, NULL, "No buffer is free for this response. Retry.", NULL,
-				 NULL, "Retry-After: 1\r\n");
-		return;
-	}
-	memcpy(body, text, len);
-	http_reply_body_buffer(x, 200, content_type, NULL, len);
-}
-
 static void pool_json_request(struct http_exchange *x)
 {
 	size_t cap;
 	char *buf = http_scratch(x, &cap);
 	size_t len = render_pool_json(buf, cap, x->ctx);
-	reply_rendered(x, "application/json", buf, len);
+	http_reply_any(x, 200, "application/json", NULL, buf, len);
 }
 
 static void gauge(struct expo *e, const char *name, const char *help, double v)
@@ -154,7 +136,7 @@ static void pool_prometheus_request(struct http_exchange *x)
 	expo_family(&e, "buntime_uptime_seconds", EXPO_COUNTER, "Server uptime in seconds");
 	expo_sample(&e, "buntime_uptime_seconds", NULL, NULL, 0, NULL,
 		    (double)uptime_seconds(x->ctx->metrics, now_unix_ms()));
-	reply_rendered(x, "text/plain; charset=utf-8", buf, e.overflow ? 0 : e.len);
+	http_reply_any(x, 200, "text/plain; charset=utf-8", NULL, buf, e.overflow ? 0 : e.len);
 }
 
 static void pool_sse_request(struct http_exchange *x)
@@ -199,7 +181,7 @@ static void pool_stats_request(struct http_exchange *x)
 		put_str(&t, "}}");
 	}
 	put_str(&t, "]}");
-	reply_rendered(x, "application/json", buf, t.overflow ? 0 : t.len);
+	http_reply_any(x, 200, "application/json", NULL, buf, t.overflow ? 0 : t.len);
 }
 
 const struct http_handler api_pool_json = {.on_request = pool_json_request};

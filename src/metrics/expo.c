@@ -180,8 +180,7 @@ size_t expo_escape_help(char *out, size_t cap, const char *s, enum expo_format f
  * written with the digit loop: counters and gauges are almost always
  * integers, and they then cost no snprintf. Negative zero is written "0",
  * as client_golang's writeFloat does (its `case f == 0` also catches -0):
- * the sign of a zero means nothing to PromQL, and "0" is what every
- * Prometheus client writes.
+ * both parse, and a gauge that reads "-0" only puzzles people.
  *
  * Other finite values: the shortest of %.15g, %.16g, %.17g that reads back
  * to the same double (%.17g always does for IEEE binary64). printf and
@@ -223,7 +222,8 @@ size_t expo_format_double(char out[33], double v)
 	for (int prec = 15;; prec++) {
 		int w = snprintf(buf, sizeof buf, "%.*g", prec, v);
 
-		assert(w > 0 && (size_t)w < sizeof buf);
+		assert(w > 0 && (size_t)w < sizeof buf); /* at most 24 bytes */
+		(void)w;
 		if (prec == 17 || strtod(buf, NULL) == v)
 			break;
 	}
@@ -289,33 +289,45 @@ void expo_family(struct expo *e, const char *name, enum expo_type type, const ch
 	line_commit(e, p);
 }
 
-/* name suffix{l1="v1",...,le="le"} value\n */
+void expo_labelset_init(struct expo_labelset *ls, const struct expo_label *labels, size_t count)
+{
+	const char *end = ls->text + sizeof ls->text;
+	char *p = ls->text;
+
+	for (size_t i = 0; i < count; i++) {
+		assert(labels[i].name && labels[i].value);
+		if (i)
+			p = put_c(p, end, ',');
+		p = put_s(p, end, labels[i].name);
+		p = put(p, end, "=\"", 2);
+		p = put_escaped(p, end, labels[i].value, true);
+		p = put_c(p, end, '"');
+	}
+	ls->ok = p != NULL;
+	ls->len = p ? (size_t)(p - ls->text) : 0;
+}
+
+/* name suffix{labels,le="le"} value\n: the one writer of sample lines. */
 static void sample_line(struct expo *e, const char *name, const char *suffix,
-			const struct expo_label *labels, size_t label_count,
-			const char *le, const char *value, size_t value_len)
+			const struct expo_labelset *ls, const char *le, const char *value,
+			size_t value_len)
 {
 	const char *end;
 	char *p = line_begin(e, &end);
+	bool labels = ls && ls->len;
 
+	if (ls && !ls->ok)
+		p = NULL; /* a label set that did not fit: fail, never truncate */
 	p = put_s(p, end, name);
 	if (suffix)
 		p = put_s(p, end, suffix);
-	if (label_count || le) {
+	if (labels || le) {
 		p = put_c(p, end, '{');
-		for (size_t i = 0; i < label_count; i++) {
-			assert(labels[i].name && labels[i].value);
-			if (i)
-				p = put_c(p, end, ',');
-			p = put_s(p, end, labels[i].name);
-			p = put(p, end, "=\"", 2);
-			p = put_escaped(p, end, labels[i].value, true);
-			p = put_c(p, end, '"');
-		}
+		if (labels)
+			p = put(p, end, ls->text, ls->len);
 		if (le) {
-			if (label_count)
-				p = put_c(p, end, ',');
-			p = put(p, end, "le=\"", 4);
-			p = put_escaped(p, end, le, true);
+			p = put(p, end, labels ? ",le=\"" : "le=\"", labels ? 5 : 4);
+			p = put_s(p, end, le);
 			p = put_c(p, end, '"');
 		}
 		p = put_c(p, end, '}');
@@ -326,28 +338,70 @@ static void sample_line(struct expo *e, const char *name, const char *suffix,
 	line_commit(e, p);
 }
 
+void expo_line_u64(struct expo *e, const char *name, const char *suffix,
+		   const struct expo_labelset *ls, const char *le, uint64_t value)
+{
+	char tmp[20];
+	char *d = u64_digits(tmp, value);
+
+	sample_line(e, name, suffix, ls, le, d, (size_t)(tmp + sizeof tmp - d));
+}
+
+void expo_line_fixed(struct expo *e, const char *name, const char *suffix,
+		     const struct expo_labelset *ls, const char *le, uint64_t units,
+		     unsigned scale)
+{
+	char out[42];
+	char tmp[20];
+	char *d = u64_digits(tmp, units);
+	size_t digits = (size_t)(tmp + sizeof tmp - d), n = 0;
+
+	assert(scale <= 18);
+	if (digits <= scale) { /* 0.000ddd */
+		out[n++] = '0';
+		out[n++] = '.';
+		for (size_t z = digits; z < scale; z++)
+			out[n++] = '0';
+		memcpy(out + n, d, digits);
+		n += digits;
+	} else {
+		memcpy(out, d, digits - scale);
+		n = digits - scale;
+		out[n++] = '.';
+		memcpy(out + n, d + digits - scale, scale);
+		n += scale;
+	}
+	/* Trailing zeros of the fraction, and a bare point, say nothing. */
+	while (scale && out[n - 1] == '0')
+		n--;
+	if (out[n - 1] == '.')
+		n--;
+	sample_line(e, name, suffix, ls, le, out, n);
+}
+
 void expo_sample(struct expo *e, const char *name, const char *suffix,
 		 const struct expo_label *labels, size_t label_count, const char *le,
 		 double value)
 {
 	char v[33];
-	size_t n;
+	struct expo_labelset ls;
 
 	if (e->overflow)
 		return;
-	n = expo_format_double(v, value);
-	sample_line(e, name, suffix, labels, label_count, le, v, n);
+	expo_labelset_init(&ls, labels, label_count);
+	sample_line(e, name, suffix, &ls, le, v, expo_format_double(v, value));
 }
 
 void expo_sample_u64(struct expo *e, const char *name, const char *suffix,
 		     const struct expo_label *labels, size_t label_count, const char *le,
 		     uint64_t value)
 {
-	char tmp[20];
-	char *d = u64_digits(tmp, value);
+	struct expo_labelset ls;
 
-	sample_line(e, name, suffix, labels, label_count, le, d,
-		    (size_t)(tmp + sizeof tmp - d));
+	if (e->overflow)
+		return;
+	expo_labelset_init(&ls, labels, label_count);
+	expo_line_u64(e, name, suffix, &ls, le, value);
 }
 
 void expo_finish(struct expo *e)
@@ -400,13 +454,14 @@ static bool ieq(const char *s, size_t n, const char *lit)
 
 /*
  * RFC 9110 12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ),
- * in thousandths. Anything else ("1.5", "0.1234", ".5", "") is malformed.
+ * in thousandths: "0." and "1." are valid. Anything else ("1.5",
+ * "0.1234", ".5", "") is malformed.
  */
 static bool parse_q(const char *s, size_t n, unsigned *q)
 {
 	unsigned v = 0, scale = 100;
 
-	if (n == 0 || (s[0] != '0' && s[0] != '1') || n == 2 || n > 5)
+	if (n == 0 || (s[0] != '0' && s[0] != '1') || n > 5)
 		return false;
 	if (n > 1 && s[1] != '.')
 		return false;

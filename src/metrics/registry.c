@@ -186,17 +186,19 @@ static struct metrics_merged *merge_series(struct metrics_registry *r, struct me
 	return m;
 }
 
-static void row_labels(const struct metrics_registry *r, uint32_t series, struct expo_label l[3])
+/* The label set of a series, rendered once for its 15 lines. */
+static void row_labels(const struct metrics_registry *r, uint32_t series, struct expo_labelset *ls)
 {
 	uint32_t st = series % (uint32_t)STATUS_SLOTS;
 	uint32_t rest = series / (uint32_t)STATUS_SLOTS;
 	enum http_method m = (enum http_method)(rest % HTTP_METHOD_COUNT);
 	uint32_t route = rest / HTTP_METHOD_COUNT;
-	l[0] = (struct expo_label){"method", http_method_name(m)};
-	l[1] = (struct expo_label){"route", route < r->router->count
-						   ? r->router->routes[route].pattern
-						   : "unmatched"};
-	l[2] = (struct expo_label){"status_code", status_label[st]};
+	const struct expo_label l[3] = {
+		{"method", http_method_name(m)},
+		{"route", route < r->router->count ? r->router->routes[route].pattern : "unmatched"},
+		{"status_code", status_label[st]},
+	};
+	expo_labelset_init(ls, l, 3);
 }
 
 static uint64_t counter_sum(const struct metrics_registry *r, enum metrics_counter c)
@@ -223,7 +225,7 @@ void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *
 			      struct expo *e)
 {
 	const struct metrics_merged *m = merge_series(r, scratch);
-	struct expo_label l[3];
+	struct expo_labelset ls;
 
 	expo_family(e, "http_requests_total", EXPO_COUNTER, "Total number of HTTP requests.");
 	for (uint32_t i = 0; i < m->rows; i++) {
@@ -231,8 +233,8 @@ void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *
 		uint64_t n = 0;
 		for (size_t b = 0; b <= METRICS_BUCKETS; b++)
 			n += row->bucket[b];
-		row_labels(r, row->series, l);
-		expo_sample_u64(e, "http_requests_total", NULL, l, 3, NULL, n);
+		row_labels(r, row->series, &ls);
+		expo_line_u64(e, "http_requests_total", NULL, &ls, NULL, n);
 	}
 
 	expo_family(e, "http_request_duration_seconds", EXPO_HISTOGRAM,
@@ -240,16 +242,16 @@ void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *
 	for (uint32_t i = 0; i < m->rows; i++) {
 		const struct merged_row *row = &m->row[i];
 		uint64_t cumulative = 0;
-		row_labels(r, row->series, l);
+		row_labels(r, row->series, &ls);
 		for (size_t b = 0; b <= METRICS_BUCKETS; b++) {
 			cumulative += row->bucket[b];
-			expo_sample_u64(e, "http_request_duration_seconds", "_bucket", l, 3,
-					bucket_le[b], cumulative);
+			expo_line_u64(e, "http_request_duration_seconds", "_bucket", &ls,
+				      bucket_le[b], cumulative);
 		}
-		expo_sample(e, "http_request_duration_seconds", "_sum", l, 3, NULL,
-			    (double)row->sum_ns / 1e9);
-		expo_sample_u64(e, "http_request_duration_seconds", "_count", l, 3, NULL,
-				cumulative);
+		/* Nanoseconds written as exact seconds. */
+		expo_line_fixed(e, "http_request_duration_seconds", "_sum", &ls, NULL,
+				row->sum_ns, 9);
+		expo_line_u64(e, "http_request_duration_seconds", "_count", &ls, NULL, cumulative);
 	}
 
 	static const struct {

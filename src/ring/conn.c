@@ -545,6 +545,20 @@ int http_reply_body_buffer(struct http_exchange *x, unsigned status, const char 
 	return 0;
 }
 
+int http_reply_any(struct http_exchange *x, unsigned status, const char *content_type,
+		   const char *extra_headers, const char *data, size_t len)
+{
+	if (http_reply(x, status, content_type, extra_headers, data, len) == 0)
+		return 0;
+	size_t cap;
+	char *body = http_body_buffer(x, &cap);
+	if (!body || len > cap)
+		return http_reply_error(x, 503, NULL, "No buffer is free for this response. Retry.",
+					NULL, NULL, "Retry-After: 1\r\n");
+	memcpy(body, data, len);
+	return http_reply_body_buffer(x, status, content_type, extra_headers, len);
+}
+
 /* ---- Event streams (Server-Sent Events) ---- */
 
 void conn_stream_remove(struct worker *w, struct conn *c)

@@ -28,12 +28,12 @@
 /* Output buffer of a connection with a response in progress. */
 #define OUT_BUF_SIZE (64u * 1024u)
 
-/* Bodies past the output buffer (a scrape) go out of a body buffer, and
- * are rendered through the per-worker scratch when compressed. Lazily
- * touched; a request finding none free gets 503. */
+/* Responses are rendered in the per-worker scratch and copied into the
+ * connection's output buffer; one too large for it goes out of a body
+ * buffer instead. Lazily touched; a request finding none free gets 503. */
 #define BODY_BUF_SIZE (2u * 1024u * 1024u)
-#define BODY_BUF_COUNT 4u
-#define SCRATCH_SIZE BODY_BUF_SIZE
+#define BODY_BUF_COUNT 16u
+#define SCRATCH_SIZE (2u * BODY_BUF_SIZE) /* a rendering and its gzip */
 
 /* An event-stream subscriber more than this far behind is dropped; its
  * socket send buffer is capped too, so a client that stops reading costs

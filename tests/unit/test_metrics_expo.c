@@ -529,6 +529,9 @@ static void openmetrics_wins_ties_and_loses_to_higher_text(void **state)
 	assert_int_equal(neg("application/openmetrics-text;q=0.4,text/*;q=0.5"), EXPO_TEXT_004);
 	assert_int_equal(neg("application/openmetrics-text;q=0.4,*/*;q=0.5"), EXPO_TEXT_004);
 	assert_int_equal(neg("application/openmetrics-text;q=0.001,*/*;q=0.000"), EXPO_OPENMETRICS_100);
+	/* qvalue = "0" [ "." 0*3DIGIT ]: "0." and "1." are valid. */
+	assert_int_equal(neg("application/openmetrics-text;q=1.,text/plain;q=0."), EXPO_OPENMETRICS_100);
+	assert_int_equal(neg("application/openmetrics-text;q=0.,text/plain;q=0.1"), EXPO_TEXT_004);
 	/* text/plain of another version does not count for text 0.0.4. */
 	assert_int_equal(neg("application/openmetrics-text;q=0.4,text/plain;version=1.0.0"), EXPO_OPENMETRICS_100);
 }

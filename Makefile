@@ -66,13 +66,17 @@ blackbox: $(BIN) $(BB_BINS)
 	@BUILD=$(BUILD) tests/run.sh $(BB_BINS)
 
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
-PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs
+PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
+	$(BUILD)/perf/bench_metrics_scrape
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^
 $(BUILD)/perf/bench_http_parser_nodejs: perf/bench_http_parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DPEER_NODEJS -o $@ $< -lhttp_parser
+
+$(BUILD)/perf/bench_metrics_scrape: $(BUILD)/perf/bench_metrics_scrape.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)

@@ -147,6 +147,12 @@ while read -r bench oname ons omb pname pns pmb; do
 	printf '%-12s %-24s %10s %8s\n' "$bench" "$pname" "$pns" "$pmb" "$bench" "$oname" "$ons" "$omb"
 	printf '%-12s %-24s %10.2f\n' "$bench" "speed-up" "$(awk -v a="$pns" -v b="$ons" 'BEGIN { print a / b }')"
 done <"$micro"
+# The cost of one /metrics scrape, every route observed (no peer: the
+# end-to-end scenario below puts it beside nginx).
+read -r _ scrape_us scrape_bytes _ gzip_us gzip_bytes < <(taskset -c 0 "$bindir/bench_metrics_scrape") ||
+	die "bench_metrics_scrape failed"
+printf 'one /metrics scrape: %s us for %s bytes; with gzip %s us -> %s bytes\n' \
+	"$scrape_us" "$scrape_bytes" "$gzip_us" "$gzip_bytes"
 echo
 
 results=$tmp/results
@@ -215,6 +221,9 @@ mkdir -p "${out%/*}"
 		echo "| $bench | $oname | $ons | $omb |"
 		echo "| $bench | speed-up | $(awk -v a="$pns" -v b="$ons" 'BEGIN { printf "%.2f", a / b }') | |"
 	done <"$micro"
+	echo
+	echo "One /metrics scrape with every route observed (one core, median of 5):" \
+		"$scrape_us µs for $scrape_bytes bytes of text; with gzip $gzip_us µs -> $gzip_bytes bytes."
 	echo
 	echo "| scenario | server | req/s (median) | p99 (median) |"
 	echo "|---|---|---:|---:|"

@@ -42,7 +42,8 @@ struct http_context {
 
 struct http_exchange {
 	enum http_method method;
-	const struct http_route *route; /* NULL for 404/405 and parse errors */
+	const struct http_route *route; /* matched; for 405 the path's route; NULL for
+					 * 404 and parse errors */
 	bool head_only;      /* HEAD: write the head, not the body */
 	uint8_t version_minor; /* of the request: 0 or 1 */
 	bool close;          /* the server closes after this response */

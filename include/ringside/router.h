@@ -40,6 +40,9 @@ enum router_status {
 
 struct router_match {
 	const struct http_route *route; /* ROUTER_FOUND only */
+	const struct http_route *path_route; /* first route whose pattern matched the path
+					      * (FOUND and METHOD_NOT_ALLOWED): its
+					      * template labels a 405 in the metrics */
 	uint32_t allow;                 /* bit (1u << method) per method the path has */
 	uint8_t param_count;
 	struct http_span params[ROUTER_MAX_PARAMS]; /* offsets into path */

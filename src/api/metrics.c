@@ -56,8 +56,9 @@ static void metrics_request(struct http_exchange *x)
 	http_reply_any(x, 200,
 		       format == EXPO_OPENMETRICS_100 ? EXPO_CONTENT_TYPE_OPENMETRICS
 						      : EXPO_CONTENT_TYPE_TEXT,
-		       gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
-			    : "Vary: Accept-Encoding\r\n",
+		       /* RFC 9110 12.5.5: the answer depends on both. */
+		       gzip ? "Content-Encoding: gzip\r\nVary: Accept, Accept-Encoding\r\n"
+			    : "Vary: Accept, Accept-Encoding\r\n",
 		       body, len);
 }
 

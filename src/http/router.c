@@ -86,6 +86,8 @@ enum router_status router_match(const struct router *r, enum http_method m,
 
 		if (!pattern_match(rt->pattern, path, len, params, &count))
 			continue;
+		if (out->path_route == NULL)
+			out->path_route = rt;
 		out->allow |= 1u << rt->method;
 		if (rt->method == HTTP_GET)
 			out->allow |= 1u << HTTP_HEAD;

@@ -261,6 +261,12 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 		c->answer_status = 404;
 		break;
 	case ROUTER_METHOD_NOT_ALLOWED:
+		if (!served_here(w, c, m.path_route)) {
+			c->answer_status = 404;
+			break;
+		}
+		/* No handler runs; the route only labels the metrics. */
+		c->x.route = m.path_route;
 		c->answer_status = 405;
 		c->allow = m.allow;
 		break;

@@ -102,6 +102,9 @@ static void test_method_not_allowed(void **state)
 			 ROUTER_METHOD_NOT_ALLOWED);
 	assert_null(mt.route);
 	assert_int_equal(mt.allow, BIT(HTTP_GET) | BIT(HTTP_HEAD));
+	/* The path's route labels the 405 in the metrics (regression: it
+	 * was counted as "unmatched"). */
+	assert_ptr_equal(mt.path_route, &routes[1]);
 
 	assert_int_equal(match(HTTP_GET, "/api/metrics/ingest", &mt),
 			 ROUTER_METHOD_NOT_ALLOWED);
@@ -112,6 +115,7 @@ static void test_method_not_allowed(void **state)
 			 ROUTER_METHOD_NOT_ALLOWED);
 	assert_int_equal(mt.allow, BIT(HTTP_GET) | BIT(HTTP_HEAD) |
 					   BIT(HTTP_PUT) | BIT(HTTP_DELETE));
+	assert_ptr_equal(mt.path_route, &routes[6]); /* the first of the path */
 
 	/* A method we do not route on still gets 405, not 404. */
 	assert_int_equal(match(HTTP_METHOD_OTHER, "/metrics", &mt),
@@ -122,6 +126,8 @@ static void test_method_not_allowed(void **state)
 	/* And a found route reports the full mask too. */
 	assert_int_equal(match(HTTP_GET, "/api/v1/agents/a1", &mt),
 			 ROUTER_FOUND);
+	assert_ptr_equal(mt.route, &routes[6]);
+	assert_ptr_equal(mt.path_route, &routes[6]);
 	assert_int_equal(mt.allow, BIT(HTTP_GET) | BIT(HTTP_HEAD) |
 					   BIT(HTTP_PUT) | BIT(HTTP_DELETE));
 }

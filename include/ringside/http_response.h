@@ -55,7 +55,13 @@ struct http_exchange {
 	const char *date_line;  /* HTTP_DATE_LINE_LEN bytes, owned by the worker */
 	struct http_out *out;
 	struct http_context *ctx;
-	uint32_t handler_flags; /* the handler's, from on_head to on_request; zeroed per request */
+	/* The handler's own, from on_head to on_end; zeroed per request. */
+	uint32_t handler_flags;
+	void *handler_data;
+	/* Set by a handler that has seen enough of the body (it failed
+	 * validation, say): the server reads and discards the rest, stops
+	 * calling on_body, and still calls on_request to answer. */
+	bool discard_body;
 };
 
 struct http_handler {
@@ -68,6 +74,10 @@ struct http_handler {
 	unsigned (*on_body)(struct http_exchange *x, const char *data, size_t len);
 	/* Required. The whole request has arrived: reply. */
 	void (*on_request)(struct http_exchange *x);
+	/* Optional. Called exactly once for every exchange whose on_head ran,
+	 * when it ends: after on_request, or when the connection closed before
+	 * the request was complete. Gives back what on_head took. */
+	void (*on_end)(struct http_exchange *x);
 };
 
 /*

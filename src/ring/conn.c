@@ -56,6 +56,16 @@ static void release_in(struct worker *w, struct conn *c)
 	}
 }
 
+/* Ends the handler's side of the exchange: on_end, once. */
+void conn_end_exchange(struct conn *c)
+{
+	if (c->handler_open) {
+		c->handler_open = false;
+		if (c->handler->on_end)
+			c->handler->on_end(&c->x);
+	}
+}
+
 void conn_set_pool_state(struct worker *w, struct conn *c, enum pool_state s)
 {
 	if (c->pool_state == s)
@@ -191,6 +201,7 @@ static void finish_request(struct worker *w, struct conn *c)
 	} else {
 		c->handler->on_request(x);
 	}
+	conn_end_exchange(c);
 	if (!x->replied)
 		http_reply_error(x, 500, NULL, NULL, NULL, NULL, NULL);
 	if (c->body_buf && !c->body_len)
@@ -286,8 +297,10 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 		c->body_kind = BODY_LENGTH;
 		c->body_left = req->content_length;
 	}
-	if (c->handler && c->handler->on_head)
+	if (c->handler && c->handler->on_head) {
+		c->handler_open = true;
 		c->answer_status = (uint16_t)c->handler->on_head(&c->x, base, req);
+	}
 
 	if (c->body_kind == BODY_NONE) {
 		finish_request(w, c);
@@ -350,7 +363,7 @@ static size_t feed_head(struct worker *w, struct conn *c, const char *p, size_t 
 
 static void deliver_body(struct conn *c, const char *data, size_t len)
 {
-	if (!c->answer_status && c->handler && c->handler->on_body)
+	if (!c->answer_status && !c->x.discard_body && c->handler && c->handler->on_body)
 		c->answer_status = (uint16_t)c->handler->on_body(&c->x, data, len);
 }
 

@@ -190,6 +190,7 @@ void worker_close(struct worker *w, struct conn *c)
 		return;
 	c->phase = PHASE_CLOSING;
 	timer_wheel_cancel(&w->wheel, &c->timer);
+	conn_end_exchange(c); /* a request cut off: its handler gives back */
 	conn_set_pool_state(w, c, POOL_NONE);
 	conn_stream_remove(w, c);
 	uint64_t ud = ud_encode(OP_CLOSE, conn_slot(w, c), c->gen);

@@ -120,6 +120,7 @@ struct conn {
 	bool between_requests; /* no byte of the next request yet (keep-alive idle) */
 	bool input_blocked;    /* output full: new input waits in `in` */
 	bool streaming;        /* an event stream: no more requests on it */
+	bool handler_open;     /* on_head ran, on_end not yet */
 	uint8_t listener;      /* enum listener it was accepted on */
 	uint8_t pool_state;    /* enum pool_state */
 	uint16_t answer_status; /* != 0: answer this once the body is consumed */
@@ -205,6 +206,7 @@ void conn_on_eof(struct worker *w, struct conn *c);
 void conn_on_timer(struct worker *w, struct conn *c);
 void conn_on_stop(struct worker *w, struct conn *c);
 void conn_release_buffers(struct worker *w, struct conn *c);
+void conn_end_exchange(struct conn *c);
 void conn_format_request_id(struct worker *w, struct http_exchange *x);
 void conn_set_pool_state(struct worker *w, struct conn *c, enum pool_state s);
 void conn_push_events(struct worker *w);

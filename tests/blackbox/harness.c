@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,6 +44,38 @@ void h_sleep_ms(int ms)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+int64_t h_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t h_parse_iso_ms(const char *s)
+{
+	static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+
+	if (strlen(s) != sizeof(pat) - 1)
+		return -1;
+	for (size_t i = 0; i < sizeof(pat) - 1; i++) {
+		if (pat[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pat[i])
+			return -1;
+	}
+	struct tm tm = { 0 };
+
+	tm.tm_year = atoi(s) - 1900;
+	tm.tm_mon = atoi(s + 5) - 1;
+	tm.tm_mday = atoi(s + 8);
+	tm.tm_hour = atoi(s + 11);
+	tm.tm_min = atoi(s + 14);
+	tm.tm_sec = atoi(s + 17);
+	if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+	    tm.tm_sec > 60)
+		return -1;
+	return (int64_t)timegm(&tm) * 1000 + atoi(s + 20);
 }
 
 static int remaining_ms(int64_t deadline)
@@ -209,6 +242,29 @@ void h_init(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+void h_need_fds(unsigned need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		perror("getrlimit");
+		exit(1);
+	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		printf("SKIP: RLIMIT_NOFILE hard limit is %llu, below the %u file "
+		       "descriptors this test needs (raise it: ulimit -Hn)\n",
+		       (unsigned long long)rl.rlim_max, need);
+		exit(77);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			perror("setrlimit");
+			exit(1);
+		}
+	}
 }
 
 /* ---- Spawning ---- */
@@ -553,6 +609,11 @@ struct server *h_group_server(void)
 	return (struct server *)group_server;
 }
 
+uint16_t port_of(void **state)
+{
+	return ((struct server *)*state)->port;
+}
+
 int h_test_teardown(void **state)
 {
 	(void)state;
@@ -572,6 +633,33 @@ int h_test_teardown(void **state)
 	return 0;
 }
 
+struct run_result *run_new(void)
+{
+	struct run_result *r = malloc(sizeof(*r));
+
+	CHECK(r != NULL, "out of memory");
+	return r;
+}
+
+/* Spawns argv, waits up to timeout_ms (then SIGKILL, exit_code -1) and
+ * fills r from the exit status and the captured output files. */
+static void run_to_end(const char *const argv[], const char *const env[],
+		       const char *in_path, const char *out_path,
+		       const char *err_path, int timeout_ms, struct run_result *r)
+{
+	struct server s = { 0 };
+
+	s.pid = spawn(argv, env, in_path, out_path, err_path);
+	if (!server_wait_exit(&s, timeout_ms)) {
+		kill(s.pid, SIGKILL);
+		server_wait_exit(&s, 5000);
+		s.exit_code = -1;
+	}
+	r->exit_code = s.exit_code;
+	read_path(out_path, r->out, sizeof(r->out));
+	read_path(err_path, r->err, sizeof(r->err));
+}
+
 void h_run(const char *const args[], const char *const env[], int timeout_ms,
 	   struct run_result *r)
 {
@@ -589,17 +677,7 @@ void h_run(const char *const args[], const char *const env[], int timeout_ms,
 		argv[n++] = args[i];
 	argv[n] = NULL;
 
-	struct server s = { 0 };
-
-	s.pid = spawn(argv, env, NULL, out_path, err_path);
-	if (!server_wait_exit(&s, timeout_ms)) {
-		kill(s.pid, SIGKILL);
-		server_wait_exit(&s, 5000);
-		s.exit_code = -1;
-	}
-	r->exit_code = s.exit_code;
-	read_path(out_path, r->out, sizeof(r->out));
-	read_path(err_path, r->err, sizeof(r->err));
+	run_to_end(argv, env, NULL, out_path, err_path, timeout_ms, r);
 }
 
 void h_run_prog(const char *const argv[], const void *input, size_t input_len,
@@ -640,17 +718,7 @@ void h_run_prog(const char *const argv[], const void *input, size_t input_len,
 	}
 	close(fd);
 
-	struct server s = { 0 };
-
-	s.pid = spawn(argv, NULL, in_path, out_path, err_path);
-	if (!server_wait_exit(&s, timeout_ms)) {
-		kill(s.pid, SIGKILL);
-		server_wait_exit(&s, 5000);
-		s.exit_code = -1;
-	}
-	r->exit_code = s.exit_code;
-	read_path(out_path, r->out, sizeof(r->out));
-	read_path(err_path, r->err, sizeof(r->err));
+	run_to_end(argv, NULL, in_path, out_path, err_path, timeout_ms, r);
 	if (!any_failure && !getenv("RINGSIDE_BB_KEEP")) {
 		unlink(in_path);
 		unlink(out_path);
@@ -1343,6 +1411,14 @@ void expect_conn_open(struct conn *c, int wait_ms)
 
 /* ---- Inspection ---- */
 
+struct http_response *resp_new(void)
+{
+	struct http_response *r = malloc(sizeof(*r));
+
+	CHECK(r != NULL, "out of memory");
+	return r;
+}
+
 const char *resp_header(const struct http_response *r, const char *name)
 {
 	for (size_t i = 0; i < r->nheaders; i++)
@@ -1361,12 +1437,13 @@ int resp_header_count(const struct http_response *r, const char *name)
 	return n;
 }
 
-bool resp_connection_has(const struct http_response *r, const char *token)
+bool resp_header_has_token(const struct http_response *r, const char *name,
+			   const char *token)
 {
 	size_t tl = strlen(token);
 
 	for (size_t i = 0; i < r->nheaders; i++) {
-		if (strcasecmp(r->headers[i].name, "Connection") != 0)
+		if (strcasecmp(r->headers[i].name, name) != 0)
 			continue;
 		const char *v = r->headers[i].value;
 
@@ -1384,6 +1461,21 @@ bool resp_connection_has(const struct http_response *r, const char *token)
 		}
 	}
 	return false;
+}
+
+bool resp_connection_has(const struct http_response *r, const char *token)
+{
+	return resp_header_has_token(r, "Connection", token);
+}
+
+bool resp_content_type_is(const struct http_response *r, const char *type)
+{
+	const char *ct = resp_header(r, "Content-Type");
+	size_t n = ct ? strcspn(ct, ";") : 0;
+
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	return ct && n == strlen(type) && strncasecmp(ct, type, n) == 0;
 }
 
 static const char *const wkdays[7] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
@@ -1504,15 +1596,6 @@ void expect_no_header(const struct http_response *r, const char *name)
 	      r->status);
 }
 
-static bool is_json_media_type(const char *ct)
-{
-	size_t n = strcspn(ct, ";");
-
-	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-		n--;
-	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
-}
-
 bool json_get_string(const char *body, const char *key, char *out, size_t cap)
 {
 	char pat[128];
@@ -1567,7 +1650,7 @@ void expect_error(const struct http_response *r, int status, const char *code)
 	expect_status(r, status, false);
 	const char *ct = resp_header(r, "Content-Type");
 
-	CHECK(ct && is_json_media_type(ct),
+	CHECK(resp_content_type_is(r, "application/json"),
 	      "error %d: expected Content-Type application/json, got %s", status,
 	      ct ? ct : "(none)");
 
@@ -1600,12 +1683,25 @@ void expect_error(const struct http_response *r, int status, const char *code)
 	      status, got, id ? id : "(none)");
 }
 
+void expect_rejected_and_closed(struct conn *c, int status, const char *code)
+{
+	struct http_response *r = resp_new();
+
+	expect_response(c, r, false);
+	expect_error(r, status, code);
+	CHECK(resp_connection_has(r, "close"),
+	      "%d: expected Connection: close, got %s", status,
+	      resp_header(r, "Connection") ? resp_header(r, "Connection") : "(none)");
+	expect_conn_closed(c, 2000);
+	free(r);
+}
+
 void expect_health_ok(const struct http_response *r)
 {
 	expect_status(r, 200, false);
 	const char *ct = resp_header(r, "Content-Type");
 
-	CHECK(ct && is_json_media_type(ct),
+	CHECK(resp_content_type_is(r, "application/json"),
 	      "GET /health: expected Content-Type application/json, got %s",
 	      ct ? ct : "(none)");
 	CHECK(strcmp(r->body, "{\"status\":\"ok\"}") == 0 && r->body_len == 15,
@@ -1615,9 +1711,8 @@ void expect_health_ok(const struct http_response *r)
 void expect_health_on_port(uint16_t port)
 {
 	struct conn *c = conn_open(port);
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 
-	CHECK(r != NULL, "out of memory");
 	conn_send_str(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
 	expect_response(c, r, false);
 	expect_health_ok(r);
@@ -1903,6 +1998,21 @@ size_t expo_lines(const char *body, const char *needle, char *out, size_t cap)
 	if (cap && count == 0)
 		snprintf(out, cap, " (no line contains \"%s\")", needle);
 	return count;
+}
+
+int expo_count_prefix(const char *body, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+	int n = 0;
+
+	for (const char *line = body; line && *line;) {
+		if (strncmp(line, prefix, pl) == 0)
+			n++;
+		const char *nl = strchr(line, '\n');
+
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
 }
 
 /* ---- Misc ---- */

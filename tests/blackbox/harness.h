@@ -30,6 +30,16 @@
 int64_t h_now_ms(void);
 void h_sleep_ms(int ms);
 
+/* CLOCK_REALTIME in Unix milliseconds, to compare with a timestamp the
+ * server wrote. */
+int64_t h_wall_ms(void);
+
+/*
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" (exactly that form, UTC) to Unix ms. Returns
+ * -1 if s is not in that form or a field is out of range.
+ */
+int64_t h_parse_iso_ms(const char *s);
+
 /* ---- Failing with diagnostics ---- */
 
 /*
@@ -137,6 +147,9 @@ int h_group_setup_with(void **state, const char *const args[]);
 /* The server h_group_setup started (for tests whose state is their own). */
 struct server *h_group_server(void);
 
+/* The port of the group's server, from the *state h_group_setup filled. */
+uint16_t port_of(void **state);
+
 /* Per-test teardown: kills any server the test started and did not stop
  * (a failed check leaves it running). The group's server is kept. */
 int h_test_teardown(void **state);
@@ -160,8 +173,20 @@ struct run_result {
 void h_run(const char *const args[], const char *const env[], int timeout_ms,
 	   struct run_result *r);
 
+/* A malloc'd, uninitialised run_result (too big for the stack); the
+ * caller frees it. Fails the test if out of memory. */
+struct run_result *run_new(void);
+
 /* Path of the binary under test. */
 const char *h_bin(void);
+
+/*
+ * Call in main(), before any server starts (it inherits the limit): makes
+ * the soft RLIMIT_NOFILE at least need, raising it to the hard limit (to
+ * need if that is unlimited). If the hard limit is below need, prints why
+ * and exits 77 (skipped); if getrlimit/setrlimit fails, exits 1.
+ */
+void h_need_fds(unsigned need);
 
 /* ---- Other programs (promtool, prometheus) ---- */
 
@@ -300,7 +325,18 @@ void expect_conn_closed(struct conn *c, int timeout_ms);
  * after wait_ms. */
 void expect_conn_open(struct conn *c, int wait_ms);
 
+/*
+ * Reads one response and fails the test unless it is the JSON error
+ * `status` / `code` (expect_error) with Connection: close, and the server
+ * then closes the connection within 2 s. The caller still owns c.
+ */
+void expect_rejected_and_closed(struct conn *c, int status, const char *code);
+
 /* ---- Response inspection ---- */
+
+/* A malloc'd, uninitialised response (too big for the stack); the caller
+ * frees it. Fails the test if out of memory. */
+struct http_response *resp_new(void);
 
 /* Value of the first header with that name (case-insensitive), or NULL. */
 const char *resp_header(const struct http_response *r, const char *name);
@@ -331,8 +367,17 @@ void expect_header(const struct http_response *r, const char *name,
 		   const char *value, bool ci);
 void expect_no_header(const struct http_response *r, const char *name);
 
-/* true if the Connection header lists the token. */
+/* true if some field `name` lists `token` in its comma-separated value
+ * (both compared case-insensitively, blanks around list items ignored). */
+bool resp_header_has_token(const struct http_response *r, const char *name,
+			   const char *token);
+
+/* resp_header_has_token(r, "Connection", token). */
 bool resp_connection_has(const struct http_response *r, const char *token);
+
+/* true if Content-Type is present and its media type (before any
+ * `;` parameters) is `type`, case-insensitively. */
+bool resp_content_type_is(const struct http_response *r, const char *type);
 
 /*
  * Loose JSON: finds the top-level-ish string member `key` in body and copies
@@ -363,6 +408,9 @@ const char *expo_find(const char *body, const char *series, double *value);
 /* Copies every line containing needle into out ("\n  line" each) for a
  * failure message; returns how many lines matched. */
 size_t expo_lines(const char *body, const char *needle, char *out, size_t cap);
+
+/* How many lines of body start with prefix. */
+int expo_count_prefix(const char *body, const char *prefix);
 
 /* A 200 GET /health response, fully checked. */
 void expect_health_ok(const struct http_response *r);
@@ -398,6 +446,8 @@ void h_init(void);
 /* Helpers that can fail the test, wrapped to record the caller's line.
  * (A parenthesised name calls the function, not the macro.) */
 #define H_AT(f, ...) (h_site(__FILE__, __LINE__), (f)(__VA_ARGS__))
+#define resp_new() H_AT(resp_new, )
+#define run_new() H_AT(run_new, )
 #define server_start(...) H_AT(server_start, __VA_ARGS__)
 #define server_start_opts(...) H_AT(server_start_opts, __VA_ARGS__)
 #define h_connect(...) H_AT(h_connect, __VA_ARGS__)
@@ -409,6 +459,8 @@ void h_init(void);
 #define expect_response(...) H_AT(expect_response, __VA_ARGS__)
 #define expect_conn_closed(...) H_AT(expect_conn_closed, __VA_ARGS__)
 #define expect_conn_open(...) H_AT(expect_conn_open, __VA_ARGS__)
+#define expect_rejected_and_closed(...) \
+	H_AT(expect_rejected_and_closed, __VA_ARGS__)
 #define expect_common(...) H_AT(expect_common, __VA_ARGS__)
 #define expect_status(...) H_AT(expect_status, __VA_ARGS__)
 #define expect_error(...) H_AT(expect_error, __VA_ARGS__)

@@ -9,19 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint16_t port_of(void **state)
-{
-	return ((struct server *)*state)->port;
-}
-
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
 /* Remembers request ids and fails on a repeat. */
 struct id_set {
 	size_t n;

@@ -14,22 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
-static struct run_result *run_new(void)
-{
-	struct run_result *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
 /* ---- --help, --version, serve ---- */
 
 static void help_prints_usage_listing_every_flag_and_exits_0(void **state)

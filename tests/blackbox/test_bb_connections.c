@@ -13,11 +13,6 @@
 
 #define SLOTS 8
 
-static uint16_t port_of(void **state)
-{
-	return ((struct server *)*state)->port;
-}
-
 static int slots_setup(void **state)
 {
 	static const char *const args[] = { "--workers", "1",
@@ -43,11 +38,10 @@ static void close_all(struct conn **cs, size_t n)
 static bool open_n_healthy(uint16_t port, struct conn **cs, size_t n,
 			   int timeout_ms, char *why, size_t wcap)
 {
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 	int64_t deadline = h_now_ms() + timeout_ms;
 	char err[2048];
 
-	CHECK(r != NULL, "out of memory");
 	for (int attempt = 0; attempt < 200; attempt++) {
 		bool ok = true;
 
@@ -85,19 +79,12 @@ static bool open_n_healthy(uint16_t port, struct conn **cs, size_t n,
 /* Reads the answer a connection gets when no slot is free. */
 static void expect_503_and_close(struct conn *c)
 {
-	struct http_response *r = malloc(sizeof(*r));
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
-	CHECK(r != NULL, "out of memory");
 	/* The server may refuse at accept or only after a request. */
 	if (poll(&pfd, 1, 300) == 0)
 		(void)h_try_send_str(c->fd, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect_response(c, r, false);
-	expect_error(r, 503, "SERVICE_UNAVAILABLE");
-	CHECK(resp_connection_has(r, "close"), "503: expected Connection: close, got %s",
-	      resp_header(r, "Connection") ? resp_header(r, "Connection") : "(none)");
-	expect_conn_closed(c, 2000);
-	free(r);
+	expect_rejected_and_closed(c, 503, "SERVICE_UNAVAILABLE");
 }
 
 static void aborted_half_requests_give_their_slots_back(void **state)
@@ -137,9 +124,8 @@ static void ninth_connection_gets_503_when_8_slots_are_busy(void **state)
 
 	/* The 8 are still served. */
 	for (size_t i = 0; i < SLOTS; i++) {
-		struct http_response *r = malloc(sizeof(*r));
+		struct http_response *r = resp_new();
 
-		CHECK(r != NULL, "out of memory");
 		conn_send_str(cs[i], "GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
 		expect_response(cs[i], r, false);
 		expect_health_ok(r);
@@ -159,10 +145,9 @@ static void slots_held_by_half_heads_count_and_are_served(void **state)
 {
 	uint16_t port = port_of(state);
 	struct conn *cs[SLOTS] = { 0 };
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 	char why[2400] = "";
 
-	CHECK(r != NULL, "out of memory");
 	/* Wait until all slots are free again, then hold them with half heads. */
 	CHECK(open_n_healthy(port, cs, SLOTS, 3000, why, sizeof(why)),
 	      "slots not free: %s", why);

@@ -18,19 +18,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static uint16_t port_of(void **state)
-{
-	return ((struct server *)*state)->port;
-}
-
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
 /* Request with a target of exactly target_len bytes ("/health?aaa..."). */
 static char *request_with_target(size_t target_len)
 {
@@ -64,20 +51,6 @@ static char *request_with_fields(int fields, size_t pad_per_field)
 	}
 	p += sprintf(p, "\r\n");
 	return req;
-}
-
-static void expect_rejected_and_closed(struct conn *c, int status,
-				       const char *code)
-{
-	struct http_response *r = resp_new();
-
-	expect_response(c, r, false);
-	expect_error(r, status, code);
-	CHECK(resp_connection_has(r, "close"),
-	      "%d: expected Connection: close, got %s", status,
-	      resp_header(r, "Connection") ? resp_header(r, "Connection") : "(none)");
-	expect_conn_closed(c, 2000);
-	free(r);
 }
 
 static void expect_ok_then_usable(struct conn *c)

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define NCONN 10000
@@ -18,13 +17,13 @@
 
 static void ten_thousand_idle_connections_do_not_block_new_requests(void **state)
 {
-	uint16_t port = ((struct server *)*state)->port;
+	uint16_t port = port_of(state);
 	int64_t start = h_now_ms(), deadline = start + 30000;
 	int *fds = malloc(NCONN * sizeof(int));
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 	char err[2048];
 
-	CHECK(fds && r, "out of memory");
+	CHECK(fds != NULL, "out of memory");
 	for (int i = 0; i < NCONN; i++) {
 		fds[i] = h_try_connect(port);
 		if (fds[i] < 0) {
@@ -105,25 +104,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		BB_TEST(ten_thousand_idle_connections_do_not_block_new_requests),
 	};
-	struct rlimit rl;
 
 	h_init();
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-		perror("getrlimit");
-		return 1;
-	}
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < NEED_FDS) {
-		printf("SKIP: RLIMIT_NOFILE hard limit is %llu, below the %d file "
-		       "descriptors this test needs (raise it: ulimit -Hn)\n",
-		       (unsigned long long)rl.rlim_max, NEED_FDS);
-		return 77;
-	}
-	/* Raised before the server starts so it inherits the same limit. */
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-		perror("setrlimit");
-		return 1;
-	}
+	h_need_fds(NEED_FDS);
 	return H_RUN_GROUP("blackbox_many_connections", tests, h_group_setup,
 			   h_group_teardown);
 }

@@ -31,19 +31,6 @@
 static time_t group_started_before, group_started_after;
 static int64_t group_started_ms;
 
-static uint16_t port_of(void **state)
-{
-	return ((struct server *)*state)->port;
-}
-
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
 /* GET (or HEAD) /metrics with optional Accept and Accept-Encoding. */
 static void scrape_req(uint16_t port, const char *method, const char *accept,
 		       const char *accept_encoding, struct http_response *r)
@@ -65,40 +52,12 @@ static void scrape(uint16_t port, const char *accept, struct http_response *r)
 	expect_status(r, 200, false);
 }
 
-/* True if some field `name` lists `token` (comma-separated,
- * case-insensitive). */
-static bool header_has_token(const struct http_response *r, const char *name,
-			     const char *token)
-{
-	size_t tl = strlen(token);
-
-	for (size_t i = 0; i < r->nheaders; i++) {
-		if (strcasecmp(r->headers[i].name, name) != 0)
-			continue;
-		const char *v = r->headers[i].value;
-
-		for (int k = 0; k < 64 && *v; k++) {
-			while (*v == ' ' || *v == '\t' || *v == ',')
-				v++;
-			size_t n = strcspn(v, ",");
-			size_t m = n;
-
-			while (m && (v[m - 1] == ' ' || v[m - 1] == '\t'))
-				m--;
-			if (m == tl && strncasecmp(v, token, tl) == 0)
-				return true;
-			v += n;
-		}
-	}
-	return false;
-}
-
 static void expect_vary_accept_encoding(const struct http_response *r,
 					const char *what)
 {
 	const char *v = resp_header(r, "Vary");
 
-	CHECK(header_has_token(r, "Vary", "Accept-Encoding"),
+	CHECK(resp_header_has_token(r, "Vary", "Accept-Encoding"),
 	      "%s: expected Vary to list Accept-Encoding, got Vary: %s", what,
 	      v ? v : "(none)");
 }
@@ -116,21 +75,6 @@ static const char *line_starting(const char *body, const char *prefix)
 		line = nl ? nl + 1 : NULL;
 	}
 	return NULL;
-}
-
-static int count_lines_starting(const char *body, const char *prefix)
-{
-	size_t pl = strlen(prefix);
-	int n = 0;
-
-	for (const char *line = body; line && *line;) {
-		if (strncmp(line, prefix, pl) == 0)
-			n++;
-		const char *nl = strchr(line, '\n');
-
-		line = nl ? nl + 1 : NULL;
-	}
-	return n;
 }
 
 /* First sample line of `name` (`name ` or `name{`), or NULL. */
@@ -300,8 +244,8 @@ static void get_metrics_with_prometheus_accept_is_openmetrics_with_eof(void **st
 	CHECK(n >= 6 && strcmp(r->body + n - 6, "# EOF\n") == 0,
 	      "OpenMetrics body must end with \"# EOF\\n\"; it ends with "
 	      "\"%.40s\"", n > 40 ? r->body + n - 40 : r->body);
-	CHECK(count_lines_starting(r->body, "# EOF") == 1,
-	      "\"# EOF\" appears %d times", count_lines_starting(r->body, "# EOF"));
+	CHECK(expo_count_prefix(r->body, "# EOF") == 1,
+	      "\"# EOF\" appears %d times", expo_count_prefix(r->body, "# EOF"));
 	free(r);
 }
 
@@ -377,11 +321,11 @@ static void families_have_one_help_and_type_line_before_their_samples(void **sta
 		      f->name, f->name, around);
 		CHECK(h[strlen(help_line)] != '\n',
 		      "# HELP %s has an empty text", f->name);
-		CHECK(count_lines_starting(r->body, type_any) == 1 &&
-		      count_lines_starting(r->body, help_line) == 1,
+		CHECK(expo_count_prefix(r->body, type_any) == 1 &&
+		      expo_count_prefix(r->body, help_line) == 1,
 		      "%s: expected one HELP and one TYPE line, got %d and %d:%s",
-		      f->name, count_lines_starting(r->body, help_line),
-		      count_lines_starting(r->body, type_any), around);
+		      f->name, expo_count_prefix(r->body, help_line),
+		      expo_count_prefix(r->body, type_any), around);
 		CHECK(h < t, "# HELP %s must precede its # TYPE line:%s", f->name,
 		      around);
 

@@ -34,14 +34,6 @@
 #define N_POST 5
 #define N_HEALTH (N_KA * KA_REQS + N_SINGLE + N_PIPE * PIPE_BATCHES * PIPE_BATCH)
 
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
 static void scrape(uint16_t port, struct http_response *r)
 {
 	h_exchange(port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", false, r);

@@ -12,14 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
 static const char *const metrics_paths[] = {
 	"/metrics",
 	"/metrics/api/metrics/",
@@ -147,12 +139,11 @@ static void without_metrics_listen_metrics_routes_are_on_the_main_port(void **st
 static void expect_exit_2(const char *const args[], const char *const env[],
 			  const char *what, const char *names)
 {
-	struct run_result *r = malloc(sizeof(*r));
+	struct run_result *r = run_new();
 	char addr[32];
 	const char *argv[12];
 	size_t n = 0;
 
-	CHECK(r != NULL, "out of memory");
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", h_free_port());
 	argv[n++] = "--listen";
 	argv[n++] = addr;
@@ -205,10 +196,9 @@ static void sse_interval_10ms_and_1s_are_accepted(void **state)
 
 static void help_lists_metrics_listen_and_sse_interval(void **state)
 {
-	struct run_result *r = malloc(sizeof(*r));
+	struct run_result *r = run_new();
 
 	(void)state;
-	CHECK(r != NULL, "out of memory");
 	h_run((const char *const[]){ "--help", NULL }, NULL, 5000, r);
 	CHECK(r->exit_code == 0, "--help: exit %d", r->exit_code);
 	static const char *const want[] = { "--metrics-listen",

@@ -15,35 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PROMTOOL "/usr/bin/promtool"
 #define POOL_PATH "/metrics/api/metrics/"
 
 static int64_t group_started_ms;
-
-static uint16_t port_of(void **state)
-{
-	return ((struct server *)*state)->port;
-}
-
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
-static bool is_json_ct(const char *ct)
-{
-	size_t n = ct ? strcspn(ct, ";") : 0;
-
-	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-		n--;
-	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
-}
 
 /* Checks 200, application/json and JSON syntax of a response. */
 static void expect_json_200(const struct http_response *r, const char *what)
@@ -53,7 +30,7 @@ static void expect_json_200(const struct http_response *r, const char *what)
 	CHECK(r->status == 200, "%s: expected 200, got \"%s\" (body %.300s)", what,
 	      r->raw_status_line, r->body);
 	expect_status(r, 200, false);
-	CHECK(is_json_ct(resp_header(r, "Content-Type")),
+	CHECK(resp_content_type_is(r, "application/json"),
 	      "%s: expected Content-Type application/json, got %s", what,
 	      resp_header(r, "Content-Type") ? resp_header(r, "Content-Type") :
 					       "(none)");
@@ -150,39 +127,6 @@ static void parse_pool(const char *body, struct pool *p, const char *what)
 	      "%s: active must count the request asking (>= 1): %s", what, p->text);
 }
 
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" -> Unix ms, or -1. */
-static int64_t parse_iso_ms(const char *s)
-{
-	static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-
-	if (strlen(s) != sizeof(pat) - 1)
-		return -1;
-	for (size_t i = 0; i < sizeof(pat) - 1; i++) {
-		if (pat[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pat[i])
-			return -1;
-	}
-	struct tm tm = { 0 };
-
-	tm.tm_year = atoi(s) - 1900;
-	tm.tm_mon = atoi(s + 5) - 1;
-	tm.tm_mday = atoi(s + 8);
-	tm.tm_hour = atoi(s + 11);
-	tm.tm_min = atoi(s + 14);
-	tm.tm_sec = atoi(s + 17);
-	if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-	    tm.tm_sec > 60)
-		return -1;
-	return (int64_t)timegm(&tm) * 1000 + atoi(s + 20);
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Exact counts ---- */
 
 static bool pool_is(const struct pool *p, double size, double active, double idle,
@@ -194,6 +138,34 @@ static bool pool_is(const struct pool *p, double size, double active, double idl
 	       fabs(p->v[P_UTIL] - active / size) < 1e-9;
 }
 
+/*
+ * Asks GET POOL_PATH on q until the pool counts are exactly those (see
+ * pool_is), at most 50 times over 1 s: counts may take a moment to settle.
+ * Returns whether they were reached; *p holds the last pool seen and
+ * *tries the number of requests made, less one.
+ */
+static bool wait_pool_is(struct conn *q, struct http_response *r,
+			 struct pool *p, double size, double active,
+			 double idle, double creating, int *tries)
+{
+	int64_t deadline = h_now_ms() + 1000;
+	char err[2048];
+
+	for (*tries = 0; *tries < 50; ++*tries) {
+		conn_send_str(q, "GET " POOL_PATH " HTTP/1.1\r\nHost: t\r\n\r\n");
+		if (conn_read_response(q, r, false, 5000, err, sizeof(err)) != 0)
+			H_FAIL("GET " POOL_PATH " (try %d): %s", *tries + 1, err);
+		expect_json_200(r, "GET " POOL_PATH);
+		parse_pool(r->body, p, "GET " POOL_PATH);
+		if (pool_is(p, size, active, idle, creating))
+			return true;
+		if (h_now_ms() > deadline)
+			return false;
+		h_sleep_ms(50);
+	}
+	return false;
+}
+
 static void pool_counts_idle_creating_and_active(const char *workers)
 {
 	const char *const args[] = { "--workers", workers, "--max-connections",
@@ -202,7 +174,7 @@ static void pool_counts_idle_creating_and_active(const char *workers)
 	struct http_response *r = resp_new();
 	struct conn *idle[5], *silent[3], *half[2], *q;
 	struct pool p;
-	char err[2048];
+	int tries;
 
 	server_start(&s, args);
 	for (int i = 0; i < 5; i++) {
@@ -220,25 +192,8 @@ static void pool_counts_idle_creating_and_active(const char *workers)
 	/* One keep-alive connection asks repeatedly: while it asks, it is
 	 * the one active connection. Counts may take a moment to settle. */
 	q = conn_open(s.port);
-	int64_t deadline = h_now_ms() + 1000;
-	int tries = 0;
-	bool ok = false;
-
-	for (; tries < 50; tries++) {
-		conn_send_str(q, "GET " POOL_PATH " HTTP/1.1\r\nHost: t\r\n\r\n");
-		if (conn_read_response(q, r, false, 5000, err, sizeof(err)) != 0)
-			H_FAIL("GET " POOL_PATH " (try %d): %s", tries + 1, err);
-		expect_json_200(r, "GET " POOL_PATH);
-		parse_pool(r->body, &p, "GET " POOL_PATH);
-		if (pool_is(&p, 100, 1, 5, 5)) {
-			ok = true;
-			break;
-		}
-		if (h_now_ms() > deadline)
-			break;
-		h_sleep_ms(50);
-	}
-	CHECK(ok, "--workers %s --max-connections 100, holding 5 idle keep-alive "
+	CHECK(wait_pool_is(q, r, &p, 100, 1, 5, 5, &tries),
+	      "--workers %s --max-connections 100, holding 5 idle keep-alive "
 	      "connections, 3 silent ones and 2 with half a request head, and "
 	      "asking on one more: expected pool {size 100, active 1, idle 5, "
 	      "creating 5, total 11, utilization 0.01}; after %d tries over "
@@ -279,7 +234,7 @@ static void pool_counts_a_half_sent_second_request_as_idle(void **state)
 	struct server s;
 	struct http_response *r = resp_new();
 	struct pool p;
-	char err[2048];
+	int tries;
 
 	(void)state;
 	server_start(&s, args);
@@ -289,26 +244,8 @@ static void pool_counts_a_half_sent_second_request_as_idle(void **state)
 	expect_response(c, r, false);
 	expect_health_ok(r);
 	conn_send_str(c, "GET /health HTTP/1.1\r\nHo");
-
-	int64_t deadline = h_now_ms() + 1000;
-	int tries = 0;
-	bool ok = false;
-
-	for (; tries < 50; tries++) {
-		conn_send_str(q, "GET " POOL_PATH " HTTP/1.1\r\nHost: t\r\n\r\n");
-		if (conn_read_response(q, r, false, 5000, err, sizeof(err)) != 0)
-			H_FAIL("GET " POOL_PATH ": %s", err);
-		expect_json_200(r, "GET " POOL_PATH);
-		parse_pool(r->body, &p, "GET " POOL_PATH);
-		if (pool_is(&p, 100, 1, 1, 0)) {
-			ok = true;
-			break;
-		}
-		if (h_now_ms() > deadline)
-			break;
-		h_sleep_ms(50);
-	}
-	CHECK(ok, "one keep-alive connection with half the head of its second "
+	CHECK(wait_pool_is(q, r, &p, 100, 1, 1, 0, &tries),
+	      "one keep-alive connection with half the head of its second "
 	      "request, one asking: expected pool {size 100, active 1, idle 1, "
 	      "creating 0, total 2, utilization 0.01}; after %d tries over 1 s "
 	      "got %s", tries + 1, p.text);
@@ -342,7 +279,7 @@ static void check_pool_response(const struct http_response *r, const char *what,
 	      elapsed);
 	CHECK(json_get_string(r->body, "timestamp", ts, sizeof(ts)),
 	      "%s: no string \"timestamp\" in %.400s", what, r->body);
-	int64_t t = parse_iso_ms(ts), now = wall_ms();
+	int64_t t = h_parse_iso_ms(ts), now = h_wall_ms();
 
 	CHECK(t >= 0, "%s: timestamp \"%s\" is not YYYY-MM-DDTHH:MM:SS.mmmZ",
 	      what, ts);
@@ -377,7 +314,7 @@ static void head_pool_json_sends_headers_only(void **state)
 			 "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
 	expect_response(c, r, true);
 	expect_status(r, 200, true);
-	CHECK(is_json_ct(resp_header(r, "Content-Type")),
+	CHECK(resp_content_type_is(r, "application/json"),
 	      "HEAD " POOL_PATH ": Content-Type %s", resp_header(r, "Content-Type"));
 	expect_response(c, r, false);
 	expect_health_ok(r);
@@ -401,21 +338,6 @@ static const struct seed_family seed_families[] = {
 	{ "buntime_pool_utilization", "Pool utilization ratio", "gauge" },
 	{ "buntime_uptime_seconds", "Server uptime in seconds", "counter" },
 };
-
-static int count_prefix(const char *body, const char *prefix)
-{
-	int n = 0;
-	size_t pl = strlen(prefix);
-
-	for (const char *line = body; line && *line;) {
-		if (strncmp(line, prefix, pl) == 0)
-			n++;
-		const char *nl = strchr(line, '\n');
-
-		line = nl ? nl + 1 : NULL;
-	}
-	return n;
-}
 
 static void pool_prometheus_has_exactly_the_seed_families(void **state)
 {
@@ -441,10 +363,11 @@ static void pool_prometheus_has_exactly_the_seed_families(void **state)
 		      "expected a sample line \"%s <value>\"; body:\n%s", f->name,
 		      r->body);
 	}
-	CHECK(count_prefix(r->body, "# TYPE ") == 7 && count_prefix(r->body, "# HELP ") == 7,
+	CHECK(expo_count_prefix(r->body, "# TYPE ") == 7 &&
+	      expo_count_prefix(r->body, "# HELP ") == 7,
 	      "expected exactly the 7 seed families, got %d TYPE and %d HELP "
-	      "lines:\n%s", count_prefix(r->body, "# TYPE "),
-	      count_prefix(r->body, "# HELP "), r->body);
+	      "lines:\n%s", expo_count_prefix(r->body, "# TYPE "),
+	      expo_count_prefix(r->body, "# HELP "), r->body);
 	CHECK(v[0] == 100, "buntime_pool_size %g, expected --max-connections 100", v[0]);
 	CHECK(v[1] >= 1, "buntime_pool_active %g: the request asking is active", v[1]);
 	CHECK(v[4] == v[1] + v[2] + v[3], "buntime_pool_total %g != active %g + "

@@ -18,43 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
 #define SSE_REQ "GET /metrics/api/metrics/sse HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n"
 #define NEED_FDS 2200
-
-static struct http_response *resp_new(void)
-{
-	struct http_response *r = malloc(sizeof(*r));
-
-	CHECK(r != NULL, "out of memory");
-	return r;
-}
-
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" -> Unix ms, or -1. */
-static int64_t parse_iso_ms(const char *s)
-{
-	static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-
-	if (strlen(s) != sizeof(pat) - 1)
-		return -1;
-	for (size_t i = 0; i < sizeof(pat) - 1; i++)
-		if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
-			return -1;
-	struct tm tm = { 0 };
-
-	tm.tm_year = atoi(s) - 1900;
-	tm.tm_mon = atoi(s + 5) - 1;
-	tm.tm_mday = atoi(s + 8);
-	tm.tm_hour = atoi(s + 11);
-	tm.tm_min = atoi(s + 14);
-	tm.tm_sec = atoi(s + 17);
-	return (int64_t)timegm(&tm) * 1000 + atoi(s + 20);
-}
 
 /*
  * Checks one chunk is exactly one SSE event `data: <JSON>\n\n` carrying the
@@ -89,20 +58,11 @@ static int64_t check_event(const char *chunk, size_t len, double *active,
 			 "timestamp: %.300s", chunk + 6);
 		return -1;
 	}
-	int64_t t = parse_iso_ms(ts);
+	int64_t t = h_parse_iso_ms(ts);
 
 	if (t < 0)
 		snprintf(why, wcap, "event timestamp \"%s\" is not ISO 8601 with ms", ts);
 	return t;
-}
-
-static bool media_type_is(const char *v, const char *want)
-{
-	size_t n = v ? strcspn(v, ";") : 0;
-
-	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-		n--;
-	return v && n == strlen(want) && strncasecmp(v, want, n) == 0;
 }
 
 /* Reads and checks the head of an SSE response. */
@@ -115,7 +75,7 @@ static void expect_sse_head(struct conn *c, struct http_response *r)
 	CHECK(r->status == 200, "GET /metrics/api/metrics/sse: expected 200, got \"%s\"",
 	      r->raw_status_line);
 	CHECK(r->minor == 1, "status line %s", r->raw_status_line);
-	CHECK(media_type_is(resp_header(r, "Content-Type"), "text/event-stream"),
+	CHECK(resp_content_type_is(r, "text/event-stream"),
 	      "SSE: expected Content-Type: text/event-stream, got %s",
 	      resp_header(r, "Content-Type") ? resp_header(r, "Content-Type") : "(none)");
 	expect_header(r, "Cache-Control", "no-cache", true);
@@ -143,14 +103,6 @@ static int64_t read_event(struct conn *c, char *buf, size_t cap, int timeout_ms,
 	return t;
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sse_sends_event_stream_headers_first_event_at_once_then_per_interval(void **state)
 {
 	struct server s;
@@ -170,8 +122,8 @@ static void sse_sends_event_stream_headers_first_event_at_once_then_per_interval
 
 	CHECK(t1 - t0 <= 300, "with --sse-interval 1s the first event must come "
 	      "at once on subscribe; it took %lld ms", (long long)(t1 - t0));
-	CHECK(llabs(ts1 - wall_ms()) <= 2000, "event timestamp %lld ms off the "
-	      "test's clock", (long long)(ts1 - wall_ms()));
+	CHECK(llabs(ts1 - h_wall_ms()) <= 2000, "event timestamp %lld ms off the "
+	      "test's clock", (long long)(ts1 - h_wall_ms()));
 	CHECK(active >= 1, "the subscriber's own stream is active; event says "
 	      "active %g: %s", active, ev);
 
@@ -614,26 +566,8 @@ int main(void)
 		BB_TEST(stalled_sse_subscriber_is_closed_while_a_reader_keeps_receiving),
 		BB_TEST(sigterm_ends_each_sse_stream_with_the_last_chunk_and_exits_0),
 	};
-	struct rlimit rl;
 
 	h_init();
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-		perror("getrlimit");
-		return 1;
-	}
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < NEED_FDS) {
-		printf("SKIP: RLIMIT_NOFILE hard limit is %llu, below the %d file "
-		       "descriptors this test needs (raise it: ulimit -Hn)\n",
-		       (unsigned long long)rl.rlim_max, NEED_FDS);
-		return 77;
-	}
-	/* Raised before any server starts so it inherits the same limit. */
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < NEED_FDS) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? NEED_FDS : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-			perror("setrlimit");
-			return 1;
-		}
-	}
+	h_need_fds(NEED_FDS);
 	return H_RUN_GROUP("blackbox_pool_sse", tests, NULL, NULL);
 }

@@ -17,10 +17,9 @@
 static void sigterm_closes_idle_finishes_started_request_and_exits_0(void **state)
 {
 	struct server s;
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 
 	(void)state;
-	CHECK(r != NULL, "out of memory");
 	server_start(&s, NULL);
 
 	struct conn *a = conn_open(s.port);

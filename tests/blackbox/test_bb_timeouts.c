@@ -20,11 +20,6 @@
 #define EARLIEST_MS 800
 #define LATEST_MS 3000
 
-static uint16_t port_of(void **state)
-{
-	return ((struct server *)*state)->port;
-}
-
 static int timeouts_setup(void **state)
 {
 	static const char *const args[] = { "--header-timeout", "1s",
@@ -40,10 +35,9 @@ static int timeouts_setup(void **state)
  */
 static void expect_408_or_close(struct conn *c, const char *what)
 {
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 	char err[2048];
 
-	CHECK(r != NULL, "out of memory");
 	if (conn_read_response(c, r, false, 2000, err, sizeof(err)) != 0) {
 		/* No complete response: acceptable only if nothing at all came
 		 * and the connection is closed. */
@@ -124,9 +118,8 @@ static void connection_that_never_sends_is_closed_within_timeouts(void **state)
 static void idle_keepalive_connection_is_closed_at_keepalive_timeout(void **state)
 {
 	struct conn *c = conn_open(port_of(state));
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 
-	CHECK(r != NULL, "out of memory");
 	conn_send_str(c, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect_response(c, r, false);
 	expect_health_ok(r);
@@ -150,10 +143,9 @@ static void idle_keepalive_connection_is_closed_at_keepalive_timeout(void **stat
 static void busy_connection_outlives_the_timeouts(void **state)
 {
 	struct conn *c = conn_open(port_of(state));
-	struct http_response *r = malloc(sizeof(*r));
+	struct http_response *r = resp_new();
 	int64_t start = h_now_ms();
 
-	CHECK(r != NULL, "out of memory");
 	/* A request every 300 ms for 2.4 s: each deadline is per request and
 	 * per idle period, not per connection. */
 	for (int i = 0; i < 8; i++) {

@@ -137,6 +137,8 @@ micro=$tmp/micro
 bindir=${PERF_BIN_DIR:-build/perf}
 for ours in "$bindir"/bench_http_parser; do
 	for peer in "$ours"_*; do
+		# Only the peer programs, not the compiler's .o and .d files.
+		[[ -x $peer && $peer != *.[od] ]] || continue
 		read -r oname ons omb < <(taskset -c 0 "$ours") || die "$ours failed"
 		read -r pname pns pmb < <(taskset -c 0 "$peer") || die "$peer failed"
 		echo "${ours##*/bench_} $oname $ons $omb $pname $pns $pmb" >>"$micro"

@@ -6,7 +6,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wpointer-arith \
 	-Werror -Iinclude -MMD -MP -pthread
-LDLIBS  = -luring -lz -lm -pthread
+LDLIBS  = -luring -ljwt -lcrypto -lz -lm -pthread
 
 # `make SANITIZE=address,undefined test` builds a separate tree, so the
 # plain build/ringside is never replaced by an instrumented one.

@@ -7,7 +7,7 @@ set -eu
 
 # build
 PKGS="gcc make pkg-config liburing-dev libpq-dev libbearssl-dev libjwt-dev
-libcmocka-dev zlib1g-dev"
+libssl-dev libcmocka-dev zlib1g-dev"
 # tests and benchmarks (prometheus ships promtool; libhttp-parser-dev is
 # the peer of the parser microbenchmark)
 PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev"

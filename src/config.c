@@ -8,15 +8,19 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL };
+enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL, OPT_STRING };
+
+/* Which command a flag belongs to. */
+enum opt_for { FOR_ALL, FOR_SERVE, FOR_TOKEN };
 
 struct option_def {
 	const char *flag;  /* without the leading "--" */
 	enum opt_kind kind;
 	size_t offset;     /* into struct config */
-	uint64_t min, max; /* COUNT, SIZE (bytes), DURATION (ms) */
+	uint64_t min, max; /* COUNT, SIZE (bytes), DURATION (ms), STRING (length) */
 	const char *def;   /* default, in the flag's own syntax */
 	const char *help;
+	enum opt_for used_by;
 };
 
 #define CFG(field) offsetof(struct config, field)
@@ -26,29 +30,47 @@ struct option_def {
  * come from it, so they cannot drift apart. */
 static const struct option_def options[] = {
 	{"listen", OPT_LISTEN, CFG(listen), 0, 0, "127.0.0.1:3000",
-	 "address and port to serve on"},
+	 "address and port to serve on", FOR_SERVE},
 	{"metrics-listen", OPT_LISTEN, CFG(metrics_listen), 0, 0, "",
-	 "if set, /metrics, /metrics/fleet and /metrics/api/* are served only here"},
+	 "if set, /metrics, /metrics/fleet and /metrics/api/* are served only here", FOR_SERVE},
 	{"workers", OPT_COUNT, CFG(workers), 1, 1024, "auto",
-	 "worker threads, each pinned to a CPU (auto: one per online CPU)"},
+	 "worker threads, each pinned to a CPU (auto: one per online CPU)", FOR_SERVE},
 	{"max-connections", OPT_COUNT, CFG(max_connections), 1, 1u << 22, "16384",
-	 "open connections, all workers together"},
+	 "open connections, all workers together", FOR_SERVE},
 	{"max-header-bytes", OPT_SIZE, CFG(max_header_bytes), 1024, 1 * MIB, "16KiB",
-	 "request line and header fields; over it: 431"},
+	 "request line and header fields; over it: 431", FOR_SERVE},
 	{"max-body-bytes", OPT_SIZE, CFG(max_body_bytes), 0, 1024 * MIB, "1MiB",
-	 "request body; over it: 413"},
+	 "request body; over it: 413", FOR_SERVE},
 	{"header-timeout", OPT_DURATION, CFG(header_timeout_ms), 100, 3600000, "10s",
-	 "time to receive a whole request head; then 408"},
+	 "time to receive a whole request head; then 408", FOR_SERVE},
 	{"body-timeout", OPT_DURATION, CFG(body_timeout_ms), 100, 3600000, "30s",
-	 "longest wait for more body bytes; then 408"},
+	 "longest wait for more body bytes; then 408", FOR_SERVE},
 	{"keepalive-timeout", OPT_DURATION, CFG(keepalive_timeout_ms), 100, 3600000, "60s",
-	 "idle time before a keep-alive connection is closed"},
+	 "idle time before a keep-alive connection is closed", FOR_SERVE},
 	{"shutdown-timeout", OPT_DURATION, CFG(shutdown_timeout_ms), 0, 3600000, "5s",
-	 "on SIGTERM/SIGINT, time to finish in-flight requests"},
+	 "on SIGTERM/SIGINT, time to finish in-flight requests", FOR_SERVE},
 	{"sse-interval", OPT_DURATION, CFG(sse_interval_ms), 10, 3600000, "1000ms",
-	 "interval between Server-Sent Events of /metrics/api/metrics/sse"},
+	 "interval between Server-Sent Events of /metrics/api/metrics/sse", FOR_SERVE},
 	{"log-level", OPT_LOG_LEVEL, CFG(log_level), 0, 0, "info",
-	 "error, warn, info or debug"},
+	 "error, warn, info or debug", FOR_SERVE},
+	{"jwt-secret-file", OPT_STRING, CFG(jwt_secret_file), 0, CONFIG_PATH_MAX, "",
+	 "HS256 key: a file of at least 32 secret bytes", FOR_ALL},
+	{"jwt-public-key-file", OPT_STRING, CFG(jwt_public_key_file), 0, CONFIG_PATH_MAX, "",
+	 "ES256/RS256: PEM public key that verifies agent tokens", FOR_ALL},
+	{"jwt-private-key-file", OPT_STRING, CFG(jwt_private_key_file), 0, CONFIG_PATH_MAX, "",
+	 "ES256/RS256: PEM private key that signs them (with --jwt-public-key-file)", FOR_ALL},
+	{"jwt-issuer", OPT_STRING, CFG(jwt_issuer), 1, CONFIG_NAME_MAX, "ringside",
+	 "iss of the tokens issued and accepted", FOR_ALL},
+	{"jwt-audience", OPT_STRING, CFG(jwt_audience), 1, CONFIG_NAME_MAX, "ringside",
+	 "aud of the tokens issued and accepted", FOR_ALL},
+	{"sub", OPT_STRING, CFG(token.sub), 1, CONFIG_NAME_MAX, "",
+	 "token: the agent id (sub)", FOR_TOKEN},
+	{"org", OPT_STRING, CFG(token.org), 1, CONFIG_NAME_MAX, "",
+	 "token: the organization id (organization_id)", FOR_TOKEN},
+	{"scope", OPT_STRING, CFG(token.scope), 1, CONFIG_NAME_MAX, "metrics:write",
+	 "token: space-separated scopes", FOR_TOKEN},
+	{"ttl", OPT_DURATION, CFG(token.ttl_ms), 1000, 31u * 86400000u, "3600s",
+	 "token: lifetime", FOR_TOKEN},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -187,6 +209,16 @@ static int apply(struct config *cfg, const struct option_def *o,
 		}
 		*(uint32_t *)(void *)field = ms;
 		return 0;
+	case OPT_STRING: {
+		size_t len = strlen(value);
+		if (len < o->min || len >= o->max) {
+			fprintf(err, "ringside: %s: '%s' must be %llu to %llu characters\n", source,
+				value, (unsigned long long)o->min, (unsigned long long)o->max - 1);
+			return -EINVAL;
+		}
+		memcpy(field, value, len + 1);
+		return 0;
+	}
 	case OPT_LOG_LEVEL:
 		for (int i = 0; i < 4; i++) {
 			if (!strcasecmp(value, log_level_names[i])) {
@@ -213,13 +245,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: ringside [serve] [--flag VALUE]...\n"
+		"       ringside token --sub AGENT_ID --org ORG_ID [--scope S] [--ttl D] [key flags]\n"
 		"\n"
 		"Ringside: telemetry server for agent fleets (io_uring, HTTP/1.1).\n"
-		"Every flag may also be set by the environment variable shown.\n"
+		"Every server flag may also be set by the environment variable shown.\n"
 		"\n");
 	for (size_t i = 0; i < OPTION_COUNT; i++) {
-		char env[64];
-		env_name(&options[i], env, sizeof env);
+		char env[64] = "(flag only)";
+		if (options[i].used_by != FOR_TOKEN)
+			env_name(&options[i], env, sizeof env);
 		fprintf(out, "  --%-20s %-30s default %s\n      %s\n", options[i].flag,
 			env, options[i].def[0] ? options[i].def : "(unset)", options[i].help);
 	}
@@ -235,19 +269,28 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 		env = getenv;
 	memset(cfg, 0, sizeof *cfg);
 	for (size_t i = 0; i < OPTION_COUNT; i++) {
+		if (!options[i].def[0])
+			continue; /* unset */
 		int r = apply(cfg, &options[i], options[i].def, "default", err);
 		(void)r; /* the table's defaults are valid: see test_config */
 	}
 	for (size_t i = 0; i < OPTION_COUNT; i++) {
 		char name[64];
+		if (options[i].used_by == FOR_TOKEN)
+			continue; /* the token command's claims come from flags only */
 		env_name(&options[i], name, sizeof name);
 		const char *v = env(name);
 		if (v && apply(cfg, &options[i], v, name, err))
 			return CONFIG_ERROR;
 	}
 	int i = 1;
-	if (i < argc && !strcmp(argv[i], "serve"))
+	enum opt_for command = FOR_SERVE;
+	if (i < argc && !strcmp(argv[i], "serve")) {
 		i++;
+	} else if (i < argc && !strcmp(argv[i], "token")) {
+		command = FOR_TOKEN;
+		i++;
+	}
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -275,6 +318,11 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 		}
 		char flag[64];
 		snprintf(flag, sizeof flag, "--%s", o->flag);
+		if (o->used_by != FOR_ALL && o->used_by != command) {
+			fprintf(err, "ringside: %s is for `ringside %s` (see --help)\n", flag,
+				o->used_by == FOR_TOKEN ? "token" : "serve");
+			return CONFIG_ERROR;
+		}
 		if (!value) {
 			if (i + 1 >= argc) {
 				fprintf(err, "ringside: %s needs a value\n", flag);
@@ -285,5 +333,9 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 		if (apply(cfg, o, value, flag, err))
 			return CONFIG_ERROR;
 	}
-	return CONFIG_SERVE;
+	if (command == FOR_TOKEN && (!cfg->token.sub[0] || !cfg->token.org[0])) {
+		fprintf(err, "ringside: token needs --sub AGENT_ID and --org ORG_ID\n");
+		return CONFIG_ERROR;
+	}
+	return command == FOR_TOKEN ? CONFIG_TOKEN : CONFIG_SERVE;
 }

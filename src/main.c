@@ -10,10 +10,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ringside/api.h"
 #include "ringside/config.h"
+#include "ringside/jwt.h"
 #include "ringside/log.h"
 #include "ringside/metrics.h"
 #include "ringside/ring.h"
@@ -105,6 +107,72 @@ static int serve(const struct config *cfg)
 	return 0;
 }
 
+/* Loads the token keys the flags name; prints why not and returns -1. */
+static int load_keys(const struct config *cfg, struct jwt_keys *keys)
+{
+	char err[256];
+	if (jwt_keys_load(keys, cfg->jwt_secret_file, cfg->jwt_public_key_file,
+			  cfg->jwt_private_key_file, cfg->jwt_issuer, cfg->jwt_audience, err,
+			  sizeof err) < 0) {
+		fprintf(stderr, "ringside: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* `ringside token`: prints one signed agent token on stdout. */
+static int token_command(const struct config *cfg)
+{
+	struct jwt_keys keys;
+	if (load_keys(cfg, &keys) < 0)
+		return 2;
+	int status = 2;
+	struct jwt_claims c = {0};
+	const char *scope = cfg->token.scope;
+	if (!keys.sign_key) {
+		fprintf(stderr, "ringside: token: no signing key (--jwt-secret-file, or "
+				"--jwt-private-key-file with --jwt-public-key-file)\n");
+		goto out;
+	}
+	if (strlen(cfg->token.sub) >= sizeof c.sub || strlen(cfg->token.org) >= sizeof c.organization_id) {
+		fprintf(stderr, "ringside: token: --sub and --org are at most %zu bytes\n",
+			sizeof c.sub - 1);
+		goto out;
+	}
+	/* Every scope named must be one we know: a typo would mint a token
+	 * that is refused later, far from its cause. */
+	for (size_t i = 0, n; scope[i]; i += n) {
+		while (scope[i] == ' ')
+			i++;
+		n = strcspn(scope + i, " ");
+		if (n && !jwt_scope_parse(scope + i, n)) {
+			fprintf(stderr, "ringside: token: --scope: unknown scope '%.*s' (want "
+					"agents:read, agents:write, tokens:read, metrics:write)\n",
+				(int)n, scope + i);
+			goto out;
+		}
+	}
+	strcpy(c.sub, cfg->token.sub);
+	strcpy(c.organization_id, cfg->token.org);
+	c.scopes = jwt_scope_parse(scope, strlen(scope));
+	c.iat = (int64_t)time(NULL);
+	c.exp = c.iat + cfg->token.ttl_ms / 1000;
+	char token[8192];
+	int n = jwt_new_jti(c.jti);
+	if (n >= 0)
+		n = jwt_sign(&keys, &c, token, sizeof token);
+	if (n < 0) {
+		fprintf(stderr, "ringside: token: %s\n", jwt_error_reason(n));
+		status = 1;
+		goto out;
+	}
+	printf("%.*s\n", n, token);
+	status = 0;
+out:
+	jwt_keys_fini(&keys);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -114,6 +182,8 @@ int main(int argc, char **argv)
 		return 0;
 	case CONFIG_ERROR:
 		return 2;
+	case CONFIG_TOKEN:
+		return token_command(&cfg);
 	case CONFIG_SERVE:
 		break;
 	}

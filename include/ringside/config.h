@@ -15,6 +15,9 @@
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
+#define CONFIG_PATH_MAX 512
+#define CONFIG_NAME_MAX 256
+
 struct listen_addr {
 	struct sockaddr_in addr;
 	bool set;
@@ -34,10 +37,26 @@ struct config {
 	uint32_t shutdown_timeout_ms; /* --shutdown-timeout */
 	uint32_t sse_interval_ms;     /* --sse-interval */
 	enum log_level log_level;     /* --log-level */
+
+	/* Agent tokens (DESIGN.md "JWT"): one key kind per server. */
+	char jwt_secret_file[CONFIG_PATH_MAX];      /* HS256 */
+	char jwt_public_key_file[CONFIG_PATH_MAX];  /* ES256 / RS256 (verify) */
+	char jwt_private_key_file[CONFIG_PATH_MAX]; /* ES256 / RS256 (sign) */
+	char jwt_issuer[CONFIG_NAME_MAX];
+	char jwt_audience[CONFIG_NAME_MAX];
+
+	/* `ringside token`: the claims of the token to print. */
+	struct {
+		char sub[CONFIG_NAME_MAX];
+		char org[CONFIG_NAME_MAX];
+		char scope[CONFIG_NAME_MAX];
+		uint32_t ttl_ms;
+	} token;
 };
 
 enum config_action {
 	CONFIG_SERVE,
+	CONFIG_TOKEN,   /* `ringside token ...`: print a signed token */
 	CONFIG_HELP,    /* usage printed to the given stream; exit 0 */
 	CONFIG_VERSION, /* version printed; exit 0 */
 	CONFIG_ERROR,   /* message naming the flag printed to err; exit 2 */
@@ -45,7 +64,7 @@ enum config_action {
 
 /* Fills cfg from defaults, then `env` (NULL: the process environment, via
  * getenv), then argv (argv[0] is the program; an optional leading "serve"
- * subcommand is accepted). Prints help/version to out and errors to err. */
+ * or "token" subcommand). Prints help/version to out and errors to err. */
 enum config_action config_load(struct config *cfg, int argc, char **argv,
 			       char *(*env)(const char *name), FILE *out,
 			       FILE *err);

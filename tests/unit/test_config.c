@@ -67,6 +67,8 @@ static void defaults_match_the_documented_table(void **state)
 	assert_int_equal(c.keepalive_timeout_ms, 60000);
 	assert_int_equal(c.shutdown_timeout_ms, 5000);
 	assert_int_equal(c.log_level, LOG_INFO);
+	assert_string_equal(c.jwt_secret_file, "");
+	assert_string_equal(c.jwt_audience, "ringside");
 }
 
 static void flag_overrides_env_which_overrides_default(void **state)
@@ -100,6 +102,7 @@ static void bad_values_name_their_source(void **state)
 		{"--listen", "nonsense", "--listen"},
 		{"--listen", "127.0.0.1:70000", "--listen"},
 		{"--log-level", "loud", "--log-level"},
+		{"--jwt-issuer", "", "--jwt-issuer"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct config c;
@@ -152,6 +155,31 @@ static void sizes_and_durations_parse_with_suffixes(void **state)
 	assert_int_equal(config_parse_listen("1.2.3.4:+5", &a), -EINVAL);
 }
 
+static void token_command_takes_its_claims_and_the_key_flags(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[512] = "";
+	assert_int_equal(load(&c, err, sizeof err, "token", "--sub", "agent-1", "--org", "org-9",
+			      "--ttl", "10m", "--jwt-secret-file", "/k", NULL),
+			 CONFIG_TOKEN);
+	assert_string_equal(c.token.sub, "agent-1");
+	assert_string_equal(c.token.org, "org-9");
+	assert_string_equal(c.token.scope, "metrics:write");
+	assert_int_equal(c.token.ttl_ms, 600000);
+	assert_string_equal(c.jwt_secret_file, "/k");
+	assert_string_equal(c.jwt_issuer, "ringside");
+	/* Claims are required; serve's flags and token's do not mix. */
+	assert_int_equal(load(&c, err, sizeof err, "token", "--sub", "a", NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "--org"));
+	assert_int_equal(load(&c, err, sizeof err, "--sub", "a", NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "--sub"));
+	assert_int_equal(load(&c, err, sizeof err, "token", "--sub", "a", "--org", "o",
+			      "--workers", "2", NULL),
+			 CONFIG_ERROR);
+	assert_non_null(strstr(err, "--workers"));
+}
+
 static void help_and_version_stop_before_serving(void **state)
 {
 	(void)state;
@@ -169,6 +197,7 @@ int main(void)
 		cmocka_unit_test_setup(bad_values_name_their_source, reset_env),
 		cmocka_unit_test_setup(sizes_and_durations_parse_with_suffixes, reset_env),
 		cmocka_unit_test_setup(help_and_version_stop_before_serving, reset_env),
+		cmocka_unit_test_setup(token_command_takes_its_claims_and_the_key_flags, reset_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

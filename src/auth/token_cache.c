@@ -1,0 +1,259 @@
+/* Per-worker cache of verified tokens; see include/ringside/token_cache.h. */
+#include "ringside/token_cache.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+_Static_assert(sizeof(struct jwt_claims) == 224, "claims: 224 bytes");
+_Static_assert(sizeof(struct token_cache_set) == 1024,
+	       "a set is 16 cache lines: tags, times, four claims");
+
+/* ---- SipHash-2-4, 128-bit output ----------------------------------- */
+
+static inline uint64_t rotl(uint64_t x, int b)
+{
+	return x << b | x >> (64 - b);
+}
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+static inline void store_le64(uint8_t *p, uint64_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	memcpy(p, &v, 8);
+}
+
+#define SIPROUND                                                              \
+	do {                                                                  \
+		v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);     \
+		v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;                        \
+		v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;                        \
+		v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);     \
+	} while (0)
+
+void token_cache_siphash128(const uint8_t key[16], const void *msg,
+			    size_t len, uint8_t out[16])
+{
+	const uint8_t *in = msg;
+	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+	uint64_t v0 = 0x736f6d6570736575ull ^ k0;
+	uint64_t v1 = 0x646f72616e646f6dull ^ k1 ^ 0xee; /* 128-bit mode */
+	uint64_t v2 = 0x6c7967656e657261ull ^ k0;
+	uint64_t v3 = 0x7465646279746573ull ^ k1;
+	uint64_t m, b = (uint64_t)len << 56;
+	size_t left = len & 7;
+	const uint8_t *end = in + (len - left);
+
+	for (; in != end; in += 8) {
+		m = load_le64(in);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	switch (left) {
+	case 7:
+		b |= (uint64_t)in[6] << 48; /* fall through */
+	case 6:
+		b |= (uint64_t)in[5] << 40; /* fall through */
+	case 5:
+		b |= (uint64_t)in[4] << 32; /* fall through */
+	case 4:
+		b |= (uint64_t)in[3] << 24; /* fall through */
+	case 3:
+		b |= (uint64_t)in[2] << 16; /* fall through */
+	case 2:
+		b |= (uint64_t)in[1] << 8; /* fall through */
+	case 1:
+		b |= (uint64_t)in[0];
+		break;
+	case 0:
+		break;
+	}
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+
+	v2 ^= 0xee;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	store_le64(out, v0 ^ v1 ^ v2 ^ v3);
+	v1 ^= 0xdd;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	store_le64(out + 8, v0 ^ v1 ^ v2 ^ v3);
+}
+
+/* ---- the cache ----------------------------------------------------- */
+
+int token_cache_init_keyed(struct token_cache *c, uint32_t entries,
+			   const uint8_t key[16])
+{
+	size_t sets;
+
+	memset(c, 0, sizeof *c);
+	if (entries < TOKEN_CACHE_WAYS || entries > 1u << 24 ||
+	    (entries & (entries - 1)))
+		return -EINVAL;
+	sets = entries / TOKEN_CACHE_WAYS;
+	c->sets = aligned_alloc(64, sets * sizeof *c->sets);
+	if (!c->sets)
+		return -ENOMEM;
+	/* deadline 0: empty, as now is always > 0. Touching every page now
+	 * also keeps page faults off the request path. */
+	memset(c->sets, 0, sets * sizeof *c->sets);
+	c->set_mask = (uint32_t)(sets - 1);
+	c->entries = entries;
+	c->max_age = TOKEN_CACHE_MAX_AGE;
+	memcpy(c->key, key, sizeof c->key);
+	return 0;
+}
+
+int token_cache_init(struct token_cache *c, uint32_t entries)
+{
+	uint8_t key[16];
+	size_t got = 0;
+	int r;
+
+	while (got < sizeof key) {
+		ssize_t n = getrandom(key + got, sizeof key - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			memset(c, 0, sizeof *c);
+			return n < 0 ? -errno : -EIO;
+		}
+		got += (size_t)n;
+	}
+	r = token_cache_init_keyed(c, entries, key);
+	explicit_bzero(key, sizeof key);
+	return r;
+}
+
+void token_cache_fini(struct token_cache *c)
+{
+	free(c->sets);
+	explicit_bzero(c, sizeof *c);
+}
+
+/* The set is chosen by the first word, the tag is both: 128 bits must
+ * match for a hit. */
+static struct token_cache_set *lookup(struct token_cache *c, const char *token,
+				      size_t len, uint64_t tag[2])
+{
+	uint8_t h[16];
+
+	token_cache_siphash128(c->key, token, len, h);
+	tag[0] = load_le64(h);
+	tag[1] = load_le64(h + 8);
+	return &c->sets[tag[0] & c->set_mask];
+}
+
+static int find(const struct token_cache_set *s, const uint64_t tag[2])
+{
+	for (int w = 0; w < TOKEN_CACHE_WAYS; w++)
+		if (s->tag[w][0] == tag[0] && s->tag[w][1] == tag[1] &&
+		    s->deadline[w] != 0)
+			return w;
+	return -1;
+}
+
+const struct jwt_claims *token_cache_get(struct token_cache *c,
+					 const char *token, size_t len,
+					 int64_t now)
+{
+	uint64_t tag[2];
+	struct token_cache_set *s = lookup(c, token, len, tag);
+	int w = find(s, tag);
+
+	if (w < 0 || now >= s->deadline[w])
+		return NULL;
+	return &s->claims[w];
+}
+
+void token_cache_put(struct token_cache *c, const char *token, size_t len,
+		     const struct jwt_claims *claims, int64_t now)
+{
+	uint64_t tag[2];
+	struct token_cache_set *s;
+	int w;
+
+	if (claims->exp <= now)
+		return;
+	s = lookup(c, token, len, tag);
+	w = find(s, tag);
+	for (int i = 0; w < 0 && i < TOKEN_CACHE_WAYS; i++)
+		if (now >= s->deadline[i]) /* empty or dead */
+			w = i;
+	if (w < 0) {
+		w = 0;
+		for (int i = 1; i < TOKEN_CACHE_WAYS; i++)
+			if (s->inserted[i] < s->inserted[w])
+				w = i;
+	}
+	s->tag[w][0] = tag[0];
+	s->tag[w][1] = tag[1];
+	s->deadline[w] = claims->exp < now + c->max_age ? claims->exp :
+							  now + c->max_age;
+	s->inserted[w] = now;
+	s->claims[w] = *claims;
+}
+
+static void drop(struct token_cache_set *s, int w)
+{
+	s->tag[w][0] = s->tag[w][1] = 0;
+	s->deadline[w] = 0;
+	s->inserted[w] = 0;
+	memset(&s->claims[w], 0, sizeof s->claims[w]);
+}
+
+static size_t forget(struct token_cache *c, size_t offset, const char *value)
+{
+	size_t dropped = 0;
+
+	if (!value || !*value)
+		return 0;
+	for (size_t i = 0; i <= c->set_mask; i++) {
+		struct token_cache_set *s = &c->sets[i];
+
+		for (int w = 0; w < TOKEN_CACHE_WAYS; w++) {
+			const char *f = (const char *)&s->claims[w] + offset;
+
+			if (s->deadline[w] != 0 && strncmp(f, value, JWT_ID_CAP) == 0) {
+				drop(s, w);
+				dropped++;
+			}
+		}
+	}
+	return dropped;
+}
+
+size_t token_cache_forget_jti(struct token_cache *c, const char *jti)
+{
+	return forget(c, offsetof(struct jwt_claims, jti), jti);
+}
+
+size_t token_cache_forget_sub(struct token_cache *c, const char *sub)
+{
+	return forget(c, offsetof(struct jwt_claims, sub), sub);
+}

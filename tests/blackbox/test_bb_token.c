@@ -1,0 +1,122 @@
+/*
+ * Black-box: `ringside token` prints a signed agent token, and refuses a
+ * missing key, an unknown scope and missing claims with exit 2 and a
+ * message naming the cause. The token's claims are read back from its
+ * payload (base64url JSON); its signature is checked by the unit tests
+ * and, through the server, by the ingest tests.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SECRET "tests/auth/test-only-hs256.secret"
+
+/* Decodes the middle segment of a JWT (base64url, no padding) into out. */
+static void payload_of(const char *token, char *out, size_t cap)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const char *p = strchr(token, '.');
+	CHECK(p != NULL, "no '.' in token %s", token);
+	p++;
+	size_t n = 0;
+	unsigned bits = 0, acc = 0;
+	for (; *p && *p != '.' && n + 1 < cap; p++) {
+		const char *d = strchr(alphabet, *p);
+		CHECK(d != NULL, "non-base64url byte in token %s", token);
+		acc = acc << 6 | (unsigned)(d - alphabet);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	out[n] = '\0';
+}
+
+static void token_prints_three_segments_with_the_claims_asked_for(void **state)
+{
+	static const char *const args[] = {
+		"token", "--sub", "agent-42", "--org", "org-7", "--scope",
+		"metrics:write agents:read", "--ttl", "10m", "--jwt-secret-file", SECRET, NULL,
+	};
+	struct run_result *r = run_new();
+	char payload[2048];
+
+	(void)state;
+	h_run(args, NULL, 5000, r);
+	CHECK(r->exit_code == 0, "token: exit %d, stderr: %.500s", r->exit_code, r->err);
+	r->out[strcspn(r->out, "\n")] = '\0';
+	int dots = 0;
+	for (const char *c = r->out; *c; c++)
+		dots += *c == '.';
+	CHECK(dots == 2, "want header.payload.signature, got %s", r->out);
+	payload_of(r->out, payload, sizeof payload);
+	static const char *const want[] = {
+		"\"sub\":\"agent-42\"", "\"organization_id\":\"org-7\"", "\"iss\":\"ringside\"",
+		"\"aud\":\"ringside\"", "\"jti\":\"",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		CHECK(strstr(payload, want[i]) != NULL, "payload lacks %s: %s", want[i], payload);
+	CHECK(strstr(payload, "metrics:write") && strstr(payload, "agents:read"),
+	      "payload lacks the scopes: %s", payload);
+	long long iat = -1, exp = -1;
+	const char *i = strstr(payload, "\"iat\":"), *e = strstr(payload, "\"exp\":");
+	CHECK(i && e, "payload lacks iat or exp: %s", payload);
+	iat = atoll(i + 6);
+	exp = atoll(e + 6);
+	CHECK(exp - iat == 600, "--ttl 10m: exp - iat = %lld", exp - iat);
+	free(r);
+}
+
+struct bad_token_case {
+	const char *const *args;
+	const char *names; /* what stderr must mention */
+};
+
+static const char *const no_key[] = {"token", "--sub", "a", "--org", "o", NULL};
+static const char *const bad_scope[] = {"token", "--sub", "a", "--org", "o", "--scope",
+					"metrics:write metrics:delete", "--jwt-secret-file", SECRET,
+					NULL};
+static const char *const no_org[] = {"token", "--sub", "a", "--jwt-secret-file", SECRET, NULL};
+static const char *const short_secret[] = {"token", "--sub", "a", "--org", "o",
+					   "--jwt-secret-file", "tests/auth/test-only-short.secret",
+					   NULL};
+static const char *const serve_flag[] = {"token", "--sub", "a", "--org", "o", "--workers",
+					 "2", "--jwt-secret-file", SECRET, NULL};
+
+static const struct bad_token_case cases[] = {
+	{no_key, "secret"},
+	{bad_scope, "metrics:delete"},
+	{no_org, "--org"},
+	{short_secret, "32"},
+	{serve_flag, "--workers"},
+};
+
+static void token_refuses_what_it_cannot_sign_with_exit_2(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct run_result *r = run_new();
+		h_run(cases[i].args, NULL, 5000, r);
+		CHECK(r->exit_code == 2, "case %zu: exit %d (want 2), stderr: %.500s", i,
+		      r->exit_code, r->err);
+		CHECK(strstr(r->err, cases[i].names) != NULL, "case %zu: stderr lacks '%s': %.500s",
+		      i, cases[i].names, r->err);
+		CHECK(r->out[0] == '\0', "case %zu: printed a token: %.200s", i, r->out);
+		free(r);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		BB_TEST(token_prints_three_segments_with_the_claims_asked_for),
+		BB_TEST(token_refuses_what_it_cannot_sign_with_exit_2),
+	};
+
+	h_init();
+	return H_RUN_GROUP("blackbox_token", tests, NULL, NULL);
+}

@@ -162,15 +162,32 @@ static void start_linger(struct worker *w, struct conn *c)
 	timer_wheel_cancel(&w->wheel, &c->timer);
 }
 
+/* Counts an answered request: every one, rejected ones too, so 400s and
+ * 408s show in http_requests_total (route "unmatched" when no route was
+ * found). Its duration runs from the loop pass that saw its first byte to
+ * a fresh clock read (vDSO, tens of ns): the pass's own time would say 0. */
+static void count_request(struct worker *w, struct conn *c)
+{
+	const struct http_exchange *x = &c->x;
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	uint64_t end_ns = (uint64_t)end.tv_sec * 1000000000u + (uint64_t)end.tv_nsec;
+	metrics_observe_request(w->ctx.metrics, w->ctx.shard,
+				metrics_route_slot(w->ctx.metrics, x->route), x->method, x->status,
+				end_ns > c->request_start_ns ? end_ns - c->request_start_ns : 0);
+}
+
 /* Answers with an error and ends the connection: used when the framing can
  * no longer be trusted or a deadline passed. The exchange has begun. */
 static void fail(struct worker *w, struct conn *c, unsigned status, const char *message)
 {
 	c->x.close = true;
+	conn_end_exchange(c);
 	if (http_reply_error(&c->x, status, NULL, message, NULL, NULL, NULL) < 0) {
 		worker_close(w, c);
 		return;
 	}
+	count_request(w, c);
 	log_debug("request rejected", "worker=%u status=%u reason=\"%s\" request_id=%s", w->id,
 		  status, message ? message : "", c->x.request_id);
 	c->close_after_send = true;
@@ -178,10 +195,11 @@ static void fail(struct worker *w, struct conn *c, unsigned status, const char *
 	worker_send(w, c);
 }
 
-/* The same, for a head that never completed: no exchange began. */
+/* The same, for a head that never completed: no exchange began. The
+ * method is known if the parser got past it (else it reads OTHER). */
 static void fail_head(struct worker *w, struct conn *c, unsigned status, const char *message)
 {
-	begin_exchange(w, c, HTTP_GET, true);
+	begin_exchange(w, c, c->parser.req.method, true);
 	fail(w, c, status, message);
 }
 
@@ -207,14 +225,7 @@ static void finish_request(struct worker *w, struct conn *c)
 	if (c->body_buf && !c->body_len)
 		release_body(w, c); /* borrowed, then answered otherwise */
 	c->requests++;
-	/* From the loop pass that saw its first byte to now: a fresh clock
-	 * read (vDSO, tens of ns), since the pass's own time would say 0. */
-	struct timespec end;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	uint64_t end_ns = (uint64_t)end.tv_sec * 1000000000u + (uint64_t)end.tv_nsec;
-	metrics_observe_request(w->ctx.metrics, w->ctx.shard,
-				metrics_route_slot(w->ctx.metrics, x->route), x->method, x->status,
-				end_ns > c->request_start_ns ? end_ns - c->request_start_ns : 0);
+	count_request(w, c);
 	log_debug("request", "worker=%u method=%s route=%s status=%u request_id=%s", w->id,
 		  http_method_name(x->method), x->route ? x->route->pattern : "-", x->status,
 		  x->request_id);

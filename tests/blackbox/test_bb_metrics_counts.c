@@ -253,12 +253,52 @@ static void method_not_allowed_is_counted_under_its_route_template(void **state)
 	free(r);
 }
 
+/* Regression: requests the server rejected (malformed, timed out) were
+ * answered but never counted, so 400s were invisible to Prometheus. */
+static void rejected_requests_are_counted_with_their_status(void **state)
+{
+	static const char *const reqs[] = {
+		"GET /health HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n", /* 400, method known */
+		"GET /health HTTP/9.9\r\nHost: t\r\n\r\n",                   /* 505 */
+	};
+	static const char *const series[] = {
+		"http_requests_total{method=\"GET\",route=\"unmatched\",status_code=\"400\"}",
+		"http_requests_total{method=\"GET\",route=\"unmatched\",status_code=\"505\"}",
+	};
+	static const int status[] = {400, 505};
+	struct server s;
+	struct http_response *r = resp_new();
+	char around[2048];
+
+	(void)state;
+	server_start(&s, NULL);
+	for (size_t i = 0; i < 2; i++) {
+		struct conn *c = conn_open(s.port);
+		conn_send_str(c, reqs[i]);
+		expect_response(c, r, false);
+		CHECK(r->status == status[i], "%s: status %d, want %d", series[i], r->status,
+		      status[i]);
+		conn_close(c);
+	}
+	h_sleep_ms(50);
+	scrape(s.port, r);
+	expo_lines(r->body, "http_requests_total{", around, sizeof(around));
+	for (size_t i = 0; i < 2; i++)
+		CHECK(counter(r->body, series[i]) == 1, "expected %s 1, got %.0f; counter series:%s",
+		      series[i], counter(r->body, series[i]), around);
+	int code = server_stop(&s);
+
+	CHECK(code == 0, "exit status after SIGTERM: %d", code);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BB_TEST(request_counter_is_exact_per_method_route_and_status),
 		BB_TEST(a_scrape_is_counted_in_the_next_scrape_not_its_own),
 		BB_TEST(method_not_allowed_is_counted_under_its_route_template),
+		BB_TEST(rejected_requests_are_counted_with_their_status),
 	};
 
 	h_init();

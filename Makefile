@@ -67,7 +67,7 @@ blackbox: $(BIN) $(BB_BINS)
 
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
-	$(BUILD)/perf/bench_metrics_scrape
+	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^
@@ -77,6 +77,11 @@ $(BUILD)/perf/bench_http_parser_nodejs: perf/bench_http_parser.c
 
 $(BUILD)/perf/bench_metrics_scrape: $(BUILD)/perf/bench_metrics_scrape.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The validator beside jansson's json_loads on the same bytes (one program).
+$(BUILD)/perf/bench_ingest_validator: perf/bench_ingest_validator.c $(wildcard src/ingest/*.c)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ -ljansson -lm
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)

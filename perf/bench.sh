@@ -149,6 +149,12 @@ while read -r bench oname ons omb pname pns pmb; do
 	printf '%-12s %-24s %10s %8s\n' "$bench" "$pname" "$pns" "$pmb" "$bench" "$oname" "$ons" "$omb"
 	printf '%-12s %-24s %10.2f\n' "$bench" "speed-up" "$(awk -v a="$pns" -v b="$ons" 'BEGIN { print a / b }')"
 done <"$micro"
+# The ingest validator beside jansson on the full sample, one core.
+read -r _ v_ns v_mb _ j_ns j_mb < <(taskset -c 0 "$bindir/bench_ingest_validator" \
+	../shared/samples/ingest-full.json) || die "bench_ingest_validator failed"
+printf '%-12s %-24s %10s %8s\n' ingest jansson "$j_ns" "$j_mb" ingest ringside "$v_ns" "$v_mb"
+printf '%-12s %-24s %10.2f\n' ingest speed-up "$(awk -v a="$j_ns" -v b="$v_ns" 'BEGIN { print a / b }')"
+
 # The cost of one /metrics scrape, every route observed (no peer: the
 # end-to-end scenario below puts it beside nginx).
 read -r _ scrape_us scrape_bytes _ gzip_us gzip_bytes < <(taskset -c 0 "$bindir/bench_metrics_scrape") ||
@@ -223,6 +229,9 @@ mkdir -p "${out%/*}"
 		echo "| $bench | $oname | $ons | $omb |"
 		echo "| $bench | speed-up | $(awk -v a="$pns" -v b="$ons" 'BEGIN { printf "%.2f", a / b }') | |"
 	done <"$micro"
+	echo "| ingest validator, ingest-full.json | jansson json_loads | $j_ns | $j_mb |"
+	echo "| ingest validator, ingest-full.json | ringside | $v_ns | $v_mb |"
+	echo "| ingest validator, ingest-full.json | speed-up | $(awk -v a="$j_ns" -v b="$v_ns" 'BEGIN { printf "%.2f", a / b }') | |"
 	echo
 	echo "One /metrics scrape with every route observed (one core, median of 5):" \
 		"$scrape_us µs for $scrape_bytes bytes of text; with gzip $gzip_us µs -> $gzip_bytes bytes."

@@ -8,9 +8,10 @@ set -eu
 # build
 PKGS="gcc make pkg-config liburing-dev libpq-dev libbearssl-dev libjwt-dev
 libssl-dev libcmocka-dev zlib1g-dev"
-# tests and benchmarks (prometheus ships promtool; libhttp-parser-dev is
-# the peer of the parser microbenchmark)
-PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev"
+# tests and benchmarks (prometheus ships promtool; libhttp-parser-dev and
+# libjansson-dev are the peers of the parser and validator microbenchmarks)
+PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev
+libjansson-dev"
 
 # A package counts as installed when dpkg's status letter is 'i' ("ii", "hi").
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS \

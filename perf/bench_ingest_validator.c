@@ -1,0 +1,136 @@
+/*
+ * Ingest body validation, Ringside against a peer, in one program: the
+ * same bytes (../shared/samples/ingest-full.json, or argv[1]) validated N
+ * times by
+ *   ingest_validator  ingest_parser_init + feed (whole body) + finish
+ *                     (src/ingest/), filling struct ingest_report
+ *   jansson           json_loadb + json_decref (libjansson 2.14): a DOM
+ *                     parse and free, no schema check, as a server without
+ *                     a streaming validator would start
+ * Prints one line: "ingest_validator <ns/doc> <MB/s> jansson <ns/doc>
+ * <MB/s>", each the median of 5 runs. A program, not a test: nothing here
+ * asserts a time.
+ *
+ * Build: cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -o bench_ingest_validator
+ * perf/bench_ingest_validator.c src/ingest/[all .c files] -ljansson -lm
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ringside/ingest.h"
+
+#define RUNS 5
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static struct ingest_parser parser;
+static struct ingest_report report;
+static volatile size_t sink;
+
+static void run_validator(const char *doc, size_t len, long iters)
+{
+	for (long k = 0; k < iters; k++) {
+		ingest_parser_init(&parser, &report, NULL);
+		if (ingest_parser_feed(&parser, doc, len) != 0 ||
+		    ingest_parser_finish(&parser) != 0) {
+			fprintf(stderr, "ingest_validator rejected the document: %s: %s\n",
+				parser.err.path, parser.err.message);
+			exit(1);
+		}
+		sink += report.n_container;
+	}
+}
+
+static void run_jansson(const char *doc, size_t len, long iters)
+{
+	for (long k = 0; k < iters; k++) {
+		json_error_t e;
+		json_t *j = json_loadb(doc, len, 0, &e);
+
+		if (!j) {
+			fprintf(stderr, "jansson rejected the document: %s\n", e.text);
+			exit(1);
+		}
+		sink += json_object_size(j);
+		json_decref(j);
+	}
+}
+
+/* Median ns per document over RUNS runs of about 0.2 s each. */
+static double measure(void (*fn)(const char *, size_t, long), const char *doc, size_t len)
+{
+	double t[RUNS], t0;
+	long iters = 16;
+
+	/* Warm up and size the runs. */
+	for (;;) {
+		t0 = now();
+		fn(doc, len, iters);
+		if (now() - t0 > 0.05)
+			break;
+		iters *= 2;
+	}
+	iters = (long)((double)iters * 0.2 / (now() - t0)) + 1;
+	for (int k = 0; k < RUNS; k++) {
+		t0 = now();
+		fn(doc, len, iters);
+		t[k] = (now() - t0) * 1e9 / (double)iters;
+	}
+	qsort(t, RUNS, sizeof t[0], cmp_double);
+	return t[RUNS / 2];
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = argc > 1 ? argv[1] : "../shared/samples/ingest-full.json";
+	size_t len;
+	char *doc = read_file(path, &len);
+	double v, j;
+
+	if (!doc) {
+		fprintf(stderr, "cannot read %s\n", path);
+		return 1;
+	}
+	v = measure(run_validator, doc, len);
+	j = measure(run_jansson, doc, len);
+	printf("ingest_validator %.0f %.0f jansson %.0f %.0f\n", v, (double)len / v * 1e3, j,
+	       (double)len / j * 1e3);
+	free(doc);
+	return 0;
+}

@@ -1,6 +1,7 @@
 /*
  * One-pass streaming validator for POST /api/metrics/ingest bodies. The
- * contract is include/ringside/ingest.h; number conversion is number.c.
+ * contract is include/ringside/ingest.h; number conversion is number.c,
+ * the schema tables schema.c, error paths and messages error.c.
  *
  * Shape (as src/http/parser.c): one function, a state kept in the caller's
  * struct, and a label per state; a call jumps to the label of the saved
@@ -10,12 +11,11 @@
  * whitespace through the same table; nothing is called per byte (emit()
  * takes a run; the date check runs per byte, but only for checkedAt).
  *
- * The schema is data: the field lists of include/ringside/ingest.h expand
- * into one table per object type (name, kind, offset, required), and
- * values are stored through the offsets. The current place in the schema
- * is a small stack of frames (objects and arrays, at most 5 deep); the
- * values of unknown keys are walked with a bit stack (1 = array), bounded
- * by the depth limit, and stored nowhere.
+ * The schema is data (schema.c): one table per object type (name, kind,
+ * offset, required), and values are stored through the offsets. The
+ * current place in the schema is a small stack of frames (objects and
+ * arrays, at most 5 deep); the values of unknown keys are walked with a
+ * bit stack (1 = array), bounded by the depth limit, and stored nowhere.
  *
  * Nothing is kept across calls that points into the input: a key split
  * between two calls is decoded into p->key, a split string continues in
@@ -24,9 +24,6 @@
 #include "ringside/ingest.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #ifdef __SSE2__
@@ -35,238 +32,11 @@
 
 #include "ingest_int.h"
 
-/* ---- Schema tables ---- */
-
-enum kind {
-	K_NUM, K_BOOL, K_STR, K_DATE, K_ARR, K_OBJ, K_LABELS, /* field kinds */
-	K_ANY,    /* a value inside an unknown key's value: any JSON */
-	K_ELEM,   /* an item of a schema array: an object of p->vtype */
-	K_LABELV, /* the value of a label: a string */
-};
-
-enum type {
-	T_none, T_report, T_service, T_health_check, T_tcp_check, T_cert_check,
-	T_container, T_port, T_mount, T_top_processes, T_process,
-	T_process_stats, T_labels, T_COUNT
-};
-#define T_ARRAY 0x80 /* frame type flag: an array of items of the type */
-
-/* struct ingest_frame.key when not a field index. */
-enum { KEY_NONE = -1, KEY_UNKNOWN = -2, KEY_LABEL = -3 };
-
-struct field {
-	const char *name;
-	uint16_t off; /* of the member in the object's struct */
-	uint8_t len, kind, child, req;
-};
-
-#define FIELD_(S, n, k, r, c) \
-	{ #n, (uint16_t)offsetof(struct S, n), sizeof(#n) - 1, K_##k, T_##c, r },
-static const struct field f_report[] = { INGEST_REPORT_FIELDS(FIELD_, ingest_report) };
-static const struct field f_service[] = { INGEST_SERVICE_FIELDS(FIELD_, ingest_service) };
-static const struct field f_health_check[] = { INGEST_HEALTH_CHECK_FIELDS(FIELD_, ingest_health_check) };
-static const struct field f_tcp_check[] = { INGEST_TCP_CHECK_FIELDS(FIELD_, ingest_tcp_check) };
-static const struct field f_cert_check[] = { INGEST_CERT_CHECK_FIELDS(FIELD_, ingest_cert_check) };
-static const struct field f_container[] = { INGEST_CONTAINER_FIELDS(FIELD_, ingest_container) };
-static const struct field f_port[] = { INGEST_PORT_FIELDS(FIELD_, ingest_port) };
-static const struct field f_mount[] = { INGEST_MOUNT_FIELDS(FIELD_, ingest_mount) };
-static const struct field f_top_processes[] = { INGEST_TOP_PROCESSES_FIELDS(FIELD_, ingest_top_processes) };
-static const struct field f_process[] = { INGEST_PROCESS_FIELDS(FIELD_, ingest_process) };
-static const struct field f_process_stats[] = { INGEST_PROCESS_STATS_FIELDS(FIELD_, ingest_process_stats) };
-
-#define REQ_(a, n, k, r, c) | ((uint32_t)(r) << INGEST_##a##_##n)
-
-/* Index of a limit in struct ingest_limits, seen as uint32_t words. */
-#define LIM(x) ((uint8_t)(offsetof(struct ingest_limits, x) / sizeof(uint32_t)))
-#define LIM_NONE 0xff
-_Static_assert(sizeof(struct ingest_limits) == 16 * sizeof(uint32_t),
-	       "struct ingest_limits must be uint32_t words");
-
-struct type_info {
-	const struct field *fields;
-	uint8_t nfields;
-	uint8_t lim_each;  /* items of one array (or labels object) */
-	uint8_t lim_total; /* items of the pool; LIM_NONE: the capacity */
-	uint16_t size;     /* of the struct */
-	uint32_t req;      /* required-field bits */
-	uint32_t pool_off, count_off, cap; /* the pool in struct ingest_report */
-	const char *plural;
-};
-
-#define N(a) (uint8_t)(sizeof(a) / sizeof((a)[0]))
-#define POOL(x) offsetof(struct ingest_report, x), offsetof(struct ingest_report, n_##x)
-
-static const struct type_info types[T_COUNT] = {
-	[T_report] = { f_report, N(f_report), LIM_NONE, LIM_NONE, 0,
-		       0 INGEST_REPORT_FIELDS(REQ_, REPORT), 0, 0, 0, NULL },
-	[T_service] = { f_service, N(f_service), LIM(services), LIM_NONE,
-			sizeof(struct ingest_service), 0 INGEST_SERVICE_FIELDS(REQ_, SERVICE),
-			POOL(service), INGEST_CAP_SERVICES, "services" },
-	[T_health_check] = { f_health_check, N(f_health_check), LIM(health_checks), LIM_NONE,
-			     sizeof(struct ingest_health_check),
-			     0 INGEST_HEALTH_CHECK_FIELDS(REQ_, HEALTH_CHECK),
-			     POOL(health_check), INGEST_CAP_HEALTH_CHECKS, "health checks" },
-	[T_tcp_check] = { f_tcp_check, N(f_tcp_check), LIM(tcp_checks), LIM_NONE,
-			  sizeof(struct ingest_tcp_check), 0 INGEST_TCP_CHECK_FIELDS(REQ_, TCP_CHECK),
-			  POOL(tcp_check), INGEST_CAP_TCP_CHECKS, "TCP checks" },
-	[T_cert_check] = { f_cert_check, N(f_cert_check), LIM(cert_checks), LIM_NONE,
-			   sizeof(struct ingest_cert_check), 0 INGEST_CERT_CHECK_FIELDS(REQ_, CERT_CHECK),
-			   POOL(cert_check), INGEST_CAP_CERT_CHECKS, "certificate checks" },
-	[T_container] = { f_container, N(f_container), LIM(containers), LIM_NONE,
-			  sizeof(struct ingest_container), 0 INGEST_CONTAINER_FIELDS(REQ_, CONTAINER),
-			  POOL(container), INGEST_CAP_CONTAINERS, "containers" },
-	[T_port] = { f_port, N(f_port), LIM(ports_per_container), LIM(ports),
-		     sizeof(struct ingest_port), 0 INGEST_PORT_FIELDS(REQ_, PORT),
-		     POOL(port), INGEST_CAP_PORTS, "ports" },
-	[T_mount] = { f_mount, N(f_mount), LIM(mounts_per_container), LIM(mounts),
-		      sizeof(struct ingest_mount), 0 INGEST_MOUNT_FIELDS(REQ_, MOUNT),
-		      POOL(mount), INGEST_CAP_MOUNTS, "mounts" },
-	[T_top_processes] = { f_top_processes, N(f_top_processes), LIM_NONE, LIM_NONE,
-			      sizeof(struct ingest_top_processes),
-			      0 INGEST_TOP_PROCESSES_FIELDS(REQ_, TOP_PROCESSES), 0, 0, 0, NULL },
-	[T_process] = { f_process, N(f_process), LIM(processes), LIM_NONE,
-			sizeof(struct ingest_process), 0 INGEST_PROCESS_FIELDS(REQ_, PROCESS),
-			POOL(process), 2 * INGEST_CAP_PROCESSES, "processes" },
-	[T_process_stats] = { f_process_stats, N(f_process_stats), LIM_NONE, LIM_NONE,
-			      sizeof(struct ingest_process_stats),
-			      0 INGEST_PROCESS_STATS_FIELDS(REQ_, PROCESS_STATS), 0, 0, 0, NULL },
-	[T_labels] = { NULL, 0, LIM(labels_per_container), LIM(labels),
-		       sizeof(struct ingest_label), 0, POOL(label), INGEST_CAP_LABELS, "labels" },
-};
-
-/* `has` is the first member of every object, and fits every field. */
-_Static_assert(INGEST_REPORT_NFIELDS <= 32 && INGEST_SERVICE_NFIELDS <= 32 &&
-		       INGEST_CERT_CHECK_NFIELDS <= 32 && INGEST_CONTAINER_NFIELDS <= 32,
-	       "presence bits are a uint32_t");
-_Static_assert(offsetof(struct ingest_report, service) < 65536, "field offsets are 16 bits");
-
 /* The sizes written in the header. */
 _Static_assert(sizeof(void *) != 8 || sizeof(struct ingest_report) == 878912,
 	       "struct ingest_report changed size: update its comment");
 _Static_assert(sizeof(void *) != 8 || sizeof(struct ingest_parser) == 1672,
 	       "struct ingest_parser changed size: update its comment");
-
-/*
- * Field names in one perfect hash table per object type, so a key is
- * matched with a multiply and one compare: slot = hash(words, length) *
- * mul >> 58, with mul picked once (at the first init) so that no two
- * names of the type share a slot.
- */
-#define NAME_MAX_LEN 20
-#define KT_BITS 6
-struct kslot {
-	uint64_t w0, w1;
-	uint8_t len, idx; /* len 0xff: empty */
-	uint8_t kind, child; /* copies of the field's, to save a lookup */
-	uint16_t off;
-};
-struct keytab {
-	uint64_t mul;
-	struct kslot s[1u << KT_BITS];
-};
-static struct keytab keytab[T_COUNT];
-static pthread_once_t keytab_once = PTHREAD_ONCE_INIT;
-
-static inline uint64_t load64(const unsigned char *s)
-{
-	uint64_t v;
-	memcpy(&v, s, 8);
-	return v;
-}
-
-static inline uint32_t load32(const unsigned char *s)
-{
-	uint32_t v;
-	memcpy(&v, s, 4);
-	return v;
-}
-
-/*
- * Two words that, with the length, identify any string of up to 16 bytes
- * (overlapping loads; longer names are confirmed with memcmp). Reads only
- * s[0, n).
- */
-static inline void key_words(const unsigned char *s, size_t n, uint64_t *w0, uint64_t *w1)
-{
-	if (n >= 8) {
-		*w0 = load64(s);
-		*w1 = load64(s + n - 8);
-	} else if (n >= 4) {
-		*w0 = load32(s) | (uint64_t)load32(s + n - 4) << 32;
-		*w1 = 0;
-	} else {
-		*w0 = n ? s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16 : 0;
-		*w1 = 0;
-	}
-}
-
-static inline unsigned key_slot(uint64_t mul, uint64_t w0, uint64_t w1, size_t n)
-{
-	uint64_t x = w0 ^ (w1 * 0x9E3779B97F4A7C15ull) ^ n;
-
-	return (unsigned)((x * mul) >> (64 - KT_BITS));
-}
-
-static void build_keytab(void)
-{
-	uint64_t seed = 0x243F6A8885A308D3ull;
-
-	for (int t = 0; t < T_COUNT; t++) {
-		const struct type_info *ti = &types[t];
-		struct keytab *kt = &keytab[t];
-		bool ok = false;
-
-		/* splitmix64 candidates until one separates every name; for
-		 * 26 names in 64 slots about one in 170 does. */
-		while (!ok) {
-			uint64_t z = (seed += 0x9E3779B97F4A7C15ull);
-
-			z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-			z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-			kt->mul = (z ^ (z >> 31)) | 1;
-			memset(kt->s, 0xff, sizeof kt->s);
-			ok = true;
-			for (unsigned j = 0; j < ti->nfields && ok; j++) {
-				const struct field *f = &ti->fields[j];
-				uint64_t w0, w1;
-				unsigned h;
-
-				key_words((const unsigned char *)f->name, f->len, &w0, &w1);
-				h = key_slot(kt->mul, w0, w1, f->len);
-				if (kt->s[h].len != 0xff) {
-					ok = false;
-					break;
-				}
-				kt->s[h].w0 = w0;
-				kt->s[h].w1 = w1;
-				kt->s[h].len = f->len;
-				kt->s[h].idx = (uint8_t)j;
-				kt->s[h].kind = f->kind;
-				kt->s[h].child = f->child;
-				kt->s[h].off = f->off;
-			}
-		}
-	}
-}
-
-/* The slot of the field of type t named s[0, n), or NULL. */
-static inline __attribute__((always_inline)) const struct kslot *
-match_key(unsigned t, const unsigned char *s, size_t n)
-{
-	const struct keytab *kt = &keytab[t];
-	const struct kslot *e;
-	uint64_t w0, w1;
-
-	if (n > NAME_MAX_LEN)
-		return NULL;
-	key_words(s, n, &w0, &w1);
-	e = &kt->s[key_slot(kt->mul, w0, w1, n)];
-	if (e->w0 != w0 || e->w1 != w1 || e->len != n)
-		return NULL;
-	if (n > 16 && memcmp(s, types[t].fields[e->idx].name, n) != 0)
-		return NULL;
-	return e;
-}
 
 /* ---- Byte classes (RFC 8259) ---- */
 
@@ -354,103 +124,6 @@ static const char H_DATE[] = "Send a UTC time as YYYY-MM-DDTHH:MM[:SS[.fraction]
 static const char H_RANGE[] = "Send a finite number; a double holds magnitudes up to about 1.8e308.";
 static const char H_LIMIT[] = "This is a limit of this server: send fewer items or shorter values, or ask its operator to raise the limit.";
 
-/* Appends s[0, n) to the path, ending it in "..." if it does not fit. */
-static void path_put(char *path, size_t *len, const char *s, size_t n)
-{
-	size_t room = INGEST_PATH_MAX - 1 - *len;
-
-	if (*len >= INGEST_PATH_MAX - 1)
-		return;
-	if (n > room) {
-		memcpy(path + *len, s, room);
-		*len = INGEST_PATH_MAX - 1;
-		memcpy(path + *len - 3, "...", 3);
-		return;
-	}
-	memcpy(path + *len, s, n);
-	*len += n;
-}
-
-/* A key as `.name` when it is a plain name (letters, digits, '_', '$',
- * '-'; not starting with a digit or '-'), else as `["name"]` (any byte
- * outside printable ASCII, and '"' and '\', shown as '?'). */
-static void path_key(char *path, size_t *len, const char *k, size_t n)
-{
-	bool ident = n > 0;
-	char tmp[INGEST_PATH_MAX];
-	size_t m = 0;
-
-	for (size_t j = 0; j < n && ident; j++) {
-		unsigned char c = (unsigned char)k[j];
-		ident = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-			c == '$' || (j > 0 && ((c >= '0' && c <= '9') || c == '-'));
-	}
-	if (ident) {
-		if (*len)
-			path_put(path, len, ".", 1);
-		path_put(path, len, k, n);
-		return;
-	}
-	for (size_t j = 0; j < n && m < sizeof tmp; j++) {
-		unsigned char c = (unsigned char)k[j];
-		tmp[m++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
-	}
-	path_put(path, len, "[\"", 2);
-	path_put(path, len, tmp, m);
-	path_put(path, len, "\"]", 2);
-}
-
-/*
- * The path of where the parser is: each schema frame's array index or
- * key. drop_last leaves out the innermost component (the object or array
- * itself is meant); extra, if set, is appended as a key.
- */
-static void build_path(struct ingest_parser *p, bool drop_last, const char *extra)
-{
-	char *path = p->err.path;
-	size_t len = 0;
-	char num[16];
-
-	for (unsigned k = 0; k < p->sdepth; k++) {
-		const struct ingest_frame *fr = &p->f[k];
-
-		if (drop_last && k + 1 == p->sdepth)
-			break;
-		if (fr->type & T_ARRAY) {
-			if (fr->n == 0)
-				continue;
-			int n = snprintf(num, sizeof num, "[%u]", fr->n - 1);
-			path_put(path, &len, num, (size_t)n);
-		} else if (fr->key >= 0) {
-			const struct field *f = &types[fr->type].fields[fr->key];
-			path_key(path, &len, f->name, f->len);
-		} else if (fr->key == KEY_UNKNOWN) {
-			path_key(path, &len, p->key, p->keylen);
-		} else if (fr->key == KEY_LABEL) {
-			const struct ingest_label *l = &p->r->label[fr->n];
-			path_key(path, &len, ingest_str_ptr(p->r, l->key), l->key.len);
-		}
-	}
-	if (extra)
-		path_key(path, &len, extra, strlen(extra));
-	path[len] = '\0';
-}
-
-__attribute__((format(printf, 6, 7), noinline, cold))
-static int fail(struct ingest_parser *p, uint16_t status, const char *hint,
-		bool drop_last, const char *extra, const char *fmt, ...)
-{
-	va_list ap;
-
-	build_path(p, drop_last, extra);
-	va_start(ap, fmt);
-	vsnprintf(p->err.message, sizeof p->err.message, fmt, ap);
-	va_end(ap);
-	p->err.hint = hint;
-	p->err.status = status;
-	return status == 413 ? -E2BIG : -EINVAL;
-}
-
 static int rc_of(const struct ingest_parser *p)
 {
 	return p->err.status == 413 ? -E2BIG : -EINVAL;
@@ -460,10 +133,10 @@ __attribute__((noinline, cold))
 static int unexpected(struct ingest_parser *p, unsigned c, const char *where)
 {
 	if (c >= 0x20 && c < 0x7f)
-		return fail(p, 400, H_SYNTAX, false, NULL,
-			    "is not valid JSON: unexpected character '%c'%s", (int)c, where);
-	return fail(p, 400, H_SYNTAX, false, NULL,
-		    "is not valid JSON: unexpected byte 0x%02X%s", c, where);
+		return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+				   "is not valid JSON: unexpected character '%c'%s", (int)c, where);
+	return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+			   "is not valid JSON: unexpected byte 0x%02X%s", c, where);
 }
 
 __attribute__((noinline, cold))
@@ -480,7 +153,7 @@ static int type_error(struct ingest_parser *p)
 		[K_ELEM] = "must be an object",
 		[K_LABELV] = "must be a string",
 	};
-	return fail(p, 400, H_TYPE, false, NULL, "%s", what[p->vkind]);
+	return ingest_fail(p, 400, H_TYPE, false, NULL, "%s", what[p->vkind]);
 }
 
 static int too_long(struct ingest_parser *p)
@@ -488,22 +161,22 @@ static int too_long(struct ingest_parser *p)
 	bool key = p->role == R_KEY || p->role == R_SKEY || p->role == R_LKEY;
 
 	if (key)
-		return fail(p, 413, H_LIMIT, false, NULL, "has a key longer than %u bytes",
-			    p->slim);
-	return fail(p, 413, H_LIMIT, false, NULL, "is longer than %u bytes", p->slim);
+		return ingest_fail(p, 413, H_LIMIT, false, NULL, "has a key longer than %u bytes",
+				   p->slim);
+	return ingest_fail(p, 413, H_LIMIT, false, NULL, "is longer than %u bytes", p->slim);
 }
 
 static int arena_full(struct ingest_parser *p)
 {
-	return fail(p, 413, H_LIMIT, false, NULL,
-		    "does not fit: the strings of a report may take at most %u bytes",
-		    p->lim.arena_bytes);
+	return ingest_fail(p, 413, H_LIMIT, false, NULL,
+			   "does not fit: the strings of a report may take at most %u bytes",
+			   p->lim.arena_bytes);
 }
 
 static int bad_date(struct ingest_parser *p)
 {
-	return fail(p, 400, H_DATE, false, NULL,
-		    "is not a valid date-time (YYYY-MM-DDTHH:MM[:SS[.frac]]Z)");
+	return ingest_fail(p, 400, H_DATE, false, NULL,
+			   "is not a valid date-time (YYYY-MM-DDTHH:MM[:SS[.frac]]Z)");
 }
 
 /* ---- checkedAt: the seed's pattern, one character at a time ----
@@ -720,7 +393,7 @@ static inline __attribute__((always_inline)) int on_key(struct ingest_parser *p,
 	k = f->idx;
 	fr->key = (int8_t)k;
 	if (*has & (1u << k))
-		return fail(p, 400, H_DUP, false, NULL, "appears twice");
+		return ingest_fail(p, 400, H_DUP, false, NULL, "appears twice");
 	*has |= 1u << k;
 	p->vkind = f->kind;
 	p->vtype = f->child;
@@ -742,7 +415,7 @@ static int on_label_key(struct ingest_parser *p)
 		    memcmp(ingest_str_ptr(r, r->label[j].key), k, p->slen) == 0) {
 			fr->key = KEY_LABEL;
 			fr->n = j;
-			return fail(p, 400, H_DUP, false, NULL, "appears twice");
+			return ingest_fail(p, 400, H_DUP, false, NULL, "appears twice");
 		}
 	}
 	fr->n = r->n_label++;
@@ -773,11 +446,11 @@ static int room_for_item(struct ingest_parser *p, const struct type_info *ti,
 	uint32_t used = *(const uint32_t *)(const void *)((const char *)p->r + ti->count_off);
 
 	if (rg->count >= each)
-		return fail(p, 413, H_LIMIT, true, NULL, "too many items (at most %u)", each);
+		return ingest_fail(p, 413, H_LIMIT, true, NULL, "too many items (at most %u)", each);
 	if (used >= total)
-		return fail(p, 413, H_LIMIT, true, NULL,
-			    "does not fit: a report may hold at most %u %s in all", total,
-			    ti->plural);
+		return ingest_fail(p, 413, H_LIMIT, true, NULL,
+				   "does not fit: a report may hold at most %u %s in all", total,
+				   ti->plural);
 	return 0;
 }
 
@@ -801,8 +474,8 @@ static inline void pop_update(struct ingest_parser *p)
 
 static int too_deep(struct ingest_parser *p)
 {
-	return fail(p, 413, H_LIMIT, false, NULL, "is nested more than %u levels deep",
-		    p->lim.depth);
+	return ingest_fail(p, 413, H_LIMIT, false, NULL, "is nested more than %u levels deep",
+			   p->lim.depth);
 }
 
 /* ---- Init ---- */
@@ -833,7 +506,7 @@ void ingest_parser_init(struct ingest_parser *p, struct ingest_report *r,
 	const uint32_t *cap = (const uint32_t *)(const void *)&caps;
 	uint32_t *out = (uint32_t *)(void *)&p->lim;
 
-	pthread_once(&keytab_once, build_keytab);
+	ingest_schema_init();
 	memset(p, 0, offsetof(struct ingest_parser, key));
 	p->err.status = 0;
 	p->err.path[0] = '\0';
@@ -882,7 +555,7 @@ int ingest_parser_feed(struct ingest_parser *p, const char *data, size_t len)
 	if (p->err.status)
 		return rc_of(p);
 	if (p->state == S_FINISHED)
-		return fail(p, 400, H_SYNTAX, false, NULL, "has data after the end of the body");
+		return ingest_fail(p, 400, H_SYNTAX, false, NULL, "has data after the end of the body");
 	if (len == 0)
 		return 0;
 
@@ -908,7 +581,7 @@ st_start:
 	if (c != '{') {
 		if (c == '[' || c == '"' || c == '-' || c - '0' < 10 || c == 't' ||
 		    c == 'f' || c == 'n')
-			return fail(p, 400, H_SYNTAX, false, NULL, "must be a JSON object");
+			return ingest_fail(p, 400, H_SYNTAX, false, NULL, "must be a JSON object");
 		return unexpected(p, c, "");
 	}
 	i++;
@@ -966,7 +639,7 @@ key: /* b[i] == '"' */
 	if (p->udepth) {
 		p->role = R_SKEY;
 	} else if (fr->type == T_labels) {
-		CHECK(room_for_item(p, &types[T_labels], fr->obj));
+		CHECK(room_for_item(p, &ingest_types[T_labels], fr->obj));
 		p->role = R_LKEY;
 		p->sstart = r->arena_len;
 	} else {
@@ -1138,11 +811,11 @@ st_value:
 			p->in_arr = 0;
 			break;
 		case K_OBJ:
-			memset(p->dst, 0, types[p->vtype].size);
+			memset(p->dst, 0, ingest_types[p->vtype].size);
 			push(p, p->dst, p->vtype);
 			break;
 		case K_ELEM: {
-			const struct type_info *ti = &types[p->vtype];
+			const struct type_info *ti = &ingest_types[p->vtype];
 			struct ingest_range *rg = p->f[p->sdepth - 1].obj;
 			uint32_t *used = (uint32_t *)(void *)((char *)r + ti->count_off);
 			char *item;
@@ -1179,7 +852,7 @@ st_value:
 			struct ingest_range *rg = p->dst;
 
 			rg->first = *(const uint32_t *)(const void *)((const char *)r +
-								      types[p->vtype].count_off);
+								      ingest_types[p->vtype].count_off);
 			rg->count = 0;
 			push(p, rg, p->vtype | T_ARRAY);
 		}
@@ -1234,12 +907,12 @@ close_obj:
 	}
 	fr = &p->f[p->sdepth - 1];
 	{
-		uint32_t miss = types[fr->type].req & ~*(const uint32_t *)fr->obj;
+		uint32_t miss = ingest_types[fr->type].req & ~*(const uint32_t *)fr->obj;
 
 		if (fr->type != T_labels && miss)
-			return fail(p, 400, H_REQUIRED, true,
-				    types[fr->type].fields[__builtin_ctz(miss)].name,
-				    "is required");
+			return ingest_fail(p, 400, H_REQUIRED, true,
+					   ingest_types[fr->type].fields[__builtin_ctz(miss)].name,
+					   "is required");
 	}
 	if (--p->sdepth == 0)
 		goto st_end;
@@ -1281,9 +954,9 @@ st_str:
 				continue;
 			}
 			if (c < 0x20)
-				return fail(p, 400, H_SYNTAX, false, NULL,
-					    "is not valid JSON: unescaped control character 0x%02X in a string",
-					    c);
+				return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+						   "is not valid JSON: unescaped control character 0x%02X in a string",
+						   c);
 			/* A UTF-8 lead byte (RFC 3629 section 4): C0, C1 and
 			 * F5-FF never occur; the first continuation byte is
 			 * narrowed to exclude overlongs (E0, F0), surrogates
@@ -1350,10 +1023,10 @@ st_str:
 				continue;
 			default:
 				if (c >= 0x20 && c < 0x7f)
-					return fail(p, 400, H_SYNTAX, false, NULL,
-						    "is not valid JSON: invalid escape '\\%c'", (int)c);
-				return fail(p, 400, H_SYNTAX, false, NULL,
-					    "is not valid JSON: invalid escape (byte 0x%02X after '\\')", c);
+					return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+							   "is not valid JSON: invalid escape '\\%c'", (int)c);
+				return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+						   "is not valid JSON: invalid escape (byte 0x%02X after '\\')", c);
 			}
 			p->esc = E_NONE;
 			i++;
@@ -1365,8 +1038,8 @@ st_str:
 			int h = hexval(c);
 
 			if (h < 0)
-				return fail(p, 400, H_SYNTAX, false, NULL,
-					    "is not valid JSON: \\u must be followed by 4 hex digits");
+				return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+						   "is not valid JSON: \\u must be followed by 4 hex digits");
 			p->ucs = p->ucs << 4 | (uint32_t)h;
 			i++;
 			if (++p->nhex < 4)
@@ -1408,13 +1081,13 @@ st_str:
 	}
 
 lone_surrogate:
-	return fail(p, 400, H_SYNTAX, false, NULL,
-		    "is not valid JSON: a \\u escape of a lone UTF-16 surrogate");
+	return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+			   "is not valid JSON: a \\u escape of a lone UTF-16 surrogate");
 bad_utf8_next:
 	i++;
 bad_utf8:
-	return fail(p, 400, H_SYNTAX, false, NULL,
-		    "is not valid UTF-8 (byte 0x%02X)", (unsigned)b[i]);
+	return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+			   "is not valid UTF-8 (byte 0x%02X)", (unsigned)b[i]);
 
 str_end:
 	switch (p->role) {
@@ -1460,8 +1133,8 @@ st_num: {
 			continue;
 		case N_ZERO:
 			if (d <= 9)
-				return fail(p, 400, H_SYNTAX, false, NULL,
-					    "is not valid JSON: a number must not have a leading zero");
+				return ingest_fail(p, 400, H_SYNTAX, false, NULL,
+						   "is not valid JSON: a number must not have a leading zero");
 			goto num_punct;
 		case N_INT:
 			if (d <= 9) {
@@ -1560,7 +1233,7 @@ num_done:
 		if (ingest_decimal_to_double(m, q, p->flags & F_NEG, p->flags & F_TRUNC,
 					     p->xdig, p->nx, p->flags & F_STICKY,
 					     (double *)p->dst) != 0)
-			return fail(p, 400, H_RANGE, false, NULL, "is out of range");
+			return ingest_fail(p, 400, H_RANGE, false, NULL, "is out of range");
 	}
 	goto st_after;
 }
@@ -1588,6 +1261,6 @@ int ingest_parser_finish(struct ingest_parser *p)
 		return 0;
 	}
 	if (p->state == S_START)
-		return fail(p, 400, H_SYNTAX, false, NULL, "is not valid JSON: the body is empty");
-	return fail(p, 400, H_SYNTAX, false, NULL, "is not valid JSON: unexpected end of input");
+		return ingest_fail(p, 400, H_SYNTAX, false, NULL, "is not valid JSON: the body is empty");
+	return ingest_fail(p, 400, H_SYNTAX, false, NULL, "is not valid JSON: unexpected end of input");
 }

@@ -29,7 +29,7 @@ BB_SRCS   := $(sort $(wildcard tests/blackbox/test_*.c))
 BB_BINS   := $(BB_SRCS:tests/blackbox/%.c=$(BUILD)/tests/blackbox/%)
 BB_HARNESS := $(BUILD)/tests/blackbox/harness.o
 
-.PHONY: all deps run test unit blackbox bench fuzz clean
+.PHONY: all deps run test unit blackbox bench fuzz stress clean
 all: $(BIN)
 
 deps:
@@ -98,6 +98,17 @@ fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
 	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
+
+# Threaded stress programs under ThreadSanitizer (clang), STRESS_SECONDS
+# each: lock-free code is proven by running it, not only by reading it.
+STRESS_SECONDS ?= 5
+STRESS_SRCS := $(sort $(wildcard tests/stress/*_stress.c))
+STRESS_BINS := $(STRESS_SRCS:tests/stress/%.c=build/stress/%)
+build/stress/fleet_store_stress: tests/stress/fleet_store_stress.c src/fleet/store.c src/common/siphash.c
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -pthread -o $@ $^
+stress: deps $(STRESS_BINS)
+	@for s in $(STRESS_BINS); do TSAN_OPTIONS=halt_on_error=1 $$s -s $(STRESS_SECONDS) || exit 1; done
 
 clean:
 	rm -rf build

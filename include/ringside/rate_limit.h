@@ -6,7 +6,7 @@
  * is one 64-bit word updated by compare-and-swap. Two workers touch the
  * same word only when the same agent posts on both at once.
  *
- * Agents are keyed by a seeded 64-bit hash of (organization, agent id):
+ * Agents are keyed by a SipHash-1-3 of (organization, agent id):
  * only agents with a valid token reach the limiter, so the table (twice
  * the agent capacity) fills only past that capacity, and then it lets
  * reports through rather than refuse agents it cannot track.
@@ -17,6 +17,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define RATE_LIMIT_ID_MAX 63 /* bytes of an id that count (as token claims) */
 
 struct rate_limit_entry {
 	_Atomic uint64_t key;   /* hash | 1 (0: empty) */

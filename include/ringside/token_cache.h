@@ -85,10 +85,4 @@ size_t token_cache_forget_jti(struct token_cache *c, const char *jti);
  * tokens are revoked at once). O(entries). Returns the number dropped. */
 size_t token_cache_forget_sub(struct token_cache *c, const char *sub);
 
-/* SipHash-2-4 with a 128-bit output (Aumasson and Bernstein, the reference
- * implementation's 128-bit mode): the cache's key function, exported for
- * its test vectors. */
-void token_cache_siphash128(const uint8_t key[16], const void *msg,
-			    size_t len, uint8_t out[16]);
-
 #endif

@@ -1,6 +1,8 @@
 /* Per-worker cache of verified tokens; see include/ringside/token_cache.h. */
 #include "ringside/token_cache.h"
 
+#include "ringside/siphash.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -10,98 +12,6 @@
 _Static_assert(sizeof(struct jwt_claims) == 224, "claims: 224 bytes");
 _Static_assert(sizeof(struct token_cache_set) == 1024,
 	       "a set is 16 cache lines: tags, times, four claims");
-
-/* ---- SipHash-2-4, 128-bit output ----------------------------------- */
-
-static inline uint64_t rotl(uint64_t x, int b)
-{
-	return x << b | x >> (64 - b);
-}
-
-static inline uint64_t load_le64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	v = __builtin_bswap64(v);
-#endif
-	return v;
-}
-
-static inline void store_le64(uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	v = __builtin_bswap64(v);
-#endif
-	memcpy(p, &v, 8);
-}
-
-#define SIPROUND                                                              \
-	do {                                                                  \
-		v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);     \
-		v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;                        \
-		v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;                        \
-		v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);     \
-	} while (0)
-
-void token_cache_siphash128(const uint8_t key[16], const void *msg,
-			    size_t len, uint8_t out[16])
-{
-	const uint8_t *in = msg;
-	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
-	uint64_t v0 = 0x736f6d6570736575ull ^ k0;
-	uint64_t v1 = 0x646f72616e646f6dull ^ k1 ^ 0xee; /* 128-bit mode */
-	uint64_t v2 = 0x6c7967656e657261ull ^ k0;
-	uint64_t v3 = 0x7465646279746573ull ^ k1;
-	uint64_t m, b = (uint64_t)len << 56;
-	size_t left = len & 7;
-	const uint8_t *end = in + (len - left);
-
-	for (; in != end; in += 8) {
-		m = load_le64(in);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	switch (left) {
-	case 7:
-		b |= (uint64_t)in[6] << 48; /* fall through */
-	case 6:
-		b |= (uint64_t)in[5] << 40; /* fall through */
-	case 5:
-		b |= (uint64_t)in[4] << 32; /* fall through */
-	case 4:
-		b |= (uint64_t)in[3] << 24; /* fall through */
-	case 3:
-		b |= (uint64_t)in[2] << 16; /* fall through */
-	case 2:
-		b |= (uint64_t)in[1] << 8; /* fall through */
-	case 1:
-		b |= (uint64_t)in[0];
-		break;
-	case 0:
-		break;
-	}
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-
-	v2 ^= 0xee;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	store_le64(out, v0 ^ v1 ^ v2 ^ v3);
-	v1 ^= 0xdd;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	store_le64(out + 8, v0 ^ v1 ^ v2 ^ v3);
-}
 
 /* ---- the cache ----------------------------------------------------- */
 
@@ -163,9 +73,8 @@ static struct token_cache_set *lookup(struct token_cache *c, const char *token,
 {
 	uint8_t h[16];
 
-	token_cache_siphash128(c->key, token, len, h);
-	tag[0] = load_le64(h);
-	tag[1] = load_le64(h + 8);
+	siphash24_128(c->key, token, len, h);
+	memcpy(tag, h, sizeof h); /* any fixed byte order makes a tag */
 	return &c->sets[tag[0] & c->set_mask];
 }
 

@@ -1,5 +1,7 @@
 #include "ringside/rate_limit.h"
 
+#include "ringside/siphash.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,28 +39,21 @@ void rate_limit_fini(struct rate_limit *r)
 	r->table = NULL;
 }
 
-/* A seeded 64-bit hash (FNV-1a over the bytes, then a strong finalizer
- * mixed with the seed): agent ids are chosen by clients, so collisions
- * must not be predictable. Collisions only share a bucket. */
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 33);
-}
-
+/* Clients choose agent ids: a keyed hash makes collisions (which would
+ * only share a bucket) unpredictable. The org length byte first keeps
+ * ("ab", "c") apart from ("a", "bc"). */
 static uint64_t hash_key(const struct rate_limit *r, const char *org, size_t org_len,
 			 const char *agent, size_t agent_len)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ r->seed[0];
-	for (size_t i = 0; i < org_len; i++)
-		h = (h ^ (unsigned char)org[i]) * 0x100000001b3ull;
-	h = (h ^ 0xff) * 0x100000001b3ull; /* separates ("ab","c") from ("a","bc") */
-	for (size_t i = 0; i < agent_len; i++)
-		h = (h ^ (unsigned char)agent[i]) * 0x100000001b3ull;
-	return mix(h ^ r->seed[1]) | 1;
+	unsigned char buf[1 + 2 * RATE_LIMIT_ID_MAX];
+	if (org_len > RATE_LIMIT_ID_MAX)
+		org_len = RATE_LIMIT_ID_MAX;
+	if (agent_len > RATE_LIMIT_ID_MAX)
+		agent_len = RATE_LIMIT_ID_MAX;
+	buf[0] = (unsigned char)org_len;
+	memcpy(buf + 1, org, org_len);
+	memcpy(buf + 1 + org_len, agent, agent_len);
+	return siphash13(r->seed, buf, 1 + org_len + agent_len) | 1;
 }
 
 static struct rate_limit_entry *find(struct rate_limit *r, uint64_t key, uint64_t now_ms)

@@ -79,7 +79,7 @@ $(BUILD)/perf/bench_metrics_scrape: $(BUILD)/perf/bench_metrics_scrape.o $(LIB_O
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The validator beside jansson's json_loads on the same bytes (one program).
-$(BUILD)/perf/bench_ingest_validator: perf/bench_ingest_validator.c $(wildcard src/ingest/*.c)
+$(BUILD)/perf/bench_ingest_validator: perf/bench_ingest_validator.c $(wildcard src/ingest/*.c) src/common/siphash.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -ljansson -lm
 

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "ringside/fleet_store.h"
 
 #define AGENTS 10000
@@ -43,14 +45,6 @@ struct job {
 	double ns;
 };
 
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static void *run(void *arg)
 {
 	struct job *j = arg;
@@ -59,7 +53,7 @@ static void *run(void *arg)
 
 	fleet_online(&store, j->worker);
 	pthread_barrier_wait(&go);
-	double t0 = now_ns();
+	double t0 = (bench_seconds() * 1e9);
 	for (uint64_t i = 0; i < j->ops; i++) {
 		uint32_t a = j->first + k;
 		k = (k + STRIDE) % j->count;
@@ -77,7 +71,7 @@ static void *run(void *arg)
 		if (i % PASS == PASS - 1)
 			fleet_quiescent(&store, j->worker);
 	}
-	j->ns = now_ns() - t0;
+	j->ns = (bench_seconds() * 1e9) - t0;
 	/* Done: must not hold back the other thread's reclamation. */
 	fleet_offline(&store, j->worker);
 	sink += acc;

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #ifdef PEER_NODEJS
 #include <http_parser.h>
 #else
@@ -32,13 +34,6 @@ static const char head[] =
 	"Connection: keep-alive\r\n"
 	"\r\n";
 #define HEAD_LEN (sizeof head - 1)
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 #ifdef PEER_NODEJS
 #define PARSER_NAME "nodejs-http_parser-2.9"
@@ -110,12 +105,6 @@ static void setup(void)
 }
 #endif
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
 	long iters = argc > 1 ? atol(argv[1]) : 2000000L;
@@ -127,12 +116,12 @@ int main(int argc, char **argv)
 	}
 	double ns[5];
 	for (int run = 0; run < 5; run++) {
-		double t0 = now();
+		double t0 = bench_seconds();
 		for (long i = 0; i < iters; i++)
 			parse_once(&sink);
-		ns[run] = (now() - t0) * 1e9 / (double)iters;
+		ns[run] = (bench_seconds() - t0) * 1e9 / (double)iters;
 	}
-	qsort(ns, 5, sizeof ns[0], cmp_double);
-	printf("%s %.1f %.0f\n", PARSER_NAME, ns[2], (double)HEAD_LEN / ns[2] * 1e3);
+	double median = bench_median(ns, 5);
+	printf("%s %.1f %.0f\n", PARSER_NAME, median, (double)HEAD_LEN / median * 1e3);
 	return sink == 0; /* keeps the work observable */
 }

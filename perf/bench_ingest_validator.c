@@ -20,22 +20,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "ringside/ingest.h"
 
 #define RUNS 5
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -100,20 +89,19 @@ static double measure(void (*fn)(const char *, size_t, long), const char *doc, s
 
 	/* Warm up and size the runs. */
 	for (;;) {
-		t0 = now();
+		t0 = bench_seconds();
 		fn(doc, len, iters);
-		if (now() - t0 > 0.05)
+		if (bench_seconds() - t0 > 0.05)
 			break;
 		iters *= 2;
 	}
-	iters = (long)((double)iters * 0.2 / (now() - t0)) + 1;
+	iters = (long)((double)iters * 0.2 / (bench_seconds() - t0)) + 1;
 	for (int k = 0; k < RUNS; k++) {
-		t0 = now();
+		t0 = bench_seconds();
 		fn(doc, len, iters);
-		t[k] = (now() - t0) * 1e9 / (double)iters;
+		t[k] = (bench_seconds() - t0) * 1e9 / (double)iters;
 	}
-	qsort(t, RUNS, sizeof t[0], cmp_double);
-	return t[RUNS / 2];
+	return bench_median(t, RUNS);
 }
 
 int main(int argc, char **argv)

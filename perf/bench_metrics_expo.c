@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "ringside/metrics_expo.h"
 
 #define COUNTER_FAMILIES 10
@@ -115,21 +117,6 @@ static size_t write_page(struct expo *e)
 	return e->len;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
 	static char buf[1 << 20];
@@ -148,7 +135,7 @@ int main(int argc, char **argv)
 		double t0, t;
 
 		bytes = 0;
-		t0 = now();
+		t0 = bench_seconds();
 		for (long i = 0; i < n; i++) {
 			expo_init(&e, buf, sizeof buf, fmt);
 			bytes += write_page(&e);
@@ -159,15 +146,14 @@ int main(int argc, char **argv)
 			check += (unsigned char)buf[e.len / 2];
 			advance();
 		}
-		t = now() - t0;
+		t = bench_seconds() - t0;
 		ns[r] = t * 1e9 / (double)n;
 		mbs[r] = (double)bytes / t / 1e6;
 	}
-	qsort(ns, 5, sizeof ns[0], cmp_double);
-	qsort(mbs, 5, sizeof mbs[0], cmp_double);
+	double ns_median = bench_median(ns, 5), mbs_median = bench_median(mbs, 5);
 	fprintf(stderr, "%s exposition: %zu bytes, 300 counter series + 60 histograms (check %llu)\n",
 		fmt == EXPO_TEXT_004 ? "text 0.0.4" : "OpenMetrics 1.0.0", (size_t)(bytes / (size_t)n),
 		(unsigned long long)check);
-	printf("%.0f %.1f\n", ns[2], mbs[2]);
+	printf("%.0f %.1f\n", ns_median, mbs_median);
 	return 0;
 }

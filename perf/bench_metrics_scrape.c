@@ -10,22 +10,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "ringside/api.h"
 #include "ringside/http_gzip.h"
 #include "ringside/metrics.h"
-
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static char text[2 << 20], packed[2 << 20];
 
@@ -55,27 +44,26 @@ int main(int argc, char **argv)
 	double plain[5], zipped[5];
 	size_t text_len = 0, packed_len = 0;
 	for (int run = 0; run < 5; run++) {
-		double t0 = now_us();
+		double t0 = (bench_seconds() * 1e6);
 		for (int i = 0; i < iters; i++) {
 			struct expo e;
 			expo_init(&e, text, sizeof text, EXPO_TEXT_004);
 			metrics_write_exposition(&r, &r.shards[0], &e);
 			text_len = e.len;
 		}
-		double t1 = now_us();
+		double t1 = (bench_seconds() * 1e6);
 		for (int i = 0; i < iters; i++) {
 			struct expo e;
 			expo_init(&e, text, sizeof text, EXPO_TEXT_004);
 			metrics_write_exposition(&r, &r.shards[0], &e);
 			packed_len = http_gzip_compress(&gz, text, e.len, packed, sizeof packed);
 		}
-		double t2 = now_us();
+		double t2 = (bench_seconds() * 1e6);
 		plain[run] = (t1 - t0) / iters;
 		zipped[run] = (t2 - t1) / iters;
 	}
-	qsort(plain, 5, sizeof plain[0], cmp);
-	qsort(zipped, 5, sizeof zipped[0], cmp);
-	printf("scrape %.1f %zu scrape_gzip %.1f %zu\n", plain[2], text_len, zipped[2], packed_len);
+	printf("scrape %.1f %zu scrape_gzip %.1f %zu\n", bench_median(plain, 5), text_len,
+	       bench_median(zipped, 5), packed_len);
 	http_gzip_fini(&gz);
 	metrics_registry_fini(&r);
 	return 0;

@@ -14,32 +14,7 @@
 
 #include "ringside/http_parser.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                           \
-	do {                                                               \
-		if (!(x))                                                  \
-			__builtin_trap();                                  \
-	} while (0)
-
-static char *copy(const uint8_t *src, size_t len)
-{
-	char *d = malloc(len ? len : 1);
-
-	CHECK(d);
-	if (len)
-		memcpy(d, src, len);
-	return d;
-}
-
-static uint64_t fnv(const uint8_t *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
+#include "fuzz_util.h"
 
 /* ---- Head ---- */
 
@@ -135,7 +110,7 @@ static void fuzz_head(const uint8_t *data, size_t size,
 		      const struct http_limits *lim, uint64_t h, int *ret)
 {
 	struct http_parser a, b;
-	char *buf = copy(data, size);
+	char *buf = fuzz_copy(data, size);
 	int ra, rb;
 	size_t k = size ? h % (size + 1) : 0;
 
@@ -147,7 +122,7 @@ static void fuzz_head(const uint8_t *data, size_t size,
 
 	/* Split in two, the buffer moved between the calls. */
 	{
-		char *pre = copy(data, k);
+		char *pre = fuzz_copy(data, k);
 
 		http_parser_init(&b);
 		rb = http_parse_head(&b, lim, pre, k);
@@ -191,7 +166,7 @@ static void decode(const uint8_t *in, size_t len, uint64_t max_body,
 	out->hash = 1469598103934665603ull;
 	for (;;) {
 		struct http_span d;
-		char *win = copy(in + used, avail - used);
+		char *win = fuzz_copy(in + used, avail - used);
 		ssize_t r = http_chunked_next(&c, max_body, win, avail - used, &d);
 
 		if (r < 0) {
@@ -246,7 +221,7 @@ static void fuzz_chunked(const uint8_t *in, size_t len, uint64_t max_body,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct http_limits tight = { 96, 16, 4 };
-	uint64_t h = fnv(data, size);
+	uint64_t h = fuzz_hash(data, size);
 	int r;
 
 	fuzz_head(data, size, NULL, h, &r);

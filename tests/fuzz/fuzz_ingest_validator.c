@@ -17,25 +17,10 @@
 
 #include "ringside/ingest.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                           \
-	do {                                                               \
-		if (!(x))                                                  \
-			__builtin_trap();                                  \
-	} while (0)
+#include "fuzz_util.h"
 
 static struct ingest_parser pa, pb;
 static struct ingest_report ra, rb;
-
-static uint64_t fnv(const uint8_t *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
 
 static int run(struct ingest_parser *p, struct ingest_report *r,
 	       const struct ingest_limits *lim, const uint8_t *data, size_t size,
@@ -47,12 +32,8 @@ static int run(struct ingest_parser *p, struct ingest_report *r,
 	ingest_parser_init(p, r, lim);
 	for (size_t k = 0; k <= ncuts; k++) {
 		size_t end = k < ncuts ? cuts[k] : size;
-		char *piece = malloc(end - at ? end - at : 1);
-		int x;
-
-		CHECK(piece);
-		memcpy(piece, data + at, end - at);
-		x = ingest_parser_feed(p, piece, end - at);
+		char *piece = fuzz_copy(data + at, end - at);
+		int x = ingest_parser_feed(p, piece, end - at);
 		free(piece);
 		CHECK(x == 0 || x == -EINVAL || x == -E2BIG);
 		CHECK(rc == 0 || x == rc); /* sticky */
@@ -236,7 +217,7 @@ static void check_error(const struct ingest_parser *p, int rc)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint64_t h = fnv(data, size);
+	uint64_t h = fuzz_hash(data, size);
 	struct ingest_limits small = { 0 }, *lim = NULL;
 	size_t cuts[3];
 	int rc, rc2;

@@ -17,6 +17,8 @@
 
 #include "ringside/jwt.h"
 
+#include "fuzz_util.h"
+
 static struct jwt_keys hs, es;
 static int loaded;
 
@@ -31,7 +33,6 @@ static void load(void)
 	loaded = 1;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!loaded)

@@ -25,13 +25,7 @@
 
 #include "ringside/metrics_expo.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                           \
-	do {                                                               \
-		if (!(x))                                                  \
-			__builtin_trap();                                  \
-	} while (0)
+#include "fuzz_util.h"
 
 #define MAX_INPUT 4096
 

@@ -43,15 +43,25 @@ $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -ljansson
 
 $(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lz -pthread
 
 # `make run` installs what is missing, builds, and serves on 127.0.0.1:3000.
+# Agents need a token key: unless one is given (in ARGS or the
+# environment), `make run` makes an HS256 secret in var/ once and uses it;
+# `build/ringside token --jwt-secret-file var/jwt-secret ...` mints tokens.
+RUN_SECRET := var/jwt-secret
+RUN_KEY := $(if $(findstring --jwt-,$(ARGS))$(RINGSIDE_JWT_SECRET_FILE)$(RINGSIDE_JWT_PUBLIC_KEY_FILE),,--jwt-secret-file $(RUN_SECRET))
+$(RUN_SECRET):
+	@mkdir -p $(@D)
+	@umask 077 && head -c 48 /dev/urandom > $@.tmp && mv $@.tmp $@
+	@echo "made $@ (HS256 key for agent tokens)"
+
 run: deps
-	@$(MAKE) --no-print-directory all
-	exec $(BIN) $(ARGS)
+	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_SECRET))
+	exec $(BIN) $(RUN_KEY) $(ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
 # runner's "N passed, N failed" line.
@@ -67,10 +77,11 @@ blackbox: $(BIN) $(BB_BINS)
 
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
-	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator
+	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator \
+	$(BUILD)/perf/bench_fleet_expo
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^)
 $(BUILD)/perf/bench_http_parser_nodejs: perf/bench_http_parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DPEER_NODEJS -o $@ $< -lhttp_parser
@@ -81,7 +92,14 @@ $(BUILD)/perf/bench_metrics_scrape: $(BUILD)/perf/bench_metrics_scrape.o $(LIB_O
 # The validator beside jansson's json_loads on the same bytes (one program).
 $(BUILD)/perf/bench_ingest_validator: perf/bench_ingest_validator.c $(wildcard src/ingest/*.c) src/common/siphash.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ -ljansson -lm
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lm
+
+# One GET /metrics/fleet body over 10 000 agents holding the full sample
+# (no peer: only the pieces it runs, no liburing or libjwt).
+$(BUILD)/perf/bench_fleet_expo: perf/bench_fleet_expo.c src/fleet/expo.c src/fleet/report.c \
+		src/fleet/store.c $(wildcard src/ingest/*.c) src/common/siphash.c src/metrics/expo.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lm
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)

@@ -9,8 +9,9 @@ set -eu
 PKGS="gcc make pkg-config liburing-dev libpq-dev libbearssl-dev libjwt-dev
 libssl-dev libcmocka-dev zlib1g-dev"
 # tests and benchmarks (prometheus ships promtool; libhttp-parser-dev and
-# libjansson-dev are the peers of the parser and validator microbenchmarks)
-PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev
+# libjansson-dev are the peers of the parser and validator microbenchmarks;
+# python3-prometheus-client's strict OpenMetrics parser checks /metrics/fleet)
+PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev python3-prometheus-client
 libjansson-dev"
 
 # A package counts as installed when dpkg's status letter is 'i' ("ii", "hi").

@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL, OPT_STRING };
+enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL, OPT_STRING, OPT_RATE };
 
 /* Which command a flag belongs to. */
 enum opt_for { FOR_ALL, FOR_SERVE, FOR_TOKEN };
@@ -53,6 +53,20 @@ static const struct option_def options[] = {
 	 "interval between Server-Sent Events of /metrics/api/metrics/sse", FOR_SERVE},
 	{"log-level", OPT_LOG_LEVEL, CFG(log_level), 0, 0, "info",
 	 "error, warn, info or debug", FOR_SERVE},
+	{"ingest-rate-limit", OPT_RATE, CFG(ingest_rate_milli), 0, 1000000000, "0",
+	 "reports per second each agent may send, e.g. 0.2 (a burst of 1 s); 0: no limit", FOR_SERVE},
+	{"ingest-slots", OPT_COUNT, CFG(ingest_slots), 1, 4096, "32",
+	 "ingest bodies validated at once, per worker (880 KB each, touched as used); then 503", FOR_SERVE},
+	{"fleet-max-agents", OPT_COUNT, CFG(fleet_max_agents), 1, 1u << 24, "100000",
+	 "agents whose latest report is kept; a new agent past it gets 503", FOR_SERVE},
+	{"fleet-memory", OPT_SIZE, CFG(fleet_memory_bytes), 4 * MIB, 512ull * 1024 * MIB, "4GiB",
+	 "address space for the agents' latest reports (used as they arrive)", FOR_SERVE},
+	{"fleet-stale", OPT_DURATION, CFG(fleet_stale_ms), 1000, 86400000, "180s",
+	 "an agent silent this long is marked stale in /metrics/fleet and /latest", FOR_SERVE},
+	{"fleet-ttl", OPT_DURATION, CFG(fleet_ttl_ms), 1000, 86400000, "300s",
+	 "an agent silent this long drops out of /metrics/fleet", FOR_SERVE},
+	{"fleet-max-series", OPT_COUNT, CFG(fleet_max_series), 1, 4000000000u, "5000000",
+	 "samples in one /metrics/fleet exposition; the rest are counted as dropped", FOR_SERVE},
 	{"jwt-secret-file", OPT_STRING, CFG(jwt_secret_file), 0, CONFIG_PATH_MAX, "",
 	 "HS256 key: a file of at least 32 secret bytes", FOR_ALL},
 	{"jwt-public-key-file", OPT_STRING, CFG(jwt_public_key_file), 0, CONFIG_PATH_MAX, "",
@@ -152,6 +166,36 @@ int config_parse_listen(const char *s, struct sockaddr_in *out)
 	return 0;
 }
 
+int config_parse_rate_milli(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > UINT32_MAX / 1000)
+			return -EINVAL;
+	}
+	v *= 1000;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		/* Thousandths; finer digits must be zeros (a rate is never
+		 * rounded silently). */
+		for (uint64_t scale = 100; *p >= '0' && *p <= '9'; p++, scale /= 10) {
+			if (!scale && *p != '0')
+				return -EINVAL;
+			v += scale * (uint64_t)(*p - '0');
+		}
+	}
+	if (*p || v > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 /* Applies one value; on error prints a message naming `source` (the flag
  * or the variable) and returns -EINVAL. */
 static int apply(struct config *cfg, const struct option_def *o,
@@ -196,8 +240,8 @@ static int apply(struct config *cfg, const struct option_def *o,
 				source, value, (unsigned long long)o->min, (unsigned long long)o->max);
 			return -EINVAL;
 		}
-		if (o->offset == CFG(max_body_bytes))
-			cfg->max_body_bytes = v;
+		if (o->offset == CFG(max_body_bytes) || o->offset == CFG(fleet_memory_bytes))
+			*(uint64_t *)(void *)field = v;
 		else
 			*(uint32_t *)(void *)field = (uint32_t)v;
 		return 0;
@@ -205,6 +249,14 @@ static int apply(struct config *cfg, const struct option_def *o,
 		if (config_parse_duration_ms(value, &ms) || ms < o->min || ms > o->max) {
 			fprintf(err, "ringside: %s: invalid duration '%s' (want e.g. 500ms, 10s, 2m; from %llums to %llums)\n",
 				source, value, (unsigned long long)o->min, (unsigned long long)o->max);
+			return -EINVAL;
+		}
+		*(uint32_t *)(void *)field = ms;
+		return 0;
+	case OPT_RATE:
+		if (config_parse_rate_milli(value, &ms) || ms > o->max) {
+			fprintf(err, "ringside: %s: invalid rate '%s' (want reports per second, e.g. 10, 0.5 or 0)\n",
+				source, value);
 			return -EINVAL;
 		}
 		*(uint32_t *)(void *)field = ms;

@@ -71,8 +71,12 @@ static int serve(const struct config *cfg)
 		return 1;
 	}
 	sample_process(&metrics);
+	static struct api api;
+	if (api_init(&api, cfg, cfg->workers) < 0)
+		return 1;
+	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped};
 	struct ring_server server;
-	if (ring_server_start(&server, cfg, &api_router, &metrics) < 0)
+	if (ring_server_start(&server, cfg, &api_router, &metrics, &hooks) < 0)
 		return 1;
 	log_info("listening", "addr=%s port=%u metrics_addr=%s metrics_port=%u workers=%u "
 		 "max_connections=%u version=%s",
@@ -101,6 +105,7 @@ static int serve(const struct config *cfg)
 		 n == sizeof si ? strsignal((int)si.ssi_signo) : "?", cfg->shutdown_timeout_ms);
 	ring_server_stop(&server);
 	ring_server_wait(&server);
+	api_fini(&api);
 	metrics_registry_fini(&metrics);
 	close(sfd);
 	log_info("stopped", "%s", "");

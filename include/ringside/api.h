@@ -1,9 +1,44 @@
-/* The routes Ringside serves: one static table, built at compile time. */
+/* The routes Ringside serves (one static table, built at compile time) and
+ * the state their handlers share. */
 #ifndef RINGSIDE_API_H
 #define RINGSIDE_API_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ringside/config.h"
+#include "ringside/fleet_store.h"
+#include "ringside/ingest.h"
+#include "ringside/jwt.h"
+#include "ringside/rate_limit.h"
 #include "ringside/router.h"
 
 extern const struct router api_router;
+
+struct api_worker; /* private to src/api: token cache, validator slots */
+
+/* Everything the handlers use beyond one request, made before the workers
+ * start: agent token keys, the fleet store, the rate limiter, and each
+ * worker's own part. */
+struct api {
+	const struct config *cfg;
+	struct jwt_keys keys;
+	bool keys_loaded;             /* no key flag given: agent routes answer 503 */
+	struct fleet_store fleet;
+	struct rate_limit rate;
+	struct ingest_limits limits;
+	struct api_worker *workers;
+	uint32_t worker_count;
+};
+
+/* Loads the keys the flags name and allocates every table. Returns 0, or
+ * -1 after logging why (a bad key file, out of memory). */
+int api_init(struct api *a, const struct config *cfg, uint32_t workers);
+void api_fini(struct api *a);
+
+/* struct ring_hooks members: once per loop pass of a worker, and when it
+ * has stopped (the fleet store's quiescent states). */
+void api_worker_pass(struct api *a, uint32_t worker);
+void api_worker_stopped(struct api *a, uint32_t worker);
 
 #endif

@@ -45,6 +45,15 @@ struct config {
 	char jwt_issuer[CONFIG_NAME_MAX];
 	char jwt_audience[CONFIG_NAME_MAX];
 
+	/* Ingest and the fleet view (DESIGN.md "Ingest"). */
+	uint32_t ingest_rate_milli;   /* --ingest-rate-limit: reports/s per agent x 1000; 0 off */
+	uint32_t ingest_slots;        /* --ingest-slots: bodies validated at once, per worker */
+	uint32_t fleet_max_agents;    /* --fleet-max-agents */
+	uint64_t fleet_memory_bytes;  /* --fleet-memory: snapshot blocks, all agents */
+	uint32_t fleet_stale_ms;      /* --fleet-stale */
+	uint32_t fleet_ttl_ms;        /* --fleet-ttl */
+	uint32_t fleet_max_series;    /* --fleet-max-series: cardinality cap of /metrics/fleet */
+
 	/* `ringside token`: the claims of the token to print. */
 	struct {
 		char sub[CONFIG_NAME_MAX];
@@ -73,5 +82,6 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 int config_parse_size(const char *s, uint64_t *out);         /* 512, 4k, 4KiB, 2M, 2MiB */
 int config_parse_duration_ms(const char *s, uint32_t *out);  /* 500ms, 10s, 2m, 10 */
 int config_parse_listen(const char *s, struct sockaddr_in *out);
+int config_parse_rate_milli(const char *s, uint32_t *out);    /* 10, 0.5, 2.25 (per second) */
 
 #endif

@@ -30,6 +30,7 @@ struct config;
 struct metrics_registry;
 struct metrics_shard;
 struct http_gzip;
+struct api;
 
 /* What a handler may use of the worker it runs on. */
 struct http_context {
@@ -37,6 +38,7 @@ struct http_context {
 	struct metrics_registry *metrics;
 	struct metrics_shard *shard;  /* this worker's */
 	struct http_gzip *gzip;       /* this worker's compressor */
+	struct api *api;              /* the handlers' own state (src/api), or NULL */
 	uint32_t worker_id;
 };
 
@@ -67,7 +69,10 @@ struct http_exchange {
 struct http_handler {
 	/* Optional. The head is complete and `buf` holds it (valid only during
 	 * the call). Return 0 to go on, or a status: the body is then read and
-	 * discarded and that status answered with the error envelope. */
+	 * discarded and that status answered with the error envelope. It may
+	 * also reply itself (a refusal with its own headers, or a GET that
+	 * needs nothing more): the body is then discarded and on_request is
+	 * not called. */
 	unsigned (*on_head)(struct http_exchange *x, const char *buf,
 			    const struct http_request *req);
 	/* Optional. Each run of body bytes, de-chunked; same return rule. */
@@ -78,6 +83,11 @@ struct http_handler {
 	 * when it ends: after on_request, or when the connection closed before
 	 * the request was complete. Gives back what on_head took. */
 	void (*on_end)(struct http_exchange *x);
+	/* Optional. The `code` of the error envelope for a status the server
+	 * answers on this route by itself (413 for a body over
+	 * --max-body-bytes, say), where the route family's contract names
+	 * its own (seed 003: VALIDATION_ERROR); NULL: the status table's. */
+	const char *(*error_code)(unsigned status);
 };
 
 /*
@@ -142,14 +152,41 @@ typedef size_t (*http_event_render)(char *buf, size_t cap, struct http_context *
  */
 int http_start_event_stream(struct http_exchange *x, http_event_render render);
 
+/*
+ * A body of any length, produced in pieces as the client reads it (a
+ * fleet exposition of hundreds of MB, say): `produce` writes the next
+ * piece into buf (at most cap bytes, cap >= HTTP_STREAM_MIN_PIECE) and
+ * returns its length, 0 when the body is complete. It is called at once
+ * and then each time the previous piece has been sent, with `state`, a
+ * copy of the state_len (<= HTTP_STREAM_STATE_MAX) bytes given here, and
+ * the worker's context. Sent chunked (HTTP/1.1) or close-delimited
+ * (HTTP/1.0). The connection takes no other request meanwhile; a client
+ * that reads nothing for --keepalive-timeout is dropped. Returns 0, or
+ * -EBUSY when the worker already runs HTTP_STREAMS_MAX of them (nothing
+ * was written: answer 503), or -ENOSPC.
+ */
+#define HTTP_STREAM_STATE_MAX 256u
+#define HTTP_STREAM_MIN_PIECE (32u * 1024u)
+#define HTTP_STREAMS_MAX 16u
+typedef size_t (*http_produce)(void *state, struct http_context *ctx, char *buf, size_t cap);
+int http_reply_stream(struct http_exchange *x, unsigned status, const char *content_type,
+		      const char *extra_headers, http_produce produce, const void *state,
+		      size_t state_len);
+
 /* Appends "HTTP/1.1 100 Continue\r\n\r\n". Returns 0 or -ENOSPC. */
 int http_write_continue(struct http_out *out);
 
 /* Writes the Date line for `unix_seconds` (HTTP_DATE_LINE_LEN bytes, no NUL). */
 void http_format_date_line(char out[HTTP_DATE_LINE_LEN], int64_t unix_seconds);
 
-/* JSON-escapes s into out (no quotes added). Returns the escaped length,
- * or (size_t)-1 if it does not fit in cap. */
+/* JSON-escapes the len bytes of s into out (no quotes added): \" \\ \n \r
+ * \t, other control characters (U+0000 included) as \u00XX, every other
+ * byte as is (s is meant to be UTF-8; it is not checked). Returns the
+ * escaped length, or (size_t)-1 if it does not fit in cap (out[0, cap)
+ * may then have been written). */
+size_t http_json_escape_len(char *out, size_t cap, const char *s, size_t len);
+
+/* The same for the NUL-terminated s. */
 size_t http_json_escape(char *out, size_t cap, const char *s);
 
 #endif

@@ -308,6 +308,44 @@ struct ingest_label {
 };
 
 /*
+ * ---- The schema as data ----
+ * The lists above as one table per object type, for code that walks a
+ * report without naming its fields: the validator, and the JSON of a
+ * stored report (src/fleet/report_json.c).
+ */
+#define INGEST_KINDS(X) X(NUM) X(BOOL) X(STR) X(DATE) X(ARR) X(OBJ) X(LABELS)
+#define INGEST_KIND_ENUM_(k) INGEST_KIND_##k,
+enum ingest_kind { INGEST_KINDS(INGEST_KIND_ENUM_) INGEST_KIND_COUNT };
+
+/* Object types, named as the `child` of the lists. `none` is the child of
+ * the scalar kinds; `labels` has no fields, only its pool (struct
+ * ingest_label). */
+#define INGEST_TYPES(X)                                                     \
+	X(none) X(report) X(service) X(health_check) X(tcp_check)           \
+	X(cert_check) X(container) X(port) X(mount) X(top_processes)        \
+	X(process) X(process_stats) X(labels)
+#define INGEST_TYPE_ENUM_(t) INGEST_TYPE_##t,
+enum ingest_type { INGEST_TYPES(INGEST_TYPE_ENUM_) INGEST_TYPE_COUNT };
+
+struct ingest_field {
+	const char *name;  /* the seed's JSON name, NUL-terminated */
+	uint16_t off;      /* of the member in the type's struct (the root's:
+			    * in struct ingest_report and ingest_report_head) */
+	uint8_t len;       /* of name */
+	uint8_t kind;      /* enum ingest_kind */
+	uint8_t child;     /* enum ingest_type: ARR items, OBJ struct, else none */
+	uint8_t req;       /* required */
+};
+
+/*
+ * The fields of type t in the seed's order, *n of them; field i is
+ * presence bit i of the object's `has` (the first member of every object
+ * struct). NULL and *n = 0 for none, labels and any t out of range.
+ * Static data: valid forever, readable from any thread.
+ */
+const struct ingest_field *ingest_schema_fields(enum ingest_type t, unsigned *n);
+
+/*
  * The report: the root object's fields, then one pool per element type
  * (each array of the document is a range of its pool, in document order;
  * the five top-level arrays always start at 0), then the string arena.
@@ -316,13 +354,23 @@ struct ingest_label {
  * (through arena_len); pool items are cleared as they are taken.
  * 878,912 bytes on x86-64 (346 KiB of pools, 512 KiB of arena).
  */
-struct ingest_report {
-	uint32_t has;                   /* INGEST_REPORT_* bits */
-	INGEST_REPORT_FIELDS(INGEST_MEMBER_, _)
-	/* Items taken from each pool. */
-	uint32_t n_service, n_health_check, n_tcp_check, n_cert_check;
-	uint32_t n_container, n_port, n_label, n_mount, n_process;
+#define INGEST_REPORT_HEAD_MEMBERS                                          \
+	uint32_t has;                   /* INGEST_REPORT_* bits */          \
+	INGEST_REPORT_FIELDS(INGEST_MEMBER_, _)                             \
+	/* Items taken from each pool. */                                   \
+	uint32_t n_service, n_health_check, n_tcp_check, n_cert_check;      \
+	uint32_t n_container, n_port, n_label, n_mount, n_process;          \
 	uint32_t arena_len;             /* bytes of arena in use */
+
+/* The report without its pools and arena: what a stored snapshot keeps
+ * whole (include/ringside/fleet_report.h). Same layout as the start of
+ * struct ingest_report (asserted in src/fleet/report.c). */
+struct ingest_report_head {
+	INGEST_REPORT_HEAD_MEMBERS
+};
+
+struct ingest_report {
+	INGEST_REPORT_HEAD_MEMBERS
 
 	struct ingest_service service[INGEST_CAP_SERVICES];
 	struct ingest_health_check health_check[INGEST_CAP_HEALTH_CHECKS];

@@ -14,10 +14,23 @@
 
 struct worker;
 struct metrics_registry;
+struct api;
+
+/* What the workers run besides HTTP: the handlers' state, and the hooks
+ * it needs from each worker's loop. Any member may be NULL. */
+struct ring_hooks {
+	struct api *api;  /* handed to handlers as http_context.api */
+	/* Once per loop pass of worker `worker` (at least every 50 ms),
+	 * between completions: no handler is running. */
+	void (*pass)(struct api *api, uint32_t worker);
+	/* The worker has stopped for good: it calls nothing more. */
+	void (*stopped)(struct api *api, uint32_t worker);
+};
 
 struct ring_server {
 	const struct config *cfg;
 	const struct router *router;
+	struct ring_hooks hooks;
 	uint32_t worker_count;
 	struct worker **workers;
 	uint16_t port[2]; /* ports actually bound: --listen, --metrics-listen */
@@ -30,7 +43,8 @@ struct ring_server {
  * `metrics`) and waits until every one is serving. Returns 0, or a
  * negative errno after logging why (nothing is left running then). */
 int ring_server_start(struct ring_server *s, const struct config *cfg,
-		      const struct router *router, struct metrics_registry *metrics);
+		      const struct router *router, struct metrics_registry *metrics,
+		      const struct ring_hooks *hooks);
 
 /* Asks every worker to shut down gracefully: stop accepting, close idle
  * connections, finish in-flight requests, force-close what is left at

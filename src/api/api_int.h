@@ -1,8 +1,11 @@
-/* Handlers of src/api, one per route; the table is in routes.c. */
+/* Handlers of src/api, one per route (the table is in routes.c), and what
+ * they share: per-worker state and agent-token authentication. */
 #ifndef RINGSIDE_API_INT_H
 #define RINGSIDE_API_INT_H
 
+#include "ringside/api.h"
 #include "ringside/http_response.h"
+#include "ringside/token_cache.h"
 
 extern const struct http_handler api_health;
 extern const struct http_handler api_metrics;
@@ -10,5 +13,50 @@ extern const struct http_handler api_pool_json;
 extern const struct http_handler api_pool_prometheus;
 extern const struct http_handler api_pool_sse;
 extern const struct http_handler api_pool_stats;
+extern const struct http_handler api_ingest;
+extern const struct http_handler api_agent_latest;
+extern const struct http_handler api_fleet_metrics;
+
+/* One body being validated: taken at the head of POST
+ * /api/metrics/ingest, given back at its end. */
+struct ingest_slot {
+	struct ingest_parser parser;
+	struct ingest_report *report;  /* in the worker's lazily touched mapping */
+	char org[JWT_ID_CAP];          /* the token's, for the publish */
+	char agent[JWT_ID_CAP];
+	uint64_t body_bytes;
+};
+
+struct api_worker {
+	struct token_cache tokens;
+	struct ingest_slot *slots;
+	uint32_t *free_slots;          /* stack of free slot indexes */
+	uint32_t free_top, slot_count;
+	void *reports;                 /* slot_count reports, MAP_NORESERVE */
+	size_t reports_bytes;
+} __attribute__((aligned(64)));
+
+static inline struct api_worker *api_worker_of(struct http_exchange *x)
+{
+	return &x->ctx->api->workers[x->ctx->worker_id];
+}
+
+/*
+ * The agent token of the request (Authorization: Bearer, RFC 6750),
+ * verified through the worker's cache, with `scope` (JWT_SCOPE_* bits, any
+ * of them; 0: none needed). Returns its claims (valid during this handler
+ * call), or NULL after replying 401 (no or invalid token, with
+ * WWW-Authenticate), 403 FORBIDDEN_SCOPE, or 503 (no key configured).
+ */
+const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *buf,
+					  const struct http_request *req, uint32_t scope);
+
+/* Seed 003's error codes, for the statuses the server answers by itself
+ * on the agent routes (struct http_handler.error_code). */
+const char *api_agent_error_code(unsigned status);
+
+/* Wall-clock milliseconds (the coarse clock: tokens and snapshot times
+ * need no finer). */
+int64_t api_now_ms(void);
 
 #endif

@@ -13,6 +13,9 @@ static const struct http_route routes[] = {
 	{HTTP_GET, "/metrics/api/metrics/prometheus", &api_pool_prometheus, HTTP_ROUTE_METRICS},
 	{HTTP_GET, "/metrics/api/metrics/sse", &api_pool_sse, HTTP_ROUTE_METRICS},
 	{HTTP_GET, "/metrics/api/metrics/stats", &api_pool_stats, HTTP_ROUTE_METRICS},
+	{HTTP_GET, "/metrics/fleet", &api_fleet_metrics, HTTP_ROUTE_METRICS},
+	{HTTP_POST, "/api/metrics/ingest", &api_ingest, 0},
+	{HTTP_GET, "/api/metrics/agents/{agentId}/latest", &api_agent_latest, 0},
 };
 
 const struct router api_router = {routes, sizeof routes / sizeof routes[0]};

@@ -96,12 +96,12 @@ int http_reply(struct http_exchange *x, unsigned status, const char *content_typ
 	return r;
 }
 
-size_t http_json_escape(char *out, size_t cap, const char *s)
+size_t http_json_escape_len(char *out, size_t cap, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = 0;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
 		char esc = 0;
 		switch (c) {
 		case '"': esc = '"'; break;
@@ -117,6 +117,8 @@ size_t http_json_escape(char *out, size_t cap, const char *s)
 			out[n++] = '\\';
 			out[n++] = esc;
 		} else if (c < 0x20) {
+			/* RFC 8259 section 7: every control character, U+0000
+			 * included, must be escaped. */
 			if (n + 6 > cap)
 				return (size_t)-1;
 			memcpy(out + n, "\\u00", 4);
@@ -130,6 +132,11 @@ size_t http_json_escape(char *out, size_t cap, const char *s)
 		}
 	}
 	return n;
+}
+
+size_t http_json_escape(char *out, size_t cap, const char *s)
+{
+	return http_json_escape_len(out, cap, s, strlen(s));
 }
 
 /* Appends `"key":"escaped",` to body; returns new length or (size_t)-1. */

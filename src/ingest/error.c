@@ -79,7 +79,7 @@ static void build_path(struct ingest_parser *p, bool drop_last, const char *extr
 			int n = snprintf(num, sizeof num, "[%u]", fr->n - 1);
 			path_put(path, &len, num, (size_t)n);
 		} else if (fr->key >= 0) {
-			const struct field *f = &ingest_types[fr->type].fields[fr->key];
+			const struct ingest_field *f = &ingest_types[fr->type].fields[fr->key];
 			path_key(path, &len, f->name, f->len);
 		} else if (fr->key == KEY_UNKNOWN) {
 			path_key(path, &len, p->key, p->keylen);

@@ -34,35 +34,31 @@ static const double pow10_exact[23] = {
 
 /* ---- The schema as tables (schema.c) ---- */
 
+/* The field kinds and object types of ingest.h under short names, then
+ * the validator's own value kinds. */
+#define K_ALIAS_(k) K_##k = INGEST_KIND_##k,
 enum kind {
-	K_NUM, K_BOOL, K_STR, K_DATE, K_ARR, K_OBJ, K_LABELS, /* field kinds */
-	K_ANY,    /* a value inside an unknown key's value: any JSON */
+	INGEST_KINDS(K_ALIAS_)
+	K_ANY = INGEST_KIND_COUNT, /* a value inside an unknown key's value: any JSON */
 	K_ELEM,   /* an item of a schema array: an object of p->vtype */
 	K_LABELV, /* the value of a label: a string */
 };
+#undef K_ALIAS_
 
-enum type {
-	T_none, T_report, T_service, T_health_check, T_tcp_check, T_cert_check,
-	T_container, T_port, T_mount, T_top_processes, T_process,
-	T_process_stats, T_labels, T_COUNT
-};
+#define T_ALIAS_(t) T_##t = INGEST_TYPE_##t,
+enum type { INGEST_TYPES(T_ALIAS_) T_COUNT = INGEST_TYPE_COUNT };
+#undef T_ALIAS_
 #define T_ARRAY 0x80 /* frame type flag: an array of items of the type */
 
 /* struct ingest_frame.key when not a field index. */
 enum { KEY_NONE = -1, KEY_UNKNOWN = -2, KEY_LABEL = -3 };
-
-struct field {
-	const char *name;
-	uint16_t off; /* of the member in the object's struct */
-	uint8_t len, kind, child, req;
-};
 
 /* Index of a limit in struct ingest_limits, seen as uint32_t words. */
 #define LIM(x) ((uint8_t)(offsetof(struct ingest_limits, x) / sizeof(uint32_t)))
 #define LIM_NONE 0xff
 
 struct type_info {
-	const struct field *fields;
+	const struct ingest_field *fields;
 	uint8_t nfields;
 	uint8_t lim_each;  /* items of one array (or labels object) */
 	uint8_t lim_total; /* items of the pool; LIM_NONE: the capacity */

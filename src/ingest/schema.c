@@ -14,17 +14,17 @@
 
 #define FIELD_(S, n, k, r, c) \
 	{ #n, (uint16_t)offsetof(struct S, n), sizeof(#n) - 1, K_##k, T_##c, r },
-static const struct field f_report[] = { INGEST_REPORT_FIELDS(FIELD_, ingest_report) };
-static const struct field f_service[] = { INGEST_SERVICE_FIELDS(FIELD_, ingest_service) };
-static const struct field f_health_check[] = { INGEST_HEALTH_CHECK_FIELDS(FIELD_, ingest_health_check) };
-static const struct field f_tcp_check[] = { INGEST_TCP_CHECK_FIELDS(FIELD_, ingest_tcp_check) };
-static const struct field f_cert_check[] = { INGEST_CERT_CHECK_FIELDS(FIELD_, ingest_cert_check) };
-static const struct field f_container[] = { INGEST_CONTAINER_FIELDS(FIELD_, ingest_container) };
-static const struct field f_port[] = { INGEST_PORT_FIELDS(FIELD_, ingest_port) };
-static const struct field f_mount[] = { INGEST_MOUNT_FIELDS(FIELD_, ingest_mount) };
-static const struct field f_top_processes[] = { INGEST_TOP_PROCESSES_FIELDS(FIELD_, ingest_top_processes) };
-static const struct field f_process[] = { INGEST_PROCESS_FIELDS(FIELD_, ingest_process) };
-static const struct field f_process_stats[] = { INGEST_PROCESS_STATS_FIELDS(FIELD_, ingest_process_stats) };
+static const struct ingest_field f_report[] = { INGEST_REPORT_FIELDS(FIELD_, ingest_report) };
+static const struct ingest_field f_service[] = { INGEST_SERVICE_FIELDS(FIELD_, ingest_service) };
+static const struct ingest_field f_health_check[] = { INGEST_HEALTH_CHECK_FIELDS(FIELD_, ingest_health_check) };
+static const struct ingest_field f_tcp_check[] = { INGEST_TCP_CHECK_FIELDS(FIELD_, ingest_tcp_check) };
+static const struct ingest_field f_cert_check[] = { INGEST_CERT_CHECK_FIELDS(FIELD_, ingest_cert_check) };
+static const struct ingest_field f_container[] = { INGEST_CONTAINER_FIELDS(FIELD_, ingest_container) };
+static const struct ingest_field f_port[] = { INGEST_PORT_FIELDS(FIELD_, ingest_port) };
+static const struct ingest_field f_mount[] = { INGEST_MOUNT_FIELDS(FIELD_, ingest_mount) };
+static const struct ingest_field f_top_processes[] = { INGEST_TOP_PROCESSES_FIELDS(FIELD_, ingest_top_processes) };
+static const struct ingest_field f_process[] = { INGEST_PROCESS_FIELDS(FIELD_, ingest_process) };
+static const struct ingest_field f_process_stats[] = { INGEST_PROCESS_STATS_FIELDS(FIELD_, ingest_process_stats) };
 
 #define REQ_(a, n, k, r, c) | ((uint32_t)(r) << INGEST_##a##_##n)
 
@@ -72,6 +72,16 @@ const struct type_info ingest_types[T_COUNT] = {
 		       sizeof(struct ingest_label), 0, POOL(label), INGEST_CAP_LABELS, "labels" },
 };
 
+const struct ingest_field *ingest_schema_fields(enum ingest_type t, unsigned *n)
+{
+	if ((unsigned)t >= T_COUNT) {
+		*n = 0;
+		return NULL;
+	}
+	*n = ingest_types[t].nfields;
+	return ingest_types[t].fields;
+}
+
 /* `has` is the first member of every object, and fits every field. */
 _Static_assert(INGEST_REPORT_NFIELDS <= 32 && INGEST_SERVICE_NFIELDS <= 32 &&
 		       INGEST_CERT_CHECK_NFIELDS <= 32 && INGEST_CONTAINER_NFIELDS <= 32,
@@ -101,7 +111,7 @@ static void build_keytab(void)
 			memset(kt->s, 0xff, sizeof kt->s);
 			ok = true;
 			for (unsigned j = 0; j < ti->nfields && ok; j++) {
-				const struct field *f = &ti->fields[j];
+				const struct ingest_field *f = &ti->fields[j];
 				uint64_t w0, w1;
 				unsigned h;
 

@@ -11,6 +11,7 @@
 #include "worker_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -93,7 +94,15 @@ static void release_body(struct worker *w, struct conn *c)
 /* A response is still going out: the next one must wait behind it. */
 static bool output_busy(const struct conn *c)
 {
-	return c->body_buf || out_room(c) < HTTP_RESPONSE_RESERVE;
+	return c->body_buf || c->producer || out_room(c) < HTTP_RESPONSE_RESERVE;
+}
+
+static void release_producer(struct worker *w, struct conn *c)
+{
+	if (c->producer) {
+		w->producers_used &= ~(1u << (c->producer - 1));
+		c->producer = 0;
+	}
 }
 
 void conn_release_buffers(struct worker *w, struct conn *c)
@@ -101,6 +110,7 @@ void conn_release_buffers(struct worker *w, struct conn *c)
 	c->in_len = 0;
 	release_in(w, c);
 	release_body(w, c);
+	release_producer(w, c);
 	if (c->out.buf) {
 		buf_pool_put(&w->out_pool, c->out.buf);
 		c->out.buf = NULL;
@@ -177,13 +187,22 @@ static void count_request(struct worker *w, struct conn *c)
 				end_ns > c->request_start_ns ? end_ns - c->request_start_ns : 0);
 }
 
+/* The envelope code for a status the server answers by itself on the
+ * exchange's route; NULL: the status table's. */
+static const char *route_error_code(const struct conn *c, unsigned status)
+{
+	const struct http_handler *h = c->x.route ? c->x.route->handler : NULL;
+	return h && h->error_code ? h->error_code(status) : NULL;
+}
+
 /* Answers with an error and ends the connection: used when the framing can
  * no longer be trusted or a deadline passed. The exchange has begun. */
 static void fail(struct worker *w, struct conn *c, unsigned status, const char *message)
 {
 	c->x.close = true;
 	conn_end_exchange(c);
-	if (http_reply_error(&c->x, status, NULL, message, NULL, NULL, NULL) < 0) {
+	if (http_reply_error(&c->x, status, route_error_code(c, status), message, NULL, NULL,
+			     NULL) < 0) {
 		worker_close(w, c);
 		return;
 	}
@@ -214,14 +233,14 @@ static void finish_request(struct worker *w, struct conn *c)
 			size_t n = router_format_allow(c->allow, allow + 7, sizeof allow - 9);
 			memcpy(allow + 7 + n, "\r\n", 3);
 		}
-		http_reply_error(x, c->answer_status, NULL, c->answer_message, NULL, NULL,
-				 allow[0] ? allow : NULL);
-	} else {
+		http_reply_error(x, c->answer_status, route_error_code(c, c->answer_status),
+				 c->answer_message, NULL, NULL, allow[0] ? allow : NULL);
+	} else if (!c->replied_at_head) {
 		c->handler->on_request(x);
 	}
 	conn_end_exchange(c);
 	if (!x->replied)
-		http_reply_error(x, 500, NULL, NULL, NULL, NULL, NULL);
+		http_reply_error(x, 500, route_error_code(c, 500), NULL, NULL, NULL, NULL);
 	if (c->body_buf && !c->body_len)
 		release_body(w, c); /* borrowed, then answered otherwise */
 	c->requests++;
@@ -267,6 +286,7 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 	c->handler = NULL;
 	c->answer_status = 0;
 	c->answer_message = NULL;
+	c->replied_at_head = false;
 	conn_set_pool_state(w, c, POOL_ACTIVE);
 
 	struct router_match m;
@@ -311,6 +331,10 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 	if (c->handler && c->handler->on_head) {
 		c->handler_open = true;
 		c->answer_status = (uint16_t)c->handler->on_head(&c->x, base, req);
+		if (c->x.replied && !c->answer_status) {
+			c->replied_at_head = true;
+			c->x.discard_body = true;
+		}
 	}
 
 	if (c->body_kind == BODY_NONE) {
@@ -441,6 +465,8 @@ void conn_on_input(struct worker *w, struct conn *c, const char *data, size_t le
 	worker_send(w, c);
 }
 
+static void produce_piece(struct worker *w, struct conn *c);
+
 void conn_on_sent(struct worker *w, struct conn *c)
 {
 	if (c->body_len && c->body_sent == c->body_len)
@@ -452,6 +478,8 @@ void conn_on_sent(struct worker *w, struct conn *c)
 		c->out_sent = 0;
 	} else {
 		c->out.len = c->out_sent = 0;
+		if (c->producer && c->phase != PHASE_CLOSING)
+			produce_piece(w, c);
 	}
 	if (c->input_blocked && !output_busy(c)) {
 		c->input_blocked = false;
@@ -701,5 +729,79 @@ int http_start_event_stream(struct http_exchange *x, http_event_render render)
 	size_t len = render(w->scratch, SCRATCH_SIZE, &w->ctx);
 	if (len)
 		append_event(w, c, w->scratch, len);
+	return 0;
+}
+
+/* ---- Bodies produced in pieces ---- */
+
+/* Room a piece leaves for the chunk framing: "xxxxxxxx\r\n" before it,
+ * "\r\n" and the last chunk "0\r\n\r\n" after. */
+#define CHUNK_HEAD 10u
+#define CHUNK_TAIL 7u
+
+/* Appends the next piece of the body to `out` (framed as a chunk when the
+ * response is chunked), or the end of the body. */
+static void produce_piece(struct worker *w, struct conn *c)
+{
+	struct producer *pr = &w->producers[c->producer - 1];
+	bool chunked = c->x.version_minor == 1;
+	ensure_out(w, c);
+	size_t at = c->out.len + (chunked ? CHUNK_HEAD : 0);
+	size_t cap = c->out.cap - at - (chunked ? CHUNK_TAIL : 0);
+	size_t n = pr->produce(pr->state, &w->ctx, c->out.buf + at, cap);
+	if (n > cap)
+		n = 0; /* a broken producer: end the body rather than overrun */
+	if (n) {
+		if (chunked) {
+			char *h = c->out.buf + c->out.len;
+			/* Fixed width: the size is known only after the piece is
+			 * written; leading zeros are valid (RFC 9112 7.1). */
+			for (size_t i = 8, v = n; i-- > 0; v >>= 4)
+				h[i] = hex_digits[v & 15];
+			h[8] = '\r';
+			h[9] = '\n';
+			memcpy(c->out.buf + at + n, "\r\n", 2);
+			n += 2;
+		}
+		c->out.len = (uint32_t)(at + n);
+		/* A client that stops reading is dropped after this long. */
+		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->keepalive_timeout_ms);
+		return;
+	}
+	if (chunked) {
+		memcpy(c->out.buf + c->out.len, "0\r\n\r\n", 5);
+		c->out.len += 5;
+	}
+	release_producer(w, c);
+}
+
+int http_reply_stream(struct http_exchange *x, unsigned status, const char *content_type,
+		      const char *extra_headers, http_produce produce, const void *state,
+		      size_t state_len)
+{
+	struct conn *c = conn_of(x);
+	struct worker *w = worker_of(x);
+	if (state_len > HTTP_STREAM_STATE_MAX)
+		return -EINVAL;
+	uint32_t free_mask = ~w->producers_used & ((1u << HTTP_STREAMS_MAX) - 1);
+	if (!free_mask && !x->head_only)
+		return -EBUSY;
+	bool chunked = x->version_minor == 1;
+	char headers[512];
+	int hn = snprintf(headers, sizeof headers, "%s%s", extra_headers ? extra_headers : "",
+			  chunked ? "Transfer-Encoding: chunked\r\n" : "");
+	if (hn < 0 || (size_t)hn >= sizeof headers)
+		return -EINVAL;
+	if (!chunked)
+		x->close = true; /* HTTP/1.0: the body ends with the connection */
+	int r = http_reply_head(x, status, content_type, headers, HTTP_LENGTH_STREAMED);
+	if (r < 0 || x->head_only)
+		return r;
+	unsigned i = (unsigned)__builtin_ctz(free_mask);
+	w->producers_used |= 1u << i;
+	w->producers[i].produce = produce;
+	memcpy(w->producers[i].state, state, state_len);
+	c->producer = (uint8_t)(i + 1);
+	produce_piece(w, c);
 	return 0;
 }

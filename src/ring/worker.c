@@ -472,7 +472,11 @@ static void run_loop(struct worker *w)
 			io_uring_buf_ring_advance(w->recv_ring, (int)w->recv_returned);
 			w->recv_returned = 0;
 		}
+		if (w->server->hooks.pass)
+			w->server->hooks.pass(w->server->hooks.api, w->id);
 	}
+	if (w->server->hooks.stopped)
+		w->server->hooks.stopped(w->server->hooks.api, w->id);
 }
 
 /* ---- set-up ---- */
@@ -701,9 +705,12 @@ static int open_listeners(struct ring_server *s, struct worker *w)
 }
 
 int ring_server_start(struct ring_server *s, const struct config *cfg,
-		      const struct router *router, struct metrics_registry *metrics)
+		      const struct router *router, struct metrics_registry *metrics,
+		      const struct ring_hooks *hooks)
 {
 	memset(s, 0, sizeof *s);
+	if (hooks)
+		s->hooks = *hooks;
 	s->cfg = cfg;
 	s->router = router;
 	pthread_mutex_init(&s->lock, NULL);
@@ -742,6 +749,7 @@ int ring_server_start(struct ring_server *s, const struct config *cfg,
 			.cfg = cfg,
 			.metrics = metrics,
 			.shard = metrics_shard(metrics, i),
+			.api = s->hooks.api,
 			.worker_id = i,
 		};
 		w->cpu = cpu_for_worker(i);

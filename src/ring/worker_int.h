@@ -121,6 +121,8 @@ struct conn {
 	bool input_blocked;    /* output full: new input waits in `in` */
 	bool streaming;        /* an event stream: no more requests on it */
 	bool handler_open;     /* on_head ran, on_end not yet */
+	bool replied_at_head;  /* on_head answered: no on_request */
+	uint8_t producer;      /* 1 + index into worker.producers while a body is produced */
 	uint8_t listener;      /* enum listener it was accepted on */
 	uint8_t pool_state;    /* enum pool_state */
 	uint16_t answer_status; /* != 0: answer this once the body is consumed */
@@ -162,6 +164,13 @@ struct worker {
 	uint32_t *free_slots;
 	uint32_t free_top;
 	uint32_t open_conns;
+
+	/* Bodies produced in pieces (http_reply_stream). */
+	struct producer {
+		http_produce produce;
+		_Alignas(16) unsigned char state[HTTP_STREAM_STATE_MAX];
+	} producers[HTTP_STREAMS_MAX];
+	uint32_t producers_used;  /* bit per entry in use */
 
 	struct io_uring_buf_ring *recv_ring;
 	char *recv_bufs;

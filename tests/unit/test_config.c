@@ -69,6 +69,13 @@ static void defaults_match_the_documented_table(void **state)
 	assert_int_equal(c.log_level, LOG_INFO);
 	assert_string_equal(c.jwt_secret_file, "");
 	assert_string_equal(c.jwt_audience, "ringside");
+	assert_int_equal(c.ingest_rate_milli, 0);
+	assert_int_equal(c.ingest_slots, 32);
+	assert_int_equal(c.fleet_max_agents, 100000);
+	assert_true(c.fleet_memory_bytes == 4ull << 30);
+	assert_int_equal(c.fleet_stale_ms, 180000);
+	assert_int_equal(c.fleet_ttl_ms, 300000);
+	assert_int_equal(c.fleet_max_series, 5000000);
 }
 
 static void flag_overrides_env_which_overrides_default(void **state)
@@ -103,6 +110,10 @@ static void bad_values_name_their_source(void **state)
 		{"--listen", "127.0.0.1:70000", "--listen"},
 		{"--log-level", "loud", "--log-level"},
 		{"--jwt-issuer", "", "--jwt-issuer"},
+		{"--ingest-rate-limit", "-1", "--ingest-rate-limit"},
+		{"--ingest-rate-limit", "0.0001", "--ingest-rate-limit"},
+		{"--fleet-memory", "1M", "--fleet-memory"},
+		{"--fleet-ttl", "0", "--fleet-ttl"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct config c;
@@ -148,6 +159,22 @@ static void sizes_and_durations_parse_with_suffixes(void **state)
 	assert_int_equal(ms, 7000);
 	assert_int_equal(config_parse_duration_ms("s", &ms), -EINVAL);
 	assert_int_equal(config_parse_duration_ms("99999999999", &ms), -EINVAL);
+	static const struct {
+		const char *text;
+		int r;
+		uint32_t milli;
+	} rates[] = {
+		{"0", 0, 0}, {"10", 0, 10000}, {"0.5", 0, 500}, {"2.25", 0, 2250},
+		{"0.001", 0, 1}, {"1.2500", 0, 1250}, {"4294967", 0, 4294967000u},
+		{"0.0005", -EINVAL, 0}, {"4294968", -EINVAL, 0}, {"", -EINVAL, 0},
+		{"1.", -EINVAL, 0}, {".5", -EINVAL, 0}, {"1e3", -EINVAL, 0}, {"1,5", -EINVAL, 0},
+	};
+	for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+		ms = 12345;
+		assert_int_equal(config_parse_rate_milli(rates[i].text, &ms), rates[i].r);
+		if (rates[i].r == 0)
+			assert_int_equal(ms, rates[i].milli);
+	}
 	struct sockaddr_in a;
 	assert_int_equal(config_parse_listen("localhost:0", &a), 0);
 	assert_int_equal(config_parse_listen(":80", &a), -EINVAL);

@@ -1,0 +1,120 @@
+/* The handlers' shared state (include/ringside/api.h): made once before
+ * the workers start, so no request allocates. */
+#include "api_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "ringside/log.h"
+
+/* Verified tokens cached per worker: 4096 x 256 bytes = 1 MiB. */
+#define TOKEN_CACHE_ENTRIES 4096u
+
+static int worker_init(struct api_worker *aw, uint32_t slots)
+{
+	if (token_cache_init(&aw->tokens, TOKEN_CACHE_ENTRIES) < 0)
+		return -1;
+	aw->slot_count = slots;
+	aw->slots = calloc(slots, sizeof *aw->slots);
+	aw->free_slots = calloc(slots, sizeof *aw->free_slots);
+	/* Reports are 880 KB each, but a report's pools and arena are
+	 * touched only as far as its documents reach. */
+	aw->reports_bytes = (size_t)slots * sizeof(struct ingest_report);
+	aw->reports = mmap(NULL, aw->reports_bytes, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (aw->reports == MAP_FAILED)
+		aw->reports = NULL;
+	if (!aw->slots || !aw->free_slots || !aw->reports)
+		return -1;
+	for (uint32_t i = 0; i < slots; i++) {
+		aw->slots[i].report = (struct ingest_report *)aw->reports + i;
+		aw->free_slots[i] = slots - 1 - i;
+	}
+	aw->free_top = slots;
+	return 0;
+}
+
+static void worker_fini(struct api_worker *aw)
+{
+	token_cache_fini(&aw->tokens);
+	free(aw->slots);
+	free(aw->free_slots);
+	if (aw->reports)
+		munmap(aw->reports, aw->reports_bytes);
+}
+
+/* The rate limiter tracks twice the agents the store keeps (a power of
+ * two), so it fills only past that. */
+static uint32_t rate_entries(uint32_t agents)
+{
+	uint32_t n = 1024;
+	while (n < 2 * (uint64_t)agents && n < (1u << 26))
+		n <<= 1;
+	return n;
+}
+
+int api_init(struct api *a, const struct config *cfg, uint32_t workers)
+{
+	memset(a, 0, sizeof *a);
+	a->cfg = cfg;
+	a->worker_count = workers;
+	if (cfg->jwt_secret_file[0] || cfg->jwt_public_key_file[0]) {
+		char err[256];
+		if (jwt_keys_load(&a->keys, cfg->jwt_secret_file, cfg->jwt_public_key_file,
+				  cfg->jwt_private_key_file, cfg->jwt_issuer, cfg->jwt_audience, err,
+				  sizeof err) < 0) {
+			log_error("cannot load the agent token key", "err=\"%s\"", err);
+			return -1;
+		}
+		a->keys_loaded = true;
+	} else {
+		log_warn("no agent token key: the agent routes answer 503",
+			 "hint=\"%s\"", "start with --jwt-secret-file or --jwt-public-key-file");
+	}
+	int r = fleet_store_init(&a->fleet, cfg->fleet_max_agents, workers,
+				 (size_t)cfg->fleet_memory_bytes);
+	if (r < 0) {
+		log_error("cannot make the fleet store", "err=%d max_agents=%u memory=%llu", -r,
+			  cfg->fleet_max_agents, (unsigned long long)cfg->fleet_memory_bytes);
+		api_fini(a);
+		return -1;
+	}
+	if (rate_limit_init(&a->rate, rate_entries(cfg->fleet_max_agents),
+			    cfg->ingest_rate_milli) < 0)
+		goto nomem;
+	if (posix_memalign((void **)&a->workers, 64, workers * sizeof *a->workers))
+		goto nomem;
+	memset(a->workers, 0, workers * sizeof *a->workers);
+	for (uint32_t i = 0; i < workers; i++)
+		if (worker_init(&a->workers[i], cfg->ingest_slots) < 0)
+			goto nomem;
+	return 0;
+nomem:
+	log_error("out of memory for the agent routes", "workers=%u ingest_slots=%u", workers,
+		  cfg->ingest_slots);
+	api_fini(a);
+	return -1;
+}
+
+void api_fini(struct api *a)
+{
+	if (a->workers)
+		for (uint32_t i = 0; i < a->worker_count; i++)
+			worker_fini(&a->workers[i]);
+	free(a->workers);
+	a->workers = NULL;
+	rate_limit_fini(&a->rate);
+	fleet_store_fini(&a->fleet);
+	jwt_keys_fini(&a->keys);
+}
+
+void api_worker_pass(struct api *a, uint32_t worker)
+{
+	fleet_quiescent(&a->fleet, worker);
+}
+
+void api_worker_stopped(struct api *a, uint32_t worker)
+{
+	fleet_offline(&a->fleet, worker);
+}

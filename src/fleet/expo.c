@@ -1,0 +1,854 @@
+/*
+ * The fleet exposition, GET /metrics/fleet; the contract is
+ * include/ringside/fleet_expo.h.
+ *
+ * Everything is driven by two tables: the families (name, help, which
+ * objects of a report they range over, which field, scale, extra labels)
+ * and, per kind of object, the labels that identify one (a service by its
+ * container, a TCP check by container, host, port and name ...). A family
+ * may have several columns: fields of one object written as one family
+ * with a constant label (tcpEstablished, tcpListen ... as state="...").
+ *
+ * The cursor walks (family, slot, position), position = item * columns +
+ * column, and one loop step visits one position, one agent, or writes one
+ * header or end line. A line is written only while FLEET_EXPO_LINE_MAX
+ * bytes are free, so it never needs to be taken back, and a piece ends
+ * wherever the room runs out: the output does not depend on cap.
+ */
+#include "ringside/fleet_expo.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#include "ringside/fleet_report.h"
+
+/* ---- The families ---- */
+
+/* What a family ranges over, per agent. */
+enum src {
+	SRC_AGENT,     /* the snapshot itself: one item, no report needed */
+	SRC_ROOT,      /* the report's root object: one item */
+	SRC_STATS,     /* topProcesses.stats: one item if topProcesses is there */
+	SRC_SERVICE,   /* services[] */
+	SRC_HEALTH,    /* serviceHealthChecks[] */
+	SRC_TCP,       /* tcpCheckResults[] */
+	SRC_CERT,      /* certCheckResults[] */
+	SRC_CONTAINER, /* containers[] */
+	SRC_PROCESS,   /* topProcesses.byCpu[] then .byMemory[] */
+	SRC_COUNT
+};
+
+/* How a sample's value is made. */
+enum val {
+	V_NUM,      /* a number field * mul / div */
+	V_BOOL,     /* a boolean field: 0 or 1 */
+	V_TIME,     /* an RFC 3339 string field as Unix seconds (no sample if it does not parse) */
+	V_INFO,     /* 1, with the family's info labels; there if any of their fields is */
+	V_RECEIVED, /* the snapshot's received_ms, in seconds */
+	V_STALE     /* 1 if the agent is stale, else 0 */
+};
+
+enum lkind { L_STR, L_NUM, L_LIST };
+
+/* A label from a field of the item (L_LIST: "cpu" or "memory", by the
+ * process list the item is in). `name` is written as it goes on a line,
+ * ,name=" (the text tables are spelled so that no line needs a strlen). */
+struct lspec {
+	const char *name;
+	uint8_t name_len, bit, kind;
+	uint16_t off;
+};
+
+struct column {
+	uint16_t off;      /* the field, in the item */
+	uint8_t bit;       /* its presence bit */
+	uint8_t label_len;
+	const char *label; /* its constant label as written, ,state="listen"; or "" */
+};
+
+struct family {
+	const char *name, *help;
+	uint8_t name_len;
+	uint8_t src, val;
+	uint8_t ncol;         /* 0 means 1 */
+	double mul, div;      /* 0 means 1 */
+	struct column col[4];
+	struct lspec info[2]; /* V_INFO's labels */
+};
+
+#define MIB 1048576.0
+#define GIB 1073741824.0
+
+#define OFF_(T, f) (uint16_t)offsetof(struct ingest_##T, f)
+#define COL_(T, B, f, lv) {OFF_(T, f), INGEST_##B##_##f, sizeof(lv) - 1, lv}
+#define STATE_(T, B, f, v) COL_(T, B, f, ",state=\"" v "\"")
+#define L_(n, T, B, f, k) {"," n "=\"", sizeof(n) + 2, INGEST_##B##_##f, k, OFF_(T, f)}
+#define LSTR_(n, T, B, f) L_(n, T, B, f, L_STR)
+#define LNUM_(n, T, B, f) L_(n, T, B, f, L_NUM)
+#define NAME_(n) .name = n, .name_len = sizeof(n) - 1
+
+/* One family from one field: value = field * mul / div. */
+#define NUM_(s, T, B, f, n, m, d, h)                                                      \
+	{NAME_(n), .help = h, .src = s, .val = V_NUM, .mul = m, .div = d, .col = {COL_(T, B, f, "")}}
+#define BOOL_(s, T, B, f, n, h) {NAME_(n), .help = h, .src = s, .val = V_BOOL, .col = {COL_(T, B, f, "")}}
+#define HOST(f, n, m, h) NUM_(SRC_ROOT, report_head, REPORT, f, n, m, 1, h)
+#define SVC(f, n, m, h) NUM_(SRC_SERVICE, service, SERVICE, f, n, m, 1, h)
+#define PROC(f, n, m, h) NUM_(SRC_PROCESS, process, PROCESS, f, n, m, 1, h)
+
+/*
+ * Most useful first: a capped exposition (max_series) keeps these and
+ * loses the tail. Names in base units: MiB -> bytes (* 2^20), GiB -> bytes
+ * (* 2^30), ms -> seconds, days -> seconds (promtool check metrics
+ * rejects a "days" unit); percentages stay _percent. Totals of a family
+ * split by state are families of their own (tcp_connections beside
+ * tcp_connection_states{state}), never a state="total" that sum() would
+ * count twice, nor a "_total" that says counter.
+ */
+static const struct family fams[] = {
+	{NAME_("fleet_agent_last_report_timestamp_seconds"), .src = SRC_AGENT, .val = V_RECEIVED,
+	 .help = "When the agent's latest report was received, in seconds since the Unix epoch."},
+	{NAME_("fleet_agent_stale"), .src = SRC_AGENT, .val = V_STALE,
+	 .help = "1 if the agent has sent no report for the stale interval (its other series "
+		 "then repeat its last report), else 0."},
+	{NAME_("fleet_agent_info"), .src = SRC_ROOT, .val = V_INFO,
+	 .info = {LSTR_("version", report_head, REPORT, agentVersion)},
+	 .help = "The agent's software version (agentVersion) as a label; always 1."},
+	BOOL_(SRC_ROOT, report_head, REPORT, serverHealthy, "fleet_host_server_healthy",
+	      "1 if the agent reports its host healthy (serverHealthy), else 0."),
+	HOST(cpuPercent, "fleet_host_cpu_percent", 0, "CPU use of the host, percent (cpuPercent)."),
+	HOST(memoryUsedMb, "fleet_host_memory_used_bytes", MIB, "Memory in use on the host (memoryUsedMb)."),
+	HOST(memoryTotalMb, "fleet_host_memory_total_bytes", MIB, "Memory of the host (memoryTotalMb)."),
+	HOST(swapUsedMb, "fleet_host_swap_used_bytes", MIB, "Swap in use on the host (swapUsedMb)."),
+	HOST(swapTotalMb, "fleet_host_swap_total_bytes", MIB, "Swap of the host (swapTotalMb)."),
+	HOST(diskUsedGb, "fleet_host_disk_used_bytes", GIB, "Disk space in use on the host (diskUsedGb)."),
+	HOST(diskTotalGb, "fleet_host_disk_total_bytes", GIB, "Disk space of the host (diskTotalGb)."),
+	HOST(loadAvg1, "fleet_host_load1", 0, "1-minute load average of the host (loadAvg1)."),
+	HOST(loadAvg5, "fleet_host_load5", 0, "5-minute load average of the host (loadAvg5)."),
+	HOST(loadAvg15, "fleet_host_load15", 0, "15-minute load average of the host (loadAvg15)."),
+	HOST(uptime, "fleet_host_uptime_seconds", 0, "Time since the host booted (uptime)."),
+	HOST(openFds, "fleet_host_open_fds", 0, "File descriptors open on the host (openFds)."),
+	HOST(maxFds, "fleet_host_max_fds", 0, "Limit of open file descriptors on the host (maxFds)."),
+	HOST(tcpTotal, "fleet_host_tcp_connections", 0, "TCP connections on the host, all states (tcpTotal)."),
+	{NAME_("fleet_host_tcp_connection_states"), .src = SRC_ROOT, .val = V_NUM, .ncol = 4,
+	 .col = {STATE_(report_head, REPORT, tcpEstablished, "established"),
+		 STATE_(report_head, REPORT, tcpListen, "listen"),
+		 STATE_(report_head, REPORT, tcpTimeWait, "time_wait"),
+		 STATE_(report_head, REPORT, tcpCloseWait, "close_wait")},
+	 .help = "TCP connections on the host by state (tcpEstablished, tcpListen, tcpTimeWait, "
+		 "tcpCloseWait)."},
+	NUM_(SRC_STATS, process_stats, PROCESS_STATS, total, "fleet_host_processes", 0, 1,
+	     "Processes on the host (topProcesses.stats.total)."),
+	{NAME_("fleet_host_process_states"), .src = SRC_STATS, .val = V_NUM, .ncol = 4,
+	 .col = {STATE_(process_stats, PROCESS_STATS, running, "running"),
+		 STATE_(process_stats, PROCESS_STATS, sleeping, "sleeping"),
+		 STATE_(process_stats, PROCESS_STATS, stopped, "stopped"),
+		 STATE_(process_stats, PROCESS_STATS, zombie, "zombie")},
+	 .help = "Processes on the host by state (topProcesses.stats)."},
+
+	{NAME_("fleet_service_info"), .src = SRC_SERVICE, .val = V_INFO,
+	 .info = {LSTR_("state", service, SERVICE, state), LSTR_("health", service, SERVICE, health)},
+	 .help = "A service's container state and health as labels; always 1."},
+	SVC(cpuPercent, "fleet_service_cpu_percent", 0, "CPU use of a service, percent (cpuPercent)."),
+	SVC(memoryUsedMb, "fleet_service_memory_used_bytes", MIB, "Memory a service uses (memoryUsedMb)."),
+	SVC(memoryLimitMb, "fleet_service_memory_limit_bytes", MIB, "Memory limit of a service (memoryLimitMb)."),
+	SVC(networkRxMb, "fleet_service_network_receive_bytes", MIB, "Network bytes a service received (networkRxMb)."),
+	SVC(networkTxMb, "fleet_service_network_transmit_bytes", MIB, "Network bytes a service sent (networkTxMb)."),
+	SVC(blockReadMb, "fleet_service_block_read_bytes", MIB, "Block device bytes a service read (blockReadMb)."),
+	SVC(blockWriteMb, "fleet_service_block_write_bytes", MIB, "Block device bytes a service wrote (blockWriteMb)."),
+	SVC(restartCount, "fleet_service_restarts", 0, "Times a service's container restarted (restartCount)."),
+
+	BOOL_(SRC_HEALTH, health_check, HEALTH_CHECK, success, "fleet_health_check_success",
+	      "1 if a service's health check passed, else 0."),
+	NUM_(SRC_HEALTH, health_check, HEALTH_CHECK, statusCode, "fleet_health_check_status_code", 0, 1,
+	     "HTTP status of a service's health check (statusCode)."),
+	NUM_(SRC_HEALTH, health_check, HEALTH_CHECK, durationMs, "fleet_health_check_duration_seconds", 0,
+	     1000, "Duration of a service's health check (durationMs)."),
+
+	BOOL_(SRC_TCP, tcp_check, TCP_CHECK, success, "fleet_tcp_check_success",
+	      "1 if a TCP connect check passed, else 0."),
+	NUM_(SRC_TCP, tcp_check, TCP_CHECK, durationMs, "fleet_tcp_check_duration_seconds", 0, 1000,
+	     "Duration of a TCP connect check (durationMs)."),
+
+	BOOL_(SRC_CERT, cert_check, CERT_CHECK, success, "fleet_cert_check_success",
+	      "1 if a TLS certificate check passed, else 0."),
+	NUM_(SRC_CERT, cert_check, CERT_CHECK, durationMs, "fleet_cert_check_duration_seconds", 0, 1000,
+	     "Duration of a TLS certificate check (durationMs)."),
+	NUM_(SRC_CERT, cert_check, CERT_CHECK, daysUntilExpiry, "fleet_cert_check_expires_in_seconds",
+	     86400, 1, "Time until the certificate expires (daysUntilExpiry)."),
+	{NAME_("fleet_cert_check_expiry_timestamp_seconds"), .src = SRC_CERT, .val = V_TIME,
+	 .col = {COL_(cert_check, CERT_CHECK, expiresAt, "")},
+	 .help = "When the certificate expires (expiresAt), in seconds since the Unix epoch."},
+
+	{NAME_("fleet_container_info"), .src = SRC_CONTAINER, .val = V_INFO,
+	 .info = {LSTR_("image", container, CONTAINER, image), LSTR_("state", container, CONTAINER, state)},
+	 .help = "A container's image and state as labels; always 1."},
+	NUM_(SRC_CONTAINER, container, CONTAINER, created, "fleet_container_created_timestamp_seconds", 0,
+	     1, "When a container was created (created), in seconds since the Unix epoch."),
+
+	PROC(cpuPercent, "fleet_process_cpu_percent", 0,
+	     "CPU use of a top process, percent (topProcesses.byCpu and .byMemory, as list)."),
+	PROC(memoryMb, "fleet_process_memory_bytes", MIB, "Memory of a top process (memoryMb)."),
+	PROC(threads, "fleet_process_threads", 0, "Threads of a top process (threads)."),
+};
+#define NFAMS (sizeof fams / sizeof fams[0])
+
+/* The labels that tell an item from the others of its agent, after
+ * organization_id and agent_id; NULL-named after the last. */
+static const struct lspec src_labels[SRC_COUNT][4] = {
+	[SRC_SERVICE] = {LSTR_("container", service, SERVICE, containerName)},
+	[SRC_HEALTH] = {LSTR_("container", health_check, HEALTH_CHECK, containerName),
+			LSTR_("url", health_check, HEALTH_CHECK, healthCheckUrl)},
+	[SRC_TCP] = {LSTR_("container", tcp_check, TCP_CHECK, containerName),
+		     LSTR_("host", tcp_check, TCP_CHECK, host), LNUM_("port", tcp_check, TCP_CHECK, port),
+		     LSTR_("name", tcp_check, TCP_CHECK, name)},
+	[SRC_CERT] = {LSTR_("container", cert_check, CERT_CHECK, containerName),
+		      LSTR_("host", cert_check, CERT_CHECK, host), LNUM_("port", cert_check, CERT_CHECK, port),
+		      LSTR_("name", cert_check, CERT_CHECK, name)},
+	[SRC_CONTAINER] = {LSTR_("container", container, CONTAINER, name),
+			   LSTR_("container_id", container, CONTAINER, id)},
+	[SRC_PROCESS] = {LNUM_("pid", process, PROCESS, pid), LSTR_("process", process, PROCESS, name),
+			 {",list=\"", 7, 0, L_LIST, 0}},
+};
+
+static const char *const drop_reason[FLEET_EXPO_DROPS] = {
+	[FLEET_EXPO_DROP_LABEL_TOO_LONG] = "label_too_long",
+	[FLEET_EXPO_DROP_MAX_SERIES] = "max_series",
+	[FLEET_EXPO_DROP_INVALID_ID] = "invalid_id",
+};
+#define DROPPED_NAME "fleet_series_dropped"
+#define DROPPED_HELP                                                                      \
+	"Series this exposition left out, by reason: label_too_long (their own label values " \
+	"take over 1024 bytes escaped), max_series (past the cardinality cap), invalid_id "    \
+	"(an organization or agent id that is not UTF-8)."
+
+/* ---- Writing (the caller guarantees FLEET_EXPO_LINE_MAX bytes of room) ---- */
+
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *put_s(char *p, const char *s)
+{
+	return put(p, s, strlen(s));
+}
+
+static bool special(char ch)
+{
+	return ch == '\\' || ch == '"' || ch == '\n';
+}
+
+/* Whether one of the eight bytes of w is \\, " or a newline (a byte of
+ * w ^ c is zero where w has c; "Bit Twiddling Hacks", "Determine if a
+ * word has a zero byte"). */
+static bool word_has_special(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = ones << 7;
+	uint64_t a = w ^ (ones * '\\'), b = w ^ (ones * '"'), c = w ^ (ones * '\n');
+
+	return (((a - ones) & ~a) | ((b - ones) & ~b) | ((c - ones) & ~c)) & highs;
+}
+
+/* A label value: \\ \" and newline escaped; NUL and other bytes as they
+ * are (the text formats have no other escapes, and accept them). Eight
+ * bytes at a time while there is nothing to escape (most label values). */
+static char *put_esc(char *p, const char *s, size_t n)
+{
+	size_t i = 0;
+
+	for (uint64_t w; i + 8 <= n; i += 8, p += 8) {
+		memcpy(&w, s + i, sizeof w);
+		if (word_has_special(w))
+			break;
+		memcpy(p, &w, sizeof w);
+	}
+	for (; i < n; i++) {
+		char ch = s[i];
+
+		if (special(ch)) {
+			*p++ = '\\';
+			ch = ch == '\n' ? 'n' : ch;
+		}
+		*p++ = ch;
+	}
+	return p;
+}
+
+static size_t esc_len(const char *s, size_t n)
+{
+	size_t e = n;
+
+	for (size_t i = 0; i < n; i++)
+		e += special(s[i]);
+	return e;
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20], *d = tmp + sizeof tmp;
+
+	do
+		*--d = (char)('0' + v % 10);
+	while (v /= 10);
+	return put(p, d, (size_t)(tmp + sizeof tmp - d));
+}
+
+static const uint64_t pow10u[] = {1,         10,         100,         1000,        10000,
+				  100000,    1000000,    10000000,    100000000,   1000000000};
+
+/* whole + frac / 10^scale (0 <= frac < 10^scale, scale <= 9) exactly in
+ * decimal, without trailing zeros: "1800000000.123", "-0.5", "3". */
+static size_t fmt_fixed(char *out, int64_t whole, uint64_t frac, unsigned scale)
+{
+	char *p = out;
+	uint64_t mag = (uint64_t)whole;
+
+	if (whole < 0) {
+		*p++ = '-';
+		mag = 0 - mag;
+		if (frac) { /* -3 + 0.25 = -2.75 */
+			mag--;
+			frac = pow10u[scale] - frac;
+		}
+	}
+	p = put_u64(p, mag);
+	if (frac) {
+		*p++ = '.';
+		for (unsigned i = scale; i-- > 0; frac /= 10)
+			p[i] = (char)('0' + frac % 10);
+		p += scale;
+		while (p[-1] == '0')
+			p--;
+	}
+	return (size_t)(p - out);
+}
+
+/*
+ * expo_format_double, with a fast path for the values agents send most
+ * (23.5, 8022.651, 0.0015): if |v| >= 1e-4 equals m / 10^k for some k <= 6
+ * and |m| < 10^15, the decimal m / 10^k reads back to v (both are the
+ * correctly rounded m / 10^k), and it is what expo_format_double's "%.15g"
+ * would print (v is within half an ulp of it, far inside the 15-digit
+ * rounding interval; no exponent for 1e-4 <= |v| < 1e15). The smallest
+ * such k has no trailing zero. Saves a snprintf and a strtod per value.
+ */
+static size_t fmt_double(char out[33], double v)
+{
+	double a = fabs(v);
+
+	if (a >= 1e-4 && a < 1e15 && a != floor(a)) {
+		for (unsigned k = 1; k <= 6; k++) {
+			double p = (double)pow10u[k], t = a * p;
+			uint64_t m;
+
+			if (t >= 1e15)
+				break;
+			m = (uint64_t)(t + 0.5);
+			if ((double)m / p == a) {
+				size_t sign = v < 0;
+
+				out[0] = '-';
+				return sign + fmt_fixed(out + sign, (int64_t)(m / pow10u[k]),
+							m % pow10u[k], k);
+			}
+		}
+	}
+	return expo_format_double(out, v);
+}
+
+/* ---- RFC 3339 date-times (expiresAt) ---- */
+
+static bool digits(const char *s, size_t n, unsigned *v)
+{
+	*v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned)(s[i] - '0') > 9)
+			return false;
+		*v = *v * 10 + (unsigned)(s[i] - '0');
+	}
+	return true;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar
+ * (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/*
+ * RFC 3339 5.6 date-time: YYYY-MM-DD "T" hh:mm:ss [.fraction] ("Z" / +hh:mm /
+ * -hh:mm), T and Z in either case; a leap second (:60) reads as the next
+ * second. Fraction digits past the 9th are ignored. The seed gives
+ * expiresAt no format, so anything else is no sample rather than an error.
+ */
+static bool parse_time(const char *s, size_t n, int64_t *sec, uint32_t *nsec)
+{
+	static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	unsigned y, mo, d, h, mi, se, oh = 0, om = 0;
+	size_t i = 19;
+	int64_t off = 0;
+
+	*nsec = 0;
+	if (n < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &h) ||
+	    s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &se))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
+		return false;
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return false;
+	if (s[i] == '.') {
+		size_t f0 = ++i;
+
+		while (i < n && (unsigned)(s[i] - '0') <= 9) {
+			if (i - f0 < 9)
+				*nsec += (uint32_t)(s[i] - '0') * (uint32_t)pow10u[8 - (i - f0)];
+			i++;
+		}
+		if (i == f0)
+			return false;
+	}
+	if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z')) {
+		off = 0;
+	} else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && digits(s + i + 1, 2, &oh) &&
+		   s[i + 3] == ':' && digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
+		off = (s[i] == '-' ? -1 : 1) * (int64_t)(oh * 3600 + om * 60);
+	} else {
+		return false;
+	}
+	*sec = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
+	return true;
+}
+
+/* ---- UTF-8 (the ids; report strings were checked by the validator) ---- */
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = s[i], len, cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0)
+			len = 2, cp = c & 0x1f, min = 0x80;
+		else if ((c & 0xf0) == 0xe0)
+			len = 3, cp = c & 0x0f, min = 0x800;
+		else if ((c & 0xf8) == 0xf0)
+			len = 4, cp = c & 0x07, min = 0x10000;
+		else
+			return false;
+		if (n - i < len)
+			return false;
+		for (unsigned k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3fu);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* ---- Agents and their items ---- */
+
+/* The agent at the cursor's slot, as far as this call has looked at it. */
+struct agent {
+	uint32_t slot;
+	const struct fleet_snapshot *snap; /* NULL: none, or older than ttl_ms */
+	struct fleet_report v;
+	bool viewed; /* v is valid */
+	bool stale;
+	bool bad_id;
+	size_t plen; /* of prefix; 0 until a line needs it */
+	char prefix[64 + 4 * FLEET_ID_MAX]; /* organization_id="...",agent_id="..." */
+};
+
+static void agent_load(struct agent *a, struct fleet_store *s, uint32_t worker, uint32_t slot,
+		       const struct fleet_expo_options *o)
+{
+	a->slot = slot;
+	a->plen = 0;
+	a->snap = fleet_snapshot_at(s, worker, slot);
+	if (!a->snap)
+		return;
+	int64_t age = o->now_ms - a->snap->received_ms;
+
+	if (o->ttl_ms > 0 && age >= o->ttl_ms) {
+		a->snap = NULL;
+		return;
+	}
+	a->stale = o->stale_ms > 0 && age >= o->stale_ms;
+	a->viewed = fleet_report_view(&a->v, a->snap->data, a->snap->len) == 0;
+}
+
+static void agent_prefix(struct agent *a)
+{
+	const struct fleet_snapshot *sn = a->snap;
+	char *p = a->prefix;
+
+	a->bad_id = !utf8_valid((const unsigned char *)sn->org, sn->org_len) ||
+		    !utf8_valid((const unsigned char *)sn->agent, sn->agent_len);
+	p = put_s(p, "organization_id=\"");
+	p = put_esc(p, sn->org, sn->org_len);
+	p = put_s(p, "\",agent_id=\"");
+	p = put_esc(p, sn->agent, sn->agent_len);
+	*p++ = '"';
+	a->plen = (size_t)(p - a->prefix);
+	assert(a->plen <= sizeof a->prefix);
+}
+
+static uint32_t item_count(const struct family *f, const struct agent *a)
+{
+	const struct ingest_report_head *h = a->v.head;
+	bool top;
+
+	if (!a->snap)
+		return 0;
+	if (f->src == SRC_AGENT)
+		return 1;
+	if (!a->viewed)
+		return 0;
+	top = ingest_has(h, INGEST_REPORT_topProcesses);
+	switch (f->src) {
+	case SRC_ROOT:
+		return 1;
+	case SRC_STATS:
+		return top;
+	case SRC_SERVICE:
+		return h->services.count;
+	case SRC_HEALTH:
+		return h->serviceHealthChecks.count;
+	case SRC_TCP:
+		return h->tcpCheckResults.count;
+	case SRC_CERT:
+		return h->certCheckResults.count;
+	case SRC_CONTAINER:
+		return h->containers.count;
+	case SRC_PROCESS:
+		return top ? h->topProcesses.byCpu.count + h->topProcesses.byMemory.count : 0;
+	}
+	return 0;
+}
+
+/* Item j of the family's objects (j < item_count); *list for processes. */
+static const unsigned char *item_at(const struct family *f, const struct agent *a, uint32_t j,
+				    const char **list)
+{
+	const struct ingest_report_head *h = a->v.head;
+	const struct fleet_report *v = &a->v;
+	const void *it = NULL;
+
+	switch (f->src) {
+	case SRC_AGENT:
+		break;
+	case SRC_ROOT:
+		it = h;
+		break;
+	case SRC_STATS:
+		it = &h->topProcesses.stats;
+		break;
+	case SRC_SERVICE:
+		it = &v->service[h->services.first + j];
+		break;
+	case SRC_HEALTH:
+		it = &v->health_check[h->serviceHealthChecks.first + j];
+		break;
+	case SRC_TCP:
+		it = &v->tcp_check[h->tcpCheckResults.first + j];
+		break;
+	case SRC_CERT:
+		it = &v->cert_check[h->certCheckResults.first + j];
+		break;
+	case SRC_CONTAINER:
+		it = &v->container[h->containers.first + j];
+		break;
+	case SRC_PROCESS: {
+		struct ingest_range cpu = h->topProcesses.byCpu;
+
+		*list = j < cpu.count ? "cpu" : "memory";
+		it = j < cpu.count ? &v->process[cpu.first + j]
+				   : &v->process[h->topProcesses.byMemory.first + j - cpu.count];
+		break;
+	}
+	}
+	return it;
+}
+
+/* Every object of the report starts with its uint32_t `has`. */
+static bool has(const unsigned char *item, unsigned bit)
+{
+	uint32_t h;
+
+	memcpy(&h, item, sizeof h);
+	return h >> bit & 1u;
+}
+
+static double num_at(const unsigned char *item, uint16_t off)
+{
+	double d;
+
+	memcpy(&d, item + off, sizeof d);
+	return d;
+}
+
+static struct ingest_str str_at(const unsigned char *item, uint16_t off)
+{
+	struct ingest_str s;
+
+	memcpy(&s, item + off, sizeof s);
+	return s;
+}
+
+/* A label of a series, its value not yet escaped. */
+struct lv {
+	const struct lspec *l;
+	const char *s;
+	size_t n;
+	char num[33];
+};
+
+/* Appends l's value in item to ls[*n] unless the item lacks it or it is
+ * empty (an empty label is no label to Prometheus). Returns whether the
+ * field is in the item. */
+static bool add_label(struct lv *ls, unsigned *n, const struct lspec *l, const unsigned char *item,
+		      const struct fleet_report *v, const char *list)
+{
+	struct lv *x = &ls[*n];
+
+	x->l = l;
+	if (l->kind == L_LIST) {
+		x->s = list;
+		x->n = strlen(list);
+	} else if (!has(item, l->bit)) {
+		return false;
+	} else if (l->kind == L_NUM) {
+		x->n = fmt_double(x->num, num_at(item, l->off));
+		x->s = x->num;
+	} else {
+		struct ingest_str st = str_at(item, l->off);
+
+		x->s = fleet_str(v, st);
+		x->n = st.len;
+	}
+	*n += x->n > 0;
+	return true;
+}
+
+/*
+ * Position c->item of agent a in family f: writes its line at p, or counts
+ * it as dropped, or nothing if the report lacks the field. Returns the
+ * bytes written.
+ */
+static size_t series(struct fleet_expo_cursor *c, const struct family *f, struct agent *a, char *p)
+{
+	unsigned ncol = f->ncol ? f->ncol : 1;
+	uint32_t k = c->item % ncol;
+	const struct column *col = &f->col[k];
+	const char *list = NULL;
+	const unsigned char *item = item_at(f, a, c->item / ncol, &list);
+	struct lv ls[6];
+	unsigned nl = 0;
+	bool info = false;
+	char val[40];
+	size_t vlen = 0, budget = 0;
+
+	switch (f->val) {
+	case V_NUM: {
+		double d;
+
+		if (!has(item, col->bit))
+			return 0;
+		d = num_at(item, col->off);
+		if (f->mul)
+			d *= f->mul;
+		if (f->div)
+			d /= f->div;
+		vlen = fmt_double(val, d);
+		break;
+	}
+	case V_BOOL:
+		if (!has(item, col->bit))
+			return 0;
+		val[0] = item[col->off] ? '1' : '0';
+		vlen = 1;
+		break;
+	case V_TIME: {
+		struct ingest_str st;
+		int64_t sec;
+		uint32_t ns;
+
+		if (!has(item, col->bit))
+			return 0;
+		st = str_at(item, col->off);
+		if (!parse_time(fleet_str(&a->v, st), st.len, &sec, &ns))
+			return 0;
+		vlen = fmt_fixed(val, sec, ns, 9);
+		break;
+	}
+	case V_INFO:
+		val[0] = '1';
+		vlen = 1;
+		break;
+	case V_RECEIVED: {
+		int64_t ms = a->snap->received_ms, sec = ms / 1000, r = ms % 1000;
+
+		if (r < 0) { /* floor, so that 0 <= r */
+			sec--;
+			r += 1000;
+		}
+		vlen = fmt_fixed(val, sec, (uint64_t)r, 3);
+		break;
+	}
+	case V_STALE:
+		val[0] = a->stale ? '1' : '0';
+		vlen = 1;
+		break;
+	}
+	for (const struct lspec *l = src_labels[f->src]; l < src_labels[f->src] + 4 && l->name; l++)
+		add_label(ls, &nl, l, item, &a->v, list);
+	for (const struct lspec *l = f->info; l < f->info + 2 && l->name; l++)
+		info |= add_label(ls, &nl, l, item, &a->v, list);
+	if (f->val == V_INFO && !info)
+		return 0;
+
+	if (!a->plen)
+		agent_prefix(a);
+	enum fleet_expo_drop why = FLEET_EXPO_DROPS;
+
+	for (unsigned i = 0; i < nl; i++)
+		budget += 2 * ls[i].n; /* at most what they take escaped */
+	if (budget > FLEET_EXPO_LABEL_MAX) {
+		budget = 0;
+		for (unsigned i = 0; i < nl && budget <= FLEET_EXPO_LABEL_MAX; i++)
+			budget += ls[i].n > FLEET_EXPO_LABEL_MAX ? ls[i].n : esc_len(ls[i].s, ls[i].n);
+	}
+	if (a->bad_id)
+		why = FLEET_EXPO_DROP_INVALID_ID;
+	else if (budget > FLEET_EXPO_LABEL_MAX)
+		why = FLEET_EXPO_DROP_LABEL_TOO_LONG;
+	else if (c->o.max_series && c->series >= c->o.max_series)
+		why = FLEET_EXPO_DROP_MAX_SERIES;
+	if (why != FLEET_EXPO_DROPS) {
+		c->dropped[why]++;
+		return 0;
+	}
+
+	/*
+	 * The longest line: name (< 64) { prefix (<= 64 + 4 * FLEET_ID_MAX)
+	 * up to six labels' ,name=" and " (< 16 each) and their values
+	 * (<= FLEET_EXPO_LABEL_MAX) ,state="..." (< 32) } value (<= 32) \n:
+	 * under 1 600 bytes.
+	 */
+	char *q = put(p, f->name, f->name_len);
+
+	*q++ = '{';
+	q = put(q, a->prefix, a->plen);
+	for (unsigned i = 0; i < nl; i++) {
+		q = put(q, ls[i].l->name, ls[i].l->name_len); /* ,name=" */
+		q = put_esc(q, ls[i].s, ls[i].n);
+		*q++ = '"';
+	}
+	if (col->label_len)
+		q = put(q, col->label, col->label_len);
+	*q++ = '}';
+	*q++ = ' ';
+	q = put(q, val, vlen);
+	*q++ = '\n';
+	assert((size_t)(q - p) <= FLEET_EXPO_LINE_MAX);
+	c->series++;
+	return (size_t)(q - p);
+}
+
+static size_t header(char *p, const char *name, const char *help)
+{
+	char *q = put_s(p, "# HELP ");
+
+	q = put_s(q, name);
+	*q++ = ' ';
+	q = put_s(q, help); /* constant, nothing to escape (tested) */
+	q = put_s(q, "\n# TYPE ");
+	q = put_s(q, name);
+	q = put_s(q, " gauge\n");
+	assert((size_t)(q - p) <= FLEET_EXPO_LINE_MAX);
+	return (size_t)(q - p);
+}
+
+/* Line c->item of the end: the dropped family, then "# EOF" (OpenMetrics). */
+static size_t end_line(struct fleet_expo_cursor *c, char *p)
+{
+	uint32_t i = c->item++;
+	char *q = p;
+
+	if (i == 0)
+		return header(p, DROPPED_NAME, DROPPED_HELP);
+	if (i <= FLEET_EXPO_DROPS) {
+		q = put_s(q, DROPPED_NAME "{reason=\"");
+		q = put_s(q, drop_reason[i - 1]);
+		q = put_s(q, "\"} ");
+		q = put_u64(q, c->dropped[i - 1]);
+		*q++ = '\n';
+		if (i == FLEET_EXPO_DROPS && c->o.format != EXPO_OPENMETRICS_100)
+			c->done = true;
+		return (size_t)(q - p);
+	}
+	/* [OM] "The exposition MUST end with an EOF" line. */
+	c->done = true;
+	return (size_t)(put_s(q, "# EOF\n") - p);
+}
+
+/* ---- The walk ---- */
+
+void fleet_expo_begin(struct fleet_expo_cursor *c, const struct fleet_expo_options *o)
+{
+	memset(c, 0, sizeof *c);
+	c->o = *o;
+}
+
+size_t fleet_expo_next(struct fleet_expo_cursor *c, struct fleet_store *s, uint32_t worker,
+		       char *buf, size_t cap)
+{
+	struct agent a = {.slot = UINT32_MAX};
+	size_t len = 0;
+	uint32_t steps = 0;
+
+	assert(cap >= FLEET_EXPO_MIN_CAP);
+	while (!c->done && cap - len >= FLEET_EXPO_LINE_MAX &&
+	       (steps++ < FLEET_EXPO_STEP_BUDGET || len == 0)) {
+		if (c->family == NFAMS) {
+			len += end_line(c, buf + len);
+			continue;
+		}
+		const struct family *f = &fams[c->family];
+
+		if (!c->header) {
+			len += header(buf + len, f->name, f->help);
+			c->header = true;
+		} else if (c->slot >= fleet_agent_slots(s)) {
+			c->family++;
+			c->slot = c->item = 0;
+			c->header = false;
+		} else if (a.slot != c->slot) {
+			agent_load(&a, s, worker, c->slot, &c->o);
+		} else if (c->item >= item_count(f, &a) * (f->ncol ? f->ncol : 1u)) {
+			c->slot++;
+			c->item = 0;
+		} else {
+			len += series(c, f, &a, buf + len);
+			c->item++;
+		}
+	}
+	return len;
+}

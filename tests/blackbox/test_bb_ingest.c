@@ -1,0 +1,347 @@
+/*
+ * Black-box: POST /api/metrics/ingest with tokens minted by `ringside
+ * token`, then the report in GET /api/metrics/agents/{id}/latest and
+ * GET /metrics/fleet (checked by promtool); every authentication failure;
+ * 400, 413, 415, 429; and a refused report losing nothing accepted.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SECRET "tests/auth/test-only-hs256.secret"
+#define OTHER_SECRET "tests/auth/test-only-hs256-other.secret"
+#define PROMTOOL "/usr/bin/promtool"
+
+static char *full_sample, *minimal_sample;
+static size_t full_len, minimal_len;
+
+static char *read_sample(const char *name, size_t *len)
+{
+	const char *dir = getenv("RINGSIDE_SAMPLES");
+	char *path = h_strf("%s/%s", dir ? dir : "../shared/samples", name);
+	FILE *f = fopen(path, "rb");
+	CHECK(f != NULL, "cannot open %s (run from the repository root, or set RINGSIDE_SAMPLES)",
+	      path);
+	char *buf = malloc(1 << 20);
+	CHECK(buf != NULL, "out of memory");
+	*len = fread(buf, 1, (1 << 20) - 1, f);
+	buf[*len] = '\0';
+	fclose(f);
+	free(path);
+	return buf;
+}
+
+/* A token from `ringside token` (the same signer the server verifies). */
+static char *mint(const char *secret, const char *sub, const char *org, const char *scope)
+{
+	const char *args[] = {"token", "--sub", sub, "--org", org, "--scope", scope,
+			      "--jwt-secret-file", secret, NULL};
+	struct run_result *r = run_new();
+	h_run(args, NULL, 5000, r);
+	CHECK(r->exit_code == 0, "ringside token: exit %d: %s", r->exit_code, r->err);
+	r->out[strcspn(r->out, "\n")] = '\0';
+	char *t = h_strf("%s", r->out);
+	free(r);
+	return t;
+}
+
+/* One request on a fresh connection; the response in *r (freed by the
+ * caller). `auth` NULL: no Authorization field. */
+static struct http_response *post(uint16_t port, const char *auth, const char *ctype,
+				  const char *body, size_t len)
+{
+	struct conn *c = conn_open(port);
+	char *head = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\n%s%s%s"
+			    "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+			    auth ? "Authorization: Bearer " : "", auth ? auth : "",
+			    auth ? "\r\n" : "", ctype, len);
+	conn_send_str(c, head);
+	conn_send(c, body, len);
+	struct http_response *r = resp_new();
+	expect_response(c, r, false);
+	conn_close(c);
+	free(head);
+	return r;
+}
+
+static struct http_response *get(uint16_t port, const char *path, const char *auth)
+{
+	struct conn *c = conn_open(port);
+	char *head = h_strf("GET %s HTTP/1.1\r\nHost: t\r\n%s%s%s\r\n", path,
+			    auth ? "Authorization: Bearer " : "", auth ? auth : "",
+			    auth ? "\r\n" : "");
+	conn_send_str(c, head);
+	struct http_response *r = resp_new();
+	expect_response(c, r, false);
+	conn_close(c);
+	free(head);
+	return r;
+}
+
+static int setup(void **state)
+{
+	static const char *const args[] = {"--jwt-secret-file", SECRET, "--max-body-bytes",
+					   "64KiB", "--workers", "2", NULL};
+	full_sample = read_sample("ingest-full.json", &full_len);
+	minimal_sample = read_sample("ingest-minimal.json", &minimal_len);
+	return h_group_setup_with(state, args);
+}
+
+static int teardown(void **state)
+{
+	free(full_sample);
+	free(minimal_sample);
+	return h_group_teardown(state);
+}
+
+static void full_sample_is_accepted_then_served_as_latest(void **state)
+{
+	uint16_t port = port_of(state);
+	char *tok = mint(SECRET, "agent-full", "org-a", "metrics:write agents:read");
+	struct http_response *r = post(port, tok, "application/json", full_sample, full_len);
+	expect_status(r, 202, false);
+	CHECK(resp_content_type_is(r, "application/json"), "202 Content-Type");
+	double n;
+	CHECK(json_get_number(r->body, "containers", &n, NULL, 0) && n == 10,
+	      "202 says 10 containers: %s", r->body);
+	CHECK(json_get_number(r->body, "bytes", &n, NULL, 0) && n == (double)full_len,
+	      "202 says %zu bytes: %s", full_len, r->body);
+	free(r);
+
+	r = get(port, "/api/metrics/agents/agent-full/latest", tok);
+	expect_status(r, 200, false);
+	char s[128];
+	CHECK(json_get_string(r->body, "agentId", s, sizeof s) && !strcmp(s, "agent-full"),
+	      "agentId: %.300s", r->body);
+	CHECK(json_get_string(r->body, "organizationId", s, sizeof s) && !strcmp(s, "org-a"),
+	      "organizationId: %.300s", r->body);
+	CHECK(json_get_number(r->body, "memoryUsedMb", &n, NULL, 0) && n == 6120.5,
+	      "memoryUsedMb: %.300s", r->body);
+	CHECK(json_get_string(r->body, "receivedAt", s, sizeof s) &&
+		      llabs(h_parse_iso_ms(s) - h_wall_ms()) < 60000,
+	      "receivedAt near now: %.300s", r->body);
+	char why[128];
+	CHECK(json_valid(r->body, r->body_len, why, sizeof why), "latest is JSON: %s", why);
+	free(r);
+	free(tok);
+}
+
+static void latest_is_only_for_the_agents_organization(void **state)
+{
+	uint16_t port = port_of(state);
+	char *tok = mint(SECRET, "agent-shared-id", "org-a", "metrics:write");
+	struct http_response *r = post(port, tok, "application/json", minimal_sample, minimal_len);
+	expect_status(r, 202, false);
+	free(r);
+	char *other = mint(SECRET, "reader", "org-b", "agents:read");
+	r = get(port, "/api/metrics/agents/agent-shared-id/latest", other);
+	expect_error(r, 404, "NOT_FOUND");
+	free(r);
+	r = get(port, "/api/metrics/agents/never-posted/latest", tok);
+	expect_error(r, 404, "NOT_FOUND");
+	free(r);
+	r = get(port, "/api/metrics/agents/agent-shared-id/latest", NULL);
+	expect_error(r, 401, "UNAUTHORIZED");
+	free(r);
+	free(tok);
+	free(other);
+}
+
+static void every_authentication_failure_is_refused(void **state)
+{
+	uint16_t port = port_of(state);
+	struct http_response *r = post(port, NULL, "application/json", minimal_sample, minimal_len);
+	expect_error(r, 401, "UNAUTHORIZED");
+	CHECK(resp_header(r, "WWW-Authenticate") &&
+		      !strncmp(resp_header(r, "WWW-Authenticate"), "Bearer", 6),
+	      "401 names the Bearer scheme");
+	free(r);
+
+	r = post(port, "not.a.token", "application/json", minimal_sample, minimal_len);
+	expect_error(r, 401, "UNAUTHORIZED");
+	CHECK(strstr(resp_header(r, "WWW-Authenticate"), "invalid_token") != NULL,
+	      "invalid_token: %s", resp_header(r, "WWW-Authenticate"));
+	free(r);
+
+	char *foreign = mint(OTHER_SECRET, "agent-x", "org-a", "metrics:write");
+	r = post(port, foreign, "application/json", minimal_sample, minimal_len);
+	expect_error(r, 401, "UNAUTHORIZED");
+	free(r);
+	free(foreign);
+
+	char *reader = mint(SECRET, "agent-x", "org-a", "agents:read");
+	r = post(port, reader, "application/json", minimal_sample, minimal_len);
+	expect_error(r, 403, "FORBIDDEN_SCOPE");
+	CHECK(strstr(resp_header(r, "WWW-Authenticate"), "insufficient_scope") != NULL,
+	      "insufficient_scope: %s", resp_header(r, "WWW-Authenticate"));
+	free(r);
+	free(reader);
+}
+
+static void bad_bodies_get_their_status_and_lose_nothing_accepted(void **state)
+{
+	uint16_t port = port_of(state);
+	char *tok = mint(SECRET, "agent-keep", "org-a", "metrics:write agents:read");
+	struct http_response *r = post(port, tok, "application/json", full_sample, full_len);
+	expect_status(r, 202, false);
+	free(r);
+
+	static const char wrong_type[] = "{\"containers\":[{\"id\":1}]}";
+	r = post(port, tok, "application/json", wrong_type, sizeof wrong_type - 1);
+	expect_error(r, 400, "VALIDATION_ERROR");
+	char field[128];
+	CHECK(json_get_string(r->body, "field", field, sizeof field) &&
+		      !strcmp(field, "containers[0].id"),
+	      "field path: %s", r->body);
+	free(r);
+
+	r = post(port, tok, "text/plain", full_sample, full_len);
+	expect_error(r, 415, "VALIDATION_ERROR");
+	free(r);
+
+	/* Over --max-body-bytes (64 KiB): refused before it is read. */
+	size_t big = 70 * 1024;
+	char *body = malloc(big);
+	memset(body, ' ', big);
+	body[0] = '{';
+	body[big - 1] = '}';
+	r = post(port, tok, "application/json", body, big);
+	expect_error(r, 413, "VALIDATION_ERROR");
+	free(r);
+	free(body);
+
+	/* The accepted report is still the agent's latest. */
+	r = get(port, "/api/metrics/agents/agent-keep/latest", tok);
+	expect_status(r, 200, false);
+	CHECK(strstr(r->body, "\"containers\":[{") != NULL, "full report kept: %.300s", r->body);
+	free(r);
+	free(tok);
+}
+
+static void chunked_body_in_small_pieces_is_accepted(void **state)
+{
+	uint16_t port = port_of(state);
+	char *tok = mint(SECRET, "agent-chunked", "org-a", "metrics:write");
+	struct conn *c = conn_open(port);
+	char *head = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\n"
+			    "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+			    "Transfer-Encoding: chunked\r\n\r\n", tok);
+	conn_send_str(c, head);
+	for (size_t off = 0; off < full_len; off += 997) {
+		size_t n = full_len - off < 997 ? full_len - off : 997;
+		char *size = h_strf("%zx\r\n", n);
+		conn_send_str(c, size);
+		conn_send(c, full_sample + off, n);
+		conn_send_str(c, "\r\n");
+		free(size);
+	}
+	conn_send_str(c, "0\r\n\r\n");
+	struct http_response *r = resp_new();
+	expect_response(c, r, false);
+	expect_status(r, 202, false);
+	free(r);
+	conn_close(c);
+	free(head);
+	free(tok);
+}
+
+/* GET /metrics/fleet: chunked, every chunk read, promtool passes. */
+static void fleet_exposition_has_the_agent_and_passes_promtool(void **state)
+{
+	uint16_t port = port_of(state);
+	char *tok = mint(SECRET, "agent-fleet", "org-f", "metrics:write");
+	struct http_response *r = post(port, tok, "application/json", full_sample, full_len);
+	expect_status(r, 202, false);
+	free(r);
+
+	struct conn *c = conn_open(port);
+	conn_send_str(c, "GET /metrics/fleet HTTP/1.1\r\nHost: t\r\n\r\n");
+	r = resp_new();
+	expect_response(c, r, true);
+	CHECK(r->status == 200, "status %d", r->status);
+	CHECK(resp_header_has_token(r, "Transfer-Encoding", "chunked"), "chunked");
+	size_t cap = 32 << 20, len = 0;
+	char *body = malloc(cap), err[256];
+	for (int i = 0; i < 100000; i++) {
+		long n = conn_read_chunk(c, body + len, cap - len, 5000, err, sizeof err);
+		CHECK(n >= 0, "chunk: %s", err);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	body[len] = '\0';
+	CHECK(strstr(body, "agent_id=\"agent-fleet\"") != NULL, "agent in the exposition");
+	CHECK(strstr(body, "organization_id=\"org-f\"") != NULL, "organization label");
+	struct run_result *rr = run_new();
+	const char *argv[] = {PROMTOOL, "check", "metrics", NULL};
+	h_run_prog(argv, body, len, 20000, rr);
+	CHECK(rr->exit_code == 0, "promtool: exit %d: %s%s\n%.1500s", rr->exit_code, rr->out,
+	      rr->err, body);
+	/* The connection serves the next request after the stream. */
+	conn_send_str(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+	expect_response(c, r, false);
+	expect_health_ok(r);
+	free(rr);
+	free(body);
+	free(r);
+	conn_close(c);
+	free(tok);
+}
+
+/* --ingest-rate-limit 1: a second report at once gets 429 + Retry-After. */
+static void reports_past_the_rate_limit_get_429(void **state)
+{
+	static const char *const args[] = {"--jwt-secret-file", SECRET, "--ingest-rate-limit",
+					   "1", NULL};
+	struct server s;
+	(void)state;
+	server_start(&s, args);
+	char *tok = mint(SECRET, "agent-fast", "org-a", "metrics:write");
+	struct http_response *r = post(s.port, tok, "application/json", minimal_sample, minimal_len);
+	expect_status(r, 202, false);
+	free(r);
+	r = post(s.port, tok, "application/json", minimal_sample, minimal_len);
+	expect_error(r, 429, "RATE_LIMITED");
+	const char *ra = resp_header(r, "Retry-After");
+	CHECK(ra && atoi(ra) >= 1 && atoi(ra) <= 1, "Retry-After: %s", ra ? ra : "(none)");
+	free(r);
+	/* Another agent has its own bucket. */
+	char *tok2 = mint(SECRET, "agent-slow", "org-a", "metrics:write");
+	r = post(s.port, tok2, "application/json", minimal_sample, minimal_len);
+	expect_status(r, 202, false);
+	free(r);
+	free(tok);
+	free(tok2);
+	CHECK(server_stop(&s) == 0, "clean exit");
+}
+
+/* Without a key the agent routes say why, and nothing else breaks. */
+static void without_a_key_the_agent_routes_answer_503(void **state)
+{
+	struct server s;
+	(void)state;
+	server_start(&s, NULL);
+	struct http_response *r = post(s.port, "x.y.z", "application/json", minimal_sample,
+				       minimal_len);
+	expect_error(r, 503, "SERVICE_UNAVAILABLE");
+	free(r);
+	CHECK(server_stop(&s) == 0, "clean exit");
+}
+
+int main(void)
+{
+	h_init();
+	const struct CMUnitTest tests[] = {
+		BB_TEST(full_sample_is_accepted_then_served_as_latest),
+		BB_TEST(latest_is_only_for_the_agents_organization),
+		BB_TEST(every_authentication_failure_is_refused),
+		BB_TEST(bad_bodies_get_their_status_and_lose_nothing_accepted),
+		BB_TEST(chunked_body_in_small_pieces_is_accepted),
+		BB_TEST(fleet_exposition_has_the_agent_and_passes_promtool),
+		BB_TEST(reports_past_the_rate_limit_get_429),
+		BB_TEST(without_a_key_the_agent_routes_answer_503),
+	};
+	return H_RUN_GROUP("ingest", tests, setup, teardown);
+}

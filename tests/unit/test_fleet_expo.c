@@ -1,0 +1,890 @@
+/*
+ * The fleet exposition (include/ringside/fleet_expo.h) over a real fleet
+ * store holding both samples for several agents and organizations, at
+ * different ages, plus hand-made reports for escaping, overlong labels,
+ * dates and number formatting. The exposition rendered in pieces of every
+ * size from FLEET_EXPO_MIN_CAP up must be the one rendered whole, pass
+ * promtool (and, for OpenMetrics, the Python client's strict parser when
+ * it is installed), keep each family in one block, and say the numbers of
+ * the samples in base units.
+ *
+ * The samples are read from ../shared/samples (tests run from the repo
+ * root) or $RINGSIDE_SAMPLES.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringside/fleet_expo.h"
+#include "ringside/fleet_report.h"
+#include "ringside/fleet_store.h"
+#include "ringside/ingest.h"
+#include "ringside/metrics_expo.h"
+
+#define NOW 1800000000000LL
+#define STALE 180000
+#define TTL 300000
+#define WHOLE_CAP (4u << 20)
+
+static struct ingest_parser parser;
+static struct ingest_report report;
+static _Alignas(64) unsigned char blob[FLEET_BLOB_MAX];
+static struct fleet_store store;
+static char *full, *minimal;
+static size_t full_len, minimal_len;
+
+static char *read_sample(const char *name, size_t *len)
+{
+	const char *dir = getenv("RINGSIDE_SAMPLES");
+	char path[512];
+	FILE *f;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/samples", name);
+	f = fopen(path, "rb");
+	if (!f) {
+		print_error("cannot open %s (set RINGSIDE_SAMPLES)\n", path);
+		fail();
+	}
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+/* Validates doc, encodes it and publishes it for (org, agent). */
+static void publish(const char *org, size_t org_len, const char *agent, const char *doc,
+		    size_t len, int64_t received_ms)
+{
+	size_t n;
+
+	ingest_parser_init(&parser, &report, NULL);
+	if (ingest_parser_feed(&parser, doc, len) || ingest_parser_finish(&parser)) {
+		print_error("%s at %s: %s\n", org, parser.err.path, parser.err.message);
+		fail();
+	}
+	n = fleet_report_encode(&report, blob, sizeof blob);
+	assert_true(n > 0);
+	assert_int_equal(fleet_publish(&store, 0, org, org_len, agent, strlen(agent), blob, n,
+				       received_ms),
+			 0);
+}
+
+static void publish_s(const char *org, const char *agent, const char *doc, size_t len,
+		      int64_t received_ms)
+{
+	publish(org, strlen(org), agent, doc, len, received_ms);
+}
+
+/* Appends printf output to a growing string. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (b->len + (size_t)n + 1 > b->cap) {
+		b->cap = (b->len + (size_t)n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void sb_repeat(struct sbuf *b, char c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sb_printf(b, "%c", c);
+}
+
+/* Labels that need escaping (and a NUL), overlong ones around the 1 KiB
+ * bound, dates in several forms. */
+static void publish_odd(void)
+{
+	struct sbuf b = {0};
+
+	sb_printf(&b, "{\"agentVersion\": \"v\\\"1\\\\\", \"services\": [");
+	sb_printf(&b, "{\"containerName\": \"we\\\"ird\\\\name\\nline\", \"cpuPercent\": 1.5, "
+		      "\"state\": \"running\"},");
+	sb_printf(&b, "{\"containerName\": \"");
+	sb_repeat(&b, 'x', FLEET_EXPO_LABEL_MAX); /* exactly at the bound: kept */
+	sb_printf(&b, "\", \"cpuPercent\": 2},{\"containerName\": \"");
+	sb_repeat(&b, 'x', FLEET_EXPO_LABEL_MAX - 1); /* one \" more: dropped */
+	sb_printf(&b, "\\\"\", \"cpuPercent\": 3},{\"containerName\": \"");
+	sb_repeat(&b, 'y', 16000); /* two series dropped */
+	sb_printf(&b, "\", \"cpuPercent\": 4, \"memoryUsedMb\": 5}],");
+	sb_printf(&b, "\"certCheckResults\": ["
+		      "{\"containerName\": \"c\", \"host\": \"h\", \"port\": 443, \"success\": false, "
+		      "\"durationMs\": 20, \"expiresAt\": \"2027-01-01T01:00:00.250+01:00\"},"
+		      "{\"containerName\": \"c\", \"host\": \"h2\", \"port\": 443.5, \"success\": true, "
+		      "\"durationMs\": 20, \"expiresAt\": \"1969-12-31t23:59:59.5z\"},"
+		      "{\"containerName\": \"c\", \"host\": \"h3\", \"port\": 1, \"success\": true, "
+		      "\"durationMs\": 20, \"expiresAt\": \"2027-02-29T00:00:00Z\"},"
+		      "{\"containerName\": \"c\", \"host\": \"h4\", \"port\": 1, \"success\": true, "
+		      "\"durationMs\": 20, \"expiresAt\": \"soon\"}]}");
+	publish_s("org-c", "odd", b.p, b.len, NOW);
+	free(b.p);
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Numbers of every shape the formatter has a path for. */
+static void publish_numbers(void)
+{
+	struct sbuf b = {0};
+
+	sb_printf(&b, "{\"services\": [");
+	for (unsigned i = 0; i < INGEST_CAP_SERVICES; i++) {
+		unsigned digits = 1 + (unsigned)(rnd() % 17), k = (unsigned)(rnd() % 9);
+		uint64_t m = rnd() % 100000000000000000ull;
+		char num[40];
+
+		for (unsigned d = digits; d < 17; d++)
+			m /= 10;
+		snprintf(num, sizeof num, "%s%llu", i % 3 ? "" : "-", (unsigned long long)m);
+		sb_printf(&b, "%s{\"containerName\": \"n%u\", \"cpuPercent\": %se-%u, "
+			      "\"memoryUsedMb\": %s.%u, \"networkRxMb\": %.17g}",
+			  i ? "," : "", i, num, k, num, i, (double)(rnd() >> 11) * 0x1p-40);
+	}
+	sb_printf(&b, "]}");
+	publish_s("org-n", "numbers", b.p, b.len, NOW);
+	free(b.p);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	full = read_sample("ingest-full.json", &full_len);
+	minimal = read_sample("ingest-minimal.json", &minimal_len);
+	if (fleet_store_init(&store, 1024, 1, 64u << 20))
+		return -1;
+	publish_s("org-a", "agent-1", full, full_len, NOW - 10877);   /* 1799999989.123 */
+	publish_s("org-a", "agent-2", minimal, minimal_len, NOW - 5000);
+	publish_s("org-a", "agent-3", full, full_len, NOW - STALE);    /* just stale */
+	publish_s("org-a", "agent-4", full, full_len, NOW - TTL);      /* just expired */
+	publish_s("org-b", "agent-1", full, full_len, NOW - TTL + 1);  /* stale, kept */
+	publish_s("org-b", "agent-5", minimal, minimal_len, NOW - STALE + 1);
+	publish_s("o\"q", "a\\b", minimal, minimal_len, NOW);
+	publish("bad\xff", 4, "agent-x", minimal, minimal_len, NOW); /* not UTF-8 */
+	publish_odd();
+	publish_numbers();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fleet_store_fini(&store);
+	free(full);
+	free(minimal);
+	return 0;
+}
+
+static struct fleet_expo_options opts(enum expo_format f, uint64_t max_series)
+{
+	return (struct fleet_expo_options){.format = f, .now_ms = NOW, .stale_ms = STALE,
+					   .ttl_ms = TTL, .max_series = max_series};
+}
+
+/*
+ * The whole exposition, in pieces of cap bytes, NUL-terminated (malloc'd).
+ * Checks the piece contract: > 0 bytes, at most cap, whole lines, no
+ * shorter than cap - FLEET_EXPO_LINE_MAX unless it is the last, then 0
+ * for ever.
+ */
+static char *render(const struct fleet_expo_options *o, size_t cap, size_t *out_len)
+{
+	struct fleet_expo_cursor c;
+	char *out = malloc(WHOLE_CAP), *piece = malloc(cap);
+	size_t len = 0, n, last = 0;
+
+	assert_non_null(out);
+	assert_non_null(piece);
+	fleet_expo_begin(&c, o);
+	while ((n = fleet_expo_next(&c, &store, 0, piece, cap)) > 0) {
+		assert_true(n <= cap);
+		assert_int_equal(piece[n - 1], '\n');
+		if (last) /* the previous piece was not the last one */
+			assert_true(last > cap - FLEET_EXPO_LINE_MAX);
+		assert_true(len + n < WHOLE_CAP);
+		memcpy(out + len, piece, n);
+		len += n;
+		last = n;
+	}
+	assert_int_equal(fleet_expo_next(&c, &store, 0, piece, cap), 0);
+	free(piece);
+	out[len] = '\0';
+	*out_len = len;
+	return out;
+}
+
+static char *render_whole(const struct fleet_expo_options *o, size_t *len)
+{
+	return render(o, WHOLE_CAP - 1, len);
+}
+
+/* Lines that start with `prefix`. */
+static size_t count_prefix(const char *text, const char *prefix)
+{
+	size_t n = 0, pl = strlen(prefix);
+
+	for (const char *l = text; *l; l = strchr(l, '\n') + 1)
+		n += !strncmp(l, prefix, pl);
+	return n;
+}
+
+/* Lines that contain `needle`. */
+static size_t count_lines_with(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *l = text; *l; l = strchr(l, '\n') + 1) {
+		const char *hit = strstr(l, needle), *eol = strchr(l, '\n');
+
+		if (hit && hit < eol)
+			n++;
+	}
+	return n;
+}
+
+/* Sample lines, the fleet_series_dropped family left out. */
+static size_t count_series(const char *text)
+{
+	size_t n = 0;
+
+	for (const char *l = text; *l; l = strchr(l, '\n') + 1)
+		n += *l != '#' && strncmp(l, "fleet_series_dropped", 20) != 0;
+	return n;
+}
+
+/* The value of fleet_series_dropped{reason="<reason>"}. */
+static unsigned long long dropped(const char *text, const char *reason)
+{
+	char key[96];
+	const char *p;
+
+	snprintf(key, sizeof key, "\nfleet_series_dropped{reason=\"%s\"} ", reason);
+	p = strstr(text, key);
+	assert_non_null(p);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+static void expect_line(const char *text, const char *line)
+{
+	size_t n = strlen(line) + 3;
+	char *want = malloc(n);
+
+	if (!want)
+		abort();
+	snprintf(want, n, "\n%s\n", line);
+	if (!strstr(text, want)) {
+		print_error("missing line: %s\n", line);
+		fail();
+	}
+	free(want);
+}
+
+#define A1 "{organization_id=\"org-a\",agent_id=\"agent-1\""
+
+static void expect_scaled(const char *text, const char *series, double v)
+{
+	char num[33], line[512];
+
+	expo_format_double(num, v);
+	snprintf(line, sizeof line, "%s %s", series, num);
+	expect_line(text, line);
+}
+
+/* Feeds text to a program on stdin; returns its exit status (-1: cannot run). */
+static int run_on(const char *cmd, const char *text, size_t len)
+{
+	char tmpl[] = "/tmp/ringside-fleet-expo-XXXXXX", line[768];
+	int fd = mkstemp(tmpl), status;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	/* Its first complaints only, and its status, not head's. */
+	snprintf(line, sizeof line, "bash -o pipefail -c '%s < %s 2>&1 | head -20'", cmd, tmpl);
+	status = system(line);
+	unlink(tmpl);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- Pieces ---- */
+
+static void pieces_of_every_size_give_the_whole_exposition(void **state)
+{
+	(void)state;
+	for (int f = EXPO_TEXT_004; f <= EXPO_OPENMETRICS_100; f++) {
+		struct fleet_expo_options o = opts((enum expo_format)f, 0);
+		size_t whole_len, len;
+		char *whole = render_whole(&o, &whole_len);
+
+		assert_true(whole_len > 8 * FLEET_EXPO_MIN_CAP); /* several pieces of every size below */
+		for (size_t cap = FLEET_EXPO_MIN_CAP; cap <= FLEET_EXPO_MIN_CAP + 300; cap++) {
+			char *p = render(&o, cap, &len);
+
+			assert_int_equal(len, whole_len);
+			assert_memory_equal(p, whole, len);
+			free(p);
+		}
+		for (size_t cap = 20000; cap < 200000; cap = cap * 3 + 7) {
+			char *p = render(&o, cap, &len);
+
+			assert_int_equal(len, whole_len);
+			assert_memory_equal(p, whole, len);
+			free(p);
+		}
+		free(whole);
+	}
+}
+
+/* Every line near the length bound, so that pieces end with all kinds of
+ * room left: none may pass cap (the piece buffer is exactly cap bytes,
+ * for ASan) and the whole is still the same. */
+#define LONG_SERVICES 48 /* a blob holds at most FLEET_BLOB_MAX */
+
+static void lines_near_the_bound_never_pass_the_cap(void **state)
+{
+	(void)state;
+	struct fleet_store saved = store;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	struct sbuf b = {0};
+	size_t whole_len, len;
+	char *whole;
+
+	sb_printf(&b, "{\"services\": [");
+	for (unsigned i = 0; i < LONG_SERVICES; i++) {
+		sb_printf(&b, "%s{\"containerName\": \"%u", i ? "," : "", i);
+		sb_repeat(&b, 'x', FLEET_EXPO_LABEL_MAX - 4);
+		sb_printf(&b, "\", \"cpuPercent\": %u.5, \"memoryUsedMb\": 1}", i);
+	}
+	sb_printf(&b, "]}");
+	assert_int_equal(fleet_store_init(&store, 4, 1, 4 * FLEET_CHUNK), 0);
+	publish_s("org-l", "long", b.p, b.len, NOW);
+	whole = render_whole(&o, &whole_len);
+	assert_int_equal(count_lines_with(whole, "xxxxxxxx"), 2 * LONG_SERVICES);
+	for (size_t cap = FLEET_EXPO_MIN_CAP; cap <= FLEET_EXPO_MIN_CAP + 1200; cap += 7) {
+		char *p = render(&o, cap, &len);
+
+		assert_int_equal(len, whole_len);
+		assert_memory_equal(p, whole, len);
+		free(p);
+	}
+	fleet_store_fini(&store);
+	store = saved;
+	free(whole);
+	free(b.p);
+}
+
+/* The cursor is plain data: a copy taken between pieces goes on alike
+ * (the HTTP stream keeps a copy). */
+static void a_copied_cursor_continues_the_same(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	struct fleet_expo_cursor c, d;
+	static char a[FLEET_EXPO_MIN_CAP], b[FLEET_EXPO_MIN_CAP];
+	size_t n;
+
+	fleet_expo_begin(&c, &o);
+	for (int i = 0; i < 5; i++)
+		assert_true(fleet_expo_next(&c, &store, 0, a, sizeof a) > 0);
+	memcpy(&d, &c, sizeof c);
+	while ((n = fleet_expo_next(&c, &store, 0, a, sizeof a)) > 0) {
+		assert_int_equal(fleet_expo_next(&d, &store, 0, b, sizeof b), n);
+		assert_memory_equal(a, b, n);
+	}
+	assert_int_equal(fleet_expo_next(&d, &store, 0, b, sizeof b), 0);
+}
+
+/* ---- Validity ---- */
+
+static void text_passes_promtool(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len;
+	char *text;
+
+	if (access("/usr/bin/promtool", X_OK) != 0) {
+		print_message("/usr/bin/promtool not installed (apt-get install prometheus): "
+			      "cannot check the exposition with Prometheus's parser\n");
+		skip();
+	}
+	text = render_whole(&o, &len);
+	if (getenv("RINGSIDE_FLEET_EXPO_DUMP")) { /* to look at it */
+		FILE *f = fopen(getenv("RINGSIDE_FLEET_EXPO_DUMP"), "w");
+
+		assert_non_null(f);
+		fwrite(text, 1, len, f);
+		fclose(f);
+	}
+	assert_null(strstr(text, "# EOF"));
+	assert_int_equal(run_on("/usr/bin/promtool check metrics", text, len), 0);
+	free(text);
+}
+
+static void openmetrics_ends_with_eof_and_parses(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_OPENMETRICS_100, 0);
+	size_t len, tlen;
+	char *om = render_whole(&o, &len), *text;
+
+	assert_true(len > 6);
+	assert_memory_equal(om + len - 6, "# EOF\n", 6);
+	assert_int_equal(count_prefix(om, "# EOF"), 1);
+	/* The same lines as text 0.0.4 but for the EOF. */
+	o.format = EXPO_TEXT_004;
+	text = render_whole(&o, &tlen);
+	assert_int_equal(tlen + 6, len);
+	assert_memory_equal(om, text, tlen);
+	free(text);
+	/* promtool reads it as text ("# EOF" is a comment there). */
+	if (access("/usr/bin/promtool", X_OK) == 0)
+		assert_int_equal(run_on("/usr/bin/promtool check metrics", om, len), 0);
+	/* The Python client's OpenMetrics parser, strict about the format. */
+	if (system("/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' "
+		   ">/dev/null 2>&1") == 0) {
+		assert_int_equal(run_on("/usr/bin/python3 -c \"import sys; from "
+					"prometheus_client.openmetrics.parser import "
+					"text_string_to_metric_families as p; "
+					"[f for f in p(sys.stdin.read())]\"",
+					om, len),
+				 0);
+	} else {
+		print_message("python3-prometheus-client not installed: OpenMetrics output "
+			      "checked by promtool only\n");
+	}
+	free(om);
+}
+
+static void every_family_is_one_block_with_help_and_type_first(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len, nnames = 0;
+	char *text = render_whole(&o, &len);
+	char names[64][64], cur[64] = "";
+	bool help = false, type = false;
+
+	for (const char *l = text; *l; l = strchr(l, '\n') + 1) {
+		const char *name = l;
+		char nm[64];
+		size_t n;
+
+		if (!strncmp(l, "# HELP ", 7) || !strncmp(l, "# TYPE ", 7))
+			name = l + 7;
+		n = strcspn(name, "{ \n");
+		assert_true(n > 0 && n < sizeof nm);
+		memcpy(nm, name, n);
+		nm[n] = '\0';
+		if (strcmp(nm, cur)) {
+			/* A new block: never seen before, starts with HELP then TYPE. */
+			for (size_t i = 0; i < nnames; i++)
+				assert_string_not_equal(names[i], nm);
+			assert_true(nnames < 64);
+			strcpy(names[nnames++], nm);
+			strcpy(cur, nm);
+			assert_memory_equal(l, "# HELP ", 7);
+			help = type = false;
+		}
+		if (!strncmp(l, "# HELP ", 7)) {
+			assert_false(help || type);
+			/* Nothing to escape, in either format. */
+			assert_null(memchr(l, '\\', (size_t)(strchr(l, '\n') - l)));
+			assert_null(memchr(l, '"', (size_t)(strchr(l, '\n') - l)));
+			help = true;
+		} else if (!strncmp(l, "# TYPE ", 7)) {
+			assert_true(help && !type);
+			assert_memory_equal(name + n, " gauge\n", 7);
+			type = true;
+		} else {
+			assert_true(type);
+			assert_memory_equal(nm, "fleet_", 6);
+		}
+	}
+	assert_string_equal(cur, "fleet_series_dropped");
+	assert_true(nnames >= 40);
+	free(text);
+}
+
+/* Every value is written as expo_format_double writes it (the fast path
+ * for short decimals agrees with it), or as an exact decimal that reads
+ * back to the same. */
+static void values_are_written_as_expo_format_double_does(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len, checked = 0;
+	char *text = render_whole(&o, &len);
+
+	for (const char *l = text; *l; l = strchr(l, '\n') + 1) {
+		const char *eol = strchr(l, '\n'), *v = eol;
+		char num[33], want[33];
+
+		if (*l == '#')
+			continue;
+		while (v[-1] != ' ')
+			v--;
+		assert_true((size_t)(eol - v) < sizeof num);
+		memcpy(num, v, (size_t)(eol - v));
+		num[eol - v] = '\0';
+		expo_format_double(want, strtod(num, NULL));
+		if (strcmp(num, want)) {
+			print_error("%.*s\n", (int)(eol - l), l);
+			assert_string_equal(num, want);
+		}
+		checked++;
+	}
+	assert_true(checked > 1500);
+	free(text);
+}
+
+/* ---- What the samples say ---- */
+
+static void full_sample_in_base_units(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len;
+	char *t = render_whole(&o, &len);
+
+	expect_line(t, "fleet_agent_last_report_timestamp_seconds" A1 "} 1799999989.123");
+	expect_line(t, "fleet_agent_stale" A1 "} 0");
+	expect_line(t, "fleet_agent_info" A1 ",version=\"1.4.2\"} 1");
+	expect_line(t, "fleet_host_server_healthy" A1 "} 1");
+	expect_line(t, "fleet_host_cpu_percent" A1 "} 23.5");
+	expect_line(t, "fleet_host_memory_used_bytes" A1 "} 6417809408"); /* 6120.5 * 2^20 */
+	expect_line(t, "fleet_host_memory_total_bytes" A1 "} 17179869184");
+	expect_line(t, "fleet_host_swap_used_bytes" A1 "} 0");
+	expect_scaled(t, "fleet_host_disk_used_bytes" A1 "}", 120.4 * 1073741824.0);
+	expect_line(t, "fleet_host_disk_total_bytes" A1 "} 549755813888");
+	expect_line(t, "fleet_host_load5" A1 "} 0.98");
+	expect_line(t, "fleet_host_uptime_seconds" A1 "} 864000");
+	expect_line(t, "fleet_host_max_fds" A1 "} 1048576");
+	expect_line(t, "fleet_host_tcp_connections" A1 "} 426");
+	expect_line(t, "fleet_host_tcp_connection_states" A1 ",state=\"established\"} 312");
+	expect_line(t, "fleet_host_tcp_connection_states" A1 ",state=\"time_wait\"} 88");
+	expect_line(t, "fleet_host_processes" A1 "} 312");
+	expect_line(t, "fleet_host_process_states" A1 ",state=\"zombie\"} 4");
+	expect_line(t, "fleet_service_info" A1 ",container=\"svc-0\",state=\"running\",health=\"healthy\"} 1");
+	expect_line(t, "fleet_service_cpu_percent" A1 ",container=\"svc-1\"} 11.79");
+	expect_line(t, "fleet_service_memory_limit_bytes" A1 ",container=\"svc-0\"} 4294967296");
+	expect_scaled(t, "fleet_service_network_receive_bytes" A1 ",container=\"svc-0\"}",
+		      8022.651 * 1048576.0);
+	expect_line(t, "fleet_service_block_write_bytes" A1 ",container=\"svc-9\"} 3407872");
+	expect_line(t, "fleet_service_restarts" A1 ",container=\"svc-9\"} 0");
+	expect_line(t, "fleet_health_check_success" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\"} 1");
+	expect_line(t, "fleet_health_check_status_code" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\"} 200");
+	expect_line(t, "fleet_health_check_duration_seconds" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\"} 0.012");
+	expect_line(t, "fleet_tcp_check_success" A1 ",container=\"svc-4\",host=\"svc-4\",port=\"5432\",name=\"db\"} 1");
+	expect_line(t, "fleet_tcp_check_duration_seconds" A1 ",container=\"svc-0\",host=\"svc-0\",port=\"5432\",name=\"db\"} 0.0015");
+#define CERT0 ",container=\"svc-0\",host=\"svc-0.example.com\",port=\"443\",name=\"tls\"}"
+	expect_line(t, "fleet_cert_check_success" A1 CERT0 " 1");
+	expect_line(t, "fleet_cert_check_duration_seconds" A1 CERT0 " 0.02");
+	expect_line(t, "fleet_cert_check_expires_in_seconds" A1 CERT0 " 3456000");
+	expect_line(t, "fleet_cert_check_expiry_timestamp_seconds" A1 CERT0 " 1798761600");
+#define CONT0 ",container=\"svc-0\",container_id=\"19999e3fa46d6753ec148cb48e73ca47ea90a8f0d66b829e6a8ac4ba05805975\""
+	expect_line(t, "fleet_container_info" A1 CONT0 ",image=\"registry.example.com/app/svc-0:1.2.0\",state=\"running\"} 1");
+	expect_line(t, "fleet_container_created_timestamp_seconds" A1 CONT0 "} 1760000000");
+	expect_line(t, "fleet_process_cpu_percent" A1 ",pid=\"1000\",process=\"proc-0\",list=\"cpu\"} 29.22");
+	expect_line(t, "fleet_process_memory_bytes" A1 ",pid=\"1000\",process=\"proc-0\",list=\"cpu\"} 451411968");
+	expect_line(t, "fleet_process_cpu_percent" A1 ",pid=\"1010\",process=\"proc-10\",list=\"memory\"} 12.92");
+	expect_line(t, "fleet_process_threads" A1 ",pid=\"1019\",process=\"proc-19\",list=\"memory\"} 21");
+
+	/*
+	 * Series of one full report: 3 agent, 24 host (14 gauges, healthy,
+	 * 4 TCP states, processes, 4 process states), 10 services x 9,
+	 * 10 health checks x 3, 5 TCP checks x 2, 5 cert checks x 4,
+	 * 10 containers x 2, 20 processes x 3. The minimal one: 3 agent,
+	 * 14 gauges, healthy, 4 TCP states.
+	 */
+	assert_int_equal(count_lines_with(t, A1), 3 + 24 + 90 + 30 + 10 + 20 + 20 + 60);
+	assert_int_equal(count_lines_with(t, "{organization_id=\"org-a\",agent_id=\"agent-2\""), 22);
+	expect_line(t, "fleet_host_cpu_percent{organization_id=\"org-a\",agent_id=\"agent-2\"} 23.5");
+	free(t);
+}
+
+#define ODD_SVC "fleet_service_cpu_percent{organization_id=\"org-c\",agent_id=\"odd\",container=\""
+
+static void labels_are_escaped_and_overlong_ones_dropped(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len;
+	char *t = render_whole(&o, &len);
+	char *line = malloc(2 * FLEET_EXPO_LABEL_MAX);
+
+	/* Ids and report strings: \" \\ \n escaped. */
+	expect_line(t, "fleet_agent_stale{organization_id=\"o\\\"q\",agent_id=\"a\\\\b\"} 0");
+	expect_line(t, "fleet_agent_info{organization_id=\"org-c\",agent_id=\"odd\",version=\"v\\\"1\\\\\"} 1");
+	expect_line(t, "fleet_service_cpu_percent{organization_id=\"org-c\",agent_id=\"odd\","
+		       "container=\"we\\\"ird\\\\name\\nline\"} 1.5");
+	/* 1024 bytes escaped: kept; 1025: dropped, like 16 000. */
+	size_t pre = strlen(ODD_SVC);
+	memcpy(line, ODD_SVC, pre);
+	memset(line + pre, 'x', FLEET_EXPO_LABEL_MAX);
+	strcpy(line + pre + FLEET_EXPO_LABEL_MAX, "\"} 2");
+	expect_line(t, line);
+	assert_int_equal(count_lines_with(t, "agent_id=\"odd\",container=\"we"), 2); /* info, cpu */
+	assert_int_equal(count_lines_with(t, "agent_id=\"odd\",container=\"xxx"), 1);
+	assert_null(strstr(t, "yyyy"));
+	assert_int_equal(dropped(t, "label_too_long"), 3);
+	/* The agent whose organization id is not UTF-8: 22 series left out. */
+	assert_null(strstr(t, "agent-x"));
+	assert_int_equal(dropped(t, "invalid_id"), 22);
+	assert_int_equal(dropped(t, "max_series"), 0);
+	/* Dates: offsets, fractions, before 1970; none for a non-date. */
+	expect_line(t, "fleet_cert_check_expiry_timestamp_seconds{organization_id=\"org-c\",agent_id=\"odd\","
+		       "container=\"c\",host=\"h\",port=\"443\"} 1798761600.25");
+	expect_line(t, "fleet_cert_check_expiry_timestamp_seconds{organization_id=\"org-c\",agent_id=\"odd\","
+		       "container=\"c\",host=\"h2\",port=\"443.5\"} -0.5");
+	assert_int_equal(count_lines_with(t, "host=\"h\""), 3);
+	assert_int_equal(count_lines_with(t, "host=\"h3\""), 2); /* no Feb 29 in 2027 */
+	assert_int_equal(count_lines_with(t, "host=\"h4\""), 2);
+	expect_line(t, "fleet_cert_check_success{organization_id=\"org-c\",agent_id=\"odd\","
+		       "container=\"c\",host=\"h\",port=\"443\"} 0");
+	free(line);
+	free(t);
+}
+
+static void expired_agents_are_left_out_and_stale_ones_marked(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len;
+	char *t = render_whole(&o, &len);
+
+	assert_null(strstr(t, "agent_id=\"agent-4\""));  /* now - ttl */
+	expect_line(t, "fleet_agent_stale{organization_id=\"org-a\",agent_id=\"agent-3\"} 1");
+	expect_line(t, "fleet_agent_stale{organization_id=\"org-b\",agent_id=\"agent-1\"} 1");
+	expect_line(t, "fleet_agent_stale{organization_id=\"org-b\",agent_id=\"agent-5\"} 0");
+	expect_line(t, "fleet_agent_last_report_timestamp_seconds{organization_id=\"org-b\",agent_id=\"agent-1\"} 1799999700.001");
+	/* A stale agent keeps its series. */
+	assert_int_equal(count_lines_with(t, "{organization_id=\"org-b\",agent_id=\"agent-1\""), 257);
+	free(t);
+
+	/* 0: no expiry, no staleness. */
+	o.ttl_ms = o.stale_ms = 0;
+	t = render_whole(&o, &len);
+	assert_int_equal(count_lines_with(t, "{organization_id=\"org-a\",agent_id=\"agent-4\""), 257);
+	expect_line(t, "fleet_agent_stale{organization_id=\"org-a\",agent_id=\"agent-3\"} 0");
+	free(t);
+}
+
+static void max_series_keeps_the_first_ones_and_counts_the_rest(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len, clen, all, cap;
+	char *t = render_whole(&o, &len), *capped;
+
+	all = count_series(t);
+	cap = all / 3;
+	o.max_series = cap;
+	capped = render(&o, FLEET_EXPO_MIN_CAP, &clen);
+	assert_int_equal(count_series(capped), cap);
+	assert_int_equal(dropped(capped, "max_series"), all - cap);
+	assert_int_equal(dropped(capped, "label_too_long"), 3);
+	assert_int_equal(dropped(capped, "invalid_id"), 22);
+	/* The capped samples are the first `cap` of the whole exposition. */
+	const char *a = t, *b = capped;
+	for (size_t i = 0; i < cap;) {
+		const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+
+		if (*a == '#') {
+			a = ea + 1;
+			continue;
+		}
+		if (*b == '#') {
+			b = eb + 1;
+			continue;
+		}
+		assert_int_equal(ea - a, eb - b);
+		assert_memory_equal(a, b, (size_t)(ea - a));
+		a = ea + 1;
+		b = eb + 1;
+		i++;
+	}
+	if (access("/usr/bin/promtool", X_OK) == 0)
+		assert_int_equal(run_on("/usr/bin/promtool check metrics", capped, clen), 0);
+	free(capped);
+
+	o.max_series = 1; /* one series, every family's metadata */
+	capped = render_whole(&o, &clen);
+	assert_int_equal(count_series(capped), 1);
+	assert_int_equal(dropped(capped, "max_series"), all - 1);
+	assert_int_equal(count_prefix(capped, "# TYPE "), count_prefix(t, "# TYPE "));
+	free(capped);
+	free(t);
+}
+
+/* A NUL (\u0000 in the JSON) is valid UTF-8 and has no escape in either
+ * format: it is written as it is, and parsers take it. */
+static void a_nul_in_a_label_is_written_as_it_is(void **state)
+{
+	(void)state;
+	static const char doc[] = "{\"services\": [{\"containerName\": \"a\\u0000b\", \"cpuPercent\": 7}]}";
+	static const char want[] = "fleet_service_cpu_percent{organization_id=\"o\",agent_id=\"n\","
+				   "container=\"a\0b\"} 7\n";
+	struct fleet_store saved = store;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len;
+	char *t;
+
+	assert_int_equal(fleet_store_init(&store, 4, 1, FLEET_CHUNK), 0);
+	publish_s("o", "n", doc, sizeof doc - 1, NOW);
+	t = render(&o, FLEET_EXPO_MIN_CAP, &len);
+	assert_non_null(memmem(t, len, want, sizeof want - 1));
+	if (access("/usr/bin/promtool", X_OK) == 0)
+		assert_int_equal(run_on("/usr/bin/promtool check metrics", t, len), 0);
+	fleet_store_fini(&store);
+	store = saved;
+	free(t);
+}
+
+/* Visits that write nothing (series past the cap, expired agents) still
+ * count: a call returns after FLEET_EXPO_STEP_BUDGET of them once it has
+ * written a line, so a worker is never stuck in one long call. */
+static void a_call_ends_after_its_step_budget_when_little_is_written(void **state)
+{
+	(void)state;
+	struct fleet_store saved = store;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 1);
+	struct fleet_expo_cursor c;
+	static char piece[FLEET_EXPO_MIN_CAP];
+	const unsigned agents = 3000;
+	size_t n, len = 0, pieces = 0;
+
+	assert_int_equal(fleet_store_init(&store, agents, 1, (size_t)agents * 16384 + FLEET_CHUNK), 0);
+	for (unsigned i = 0; i < agents; i++) {
+		char id[16];
+
+		snprintf(id, sizeof id, "a%u", i);
+		publish_s("o", id, full, full_len, NOW);
+	}
+	fleet_expo_begin(&c, &o);
+	while ((n = fleet_expo_next(&c, &store, 0, piece, sizeof piece)) > 0) {
+		len += n;
+		pieces++;
+	}
+	/* ~10 KB of metadata would fit one piece; 257 series and an agent
+	 * visit per family for each agent take many budgets. */
+	assert_true(len < sizeof piece);
+	assert_true(pieces >= (size_t)agents * 257 / FLEET_EXPO_STEP_BUDGET);
+	assert_int_equal(c.series, 1);
+	assert_int_equal(c.dropped[FLEET_EXPO_DROP_MAX_SERIES], (uint64_t)agents * 257 - 1);
+	fleet_store_fini(&store);
+	store = saved;
+}
+
+/* ---- The store changing underneath ---- */
+
+static void an_empty_store_gives_metadata_and_the_dropped_family(void **state)
+{
+	(void)state;
+	struct fleet_store saved = store;
+	struct fleet_expo_options o = opts(EXPO_OPENMETRICS_100, 0);
+	size_t len;
+	char *t;
+
+	assert_int_equal(fleet_store_init(&store, 4, 1, FLEET_CHUNK), 0);
+	t = render(&o, FLEET_EXPO_MIN_CAP, &len);
+	assert_int_equal(count_series(t), 0);
+	assert_int_equal(dropped(t, "max_series"), 0);
+	assert_memory_equal(t + len - 6, "# EOF\n", 6);
+	fleet_store_fini(&store);
+	store = saved;
+	free(t);
+}
+
+static void agents_published_between_pieces_appear_from_a_family_on(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	struct fleet_expo_cursor c;
+	char *out = malloc(WHOLE_CAP), piece[FLEET_EXPO_MIN_CAP];
+	size_t len = 0, n;
+	int i = 0;
+
+	fleet_expo_begin(&c, &o);
+	while ((n = fleet_expo_next(&c, &store, 0, piece, sizeof piece)) > 0) {
+		memcpy(out + len, piece, n);
+		len += n;
+		if (++i % 7 == 0) { /* a new agent, and a new report of an old one */
+			char id[32];
+
+			snprintf(id, sizeof id, "late-%d", i);
+			publish_s("org-z", id, full, full_len, NOW);
+			publish_s("org-a", "agent-1", i % 2 ? minimal : full,
+				  i % 2 ? minimal_len : full_len, NOW - 10877);
+		}
+		fleet_quiescent(&store, 0);
+	}
+	out[len] = '\0';
+	assert_non_null(strstr(out, "agent_id=\"late-7\""));
+	if (access("/usr/bin/promtool", X_OK) == 0)
+		assert_int_equal(run_on("/usr/bin/promtool check metrics", out, len), 0);
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pieces_of_every_size_give_the_whole_exposition),
+		cmocka_unit_test(lines_near_the_bound_never_pass_the_cap),
+		cmocka_unit_test(a_copied_cursor_continues_the_same),
+		cmocka_unit_test(text_passes_promtool),
+		cmocka_unit_test(openmetrics_ends_with_eof_and_parses),
+		cmocka_unit_test(every_family_is_one_block_with_help_and_type_first),
+		cmocka_unit_test(values_are_written_as_expo_format_double_does),
+		cmocka_unit_test(full_sample_in_base_units),
+		cmocka_unit_test(labels_are_escaped_and_overlong_ones_dropped),
+		cmocka_unit_test(expired_agents_are_left_out_and_stale_ones_marked),
+		cmocka_unit_test(max_series_keeps_the_first_ones_and_counts_the_rest),
+		cmocka_unit_test(an_empty_store_gives_metadata_and_the_dropped_family),
+		cmocka_unit_test(a_nul_in_a_label_is_written_as_it_is),
+		cmocka_unit_test(a_call_ends_after_its_step_budget_when_little_is_written),
+		/* Last: it changes the store. */
+		cmocka_unit_test(agents_published_between_pieces_appear_from_a_family_on),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

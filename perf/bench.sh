@@ -8,19 +8,26 @@
 #
 # Env: BENCH_ROUNDS=5 BENCH_DURATION=5s BENCH_THREADS=1 BENCH_CONNECTIONS=50
 #      BENCH_WORKERS=$(nproc) (both servers), RINGSIDE_BIN=build/ringside,
-#      PERF_BIN_DIR=build/perf
+#      PERF_BIN_DIR=build/perf, RINGSIDE_SAMPLES=../shared/samples (from the
+#      repo root: ingest-full.json, the body of the ingest scenario)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# One scenario per line: name, method, path, wrk Lua script in perf/ (or -),
-# then, to the end of the line, the nginx location giving the same answer.
+# One scenario per line: name, method, path, wrk script, then, to the end
+# of the line, the nginx location giving the same answer. The wrk script is
+# a Lua file in perf/ adding what the request needs beyond its method and
+# path (headers, a body), or - for nothing.
 # @BODY@ in a location serves a file holding the bytes Ringside answered
 # for that path just before the rounds: nginx serves a dynamic answer as a
 # static file, the yardstick for moving the same bytes.
+# ingest: one agent report (the full sample) per request, Ringside with a
+# token key and the rate limit off; nginx reads and drops the same body
+# (keeping the connection) and answers 202 as Ringside does.
 SCENARIOS=$(cat <<'EOF'
-health   GET  /health                 -  location = /health { default_type application/json; return 200 '{"status":"ok"}'; }
-metrics  GET  /metrics                -  location = /metrics { default_type "text/plain; version=0.0.4; charset=utf-8"; @BODY@; }
-pool     GET  /metrics/api/metrics/   -  location = /metrics/api/metrics/ { default_type application/json; @BODY@; }
+health   GET   /health                -           location = /health { default_type application/json; return 200 '{"status":"ok"}'; }
+metrics  GET   /metrics               -           location = /metrics { default_type "text/plain; version=0.0.4; charset=utf-8"; @BODY@; }
+pool     GET   /metrics/api/metrics/  -           location = /metrics/api/metrics/ { default_type application/json; @BODY@; }
+ingest   POST  /api/metrics/ingest    ingest.lua  location = /api/metrics/ingest { client_max_body_size 1m; client_body_buffer_size 64k; default_type application/json; return 202 '{"accepted":true}'; }
 EOF
 )
 
@@ -30,12 +37,18 @@ workers=${BENCH_WORKERS:-$(nproc)}
 ringside=${RINGSIDE_BIN:-build/ringside}
 nginx=/usr/sbin/nginx
 out=build/bench/latest.md
+samples=${RINGSIDE_SAMPLES:-../shared/samples}
 
 die() { echo "bench: $*" >&2; exit 1; }
 if ! command -v wrk >/dev/null || [ ! -x "$nginx" ]; then
 	die "wrk or nginx missing: run make deps"
 fi
 [ -x "$ringside" ] || die "$ringside is not built (make bench builds it)"
+[ -r "$samples/ingest-full.json" ] ||
+	die "no $samples/ingest-full.json (set RINGSIDE_SAMPLES to the samples directory)"
+samples=$(cd "$samples" && pwd)
+# For bench_fleet_expo, and for perf/ingest.lua under wrk.
+export RINGSIDE_SAMPLES=$samples BENCH_INGEST_BODY=$samples/ingest-full.json
 
 tmp=$(mktemp -d /tmp/ringside-bench.XXXXXX)
 chmod 755 "$tmp" # nginx workers drop root and read @BODY@ files here
@@ -98,18 +111,38 @@ WORKERS=$workers PORT=${port[nginx]} TMP=$tmp LOCATIONS=$locations \
 pids+=($!)
 wait_port $! "${port[nginx]}" "$tmp/nginx.log"
 
+# Agents need a token: an HS256 key for this run only, and one token for
+# every wrk connection (one agent reporting over and over).
+(umask 077 && head -c 48 /dev/urandom >"$tmp/jwt-secret")
 "$ringside" --listen "127.0.0.1:${port[ringside]}" --workers "$workers" \
-	--log-level warn >"$tmp/ringside.log" 2>&1 &
+	--jwt-secret-file "$tmp/jwt-secret" --log-level warn >"$tmp/ringside.log" 2>&1 &
 pids+=($!)
 wait_port $! "${port[ringside]}" "$tmp/ringside.log"
+BENCH_TOKEN=$("$ringside" token --sub bench-agent --org bench-org --scope metrics:write \
+	--ttl 3600s --jwt-secret-file "$tmp/jwt-secret") || die "ringside token failed"
+export BENCH_TOKEN
 
 # The bytes nginx serves for @BODY@ locations: Ringside's answer now, after
 # some traffic so /metrics has its request series.
 for _ in $(seq 20); do curl -sf -o /dev/null "http://127.0.0.1:${port[ringside]}/health"; done
-while read -r name _ path _; do
+while read -r name _ path _ loc; do
+	[[ $loc == *@BODY@* ]] || continue
 	curl -sf -o "$tmp/$name.body" "http://127.0.0.1:${port[ringside]}$path" ||
 		die "ringside did not answer $path"
 done <<<"$SCENARIOS"
+
+# One report to each server, twice on one connection: both must answer
+# 202, and keep the connection after reading the body (num_connects 0 the
+# second time), or the ingest rounds would not compare the same work.
+for server in ringside nginx; do
+	url="http://127.0.0.1:${port[$server]}/api/metrics/ingest"
+	got=$(curl -sS -H 'Expect:' -H 'Content-Type: application/json' \
+		-H "Authorization: Bearer $BENCH_TOKEN" --data-binary "@$BENCH_INGEST_BODY" \
+		-o "$tmp/ingest.1" -o "$tmp/ingest.2" -w '%{http_code} %{num_connects}\n' \
+		"$url" "$url" | tr '\n' ' ') || die "$server: POST $url failed"
+	[ "$got" = "202 1 202 0 " ] ||
+		die "$server: POST $url: want \"202 1 202 0 \" (status, new connections), got \"$got\": $(cat "$tmp/ingest.1")"
+done
 
 # run_wrk URL [SCRIPT]: prints "requests/s p99_in_us"; dies on wrong answers.
 run_wrk() {
@@ -151,7 +184,7 @@ while read -r bench oname ons omb pname pns pmb; do
 done <"$micro"
 # The ingest validator beside jansson on the full sample, one core.
 read -r _ v_ns v_mb _ j_ns j_mb < <(taskset -c 0 "$bindir/bench_ingest_validator" \
-	../shared/samples/ingest-full.json) || die "bench_ingest_validator failed"
+	"$samples/ingest-full.json") || die "bench_ingest_validator failed"
 printf '%-12s %-24s %10s %8s\n' ingest jansson "$j_ns" "$j_mb" ingest ringside "$v_ns" "$v_mb"
 printf '%-12s %-24s %10.2f\n' ingest speed-up "$(awk -v a="$j_ns" -v b="$v_ns" 'BEGIN { print a / b }')"
 
@@ -161,7 +194,24 @@ read -r _ scrape_us scrape_bytes _ gzip_us gzip_bytes < <(taskset -c 0 "$bindir/
 	die "bench_metrics_scrape failed"
 printf 'one /metrics scrape: %s us for %s bytes; with gzip %s us -> %s bytes\n' \
 	"$scrape_us" "$scrape_bytes" "$gzip_us" "$gzip_bytes"
+# One GET /metrics/fleet body over 10 000 agents each holding the full
+# sample (no peer either); its line as it prints it.
+fleet_expo=$(taskset -c 0 "$bindir/bench_fleet_expo") || die "bench_fleet_expo failed"
+echo "$fleet_expo"
 echo
+
+# Each scenario's wrk script: none for a plain GET, else one setting the
+# method, then the scenario's script from perf/ if it names one.
+declare -A script
+while read -r name method _ lua _; do
+	script[$name]=
+	[ "$method" = GET ] && [ "$lua" = - ] && continue
+	script[$name]=$tmp/$name.lua
+	{
+		echo "wrk.method = \"$method\""
+		[ "$lua" = - ] || cat "perf/$lua"
+	} >"${script[$name]}" || die "no perf/$lua for $name"
+done <<<"$SCENARIOS"
 
 results=$tmp/results
 : >"$results"
@@ -169,15 +219,9 @@ for r in $(seq "$rounds"); do
 	# Alternate who goes first, so a drift (heat, noise) hits both alike.
 	order="nginx ringside"
 	[ $((r % 2)) -eq 0 ] && order="ringside nginx"
-	while read -r name method path lua _; do
-		script=
-		[ "$lua" != - ] && script=perf/$lua
-		if [ -z "$script" ] && [ "$method" != GET ]; then
-			script=$tmp/$name.lua
-			echo "wrk.method = \"$method\"" >"$script"
-		fi
+	while read -r name _ path _; do
 		for server in $order; do
-			res=$(run_wrk "http://127.0.0.1:${port[$server]}$path" "$script")
+			res=$(run_wrk "http://127.0.0.1:${port[$server]}$path" "${script[$name]}")
 			read -r rps p99 <<<"$res"
 			printf '%s round %d/%d %-8s %10.0f req/s  p99 %8.0f us\n' \
 				"$name" "$r" "$rounds" "$server" "$rps" "$p99" >&2
@@ -214,9 +258,11 @@ mkdir -p "${out%/*}"
 	echo
 	echo "- Command: \`BENCH_ROUNDS=$rounds BENCH_DURATION=$duration" \
 		"BENCH_THREADS=$threads BENCH_CONNECTIONS=$conns BENCH_WORKERS=$workers" \
-		"perf/bench.sh\`; each run \`wrk --latency -t$threads -c$conns -d$duration URL\`," \
+		"perf/bench.sh\`; each run \`wrk --latency -t$threads -c$conns -d$duration URL\`" \
+		"(ingest: with perf/ingest.lua, POST of ingest-full.json, one agent token)," \
 		"servers alternating, medians of $rounds rounds"
-	echo "- Servers: nginx (perf/nginx.conf.in) and \`$ringside --workers $workers\`," \
+	echo "- Servers: nginx (perf/nginx.conf.in) and" \
+		"\`$ringside --workers $workers --jwt-secret-file KEY\` (rate limit off)," \
 		"$workers workers each, wrk on the same machine"
 	echo "- nproc: $(nproc); CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 	echo "- Kernel: $(uname -r); $("$nginx" -v 2>&1); wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
@@ -235,6 +281,9 @@ mkdir -p "${out%/*}"
 	echo
 	echo "One /metrics scrape with every route observed (one core, median of 5):" \
 		"$scrape_us µs for $scrape_bytes bytes of text; with gzip $gzip_us µs -> $gzip_bytes bytes."
+	echo
+	echo "One GET /metrics/fleet body, 10 000 agents holding ingest-full.json (one core," \
+		"median of 5): \`$fleet_expo\`"
 	echo
 	echo "| scenario | server | req/s (median) | p99 (median) |"
 	echo "|---|---|---:|---:|"

@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL, OPT_STRING, OPT_RATE };
+enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL, OPT_STRING, OPT_RATE, OPT_INGEST_LIMITS };
 
 /* Which command a flag belongs to. */
 enum opt_for { FOR_ALL, FOR_SERVE, FOR_TOKEN };
@@ -57,6 +57,8 @@ static const struct option_def options[] = {
 	 "reports per second each agent may send, e.g. 0.2 (a burst of 1 s); 0: no limit", FOR_SERVE},
 	{"ingest-slots", OPT_COUNT, CFG(ingest_slots), 1, 4096, "32",
 	 "ingest bodies validated at once, per worker (880 KB each, touched as used); then 503", FOR_SERVE},
+	{"ingest-limits", OPT_INGEST_LIMITS, CFG(ingest_limits), 0, 0, "",
+	 "lower validator limits, e.g. containers=64,string=4KiB (see README); past one: 413", FOR_SERVE},
 	{"fleet-max-agents", OPT_COUNT, CFG(fleet_max_agents), 1, 1u << 24, "100000",
 	 "agents whose latest report is kept; a new agent past it gets 503", FOR_SERVE},
 	{"fleet-memory", OPT_SIZE, CFG(fleet_memory_bytes), 4 * MIB, 512ull * 1024 * MIB, "4GiB",
@@ -196,6 +198,61 @@ int config_parse_rate_milli(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* The validator's limits by name, with their capacities (ingest.h). */
+#define LIMIT(name, field, cap) {name, offsetof(struct ingest_limits, field), cap}
+static const struct {
+	const char *name;
+	size_t offset;
+	uint32_t cap;
+} ingest_limit_names[] = {
+	LIMIT("services", services, INGEST_CAP_SERVICES),
+	LIMIT("health-checks", health_checks, INGEST_CAP_HEALTH_CHECKS),
+	LIMIT("tcp-checks", tcp_checks, INGEST_CAP_TCP_CHECKS),
+	LIMIT("cert-checks", cert_checks, INGEST_CAP_CERT_CHECKS),
+	LIMIT("containers", containers, INGEST_CAP_CONTAINERS),
+	LIMIT("processes", processes, INGEST_CAP_PROCESSES),
+	LIMIT("ports-per-container", ports_per_container, INGEST_CAP_PORTS_PER_CONTAINER),
+	LIMIT("labels-per-container", labels_per_container, INGEST_CAP_LABELS_PER_CONTAINER),
+	LIMIT("mounts-per-container", mounts_per_container, INGEST_CAP_MOUNTS_PER_CONTAINER),
+	LIMIT("ports", ports, INGEST_CAP_PORTS),
+	LIMIT("labels", labels, INGEST_CAP_LABELS),
+	LIMIT("mounts", mounts, INGEST_CAP_MOUNTS),
+	LIMIT("arena", arena_bytes, INGEST_CAP_ARENA),
+	LIMIT("string", string_bytes, INGEST_CAP_ARENA),
+	LIMIT("key", key_bytes, INGEST_CAP_KEY),
+	LIMIT("depth", depth, INGEST_CAP_DEPTH),
+};
+
+int config_parse_ingest_limits(const char *s, struct ingest_limits *out)
+{
+	struct ingest_limits l = *out;
+	while (*s) {
+		size_t n = strcspn(s, "="), k;
+		for (k = 0; k < sizeof ingest_limit_names / sizeof ingest_limit_names[0]; k++)
+			if (strlen(ingest_limit_names[k].name) == n &&
+			    !strncmp(ingest_limit_names[k].name, s, n))
+				break;
+		if (k == sizeof ingest_limit_names / sizeof ingest_limit_names[0] || s[n] != '=')
+			return -EINVAL;
+		s += n + 1;
+		char value[32];
+		n = strcspn(s, ",");
+		uint64_t v;
+		if (n >= sizeof value)
+			return -EINVAL;
+		memcpy(value, s, n);
+		value[n] = '\0';
+		if (config_parse_size(value, &v) || v < 1 || v > ingest_limit_names[k].cap)
+			return -EINVAL;
+		*(uint32_t *)(void *)((char *)&l + ingest_limit_names[k].offset) = (uint32_t)v;
+		s += n;
+		if (*s == ',' && *++s == '\0')
+			return -EINVAL;
+	}
+	*out = l;
+	return 0;
+}
+
 /* Applies one value; on error prints a message naming `source` (the flag
  * or the variable) and returns -EINVAL. */
 static int apply(struct config *cfg, const struct option_def *o,
@@ -260,6 +317,17 @@ static int apply(struct config *cfg, const struct option_def *o,
 			return -EINVAL;
 		}
 		*(uint32_t *)(void *)field = ms;
+		return 0;
+	case OPT_INGEST_LIMITS:
+		if (config_parse_ingest_limits(value, (struct ingest_limits *)(void *)field)) {
+			fprintf(err, "ringside: %s: invalid limits '%s' (want NAME=N,..., each N from 1 "
+				     "to its capacity; names: services, health-checks, tcp-checks, "
+				     "cert-checks, containers, processes, ports-per-container, "
+				     "labels-per-container, mounts-per-container, ports, labels, "
+				     "mounts, arena, string, key, depth)\n",
+				source, value);
+			return -EINVAL;
+		}
 		return 0;
 	case OPT_STRING: {
 		size_t len = strlen(value);
@@ -387,6 +455,12 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 	}
 	if (command == FOR_TOKEN && (!cfg->token.sub[0] || !cfg->token.org[0])) {
 		fprintf(err, "ringside: token needs --sub AGENT_ID and --org ORG_ID\n");
+		return CONFIG_ERROR;
+	}
+	if (cfg->fleet_ttl_ms < cfg->fleet_stale_ms) {
+		/* Agents would leave /metrics/fleet before ever showing stale. */
+		fprintf(err, "ringside: --fleet-ttl (%u ms) must be at least --fleet-stale (%u ms)\n",
+			cfg->fleet_ttl_ms, cfg->fleet_stale_ms);
 		return CONFIG_ERROR;
 	}
 	return command == FOR_TOKEN ? CONFIG_TOKEN : CONFIG_SERVE;

@@ -70,10 +70,10 @@ static int serve(const struct config *cfg)
 		log_error("out of memory for the metrics registry", "%s", "");
 		return 1;
 	}
-	sample_process(&metrics);
 	static struct api api;
 	if (api_init(&api, cfg, cfg->workers) < 0)
 		return 1;
+	sample_process(&metrics);
 	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped};
 	struct ring_server server;
 	if (ring_server_start(&server, cfg, &api_router, &metrics, &hooks) < 0)

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ringside/ingest.h"
+
 #define RINGSIDE_VERSION "0.1.0"
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -48,6 +50,7 @@ struct config {
 	/* Ingest and the fleet view (DESIGN.md "Ingest"). */
 	uint32_t ingest_rate_milli;   /* --ingest-rate-limit: reports/s per agent x 1000; 0 off */
 	uint32_t ingest_slots;        /* --ingest-slots: bodies validated at once, per worker */
+	struct ingest_limits ingest_limits; /* --ingest-limits: 0 = the capacity */
 	uint32_t fleet_max_agents;    /* --fleet-max-agents */
 	uint64_t fleet_memory_bytes;  /* --fleet-memory: snapshot blocks, all agents */
 	uint32_t fleet_stale_ms;      /* --fleet-stale */
@@ -83,5 +86,8 @@ int config_parse_size(const char *s, uint64_t *out);         /* 512, 4k, 4KiB, 2
 int config_parse_duration_ms(const char *s, uint32_t *out);  /* 500ms, 10s, 2m, 10 */
 int config_parse_listen(const char *s, struct sockaddr_in *out);
 int config_parse_rate_milli(const char *s, uint32_t *out);    /* 10, 0.5, 2.25 (per second) */
+/* "containers=64,string=4KiB,depth=16": lowers those limits (each from 1
+ * to its capacity), leaves the others as they were. */
+int config_parse_ingest_limits(const char *s, struct ingest_limits *out);
 
 #endif

@@ -16,7 +16,7 @@
 
 /* The server keeps at least this much room in the output buffer before it
  * starts a request, so an error envelope always fits. */
-#define HTTP_RESPONSE_RESERVE 1024u
+#define HTTP_RESPONSE_RESERVE 2048u
 
 /* "Date: Sun, 22 Nov 2026 15:00:00 GMT\r\n" */
 #define HTTP_DATE_LINE_LEN 37u

@@ -76,7 +76,7 @@ const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *b
 			snprintf(message, sizeof message, "Invalid bearer token: %s.",
 				 jwt_error_reason(r));
 			http_reply_error(x, 401, "UNAUTHORIZED", message, NULL,
-					 "Get a new token from the token endpoint.",
+					 "Get a new agent token.",
 					 "WWW-Authenticate: " REALM ", error=\"invalid_token\"\r\n");
 			return NULL;
 		}

@@ -3,7 +3,7 @@
  * validated as its bytes arrive (src/ingest) and published as the agent's
  * latest snapshot (src/fleet).
  *
- * At the head: media type, token, scope, rate limit and a validator slot,
+ * At the head: token, scope, media type, rate limit and a validator slot,
  * each refused at once (the body is then read and dropped). Each run of
  * body bytes goes straight into the validator; the first error stops it,
  * and the rest of the body is discarded. At the end: the error, or the
@@ -33,6 +33,9 @@ static bool is_json(const char *v, size_t len)
 static unsigned ingest_head(struct http_exchange *x, const char *buf,
 			    const struct http_request *req)
 {
+	const struct jwt_claims *c = api_authenticate(x, buf, req, JWT_SCOPE_METRICS_WRITE);
+	if (!c)
+		return 0;
 	struct http_span ct = req->hdr[HTTP_HDR_CONTENT_TYPE];
 	if (!is_json(http_span_ptr(buf, ct), ct.len)) {
 		http_reply_error(x, 415, "VALIDATION_ERROR",
@@ -40,9 +43,6 @@ static unsigned ingest_head(struct http_exchange *x, const char *buf,
 				 NULL, "Send the report with `Content-Type: application/json`.", NULL);
 		return 0;
 	}
-	const struct jwt_claims *c = api_authenticate(x, buf, req, JWT_SCOPE_METRICS_WRITE);
-	if (!c)
-		return 0;
 	struct api *a = x->ctx->api;
 	size_t org_len = strlen(c->organization_id), agent_len = strlen(c->sub);
 	uint32_t wait_ms = rate_limit_take(&a->rate, c->organization_id, org_len, c->sub,
@@ -117,7 +117,7 @@ static void ingest_request(struct http_exchange *x)
 				 NULL,
 				 full ? "The operator can raise --fleet-max-agents."
 				      : "The operator can raise --fleet-memory.",
-				 "Retry-After: 5\r\n");
+				 full ? NULL : "Retry-After: 5\r\n");
 		return;
 	}
 	/* What was accepted, so an agent can check nothing was cut. The

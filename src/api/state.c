@@ -59,6 +59,7 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers)
 	memset(a, 0, sizeof *a);
 	a->cfg = cfg;
 	a->worker_count = workers;
+	a->limits = cfg->ingest_limits;
 	if (cfg->jwt_secret_file[0] || cfg->jwt_public_key_file[0]) {
 		char err[256];
 		if (jwt_keys_load(&a->keys, cfg->jwt_secret_file, cfg->jwt_public_key_file,

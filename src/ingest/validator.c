@@ -122,7 +122,7 @@ static const char H_REQUIRED[] = "Add the field: this object requires it.";
 static const char H_DUP[] = "Send each key once per object.";
 static const char H_DATE[] = "Send a UTC time as YYYY-MM-DDTHH:MM[:SS[.fraction]]Z, e.g. 2026-04-15T12:00:00Z.";
 static const char H_RANGE[] = "Send a finite number; a double holds magnitudes up to about 1.8e308.";
-static const char H_LIMIT[] = "This is a limit of this server: send fewer items or shorter values, or ask its operator to raise the limit.";
+static const char H_LIMIT[] = "This is a limit of this server (see its --ingest-limits): send fewer items or shorter values.";
 
 static int rc_of(const struct ingest_parser *p)
 {

@@ -328,6 +328,12 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 		c->body_kind = BODY_LENGTH;
 		c->body_left = req->content_length;
 	}
+	/* RFC 9110 10.1.1: the client may wait for this before sending the
+	 * body. Sent before the handler sees the head, so that a refusal it
+	 * answers at once comes after it, never before. The reserve checked
+	 * at head start leaves room for it. */
+	if (c->body_kind != BODY_NONE && req->expect_continue && req->version_minor == 1)
+		http_write_continue(&c->out);
 	if (c->handler && c->handler->on_head) {
 		c->handler_open = true;
 		c->answer_status = (uint16_t)c->handler->on_head(&c->x, base, req);
@@ -341,10 +347,6 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 		finish_request(w, c);
 		return;
 	}
-	/* RFC 9110 10.1.1: the client may wait for this before sending the
-	 * body. The reserve checked at head start leaves room for it. */
-	if (req->expect_continue && req->version_minor == 1)
-		http_write_continue(&c->out);
 	c->phase = PHASE_BODY;
 	timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->body_timeout_ms);
 }

@@ -317,6 +317,29 @@ static void reports_past_the_rate_limit_get_429(void **state)
 	CHECK(server_stop(&s) == 0, "clean exit");
 }
 
+/* --ingest-limits lowers a capacity: past it, 413 naming the field. */
+static void reports_past_an_ingest_limit_get_413(void **state)
+{
+	static const char *const args[] = {"--jwt-secret-file", SECRET, "--ingest-limits",
+					   "containers=2,string=4KiB", NULL};
+	struct server s;
+	(void)state;
+	server_start(&s, args);
+	char *tok = mint(SECRET, "agent-big", "org-a", "metrics:write");
+	struct http_response *r = post(s.port, tok, "application/json", full_sample, full_len);
+	expect_error(r, 413, "VALIDATION_ERROR");
+	char field[64];
+	CHECK(json_get_string(r->body, "field", field, sizeof field) &&
+		      !strncmp(field, "containers", 10),
+	      "413 names the array: %s", r->body);
+	free(r);
+	r = post(s.port, tok, "application/json", minimal_sample, minimal_len);
+	expect_status(r, 202, false);
+	free(r);
+	free(tok);
+	CHECK(server_stop(&s) == 0, "clean exit");
+}
+
 /* Without a key the agent routes say why, and nothing else breaks. */
 static void without_a_key_the_agent_routes_answer_503(void **state)
 {
@@ -341,6 +364,7 @@ int main(void)
 		BB_TEST(chunked_body_in_small_pieces_is_accepted),
 		BB_TEST(fleet_exposition_has_the_agent_and_passes_promtool),
 		BB_TEST(reports_past_the_rate_limit_get_429),
+		BB_TEST(reports_past_an_ingest_limit_get_413),
 		BB_TEST(without_a_key_the_agent_routes_answer_503),
 	};
 	return H_RUN_GROUP("ingest", tests, setup, teardown);

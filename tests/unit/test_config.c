@@ -114,6 +114,8 @@ static void bad_values_name_their_source(void **state)
 		{"--ingest-rate-limit", "0.0001", "--ingest-rate-limit"},
 		{"--fleet-memory", "1M", "--fleet-memory"},
 		{"--fleet-ttl", "0", "--fleet-ttl"},
+		{"--ingest-limits", "containers=0", "--ingest-limits"},
+		{"--fleet-ttl", "60s", "--fleet-stale"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct config c;
@@ -174,6 +176,21 @@ static void sizes_and_durations_parse_with_suffixes(void **state)
 		assert_int_equal(config_parse_rate_milli(rates[i].text, &ms), rates[i].r);
 		if (rates[i].r == 0)
 			assert_int_equal(ms, rates[i].milli);
+	}
+	struct ingest_limits lim = {.depth = 9};
+	assert_int_equal(config_parse_ingest_limits("containers=64,string=4KiB", &lim), 0);
+	assert_int_equal(lim.containers, 64);
+	assert_int_equal(lim.string_bytes, 4096);
+	assert_int_equal(lim.depth, 9); /* untouched */
+	assert_int_equal(config_parse_ingest_limits("", &lim), 0);
+	static const char *const bad_limits[] = {
+		"containers", "containers=", "containers=0", "containers=257", "bogus=1",
+		"containers=1,", ",containers=1", "depth=65", "arena=1G", "containers=1;depth=2",
+	};
+	for (size_t i = 0; i < sizeof bad_limits / sizeof bad_limits[0]; i++) {
+		struct ingest_limits before = lim;
+		assert_int_equal(config_parse_ingest_limits(bad_limits[i], &lim), -EINVAL);
+		assert_memory_equal(&before, &lim, sizeof lim); /* nothing half-applied */
 	}
 	struct sockaddr_in a;
 	assert_int_equal(config_parse_listen("localhost:0", &a), 0);

@@ -92,6 +92,15 @@ void expo_finish(struct expo *e);
  */
 size_t expo_format_double(char out[33], double v);
 
+/*
+ * Writes the exact decimal of (whole + frac / 10^scale), negated if
+ * `negative`, with no trailing zeros in the fraction and no bare point:
+ * "1800000000.123", "-0.5", "3" (zero is "0", never "-0"). Needs
+ * frac < 10^scale and scale <= 18; writes at most 22 + scale bytes (no
+ * NUL) and returns the length. No rounding through a double, no printf.
+ */
+size_t expo_format_fixed(char *out, bool negative, uint64_t whole, uint64_t frac, unsigned scale);
+
 /* Escapes s for a label value (\\ \" \n) or HELP text (\\ \n, and \" in
  * OpenMetrics) into out; returns the length or (size_t)-1 if it does not
  * fit in cap. */

@@ -18,7 +18,6 @@
 #include "ringside/fleet_expo.h"
 
 #include <assert.h>
-#include <math.h>
 #include <string.h>
 
 #include "ringside/fleet_report.h"
@@ -295,69 +294,6 @@ static char *put_u64(char *p, uint64_t v)
 	return put(p, d, (size_t)(tmp + sizeof tmp - d));
 }
 
-static const uint64_t pow10u[] = {1,         10,         100,         1000,        10000,
-				  100000,    1000000,    10000000,    100000000,   1000000000};
-
-/* whole + frac / 10^scale (0 <= frac < 10^scale, scale <= 9) exactly in
- * decimal, without trailing zeros: "1800000000.123", "-0.5", "3". */
-static size_t fmt_fixed(char *out, int64_t whole, uint64_t frac, unsigned scale)
-{
-	char *p = out;
-	uint64_t mag = (uint64_t)whole;
-
-	if (whole < 0) {
-		*p++ = '-';
-		mag = 0 - mag;
-		if (frac) { /* -3 + 0.25 = -2.75 */
-			mag--;
-			frac = pow10u[scale] - frac;
-		}
-	}
-	p = put_u64(p, mag);
-	if (frac) {
-		*p++ = '.';
-		for (unsigned i = scale; i-- > 0; frac /= 10)
-			p[i] = (char)('0' + frac % 10);
-		p += scale;
-		while (p[-1] == '0')
-			p--;
-	}
-	return (size_t)(p - out);
-}
-
-/*
- * expo_format_double, with a fast path for the values agents send most
- * (23.5, 8022.651, 0.0015): if |v| >= 1e-4 equals m / 10^k for some k <= 6
- * and |m| < 10^15, the decimal m / 10^k reads back to v (both are the
- * correctly rounded m / 10^k), and it is what expo_format_double's "%.15g"
- * would print (v is within half an ulp of it, far inside the 15-digit
- * rounding interval; no exponent for 1e-4 <= |v| < 1e15). The smallest
- * such k has no trailing zero. Saves a snprintf and a strtod per value.
- */
-static size_t fmt_double(char out[33], double v)
-{
-	double a = fabs(v);
-
-	if (a >= 1e-4 && a < 1e15 && a != floor(a)) {
-		for (unsigned k = 1; k <= 6; k++) {
-			double p = (double)pow10u[k], t = a * p;
-			uint64_t m;
-
-			if (t >= 1e15)
-				break;
-			m = (uint64_t)(t + 0.5);
-			if ((double)m / p == a) {
-				size_t sign = v < 0;
-
-				out[0] = '-';
-				return sign + fmt_fixed(out + sign, (int64_t)(m / pow10u[k]),
-							m % pow10u[k], k);
-			}
-		}
-	}
-	return expo_format_double(out, v);
-}
-
 /* ---- RFC 3339 date-times (expiresAt) ---- */
 
 static bool digits(const char *s, size_t n, unsigned *v)
@@ -411,11 +347,13 @@ static bool parse_time(const char *s, size_t n, int64_t *sec, uint32_t *nsec)
 
 		while (i < n && (unsigned)(s[i] - '0') <= 9) {
 			if (i - f0 < 9)
-				*nsec += (uint32_t)(s[i] - '0') * (uint32_t)pow10u[8 - (i - f0)];
+				*nsec = *nsec * 10 + (uint32_t)(s[i] - '0');
 			i++;
 		}
 		if (i == f0)
 			return false;
+		for (size_t z = i - f0; z < 9; z++) /* ".5" is 500000000 ns */
+			*nsec *= 10;
 	}
 	if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z')) {
 		off = 0;
@@ -635,7 +573,7 @@ static bool add_label(struct lv *ls, unsigned *n, const struct lspec *l, const u
 	} else if (!has(item, l->bit)) {
 		return false;
 	} else if (l->kind == L_NUM) {
-		x->n = fmt_double(x->num, num_at(item, l->off));
+		x->n = expo_format_double(x->num, num_at(item, l->off));
 		x->s = x->num;
 	} else {
 		struct ingest_str st = str_at(item, l->off);
@@ -676,7 +614,7 @@ static size_t series(struct fleet_expo_cursor *c, const struct family *f, struct
 			d *= f->mul;
 		if (f->div)
 			d /= f->div;
-		vlen = fmt_double(val, d);
+		vlen = expo_format_double(val, d);
 		break;
 	}
 	case V_BOOL:
@@ -688,6 +626,7 @@ static size_t series(struct fleet_expo_cursor *c, const struct family *f, struct
 	case V_TIME: {
 		struct ingest_str st;
 		int64_t sec;
+		uint64_t mag;
 		uint32_t ns;
 
 		if (!has(item, col->bit))
@@ -695,7 +634,12 @@ static size_t series(struct fleet_expo_cursor *c, const struct family *f, struct
 		st = str_at(item, col->off);
 		if (!parse_time(fleet_str(&a->v, st), st.len, &sec, &ns))
 			return 0;
-		vlen = fmt_fixed(val, sec, ns, 9);
+		mag = sec < 0 ? 0 - (uint64_t)sec : (uint64_t)sec;
+		if (sec < 0 && ns) { /* -3 s + 0.25 s is -2.75 s */
+			mag--;
+			ns = 1000000000 - ns;
+		}
+		vlen = expo_format_fixed(val, sec < 0, mag, ns, 9);
 		break;
 	}
 	case V_INFO:
@@ -703,13 +647,10 @@ static size_t series(struct fleet_expo_cursor *c, const struct family *f, struct
 		vlen = 1;
 		break;
 	case V_RECEIVED: {
-		int64_t ms = a->snap->received_ms, sec = ms / 1000, r = ms % 1000;
+		int64_t ms = a->snap->received_ms;
+		uint64_t mag = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
 
-		if (r < 0) { /* floor, so that 0 <= r */
-			sec--;
-			r += 1000;
-		}
-		vlen = fmt_fixed(val, sec, (uint64_t)r, 3);
+		vlen = expo_format_fixed(val, ms < 0, mag / 1000, mag % 1000, 3);
 		break;
 	}
 	case V_STALE:

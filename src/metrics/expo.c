@@ -9,7 +9,8 @@
  *
  * This runs on the scrape path (a scrape a second per Prometheus server),
  * so it allocates nothing, uses no stdio except snprintf for non-integral
- * doubles, and does not depend on the locale (see expo_format_double).
+ * doubles other than short decimals, and does not depend on the locale
+ * (see expo_format_double).
  *
  * Overflow. Every call builds its line (expo_family: its two lines) at
  * buf[len] and moves len past it only when all of it fitted. So
@@ -171,6 +172,55 @@ size_t expo_escape_help(char *out, size_t cap, const char *s, enum expo_format f
 
 /* ---- Numbers ---- */
 
+static const uint64_t pow10u[19] = {
+	1,
+	10,
+	100,
+	1000,
+	10000,
+	100000,
+	1000000,
+	10000000,
+	100000000,
+	1000000000,
+	10000000000,
+	100000000000,
+	1000000000000,
+	10000000000000,
+	100000000000000,
+	1000000000000000,
+	10000000000000000,
+	100000000000000000,
+	1000000000000000000,
+};
+
+size_t expo_format_fixed(char *out, bool negative, uint64_t whole, uint64_t frac, unsigned scale)
+{
+	char tmp[20];
+	char *d = u64_digits(tmp, whole);
+	size_t dl = (size_t)(tmp + sizeof tmp - d), n = 0;
+
+	assert(scale <= 18 && frac < pow10u[scale]);
+	if (negative && (whole || frac))
+		out[n++] = '-';
+	memcpy(out + n, d, dl);
+	n += dl;
+	if (frac) { /* trailing zeros, and a bare point, say nothing */
+		while (frac % 10 == 0) {
+			frac /= 10;
+			scale--;
+		}
+		d = u64_digits(tmp, frac);
+		dl = (size_t)(tmp + sizeof tmp - d);
+		out[n++] = '.';
+		memset(out + n, '0', scale - dl); /* 0.0015: the zeros after the point */
+		n += scale - dl;
+		memcpy(out + n, d, dl);
+		n += dl;
+	}
+	return n;
+}
+
 /*
  * Both parsers read Go's strconv.ParseFloat syntax ([TEXT] "value is a
  * float represented as required by Go's ParseFloat() function"; [OM]
@@ -183,7 +233,8 @@ size_t expo_escape_help(char *out, size_t cap, const char *s, enum expo_format f
  * both parse, and a gauge that reads "-0" only puzzles people.
  *
  * Other finite values: the shortest of %.15g, %.16g, %.17g that reads back
- * to the same double (%.17g always does for IEEE binary64). printf and
+ * to the same double (%.17g always does for IEEE binary64), with a fast
+ * path (below) for short decimals that writes the same bytes. printf and
  * strtod both use LC_NUMERIC; the round-trip test runs in whatever locale
  * is current, so it is consistent, and then whatever the locale used as
  * the decimal point (one or more bytes that are none of 0-9 + - e) is
@@ -217,6 +268,49 @@ size_t expo_format_double(char out[33], double v)
 			n += dl;
 			out[n] = '\0';
 			return n;
+		}
+	}
+	/*
+	 * Fast path, for the short decimals gauges and agents' reports carry
+	 * most (23.5, 8022.651, 0.0015); it saves a snprintf and a strtod.
+	 * Here v is finite and not integral (the integer path took those).
+	 * If 1e-4 <= |v| < 1e15 and, for some k <= 6, an integer m < 10^15
+	 * gives m / 10^k == |v| (m and 10^k are exact in a double and the
+	 * division is correctly rounded), then the exact decimal D = m / 10^k
+	 * is what the loop below prints:
+	 *   - D reads back to v: strtod rounds D correctly, as the division
+	 *     did, so "%.15g" stops the loop if it prints D.
+	 *   - "%.15g" prints D. |v| = RN(D), so ||v| - D| <= 2^-53 D < 1.2e-16 D.
+	 *     Let 10^e <= |v| < 10^(e+1). D is not below 10^e (a decimal of at
+	 *     most 15 significant digits below 10^e is at most 10^e -
+	 *     10^(e-15), too far from |v|), so D, with at most 15 significant
+	 *     digits (m < 10^15), is a multiple of 10^(e-14):
+	 *     a point of the grid "%.15g" rounds |v| to. Its distance to |v|,
+	 *     under 1.2e-16 D < 2 10^(e-15), is less than half the grid's
+	 *     spacing, 5 10^(e-15): D is |v| correctly rounded to 15 digits.
+	 *     %g uses no exponent, since -4 <= e and D < 10^15 / 10^k <= 10^14
+	 *     (|v| >= fl(1e-4) > 10^-4), and drops trailing zeros, as
+	 *     expo_format_fixed does; the loop's copy turns the locale's point
+	 *     into '.', the one written here.
+	 * m is |v| 10^k rounded: a product rounded the wrong way only fails
+	 * the check (a slow-path value, never a wrong one), and t < 1e15
+	 * keeps m <= 10^15, where m = 10^15 would be an integral m / 10^k.
+	 */
+	double a = fabs(v);
+
+	if (a >= 1e-4 && a < 1e15) {
+		for (unsigned k = 1; k <= 6; k++) {
+			double p = (double)pow10u[k], t = a * p;
+			uint64_t m;
+
+			if (t >= 1e15)
+				break;
+			m = (uint64_t)(t + 0.5);
+			if ((double)m / p == a) {
+				n = expo_format_fixed(out, v < 0, m / pow10u[k], m % pow10u[k], k);
+				out[n] = '\0';
+				return n;
+			}
 		}
 	}
 	for (int prec = 15;; prec++) {
@@ -351,32 +445,12 @@ void expo_line_fixed(struct expo *e, const char *name, const char *suffix,
 		     const struct expo_labelset *ls, const char *le, uint64_t units,
 		     unsigned scale)
 {
-	char out[42];
-	char tmp[20];
-	char *d = u64_digits(tmp, units);
-	size_t digits = (size_t)(tmp + sizeof tmp - d), n = 0;
+	char out[40];
 
 	assert(scale <= 18);
-	if (digits <= scale) { /* 0.000ddd */
-		out[n++] = '0';
-		out[n++] = '.';
-		for (size_t z = digits; z < scale; z++)
-			out[n++] = '0';
-		memcpy(out + n, d, digits);
-		n += digits;
-	} else {
-		memcpy(out, d, digits - scale);
-		n = digits - scale;
-		out[n++] = '.';
-		memcpy(out + n, d + digits - scale, scale);
-		n += scale;
-	}
-	/* Trailing zeros of the fraction, and a bare point, say nothing. */
-	while (scale && out[n - 1] == '0')
-		n--;
-	if (out[n - 1] == '.')
-		n--;
-	sample_line(e, name, suffix, ls, le, out, n);
+	sample_line(e, name, suffix, ls, le, out,
+		    expo_format_fixed(out, false, units / pow10u[scale], units % pow10u[scale],
+				      scale));
 }
 
 void expo_sample(struct expo *e, const char *name, const char *suffix,

@@ -545,9 +545,8 @@ static void every_family_is_one_block_with_help_and_type_first(void **state)
 	free(text);
 }
 
-/* Every value is written as expo_format_double writes it (the fast path
- * for short decimals agrees with it), or as an exact decimal that reads
- * back to the same. */
+/* Every value is written as expo_format_double writes it, or (timestamps)
+ * as an exact decimal that reads back to the same. */
 static void values_are_written_as_expo_format_double_does(void **state)
 {
 	(void)state;

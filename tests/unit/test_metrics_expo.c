@@ -202,6 +202,171 @@ static void random_doubles_round_trip_exactly(void **state)
 	}
 }
 
+/*
+ * The short-decimal fast path writes exactly what the slow path wrote
+ * before it existed. old_format_double is expo_format_double as it was
+ * then, for finite v: integers below 2^53 with their digits, anything
+ * else the shortest of %.15g, %.16g, %.17g that reads back (C locale).
+ */
+static const char *old_format_double(double v)
+{
+	static char buf[40];
+
+	if (v > -0x1p53 && v < 0x1p53 && v == (double)(int64_t)v) {
+		snprintf(buf, sizeof buf, "%lld", (long long)v);
+		return buf;
+	}
+	for (int prec = 15;; prec++) {
+		snprintf(buf, sizeof buf, "%.*g", prec, v);
+		if (prec == 17 || strtod(buf, NULL) == v)
+			return buf;
+	}
+}
+
+static const uint64_t p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
+/* v: reads back, and is written as the old slow path wrote it. */
+static void check_as_before(double v)
+{
+	const char *got = fmt(v), *want = old_format_double(v);
+	double back = strtod(got, NULL);
+
+	if (back != v || strcmp(got, want)) {
+		print_error("%.17g: got %s, old path %s\n", v, got, want);
+		fail();
+	}
+}
+
+/*
+ * v = (double)m / 10^k, the fast path's domain when 1e-4 <= |v|, m < 10^15
+ * and k <= 6: also the exact decimal m / 10^k, and "%.15g" (which reads
+ * back). Returns whether v was in that domain.
+ */
+static bool check_decimal(uint64_t m, unsigned k, bool neg)
+{
+	double v = (double)m / (double)p10[k];
+	char dec[40], g15[40];
+	size_t n;
+
+	if (neg)
+		v = -v;
+	check_as_before(v);
+	check_as_before(nextafter(v, INFINITY)); /* one ulp off: not a short decimal */
+	check_as_before(nextafter(v, -INFINITY));
+	if (fabs(v) < 1e-4 || m >= 1000000000000000ull || k > 6 || m % p10[k] == 0)
+		return false;
+	n = (size_t)snprintf(dec, sizeof dec, "%s%llu.%0*llu", neg ? "-" : "",
+			     (unsigned long long)(m / p10[k]), (int)k,
+			     (unsigned long long)(m % p10[k]));
+	while (dec[n - 1] == '0')
+		dec[--n] = '\0';
+	snprintf(g15, sizeof g15, "%.15g", v);
+	assert_true(strtod(g15, NULL) == v);
+	assert_string_equal(g15, dec);
+	assert_string_equal(fmt(v), dec);
+	return true;
+}
+
+static void short_decimals_are_written_as_the_slow_path_wrote_them(void **state)
+{
+	(void)state;
+	uint64_t seed = 0x2545f4914f6cdd1dull;
+	unsigned in_domain = 0;
+	double up = 1e-4, down = 1e-4, below = 1e15, above = 1e15;
+
+	/* m of 1 to 17 digits over 10^0..10^8: both sides of 1e-4, of
+	 * m = 10^15 and of k = 6; negatives half the time. */
+	for (int i = 0; i < 60000; i++) {
+		uint64_t r = xorshift(&seed);
+		unsigned digits = 1 + (unsigned)(r % 17), k = (unsigned)(r >> 8) % 9;
+		uint64_t lo = 1;
+
+		for (unsigned d = 1; d < digits; d++)
+			lo *= 10;
+		in_domain += check_decimal(lo + xorshift(&seed) % (9 * lo), k, r >> 40 & 1);
+	}
+	assert_true(in_domain > 15000);
+
+	/* The edges. */
+	for (unsigned k = 1; k <= 8; k++)
+		for (uint64_t m = 1; m < 2000; m++) { /* around 1e-4 when k >= 4 */
+			check_decimal(m, k, false);
+			check_decimal(m, k, true);
+		}
+	for (unsigned k = 0; k <= 8; k++)
+		for (uint64_t d = 1; d < 3000; d++) { /* m around 10^15 for each k */
+			check_decimal(1000000000000000ull - d, k, d & 1);
+			check_decimal(1000000000000000ull + d, k, d & 1);
+		}
+	for (int i = 0; i < 1000; i++) { /* 1000 ulps either side of 1e-4 and 1e15 */
+		check_as_before(up);
+		check_as_before(-down);
+		check_as_before(below);
+		check_as_before(-above);
+		up = nextafter(up, 1);
+		down = nextafter(down, 0);
+		below = nextafter(below, 0);
+		above = nextafter(above, 2e15);
+	}
+	check_as_before(99999999999999.9);
+	check_as_before(999999999999999.9);
+	check_as_before(999999999999999.4);
+	check_as_before(0.00009999999999999999);
+
+	/* Sums and products: mostly not short decimals (0.30000000000000004). */
+	static const double specific[] = {0.1 + 0.2, 1.1 * 1.1, 0.1 * 3, 1 - 0.9, 100 * 1.1,
+					  0.7 + 0.1, 4.35 * 100, 1.005 * 1000, 0.3 - 0.1};
+	for (size_t i = 0; i < sizeof specific / sizeof specific[0]; i++) {
+		check_as_before(specific[i]);
+		check_as_before(-specific[i]);
+	}
+	for (int i = 0; i < 20000; i++) {
+		uint64_t r = xorshift(&seed), q = xorshift(&seed);
+		double a = (double)(r % 1000000) / (double)p10[1 + r % 6];
+		double b = (double)(q % 1000000) / (double)p10[1 + q % 6];
+
+		check_as_before(a + b);
+		check_as_before(a - b);
+		check_as_before(a * b);
+		if (b != 0)
+			check_as_before(a / b);
+	}
+	/* Any bits of magnitude 2^-17 (7.6e-6) to 2^54 (1.8e16). */
+	for (int i = 0; i < 40000; i++) {
+		uint64_t bits = (xorshift(&seed) & 0x800fffffffffffffull) |
+				((uint64_t)(1006 + i % 71) << 52);
+		double v;
+
+		memcpy(&v, &bits, sizeof v);
+		check_as_before(v);
+	}
+}
+
+static void fixed_decimals_are_exact(void **state)
+{
+	(void)state;
+	char out[48];
+
+#define FIXED(neg, w, f, scale, want)                                                  \
+	do {                                                                           \
+		size_t n_ = expo_format_fixed(out, neg, w, f, scale);                  \
+		assert_true(n_ <= 22 + (scale));                                       \
+		out[n_] = '\0';                                                        \
+		assert_string_equal(out, want);                                        \
+	} while (0)
+	FIXED(false, 0, 0, 9, "0");
+	FIXED(true, 0, 0, 9, "0");
+	FIXED(false, 3, 0, 0, "3");
+	FIXED(true, 0, 5, 1, "-0.5");
+	FIXED(true, 2, 750, 3, "-2.75");
+	FIXED(false, 1800000000, 123000000, 9, "1800000000.123");
+	FIXED(false, 0, 15, 4, "0.0015");
+	FIXED(false, 0, 1, 18, "0.000000000000000001");
+	FIXED(true, UINT64_MAX, 999999999999999999ull, 18,
+	      "-18446744073709551615.999999999999999999");
+#undef FIXED
+}
+
 static void decimal_point_is_a_dot_in_any_locale(void **state)
 {
 	(void)state;
@@ -714,6 +879,8 @@ int main(void)
 		cmocka_unit_test(special_values_and_negative_zero),
 		cmocka_unit_test(denormals_round_trip),
 		cmocka_unit_test(random_doubles_round_trip_exactly),
+		cmocka_unit_test(short_decimals_are_written_as_the_slow_path_wrote_them),
+		cmocka_unit_test(fixed_decimals_are_exact),
 		cmocka_unit_test(decimal_point_is_a_dot_in_any_locale),
 		cmocka_unit_test(text_counter_family_keeps_total_in_metadata),
 		cmocka_unit_test(openmetrics_counter_metadata_drops_total_and_ends_with_eof),

@@ -8,6 +8,7 @@
  */
 #include "ringside/fleet_report.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -71,7 +72,13 @@ static void put_num(struct jw *w, double d)
 {
 	char num[33];
 
-	/* Validated numbers are finite, so this is a JSON number. */
+	/* Validated numbers are finite, so this is a JSON number. The
+	 * exposition writes -0 as "0" (as client_golang does); the report is
+	 * given back as sent, and -0 (sent, or an underflow) reads back as -0. */
+	if (d == 0 && signbit(d)) {
+		put(w, "-0", 2);
+		return;
+	}
 	put(w, num, expo_format_double(num, d));
 }
 

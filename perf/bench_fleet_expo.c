@@ -22,28 +22,6 @@ static struct ingest_report report;
 static _Alignas(64) unsigned char blob[FLEET_BLOB_MAX];
 static char piece[64 * 1024];
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 int main(int argc, char **argv)
 {
 	unsigned agents = argc > 1 ? (unsigned)atoi(argv[1]) : 10000;
@@ -55,7 +33,7 @@ int main(int argc, char **argv)
 	const int64_t now = 1800000000000;
 
 	snprintf(path, sizeof path, "%s/ingest-full.json", dir && *dir ? dir : "../shared/samples");
-	doc = read_file(path, &len);
+	doc = bench_read_file(path, &len);
 	if (!doc) {
 		fprintf(stderr, "cannot read %s (set RINGSIDE_SAMPLES)\n", path);
 		return 1;

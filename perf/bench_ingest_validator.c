@@ -26,28 +26,6 @@
 
 #define RUNS 5
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static struct ingest_parser parser;
 static struct ingest_report report;
 static volatile size_t sink;
@@ -108,7 +86,7 @@ int main(int argc, char **argv)
 {
 	const char *path = argc > 1 ? argv[1] : "../shared/samples/ingest-full.json";
 	size_t len;
-	char *doc = read_file(path, &len);
+	char *doc = bench_read_file(path, &len);
 	double v, j;
 
 	if (!doc) {

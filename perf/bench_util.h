@@ -6,6 +6,7 @@
 #ifndef RINGSIDE_BENCH_UTIL_H
 #define RINGSIDE_BENCH_UTIL_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -30,6 +31,31 @@ static inline double bench_median(double *v, size_t n)
 {
 	qsort(v, n, sizeof v[0], bench_cmp_double);
 	return v[n / 2];
+}
+
+/* The whole file, NUL-terminated, malloc'd, its length in *len; NULL if it
+ * cannot be read. */
+static inline char *bench_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = n < 0 ? NULL : malloc((size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
 }
 
 #endif

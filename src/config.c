@@ -92,17 +92,30 @@ static const struct option_def options[] = {
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
+/* The decimal digits at the start of s (at least one) as *v, which must
+ * not exceed max. Returns the first byte after them, or NULL. */
+static const char *leading_number(const char *s, uint64_t max, uint64_t *v)
+{
+	uint64_t n = 0;
+	const char *p = s;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (n > (max - d) / 10)
+			return NULL;
+		n = n * 10 + d;
+	}
+	if (p == s)
+		return NULL;
+	*v = n;
+	return p;
+}
+
 int config_parse_size(const char *s, uint64_t *out)
 {
-	uint64_t v = 0;
-	const char *p = s;
-	if (*p < '0' || *p > '9')
+	uint64_t v;
+	const char *p = leading_number(s, UINT64_MAX, &v);
+	if (!p)
 		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
 	uint64_t mult = 1;
 	if (!strcmp(p, "") || !strcmp(p, "B"))
 		mult = 1;
@@ -122,15 +135,10 @@ int config_parse_size(const char *s, uint64_t *out)
 
 int config_parse_duration_ms(const char *s, uint32_t *out)
 {
-	uint64_t v = 0;
-	const char *p = s;
-	if (*p < '0' || *p > '9')
+	uint64_t v;
+	const char *p = leading_number(s, UINT32_MAX, &v);
+	if (!p)
 		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		v = v * 10 + (uint64_t)(*p - '0');
-		if (v > UINT32_MAX)
-			return -EINVAL;
-	}
 	uint64_t mult;
 	if (!strcmp(p, "ms"))
 		mult = 1;
@@ -170,15 +178,10 @@ int config_parse_listen(const char *s, struct sockaddr_in *out)
 
 int config_parse_rate_milli(const char *s, uint32_t *out)
 {
-	uint64_t v = 0;
-	const char *p = s;
-	if (*p < '0' || *p > '9')
+	uint64_t v;
+	const char *p = leading_number(s, UINT32_MAX / 1000, &v);
+	if (!p)
 		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		v = v * 10 + (uint64_t)(*p - '0');
-		if (v > UINT32_MAX / 1000)
-			return -EINVAL;
-	}
 	v *= 1000;
 	if (*p == '.') {
 		p++;

@@ -77,7 +77,8 @@ struct http_handler {
 			    const struct http_request *req);
 	/* Optional. Each run of body bytes, de-chunked; same return rule. */
 	unsigned (*on_body)(struct http_exchange *x, const char *data, size_t len);
-	/* Required. The whole request has arrived: reply. */
+	/* The whole request has arrived: reply. Required, unless on_head
+	 * always replies (a GET answered at its head). */
 	void (*on_request)(struct http_exchange *x);
 	/* Optional. Called exactly once for every exchange whose on_head ran,
 	 * when it ends: after on_request, or when the connection closed before

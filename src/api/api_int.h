@@ -32,8 +32,7 @@ struct api_worker {
 	struct ingest_slot *slots;
 	uint32_t *free_slots;          /* stack of free slot indexes */
 	uint32_t free_top, slot_count;
-	void *reports;                 /* slot_count reports, MAP_NORESERVE */
-	size_t reports_bytes;
+	struct ingest_report *reports; /* slot_count of them, MAP_NORESERVE */
 } __attribute__((aligned(64)));
 
 static inline struct api_worker *api_worker_of(struct http_exchange *x)

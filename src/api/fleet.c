@@ -95,14 +95,8 @@ static unsigned latest_head(struct http_exchange *x, const char *buf,
 	return 0;
 }
 
-static void replied_at_head(struct http_exchange *x)
-{
-	(void)x; /* never called: latest_head always replies */
-}
-
 const struct http_handler api_agent_latest = {
 	.on_head = latest_head,
-	.on_request = replied_at_head,
 	.error_code = api_agent_error_code,
 };
 
@@ -140,5 +134,4 @@ static unsigned fleet_head(struct http_exchange *x, const char *buf,
 
 const struct http_handler api_fleet_metrics = {
 	.on_head = fleet_head,
-	.on_request = replied_at_head,
 };

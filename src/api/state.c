@@ -20,15 +20,13 @@ static int worker_init(struct api_worker *aw, uint32_t slots)
 	aw->free_slots = calloc(slots, sizeof *aw->free_slots);
 	/* Reports are 880 KB each, but a report's pools and arena are
 	 * touched only as far as its documents reach. */
-	aw->reports_bytes = (size_t)slots * sizeof(struct ingest_report);
-	aw->reports = mmap(NULL, aw->reports_bytes, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (aw->reports == MAP_FAILED)
-		aw->reports = NULL;
+	void *m = mmap(NULL, (size_t)slots * sizeof *aw->reports, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	aw->reports = m == MAP_FAILED ? NULL : m;
 	if (!aw->slots || !aw->free_slots || !aw->reports)
 		return -1;
 	for (uint32_t i = 0; i < slots; i++) {
-		aw->slots[i].report = (struct ingest_report *)aw->reports + i;
+		aw->slots[i].report = &aw->reports[i];
 		aw->free_slots[i] = slots - 1 - i;
 	}
 	aw->free_top = slots;
@@ -41,7 +39,7 @@ static void worker_fini(struct api_worker *aw)
 	free(aw->slots);
 	free(aw->free_slots);
 	if (aw->reports)
-		munmap(aw->reports, aw->reports_bytes);
+		munmap(aw->reports, (size_t)aw->slot_count * sizeof *aw->reports);
 }
 
 /* The rate limiter tracks twice the agents the store keeps (a power of

@@ -235,7 +235,7 @@ static void finish_request(struct worker *w, struct conn *c)
 		}
 		http_reply_error(x, c->answer_status, route_error_code(c, c->answer_status),
 				 c->answer_message, NULL, NULL, allow[0] ? allow : NULL);
-	} else if (!c->replied_at_head) {
+	} else if (!c->replied_at_head && c->handler->on_request) {
 		c->handler->on_request(x);
 	}
 	conn_end_exchange(c);

@@ -30,6 +30,8 @@
 #include "ringside/ingest.h"
 #include "ringside/metrics_expo.h"
 
+#include "unit_samples.h"
+
 #define NOW 1800000000000LL
 #define STALE 180000
 #define TTL 300000
@@ -41,32 +43,6 @@ static _Alignas(64) unsigned char blob[FLEET_BLOB_MAX];
 static struct fleet_store store;
 static char *full, *minimal;
 static size_t full_len, minimal_len;
-
-static char *read_sample(const char *name, size_t *len)
-{
-	const char *dir = getenv("RINGSIDE_SAMPLES");
-	char path[512];
-	FILE *f;
-	char *buf;
-	long n;
-
-	snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/samples", name);
-	f = fopen(path, "rb");
-	if (!f) {
-		print_error("cannot open %s (set RINGSIDE_SAMPLES)\n", path);
-		fail();
-	}
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
 
 /* Validates doc, encodes it and publishes it for (org, agent). */
 static void publish(const char *org, size_t org_len, const char *agent, const char *doc,

@@ -25,34 +25,10 @@
 #include "ringside/fleet_store.h"
 #include "ringside/ingest.h"
 
+#include "unit_samples.h"
+
 static struct ingest_parser parser;
 static struct ingest_report report;
-
-static char *read_sample(const char *name, size_t *len)
-{
-	const char *dir = getenv("RINGSIDE_SAMPLES");
-	char path[512];
-	FILE *f;
-	char *buf;
-	long n;
-
-	snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/samples", name);
-	f = fopen(path, "rb");
-	if (!f) {
-		print_error("cannot open %s (set RINGSIDE_SAMPLES)\n", path);
-		fail();
-	}
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
 
 /* A snapshot as the store holds one: the header, then the blob of doc
  * (which must be valid), 64-byte aligned. Free with free(). */

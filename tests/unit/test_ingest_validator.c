@@ -25,6 +25,8 @@
 
 #include "ringside/ingest.h"
 
+#include "unit_samples.h"
+
 /* Generated paths are short; snprintf truncating them would fail a test anyway. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -276,32 +278,6 @@ static void expect_err(const char *doc, uint16_t status, const char *path, const
 }
 
 /* ---- Samples ---- */
-
-static char *read_sample(const char *name, size_t *len)
-{
-	const char *dir = getenv("RINGSIDE_SAMPLES");
-	char path[512];
-	FILE *f;
-	char *buf;
-	long n;
-
-	snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/samples", name);
-	f = fopen(path, "rb");
-	if (!f) {
-		print_error("cannot open %s (set RINGSIDE_SAMPLES)\n", path);
-		fail();
-	}
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
 
 /* The text right after the nth (0-based) occurrence of needle. */
 static const char *after_nth(const char *doc, const char *needle, int nth)

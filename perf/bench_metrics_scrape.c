@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 			struct expo e;
 			expo_init(&e, text, sizeof text, EXPO_TEXT_004);
 			metrics_write_exposition(&r, &r.shards[0], &e);
+			expo_finish(&e);
 			text_len = e.len;
 		}
 		double t1 = (bench_seconds() * 1e6);
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
 			struct expo e;
 			expo_init(&e, text, sizeof text, EXPO_TEXT_004);
 			metrics_write_exposition(&r, &r.shards[0], &e);
+			expo_finish(&e);
 			packed_len = http_gzip_compress(&gz, text, e.len, packed, sizeof packed);
 		}
 		double t2 = (bench_seconds() * 1e6);

@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_LOG_LEVEL, OPT_STRING, OPT_RATE, OPT_INGEST_LIMITS };
+enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_CHOICE, OPT_STRING, OPT_RATE, OPT_INGEST_LIMITS };
 
 /* Which command a flag belongs to. */
 enum opt_for { FOR_ALL, FOR_SERVE, FOR_TOKEN };
@@ -21,76 +21,90 @@ struct option_def {
 	const char *def;   /* default, in the flag's own syntax */
 	const char *help;
 	enum opt_for used_by;
+	const char *const *choices; /* CHOICE: the names, in enum order, NULL-ended */
 };
 
 #define CFG(field) offsetof(struct config, field)
 #define MIB (1024ull * 1024ull)
 
+static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const cpu_affinity_names[] = {"off", "auto", NULL};
+
 /* The one table of settings: parsing, defaults, env names and --help all
  * come from it, so they cannot drift apart. */
 static const struct option_def options[] = {
 	{"listen", OPT_LISTEN, CFG(listen), 0, 0, "127.0.0.1:3000",
-	 "address and port to serve on", FOR_SERVE},
+	 "address and port to serve on", FOR_SERVE, NULL},
 	{"metrics-listen", OPT_LISTEN, CFG(metrics_listen), 0, 0, "",
-	 "if set, /metrics, /metrics/fleet and /metrics/api/* are served only here", FOR_SERVE},
+	 "if set, /metrics, /metrics/fleet and /metrics/api/* are served only here", FOR_SERVE, NULL},
 	{"workers", OPT_COUNT, CFG(workers), 1, 1024, "auto",
-	 "worker threads, each pinned to a CPU (auto: one per online CPU)", FOR_SERVE},
+	 "worker threads (auto: one per online CPU)", FOR_SERVE, NULL},
+	{"cpu-affinity", OPT_CHOICE, CFG(cpu_affinity), 0, 0, "off",
+	 "off: the scheduler places the workers; auto: worker i pinned to the i-th CPU "
+	 "(for a machine the server has to itself)", FOR_SERVE, cpu_affinity_names},
 	{"max-connections", OPT_COUNT, CFG(max_connections), 1, 1u << 22, "16384",
-	 "open connections, all workers together", FOR_SERVE},
+	 "open connections, all workers together", FOR_SERVE, NULL},
 	{"max-header-bytes", OPT_SIZE, CFG(max_header_bytes), 1024, 1 * MIB, "16KiB",
-	 "request line and header fields; over it: 431", FOR_SERVE},
+	 "request line and header fields; over it: 431", FOR_SERVE, NULL},
 	{"max-body-bytes", OPT_SIZE, CFG(max_body_bytes), 0, 1024 * MIB, "1MiB",
-	 "request body; over it: 413", FOR_SERVE},
+	 "request body; over it: 413", FOR_SERVE, NULL},
 	{"header-timeout", OPT_DURATION, CFG(header_timeout_ms), 100, 3600000, "10s",
-	 "time to receive a whole request head; then 408", FOR_SERVE},
+	 "time to receive a whole request head; then 408", FOR_SERVE, NULL},
 	{"body-timeout", OPT_DURATION, CFG(body_timeout_ms), 100, 3600000, "30s",
-	 "longest wait for more body bytes; then 408", FOR_SERVE},
+	 "longest wait for more body bytes; then 408", FOR_SERVE, NULL},
+	{"body-min-rate", OPT_SIZE, CFG(body_min_rate), 0, 1024 * MIB, "1KiB",
+	 "bytes per second a request body must average after the grace; slower: 408 (0: off)",
+	 FOR_SERVE, NULL},
+	{"body-rate-grace", OPT_DURATION, CFG(body_rate_grace_ms), 0, 3600000, "5s",
+	 "time a body is given before --body-min-rate counts", FOR_SERVE, NULL},
 	{"keepalive-timeout", OPT_DURATION, CFG(keepalive_timeout_ms), 100, 3600000, "60s",
-	 "idle time before a keep-alive connection is closed", FOR_SERVE},
+	 "idle time before a keep-alive connection is closed", FOR_SERVE, NULL},
 	{"shutdown-timeout", OPT_DURATION, CFG(shutdown_timeout_ms), 0, 3600000, "5s",
-	 "on SIGTERM/SIGINT, time to finish in-flight requests", FOR_SERVE},
+	 "on SIGTERM/SIGINT, time to finish in-flight requests", FOR_SERVE, NULL},
 	{"sse-interval", OPT_DURATION, CFG(sse_interval_ms), 10, 3600000, "1000ms",
-	 "interval between Server-Sent Events of /metrics/api/metrics/sse", FOR_SERVE},
-	{"log-level", OPT_LOG_LEVEL, CFG(log_level), 0, 0, "info",
-	 "error, warn, info or debug", FOR_SERVE},
+	 "interval between Server-Sent Events of /metrics/api/metrics/sse", FOR_SERVE, NULL},
+	{"log-level", OPT_CHOICE, CFG(log_level), 0, 0, "info",
+	 "error, warn, info or debug", FOR_SERVE, log_level_names},
+	{"access-log", OPT_STRING, CFG(access_log), 0, CONFIG_PATH_MAX, "",
+	 "one logfmt line per request to this file (reopened on SIGHUP), or - for stderr",
+	 FOR_SERVE, NULL},
 	{"ingest-rate-limit", OPT_RATE, CFG(ingest_rate_milli), 0, 1000000000, "0",
-	 "reports per second each agent may send, e.g. 0.2 (a burst of 1 s); 0: no limit", FOR_SERVE},
-	{"ingest-slots", OPT_COUNT, CFG(ingest_slots), 1, 4096, "32",
-	 "ingest bodies validated at once, per worker (880 KB each, touched as used); then 503", FOR_SERVE},
+	 "reports per second each agent may send, e.g. 0.2 (a burst of 1 s); 0: no limit", FOR_SERVE, NULL},
+	{"ingest-slots", OPT_COUNT, CFG(ingest_slots), 1, 4096, "256",
+	 "reports validated at once, per worker (taken when body bytes arrive; 880 KB of "
+	 "address space each, touched as used); then 503", FOR_SERVE, NULL},
 	{"ingest-limits", OPT_INGEST_LIMITS, CFG(ingest_limits), 0, 0, "",
-	 "lower validator limits, e.g. containers=64,string=4KiB (see README); past one: 413", FOR_SERVE},
+	 "lower validator limits, e.g. containers=64,string=4KiB (see README); past one: 413", FOR_SERVE, NULL},
 	{"fleet-max-agents", OPT_COUNT, CFG(fleet_max_agents), 1, 1u << 24, "100000",
-	 "agents whose latest report is kept; a new agent past it gets 503", FOR_SERVE},
+	 "agents whose latest report is kept; a new agent past it gets 503", FOR_SERVE, NULL},
 	{"fleet-memory", OPT_SIZE, CFG(fleet_memory_bytes), 4 * MIB, 512ull * 1024 * MIB, "4GiB",
-	 "address space for the agents' latest reports (used as they arrive)", FOR_SERVE},
+	 "address space for the agents' latest reports (used as they arrive)", FOR_SERVE, NULL},
 	{"fleet-stale", OPT_DURATION, CFG(fleet_stale_ms), 1000, 86400000, "180s",
-	 "an agent silent this long is marked stale in /metrics/fleet and /latest", FOR_SERVE},
+	 "an agent silent this long is marked stale in /metrics/fleet and /latest", FOR_SERVE, NULL},
 	{"fleet-ttl", OPT_DURATION, CFG(fleet_ttl_ms), 1000, 86400000, "300s",
-	 "an agent silent this long drops out of /metrics/fleet", FOR_SERVE},
+	 "an agent silent this long drops out of /metrics/fleet", FOR_SERVE, NULL},
 	{"fleet-max-series", OPT_COUNT, CFG(fleet_max_series), 1, 4000000000u, "5000000",
-	 "samples in one /metrics/fleet exposition; the rest are counted as dropped", FOR_SERVE},
+	 "samples in one /metrics/fleet exposition; the rest are counted as dropped", FOR_SERVE, NULL},
 	{"jwt-secret-file", OPT_STRING, CFG(jwt_secret_file), 0, CONFIG_PATH_MAX, "",
-	 "HS256 key: a file of at least 32 secret bytes", FOR_ALL},
+	 "HS256 key: a file of at least 32 secret bytes", FOR_ALL, NULL},
 	{"jwt-public-key-file", OPT_STRING, CFG(jwt_public_key_file), 0, CONFIG_PATH_MAX, "",
-	 "ES256/RS256: PEM public key that verifies agent tokens", FOR_ALL},
+	 "ES256/RS256: PEM public key that verifies agent tokens", FOR_ALL, NULL},
 	{"jwt-private-key-file", OPT_STRING, CFG(jwt_private_key_file), 0, CONFIG_PATH_MAX, "",
-	 "ES256/RS256: PEM private key that signs them (with --jwt-public-key-file)", FOR_ALL},
+	 "ES256/RS256: PEM private key that signs them (with --jwt-public-key-file)", FOR_ALL, NULL},
 	{"jwt-issuer", OPT_STRING, CFG(jwt_issuer), 1, CONFIG_NAME_MAX, "ringside",
-	 "iss of the tokens issued and accepted", FOR_ALL},
+	 "iss of the tokens issued and accepted", FOR_ALL, NULL},
 	{"jwt-audience", OPT_STRING, CFG(jwt_audience), 1, CONFIG_NAME_MAX, "ringside",
-	 "aud of the tokens issued and accepted", FOR_ALL},
+	 "aud of the tokens issued and accepted", FOR_ALL, NULL},
 	{"sub", OPT_STRING, CFG(token.sub), 1, CONFIG_NAME_MAX, "",
-	 "token: the agent id (sub)", FOR_TOKEN},
+	 "token: the agent id (sub)", FOR_TOKEN, NULL},
 	{"org", OPT_STRING, CFG(token.org), 1, CONFIG_NAME_MAX, "",
-	 "token: the organization id (organization_id)", FOR_TOKEN},
+	 "token: the organization id (organization_id)", FOR_TOKEN, NULL},
 	{"scope", OPT_STRING, CFG(token.scope), 1, CONFIG_NAME_MAX, "metrics:write",
-	 "token: space-separated scopes", FOR_TOKEN},
+	 "token: space-separated scopes", FOR_TOKEN, NULL},
 	{"ttl", OPT_DURATION, CFG(token.ttl_ms), 1000, 31u * 86400000u, "3600s",
-	 "token: lifetime", FOR_TOKEN},
+	 "token: lifetime", FOR_TOKEN, NULL},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
-
-static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
 /* The decimal digits at the start of s (at least one) as *v, which must
  * not exceed max. Returns the first byte after them, or NULL. */
@@ -146,6 +160,10 @@ int config_parse_duration_ms(const char *s, uint32_t *out)
 		mult = 1000;
 	else if (!strcmp(p, "m"))
 		mult = 60000;
+	else if (!strcmp(p, "h"))
+		mult = 3600000;
+	else if (!strcmp(p, "d"))
+		mult = 86400000;
 	else
 		return -EINVAL;
 	if (v * mult > UINT32_MAX)
@@ -154,7 +172,7 @@ int config_parse_duration_ms(const char *s, uint32_t *out)
 	return 0;
 }
 
-int config_parse_listen(const char *s, struct sockaddr_in *out)
+int config_parse_listen(const char *s, struct sockaddr_storage *out)
 {
 	const char *colon = strrchr(s, ':');
 	if (!colon || colon == s || (size_t)(colon - s) >= 64)
@@ -163,17 +181,46 @@ int config_parse_listen(const char *s, struct sockaddr_in *out)
 	memcpy(host, s, (size_t)(colon - s));
 	host[colon - s] = '\0';
 	uint64_t port;
-	if (config_parse_size(colon + 1, &port) || port > 65535 ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+	if (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    config_parse_size(colon + 1, &port) || port > 65535)
 		return -EINVAL;
 	memset(out, 0, sizeof *out);
-	out->sin_family = AF_INET;
-	out->sin_port = htons((uint16_t)port);
+	size_t hl = strlen(host);
+	if (host[0] == '[') {
+		/* RFC 3986 3.2.2: an IPv6 address in brackets. */
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)(void *)out;
+		if (hl < 3 || host[hl - 1] != ']')
+			return -EINVAL;
+		host[hl - 1] = '\0';
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? 0 : -EINVAL;
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)(void *)out;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
 	if (!strcmp(host, "localhost"))
 		strcpy(host, "127.0.0.1");
-	if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
-		return -EINVAL;
-	return 0;
+	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+socklen_t config_sockaddr_len(const struct sockaddr_storage *a)
+{
+	return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+void config_format_addr(const struct sockaddr_storage *a, uint16_t port, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (a->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)a)->sin6_addr, host,
+			  sizeof host);
+		snprintf(out, cap, "[%s]:%u", host, port);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)a)->sin_addr, host,
+			  sizeof host);
+		snprintf(out, cap, "%s:%u", host, port);
+	}
 }
 
 int config_parse_rate_milli(const char *s, uint32_t *out)
@@ -272,7 +319,7 @@ static int apply(struct config *cfg, const struct option_def *o,
 			return 0;
 		}
 		if (config_parse_listen(value, &l->addr)) {
-			fprintf(err, "ringside: %s: invalid address '%s' (want IPv4-HOST:PORT, e.g. 127.0.0.1:3000)\n",
+			fprintf(err, "ringside: %s: invalid address '%s' (want HOST:PORT with an IPv4 address, localhost or an IPv6 address in brackets: 127.0.0.1:3000, [::1]:3000, [::]:3000)\n",
 				source, value);
 			return -EINVAL;
 		}
@@ -342,16 +389,21 @@ static int apply(struct config *cfg, const struct option_def *o,
 		memcpy(field, value, len + 1);
 		return 0;
 	}
-	case OPT_LOG_LEVEL:
-		for (int i = 0; i < 4; i++) {
-			if (!strcasecmp(value, log_level_names[i])) {
-				cfg->log_level = (enum log_level)i;
+	case OPT_CHOICE: {
+		size_t n = 0;
+		for (; o->choices[n]; n++) {
+			if (!strcasecmp(value, o->choices[n])) {
+				*(int *)(void *)field = (int)n;
 				return 0;
 			}
 		}
-		fprintf(err, "ringside: %s: invalid log level '%s' (want error, warn, info or debug)\n",
-			source, value);
+		char list[128] = "";
+		for (size_t i = 0, at = 0; i < n && at < sizeof list; i++)
+			at += (size_t)snprintf(list + at, sizeof list - at, "%s%s",
+					       i == 0 ? "" : i + 1 == n ? " or " : ", ", o->choices[i]);
+		fprintf(err, "ringside: %s: invalid value '%s' (want %s)\n", source, value, list);
 		return -EINVAL;
+	}
 	}
 	return -EINVAL;
 }

@@ -4,6 +4,7 @@
  * -> src/http (parser, router, response writer) -> src/api (handlers).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,8 +48,100 @@ static void sample_process(struct metrics_registry *m)
 	metrics_publish_process(m, &p);
 }
 
+/* Each worker's resident memory for the pool view, measured here (mincore
+ * may block; a worker must not): the ring's part and the handlers'. */
+static void sample_workers(struct metrics_registry *m, const struct ring_server *s,
+			   const struct api *a)
+{
+	for (uint32_t i = 0; i < s->worker_count; i++)
+		atomic_store_explicit(&m->shards[i].view.memory_resident,
+				      ring_worker_resident(s, i) + api_worker_resident(a, i),
+				      memory_order_relaxed);
+}
+
+/* The flag of the input jwt_keys_load refused. */
+static const char *key_flag(int culprit)
+{
+	switch (culprit) {
+	case JWT_KEYS_BAD_PUBLIC_KEY:
+		return "--jwt-public-key-file";
+	case JWT_KEYS_BAD_PRIVATE_KEY:
+		return "--jwt-private-key-file";
+	case JWT_KEYS_BAD_ISSUER:
+		return "--jwt-issuer";
+	case JWT_KEYS_BAD_AUDIENCE:
+		return "--jwt-audience";
+	case JWT_KEYS_BAD_COMBINATION:
+		return "--jwt-secret-file, --jwt-public-key-file";
+	default:
+		return "--jwt-secret-file";
+	}
+}
+
+/* Loads the token keys the flags name. Returns 0, or -1 after printing
+ * why, naming the flag (the caller exits 2, as for any bad flag). */
+static int load_keys(const struct config *cfg, struct jwt_keys *keys)
+{
+	char err[256];
+	int r = jwt_keys_load(keys, cfg->jwt_secret_file, cfg->jwt_public_key_file,
+			      cfg->jwt_private_key_file, cfg->jwt_issuer, cfg->jwt_audience, err,
+			      sizeof err);
+	if (r < 0) {
+		fprintf(stderr, "ringside: %s: %s\n", key_flag(r), err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens the --access-log file (appending; "-" is stderr). Returns the fd,
+ * -1 for none, or -2 after printing why. */
+static int open_access_log(const struct config *cfg)
+{
+	if (!cfg->access_log[0])
+		return -1;
+	if (!strcmp(cfg->access_log, "-"))
+		return STDERR_FILENO;
+	int fd = open(cfg->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		fprintf(stderr, "ringside: --access-log: cannot open '%s': %s\n", cfg->access_log,
+			strerror(errno));
+		return -2;
+	}
+	return fd;
+}
+
+/* SIGHUP (logrotate, systemctl reload): the access log is opened again
+ * under its name and put in place of the old one on the same descriptor,
+ * so the workers' next write goes to the new file. */
+static void reopen_access_log(const struct config *cfg, int fd)
+{
+	if (fd < 0 || fd == STDERR_FILENO)
+		return;
+	int nfd = open(cfg->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (nfd < 0 || dup3(nfd, fd, O_CLOEXEC) < 0)
+		log_error("cannot reopen the access log; still writing to the old file",
+			  "path=\"%s\" err=\"%s\"", cfg->access_log, strerror(errno));
+	else
+		log_info("access log reopened", "path=\"%s\"", cfg->access_log);
+	if (nfd >= 0)
+		close(nfd);
+}
+
 static int serve(const struct config *cfg)
 {
+	/* Keys and the access log first: a bad one is a bad flag (exit 2). */
+	struct jwt_keys keys;
+	bool have_keys = cfg->jwt_secret_file[0] || cfg->jwt_public_key_file[0] ||
+			 cfg->jwt_private_key_file[0];
+	if (have_keys && load_keys(cfg, &keys) < 0)
+		return 2;
+	int access_log = open_access_log(cfg);
+	if (access_log == -2) {
+		if (have_keys)
+			jwt_keys_fini(&keys);
+		return 2;
+	}
+
 	/* Signals are taken by this thread through a signalfd; blocked before
 	 * the workers start so they inherit the mask. SIGPIPE is moot (sends
 	 * use MSG_NOSIGNAL) but ignored for any stray write. */
@@ -56,6 +149,7 @@ static int serve(const struct config *cfg)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -71,21 +165,28 @@ static int serve(const struct config *cfg)
 		return 1;
 	}
 	static struct api api;
-	if (api_init(&api, cfg, cfg->workers) < 0)
+	if (api_init(&api, cfg, cfg->workers, have_keys ? &keys : NULL) < 0)
 		return 1;
 	sample_process(&metrics);
 	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped};
 	struct ring_server server;
-	if (ring_server_start(&server, cfg, &api_router, &metrics, &hooks) < 0)
+	if (ring_server_start(&server, cfg, &api_router, &metrics, &hooks, access_log) < 0)
 		return 1;
+	sample_workers(&metrics, &server, &api);
+	char addr[80], metrics_addr[80] = "-";
+	config_format_addr(&cfg->listen.addr, server.port[0], addr, sizeof addr);
+	if (cfg->metrics_listen.set)
+		config_format_addr(&cfg->metrics_listen.addr, server.port[1], metrics_addr,
+				   sizeof metrics_addr);
 	log_info("listening", "addr=%s port=%u metrics_addr=%s metrics_port=%u workers=%u "
-		 "max_connections=%u version=%s",
-		 cfg->listen.text, server.port[0],
-		 cfg->metrics_listen.set ? cfg->metrics_listen.text : "-", server.port[1],
-		 cfg->workers, cfg->max_connections, RINGSIDE_VERSION);
+		 "max_connections=%u cpu_affinity=%s version=%s",
+		 addr, server.port[0], metrics_addr, server.port[1], cfg->workers,
+		 cfg->max_connections, cfg->cpu_affinity == CPU_AFFINITY_AUTO ? "auto" : "off",
+		 RINGSIDE_VERSION);
 
-	/* Until a signal: sample the process collector once a second, here,
-	 * so a scrape on a worker never reads /proc (DESIGN.md "Threads"). */
+	/* Until SIGTERM or SIGINT: sample the process collector once a
+	 * second, here, so a scrape on a worker never reads /proc
+	 * (DESIGN.md "Threads"); on SIGHUP reopen the access log. */
 	struct signalfd_siginfo si;
 	ssize_t n = -1;
 	for (;;) {
@@ -93,10 +194,15 @@ static int serve(const struct config *cfg)
 		int r = poll(&pfd, 1, PROCESS_SAMPLE_MS);
 		if (r > 0) {
 			n = read(sfd, &si, sizeof si);
+			if (n == sizeof si && si.ssi_signo == SIGHUP) {
+				reopen_access_log(cfg, access_log);
+				continue;
+			}
 			if (n == sizeof si)
 				break;
 		} else if (r == 0) {
 			sample_process(&metrics);
+			sample_workers(&metrics, &server, &api);
 		} else if (errno != EINTR) {
 			break;
 		}
@@ -107,21 +213,10 @@ static int serve(const struct config *cfg)
 	ring_server_wait(&server);
 	api_fini(&api);
 	metrics_registry_fini(&metrics);
+	if (access_log > STDERR_FILENO)
+		close(access_log);
 	close(sfd);
 	log_info("stopped", "%s", "");
-	return 0;
-}
-
-/* Loads the token keys the flags name; prints why not and returns -1. */
-static int load_keys(const struct config *cfg, struct jwt_keys *keys)
-{
-	char err[256];
-	if (jwt_keys_load(keys, cfg->jwt_secret_file, cfg->jwt_public_key_file,
-			  cfg->jwt_private_key_file, cfg->jwt_issuer, cfg->jwt_audience, err,
-			  sizeof err) < 0) {
-		fprintf(stderr, "ringside: %s\n", err);
-		return -1;
-	}
 	return 0;
 }
 

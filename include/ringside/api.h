@@ -31,10 +31,16 @@ struct api {
 	uint32_t worker_count;
 };
 
-/* Loads the keys the flags name and allocates every table. Returns 0, or
- * -1 after logging why (a bad key file, out of memory). */
-int api_init(struct api *a, const struct config *cfg, uint32_t workers);
+/* Allocates every table. keys: the agent-token keys (jwt_keys_load),
+ * taken over (*keys is left empty; api_fini releases them), or NULL for
+ * none (the agent routes answer 503). Returns 0, or -1 after logging why
+ * (out of memory). */
+int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct jwt_keys *keys);
 void api_fini(struct api *a);
+
+/* Bytes of worker i's part (token cache, validators) in RAM; see
+ * resident_bytes. */
+uint64_t api_worker_resident(const struct api *a, uint32_t i);
 
 /* struct ring_hooks members: once per loop pass of a worker, and when it
  * has stopped (the fleet store's quiescent states). */

@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -20,10 +21,18 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 #define CONFIG_PATH_MAX 512
 #define CONFIG_NAME_MAX 256
 
+/* An address to listen on: IPv4 (`127.0.0.1:3000`) or IPv6 in brackets
+ * (`[::1]:3000`; `[::]:3000` is dual-stack, IPv4 too). */
 struct listen_addr {
-	struct sockaddr_in addr;
+	struct sockaddr_storage addr; /* sockaddr_in or sockaddr_in6 */
 	bool set;
 	char text[64];                /* as given, for logs */
+};
+
+/* How workers are placed on CPUs (--cpu-affinity). */
+enum cpu_affinity {
+	CPU_AFFINITY_OFF,  /* the scheduler places them; a short slice is asked for */
+	CPU_AFFINITY_AUTO, /* worker i pinned to the i-th CPU the process may use */
 };
 
 struct config {
@@ -35,10 +44,14 @@ struct config {
 	uint64_t max_body_bytes;      /* --max-body-bytes */
 	uint32_t header_timeout_ms;   /* --header-timeout: absolute, from first byte */
 	uint32_t body_timeout_ms;     /* --body-timeout: longest wait between body reads */
+	uint32_t body_min_rate;       /* --body-min-rate: bytes/s a body must keep up; 0 off */
+	uint32_t body_rate_grace_ms;  /* --body-rate-grace: before the rate counts */
 	uint32_t keepalive_timeout_ms;/* --keepalive-timeout */
 	uint32_t shutdown_timeout_ms; /* --shutdown-timeout */
 	uint32_t sse_interval_ms;     /* --sse-interval */
 	enum log_level log_level;     /* --log-level */
+	char access_log[CONFIG_PATH_MAX]; /* --access-log: file, "-" for stderr, "" off */
+	enum cpu_affinity cpu_affinity; /* --cpu-affinity */
 
 	/* Agent tokens (DESIGN.md "JWT"): one key kind per server. */
 	char jwt_secret_file[CONFIG_PATH_MAX];      /* HS256 */
@@ -83,8 +96,16 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 
 /* Value parsers, exposed for tests. Each returns 0 or -EINVAL. */
 int config_parse_size(const char *s, uint64_t *out);         /* 512, 4k, 4KiB, 2M, 2MiB */
-int config_parse_duration_ms(const char *s, uint32_t *out);  /* 500ms, 10s, 2m, 10 */
-int config_parse_listen(const char *s, struct sockaddr_in *out);
+int config_parse_duration_ms(const char *s, uint32_t *out);  /* 500ms, 10s, 2m, 1h, 1d, 10 */
+/* "127.0.0.1:3000", "localhost:3000", "[::1]:3000", "[::]:0". */
+int config_parse_listen(const char *s, struct sockaddr_storage *out);
+
+/* The length of the sockaddr in a (for bind). */
+socklen_t config_sockaddr_len(const struct sockaddr_storage *a);
+
+/* "127.0.0.1:3000" or "[::1]:3000" for a, with `port` in place of its own
+ * (the port actually bound when it was 0). Always NUL-terminated. */
+void config_format_addr(const struct sockaddr_storage *a, uint16_t port, char *out, size_t cap);
 int config_parse_rate_milli(const char *s, uint32_t *out);    /* 10, 0.5, 2.25 (per second) */
 /* "containers=64,string=4KiB,depth=16": lowers those limits (each from 1
  * to its capacity), leaves the others as they were. */

@@ -50,9 +50,9 @@ struct fleet_snapshot;
 
 /*
  * The body of GET /api/metrics/agents/{agentId}/latest for snapshot s
- * (whose blob is viewed by v): written to out, returns its length, or 0 if
- * it does not fit in cap (out[0, cap) may then have been written, nothing
- * past it). Allocates nothing.
+ * (whose blob is viewed by v): written to out and NUL-terminated, returns
+ * its length, or 0 if it and its NUL do not fit in cap (out[0, cap) may
+ * then have been written, nothing past it). Allocates nothing.
  *
  *   {"agentId":"..","organizationId":"..","receivedAt":"2026-11-22T10:00:00.123Z",
  *    "stale":false,"report":{..}}

@@ -153,6 +153,10 @@ const struct fleet_snapshot *fleet_snapshot_at(struct fleet_store *s, uint32_t w
  * agent, give or take a first publish under way). */
 uint32_t fleet_agent_count(struct fleet_store *s);
 
+/* Bytes of the agents' latest snapshots (their data, not the blocks
+ * holding them). */
+uint64_t fleet_snapshot_bytes(struct fleet_store *s);
+
 /* Bytes of the mapping carved into blocks so far (memory in use, free
  * blocks included: a carved chunk stays carved). */
 size_t fleet_memory_carved(struct fleet_store *s);

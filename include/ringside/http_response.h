@@ -18,6 +18,11 @@
  * starts a request, so an error envelope always fits. */
 #define HTTP_RESPONSE_RESERVE 2048u
 
+/* Bytes of per-request state a handler may keep in the exchange itself
+ * (http_exchange.handler_space): what it learnt at the head and needs
+ * later (the ids a token named, say), without holding anything else. */
+#define HTTP_HANDLER_SPACE 160u
+
 /* "Date: Sun, 22 Nov 2026 15:00:00 GMT\r\n" */
 #define HTTP_DATE_LINE_LEN 37u
 
@@ -52,6 +57,7 @@ struct http_exchange {
 	bool keep_alive_10;  /* HTTP/1.0 keep-alive: say so */
 	bool replied;
 	uint16_t status;     /* of the reply, once replied */
+	uint64_t reply_bytes; /* of the reply queued so far, head included (access log) */
 	uint8_t request_id_len;
 	char request_id[31];
 	const char *date_line;  /* HTTP_DATE_LINE_LEN bytes, owned by the worker */
@@ -60,6 +66,7 @@ struct http_exchange {
 	/* The handler's own, from on_head to on_end; zeroed per request. */
 	uint32_t handler_flags;
 	void *handler_data;
+	_Alignas(8) unsigned char handler_space[HTTP_HANDLER_SPACE];
 	/* Set by a handler that has seen enough of the body (it failed
 	 * validation, say): the server reads and discards the rest, stops
 	 * calling on_body, and still calls on_request to answer. */
@@ -179,15 +186,5 @@ int http_write_continue(struct http_out *out);
 
 /* Writes the Date line for `unix_seconds` (HTTP_DATE_LINE_LEN bytes, no NUL). */
 void http_format_date_line(char out[HTTP_DATE_LINE_LEN], int64_t unix_seconds);
-
-/* JSON-escapes the len bytes of s into out (no quotes added): \" \\ \n \r
- * \t, other control characters (U+0000 included) as \u00XX, every other
- * byte as is (s is meant to be UTF-8; it is not checked). Returns the
- * escaped length, or (size_t)-1 if it does not fit in cap (out[0, cap)
- * may then have been written). */
-size_t http_json_escape_len(char *out, size_t cap, const char *s, size_t len);
-
-/* The same for the NUL-terminated s. */
-size_t http_json_escape(char *out, size_t cap, const char *s);
 
 #endif

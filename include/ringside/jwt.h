@@ -98,6 +98,16 @@ struct jwt_keys {
 	size_t max_token_bytes;    /* longer tokens are rejected unread; 4096 */
 };
 
+/* What jwt_keys_load refused, as its negative return. */
+enum jwt_keys_culprit {
+	JWT_KEYS_BAD_SECRET = -1,      /* unreadable, or under JWT_SECRET_MIN */
+	JWT_KEYS_BAD_PUBLIC_KEY = -2,
+	JWT_KEYS_BAD_PRIVATE_KEY = -3, /* unreadable, not a key, not the pair */
+	JWT_KEYS_BAD_ISSUER = -4,
+	JWT_KEYS_BAD_AUDIENCE = -5,
+	JWT_KEYS_BAD_COMBINATION = -6, /* both kinds given, or neither */
+};
+
 /*
  * Reads the key files once, at start. Exactly one of secret_file (HS256:
  * raw bytes, one trailing "\n" or "\r\n" stripped, at least JWT_SECRET_MIN
@@ -109,9 +119,10 @@ struct jwt_keys {
  * path is not given. issuer and audience: 1 to 255 printable ASCII bytes
  * without '"' or '\'. Needs libcrypto (-lcrypto) besides libjwt.
  *
- * Returns 0, or -1 with a one-line message in err (which names the file
- * and what is wrong) and k left empty. k is overwritten; it must be
- * released with jwt_keys_fini.
+ * Returns 0, or a negative enum jwt_keys_culprit (which input is wrong,
+ * for the caller to name its flag) with a one-line message in err (which
+ * names the file and what is wrong) and k left empty. k is overwritten;
+ * it must be released with jwt_keys_fini.
  */
 int jwt_keys_load(struct jwt_keys *k, const char *secret_file,
 		  const char *public_key_file, const char *private_key_file,

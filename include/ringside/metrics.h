@@ -27,15 +27,39 @@
 #define METRICS_BUCKETS 11
 extern const double metrics_bucket_bounds[METRICS_BUCKETS];
 
-/* Counters of the identity side (seed 000), wired by later issues. */
+/* Why a report was refused (ringside_ingest_reports_refused_total's
+ * `reason`): id, label. */
+#define METRICS_INGEST_REFUSALS(X)                                          \
+	X(UNAUTHORIZED, "unauthorized")     /* 401: no or bad token */       \
+	X(FORBIDDEN, "forbidden")           /* 403: scope */                 \
+	X(MEDIA_TYPE, "media_type")         /* 415 */                        \
+	X(RATE_LIMITED, "rate_limited")     /* 429 */                        \
+	X(NO_VALIDATOR, "no_validator")     /* 503: every --ingest-slots busy */ \
+	X(INVALID, "invalid")               /* 400: JSON or schema */        \
+	X(TOO_LARGE, "too_large")           /* 413 */                        \
+	X(FLEET_FULL, "fleet_full")         /* 503: --fleet-max-agents */    \
+	X(FLEET_MEMORY, "fleet_memory")     /* 503: --fleet-memory */
+
+/* Counters, each worker counting into its own shard. */
 enum metrics_counter {
+	/* The identity side (seed 000), wired by later issues. */
 	METRIC_TOKENS_ISSUED,
 	METRIC_TOKENS_INTROSPECTED,
 	METRIC_TOKENS_REVOKED,
 	METRIC_AGENTS_REGISTERED,
 	METRIC_AGENTS_DECOMMISSIONED,
+	/* Ringside's own work. */
+	METRIC_INGEST_ACCEPTED,
+#define METRIC_REFUSAL_ID(id, label) METRIC_INGEST_REFUSED_##id,
+	METRICS_INGEST_REFUSALS(METRIC_REFUSAL_ID)
+#undef METRIC_REFUSAL_ID
+	METRIC_UPLOADS_ABORTED,      /* the client left while sending a body */
+	METRIC_ACCESS_LOG_DROPPED,   /* lines the access log could not keep */
 	METRIC_COUNTER_COUNT
 };
+
+/* Listeners, for ringside_open_connections{listener}. */
+enum metrics_listener { METRICS_LISTENER_MAIN, METRICS_LISTENER_METRICS, METRICS_LISTENERS };
 
 /* One label set of http_requests_total / http_request_duration_seconds:
  * bucket[i] counts observations in (bound[i-1], bound[i]]; the last one
@@ -48,6 +72,7 @@ struct metrics_series {
 /* What the pool view (seed 004) needs of a worker; written by it only. */
 struct metrics_worker_view {
 	_Atomic uint32_t creating, active, idle; /* connections by pool state */
+	_Atomic uint32_t open[METRICS_LISTENERS]; /* connections by listener */
 	_Atomic uint64_t requests;               /* completed */
 	_Atomic uint64_t memory_resident;        /* bytes of its buffers touched */
 	_Atomic uint64_t memory_in_use;          /* bytes of its buffers held now */
@@ -120,8 +145,10 @@ void metrics_observe_request(struct metrics_registry *r, struct metrics_shard *s
 /* Main thread: publishes a process sample. */
 void metrics_publish_process(struct metrics_registry *r, const struct process_stats *p);
 
-/* Writes the whole /metrics exposition, merging every shard, using
- * `scratch` (the caller's shard) for the merge. Check e->overflow. */
+/* Writes the registry's families of the /metrics exposition, merging
+ * every shard, using `scratch` (the caller's shard) for the merge. The
+ * caller may add families of its own, then calls expo_finish. Check
+ * e->overflow. */
 void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *scratch,
 			      struct expo *e);
 

@@ -34,22 +34,29 @@ struct ring_server {
 	uint32_t worker_count;
 	struct worker **workers;
 	uint16_t port[2]; /* ports actually bound: --listen, --metrics-listen */
+	int access_log_fd; /* -1: none */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	uint32_t started, failed; /* under lock: workers that came up / did not */
 };
 
 /* Binds the listeners, starts the workers (worker i writes shard i of
- * `metrics`) and waits until every one is serving. Returns 0, or a
+ * `metrics`) and waits until every one is serving. access_log_fd: where
+ * the workers write one line per request (opened O_APPEND; the caller
+ * keeps it and may reopen it in place, dup3), or -1. Returns 0, or a
  * negative errno after logging why (nothing is left running then). */
 int ring_server_start(struct ring_server *s, const struct config *cfg,
 		      const struct router *router, struct metrics_registry *metrics,
-		      const struct ring_hooks *hooks);
+		      const struct ring_hooks *hooks, int access_log_fd);
 
 /* Asks every worker to shut down gracefully: stop accepting, close idle
  * connections, finish in-flight requests, force-close what is left at
  * cfg->shutdown_timeout_ms. Returns at once; safe to call twice. */
 void ring_server_stop(struct ring_server *s);
+
+/* Bytes of worker i's own memory in RAM (connection slab, buffers, ring):
+ * mincore, for a thread that may block; safe while the worker runs. */
+uint64_t ring_worker_resident(const struct ring_server *s, uint32_t i);
 
 /* Joins the workers (they end by themselves after ring_server_stop) and
  * frees everything. */

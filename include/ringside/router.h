@@ -36,13 +36,14 @@ enum router_status {
 	ROUTER_FOUND = 0,
 	ROUTER_NOT_FOUND,          /* no pattern matches the path -> 404 */
 	ROUTER_METHOD_NOT_ALLOWED, /* a pattern matches, not the method -> 405 */
+	ROUTER_NOT_IMPLEMENTED,    /* no route of the table has the method -> 501 */
 };
 
 struct router_match {
 	const struct http_route *route; /* ROUTER_FOUND only */
-	const struct http_route *path_route; /* first route whose pattern matched the path
-					      * (FOUND and METHOD_NOT_ALLOWED): its
-					      * template labels a 405 in the metrics */
+	const struct http_route *path_route; /* first route whose pattern matched the path,
+					      * or NULL: its template labels a 405 or
+					      * 501 in the metrics */
 	uint32_t allow;                 /* bit (1u << method) per method the path has */
 	uint8_t param_count;
 	struct http_span params[ROUTER_MAX_PARAMS]; /* offsets into path */
@@ -50,7 +51,9 @@ struct router_match {
 
 /* Matches the exact path (no query) against the table. A parameter
  * matches one non-empty segment (no '/'). HEAD matches a GET route; the
- * allow mask of a path with a GET route includes HEAD. */
+ * allow mask of a path with a GET route includes HEAD. A method no route
+ * serves (HTTP_METHOD_OTHER always) is ROUTER_NOT_IMPLEMENTED, before
+ * 404 and 405. */
 enum router_status router_match(const struct router *r, enum http_method m,
 				const char *path, size_t len,
 				struct router_match *out);

@@ -32,8 +32,9 @@ const char *api_agent_error_code(unsigned status)
 	default:
 		/* The seed's list has one code for every request the client
 		 * must change (bad JSON, too large, wrong media type, wrong
-		 * method) and one for the server's own failures. */
-		return status >= 500 ? "INTERNAL" : "VALIDATION_ERROR";
+		 * or unimplemented method) and one for the server's own
+		 * failures. */
+		return status >= 500 && status != 501 ? "INTERNAL" : "VALIDATION_ERROR";
 	}
 }
 

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "ringside/fleet_report.h"
+#include "ringside/json_writer.h"
 
 /* application/json or any application/...+json (RFC 6839), with
  * parameters (charset) allowed. */
@@ -30,80 +31,125 @@ static bool is_json(const char *v, size_t len)
 	return n > 17 && !strncasecmp(v, "application/", 12) && !strncasecmp(v + n - 5, "+json", 5);
 }
 
+/* What the head learnt, kept in the exchange until the report is stored:
+ * the token's ids (its claims live only during the head's call). */
+struct ingest_request {
+	struct ingest_slot *slot; /* NULL until body bytes arrive */
+	bool no_slot;             /* none was free: the body is dropped, 503 */
+	uint8_t org_len, agent_len;
+	char org[JWT_ID_CAP];
+	char agent[JWT_ID_CAP];
+	uint64_t body_bytes;
+};
+_Static_assert(sizeof(struct ingest_request) <= HTTP_HANDLER_SPACE,
+	       "the ingest state lives in the exchange");
+
+static struct ingest_request *request_of(struct http_exchange *x)
+{
+	return (struct ingest_request *)(void *)x->handler_space;
+}
+
 static unsigned ingest_head(struct http_exchange *x, const char *buf,
 			    const struct http_request *req)
 {
 	const struct jwt_claims *c = api_authenticate(x, buf, req, JWT_SCOPE_METRICS_WRITE);
-	if (!c)
+	if (!c) {
+		if (x->status == 401)
+			api_count(x, METRIC_INGEST_REFUSED_UNAUTHORIZED);
+		else if (x->status == 403)
+			api_count(x, METRIC_INGEST_REFUSED_FORBIDDEN);
 		return 0;
+	}
 	struct http_span ct = req->hdr[HTTP_HDR_CONTENT_TYPE];
 	if (!is_json(http_span_ptr(buf, ct), ct.len)) {
+		api_count(x, METRIC_INGEST_REFUSED_MEDIA_TYPE);
 		http_reply_error(x, 415, "VALIDATION_ERROR",
 				 "The body must be JSON (Content-Type: application/json).",
 				 NULL, "Send the report with `Content-Type: application/json`.", NULL);
 		return 0;
 	}
 	struct api *a = x->ctx->api;
-	size_t org_len = strlen(c->organization_id), agent_len = strlen(c->sub);
-	uint32_t wait_ms = rate_limit_take(&a->rate, c->organization_id, org_len, c->sub,
-					   agent_len, (uint64_t)api_now_ms());
+	struct ingest_request *r = request_of(x);
+	r->org_len = (uint8_t)strlen(c->organization_id);
+	r->agent_len = (uint8_t)strlen(c->sub);
+	memcpy(r->org, c->organization_id, r->org_len + 1u);
+	memcpy(r->agent, c->sub, r->agent_len + 1u);
+	uint32_t wait_ms = rate_limit_take(&a->rate, r->org, r->org_len, r->agent,
+					   r->agent_len, (uint64_t)api_now_ms());
 	if (wait_ms) {
 		char headers[48], hint[96];
 		unsigned seconds = (wait_ms + 999) / 1000;
 		snprintf(headers, sizeof headers, "Retry-After: %u\r\n", seconds);
 		snprintf(hint, sizeof hint, "Send the next report in %u s; this agent may send %g per second.",
 			 seconds, a->cfg->ingest_rate_milli / 1000.0);
+		api_count(x, METRIC_INGEST_REFUSED_RATE_LIMITED);
 		http_reply_error(x, 429, "RATE_LIMITED", "This agent sends reports too often.",
 				 NULL, hint, headers);
 		return 0;
 	}
+	x->handler_data = r; /* on_end: there may be a validator to give back */
+	return 0;
+}
+
+/* A validator for this report, taken from the worker's free stack; false
+ * (and the body dropped) when every one is busy. */
+static bool take_slot(struct http_exchange *x, struct ingest_request *r)
+{
 	struct api_worker *aw = api_worker_of(x);
 	if (aw->free_top == 0) {
-		http_reply_error(x, 503, "SERVICE_UNAVAILABLE",
-				 "Too many reports are being received at once. Retry.", NULL,
-				 "The operator can raise --ingest-slots.", "Retry-After: 1\r\n");
-		return 0;
+		r->no_slot = true;
+		x->discard_body = true;
+		return false;
 	}
-	struct ingest_slot *s = &aw->slots[aw->free_slots[--aw->free_top]];
-	ingest_parser_init(&s->parser, s->report, &a->limits);
-	memcpy(s->org, c->organization_id, org_len + 1);
-	memcpy(s->agent, c->sub, agent_len + 1);
-	s->body_bytes = 0;
-	x->handler_data = s;
-	return 0;
+	r->slot = &aw->slots[aw->free_slots[--aw->free_top]];
+	atomic_store_explicit(&aw->slots_in_use, aw->slot_count - aw->free_top,
+			      memory_order_relaxed);
+	ingest_parser_init(&r->slot->parser, r->slot->report, &x->ctx->api->limits);
+	return true;
 }
 
 static unsigned ingest_body(struct http_exchange *x, const char *data, size_t len)
 {
-	struct ingest_slot *s = x->handler_data;
-	s->body_bytes += len;
-	if (ingest_parser_feed(&s->parser, data, len) < 0)
+	struct ingest_request *r = request_of(x);
+	if (!r->slot && !take_slot(x, r))
+		return 0;
+	r->body_bytes += len;
+	if (ingest_parser_feed(&r->slot->parser, data, len) < 0)
 		x->discard_body = true; /* the error is kept in the parser */
 	return 0;
 }
 
-static void reply_invalid(struct http_exchange *x, const struct ingest_error *e)
-{
-	http_reply_error(x, e->status, "VALIDATION_ERROR", e->message,
-			 e->path[0] ? e->path : NULL, e->hint, NULL);
-}
-
 static void ingest_request(struct http_exchange *x)
 {
-	struct ingest_slot *s = x->handler_data;
+	struct ingest_request *r = request_of(x);
 	struct api *a = x->ctx->api;
-	if (ingest_parser_finish(&s->parser) < 0) {
-		reply_invalid(x, &s->parser.err);
+	/* An empty body still goes through the validator, for its error. */
+	if (!r->slot && !r->no_slot)
+		take_slot(x, r);
+	if (r->no_slot) {
+		api_count(x, METRIC_INGEST_REFUSED_NO_VALIDATOR);
+		http_reply_error(x, 503, "SERVICE_UNAVAILABLE",
+				 "Too many reports are being received at once. Retry.", NULL,
+				 "The operator can raise --ingest-slots.", "Retry-After: 1\r\n");
 		return;
 	}
-	const struct ingest_report *r = s->report;
+	struct ingest_parser *p = &r->slot->parser;
+	if (ingest_parser_finish(p) < 0) {
+		api_count(x, p->err.status == 413 ? METRIC_INGEST_REFUSED_TOO_LARGE
+						  : METRIC_INGEST_REFUSED_INVALID);
+		http_reply_error(x, p->err.status, "VALIDATION_ERROR", p->err.message,
+				 p->err.path[0] ? p->err.path : NULL, p->err.hint, NULL);
+		return;
+	}
+	const struct ingest_report *rep = r->slot->report;
 	size_t cap;
 	char *blob = http_scratch(x, &cap);
-	size_t len = fleet_report_encode(r, blob, cap);
-	int err = len ? fleet_publish(&a->fleet, x->ctx->worker_id, s->org, strlen(s->org),
-				      s->agent, strlen(s->agent), blob, len, api_now_ms())
+	size_t len = fleet_report_encode(rep, blob, cap);
+	int err = len ? fleet_publish(&a->fleet, x->ctx->worker_id, r->org, r->org_len, r->agent,
+				      r->agent_len, blob, len, api_now_ms())
 		      : -EMSGSIZE;
 	if (err == -EMSGSIZE) {
+		api_count(x, METRIC_INGEST_REFUSED_TOO_LARGE);
 		http_reply_error(x, 413, "VALIDATION_ERROR",
 				 "The report is larger than a stored snapshot may be.", NULL,
 				 "Send fewer containers, checks or labels, or shorter texts.", NULL);
@@ -111,6 +157,8 @@ static void ingest_request(struct http_exchange *x)
 	}
 	if (err < 0) {
 		bool full = fleet_agent_count(&a->fleet) >= a->fleet.max_agents;
+		api_count(x, full ? METRIC_INGEST_REFUSED_FLEET_FULL
+				  : METRIC_INGEST_REFUSED_FLEET_MEMORY);
 		http_reply_error(x, 503, "SERVICE_UNAVAILABLE",
 				 full ? "This server keeps as many agents as it may."
 				      : "Snapshot memory is exhausted. Retry.",
@@ -120,28 +168,47 @@ static void ingest_request(struct http_exchange *x)
 				 full ? NULL : "Retry-After: 5\r\n");
 		return;
 	}
-	/* What was accepted, so an agent can check nothing was cut. The
-	 * ids come from the token: escape them like any client string. */
-	char body[1024], org[JWT_ID_CAP * 6], agent[JWT_ID_CAP * 6];
-	http_json_escape(org, sizeof org, s->org);
-	http_json_escape(agent, sizeof agent, s->agent);
-	int n = snprintf(body, sizeof body,
-			 "{\"accepted\":true,\"agentId\":\"%s\",\"organizationId\":\"%s\","
-			 "\"bytes\":%llu,\"services\":%u,\"serviceHealthChecks\":%u,"
-			 "\"tcpCheckResults\":%u,\"certCheckResults\":%u,\"containers\":%u,"
-			 "\"processes\":%u}",
-			 agent, org, (unsigned long long)s->body_bytes, r->n_service,
-			 r->n_health_check, r->n_tcp_check, r->n_cert_check, r->n_container,
-			 r->n_process);
-	http_reply(x, 202, "application/json", NULL, body, (size_t)n);
+	api_count(x, METRIC_INGEST_ACCEPTED);
+	/* What was accepted, so an agent can check nothing was cut. The ids
+	 * come from the token: the writer escapes them like any client
+	 * string, and always terminates what it wrote. */
+	char body[512];
+	struct json_writer w;
+	jsonw_init(&w, body, sizeof body);
+	jsonw_lit(&w, "{\"accepted\":true,\"agentId\":");
+	jsonw_string(&w, r->agent, r->agent_len);
+	jsonw_lit(&w, ",\"organizationId\":");
+	jsonw_string(&w, r->org, r->org_len);
+	const struct {
+		const char *key;
+		uint64_t value;
+	} counts[] = {
+		{"bytes", r->body_bytes},
+		{"services", rep->n_service},
+		{"serviceHealthChecks", rep->n_health_check},
+		{"tcpCheckResults", rep->n_tcp_check},
+		{"certCheckResults", rep->n_cert_check},
+		{"containers", rep->n_container},
+		{"processes", rep->n_process},
+	};
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		jsonw_lit(&w, ",");
+		jsonw_key(&w, counts[i].key);
+		jsonw_u64(&w, counts[i].value);
+	}
+	jsonw_lit(&w, "}");
+	http_reply(x, 202, "application/json", NULL, body, jsonw_done(&w));
 }
 
 static void ingest_end(struct http_exchange *x)
 {
-	struct ingest_slot *s = x->handler_data;
-	if (s) {
+	struct ingest_request *r = x->handler_data;
+	if (r && r->slot) {
 		struct api_worker *aw = api_worker_of(x);
-		aw->free_slots[aw->free_top++] = (uint32_t)(s - aw->slots);
+		aw->free_slots[aw->free_top++] = (uint32_t)(r->slot - aw->slots);
+		atomic_store_explicit(&aw->slots_in_use, aw->slot_count - aw->free_top,
+				      memory_order_relaxed);
+		r->slot = NULL;
 	}
 }
 

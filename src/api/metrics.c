@@ -43,6 +43,8 @@ static void metrics_request(struct http_exchange *x)
 	struct expo e;
 	expo_init(&e, scratch, half, format);
 	metrics_write_exposition(x->ctx->metrics, x->ctx->shard, &e);
+	api_write_metrics(x->ctx->api, &e);
+	expo_finish(&e);
 	const char *body = scratch;
 	size_t len = e.len;
 	if (!e.overflow && gzip) {

@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 
 #include "ringside/log.h"
+#include "ringside/metrics_expo.h"
+#include "ringside/resident.h"
 
 /* Verified tokens cached per worker: 4096 x 256 bytes = 1 MiB. */
 #define TOKEN_CACHE_ENTRIES 4096u
@@ -52,20 +54,15 @@ static uint32_t rate_entries(uint32_t agents)
 	return n;
 }
 
-int api_init(struct api *a, const struct config *cfg, uint32_t workers)
+int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct jwt_keys *keys)
 {
 	memset(a, 0, sizeof *a);
 	a->cfg = cfg;
 	a->worker_count = workers;
 	a->limits = cfg->ingest_limits;
-	if (cfg->jwt_secret_file[0] || cfg->jwt_public_key_file[0]) {
-		char err[256];
-		if (jwt_keys_load(&a->keys, cfg->jwt_secret_file, cfg->jwt_public_key_file,
-				  cfg->jwt_private_key_file, cfg->jwt_issuer, cfg->jwt_audience, err,
-				  sizeof err) < 0) {
-			log_error("cannot load the agent token key", "err=\"%s\"", err);
-			return -1;
-		}
+	if (keys) {
+		a->keys = *keys; /* ours now */
+		memset(keys, 0, sizeof *keys);
 		a->keys_loaded = true;
 	} else {
 		log_warn("no agent token key: the agent routes answer 503",
@@ -116,4 +113,43 @@ void api_worker_pass(struct api *a, uint32_t worker)
 void api_worker_stopped(struct api *a, uint32_t worker)
 {
 	fleet_offline(&a->fleet, worker);
+}
+
+uint64_t api_worker_resident(const struct api *a, uint32_t i)
+{
+	const struct api_worker *aw = &a->workers[i];
+	return resident_bytes(aw->tokens.sets, (size_t)aw->tokens.entries / TOKEN_CACHE_WAYS *
+						       sizeof *aw->tokens.sets) +
+	       resident_bytes(aw->slots, (size_t)aw->slot_count * sizeof *aw->slots) +
+	       resident_bytes(aw->free_slots, (size_t)aw->slot_count * sizeof *aw->free_slots) +
+	       resident_bytes(aw->reports, (size_t)aw->slot_count * sizeof *aw->reports);
+}
+
+void api_write_metrics(struct api *a, struct expo *e)
+{
+	if (!a)
+		return;
+	uint64_t in_use = 0;
+	for (uint32_t i = 0; i < a->worker_count; i++)
+		in_use += atomic_load_explicit(&a->workers[i].slots_in_use, memory_order_relaxed);
+	static const struct {
+		const char *name, *help;
+	} g[] = {
+		{"ringside_fleet_agents", "Agents whose latest report the fleet store holds."},
+		{"ringside_fleet_snapshot_bytes",
+		 "Bytes of those reports in their stored form (about 11 KB for the full sample)."},
+		{"ringside_ingest_validators", "Reports that can be validated at once (--ingest-slots "
+					       "times the workers)."},
+		{"ringside_ingest_validators_in_use", "Reports being validated now."},
+	};
+	const double v[] = {
+		(double)fleet_agent_count(&a->fleet),
+		(double)fleet_snapshot_bytes(&a->fleet),
+		(double)a->cfg->ingest_slots * a->worker_count,
+		(double)in_use,
+	};
+	for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+		expo_family(e, g[i].name, EXPO_GAUGE, g[i].help);
+		expo_sample(e, g[i].name, NULL, NULL, 0, NULL, v[i]);
+	}
 }

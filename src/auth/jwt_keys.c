@@ -158,12 +158,13 @@ static int load_pem(struct jwt_keys *k, const char *pub_path,
 	EVP_PKEY *pub = NULL, *priv = NULL;
 	BIO *bio = NULL;
 	char group[64];
-	int e, r = -1;
+	int e, r = JWT_KEYS_BAD_PUBLIC_KEY;
 
 	e = read_file(pub_path, PEM_FILE_MAX, &k->verify_key, &k->verify_key_len);
-	if (e)
-		return fail(err, errcap, "jwt: public key file %s: %s", pub_path,
-			    file_error(e));
+	if (e) {
+		fail(err, errcap, "jwt: public key file %s: %s", pub_path, file_error(e));
+		return JWT_KEYS_BAD_PUBLIC_KEY;
+	}
 	ERR_clear_error();
 	bio = BIO_new_mem_buf(k->verify_key, (int)k->verify_key_len);
 	if (!bio || !(pub = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL))) {
@@ -206,6 +207,7 @@ static int load_pem(struct jwt_keys *k, const char *pub_path,
 	}
 
 	if (priv_path) {
+		r = JWT_KEYS_BAD_PRIVATE_KEY;
 		e = read_file(priv_path, PEM_FILE_MAX, &k->sign_key,
 			      &k->sign_key_len);
 		if (e) {
@@ -275,35 +277,42 @@ int jwt_keys_load(struct jwt_keys *k, const char *secret_file,
 		public_key_file = NULL;
 	if (private_key_file && !*private_key_file)
 		private_key_file = NULL;
-	if (!name_ok(issuer))
-		return fail(err, errcap,
-			    "jwt: issuer must be 1 to %d printable ASCII bytes "
-			    "without '\"' or '\\'",
-			    JWT_ISS_CAP - 1);
-	if (!name_ok(audience))
-		return fail(err, errcap,
-			    "jwt: audience must be 1 to %d printable ASCII bytes "
-			    "without '\"' or '\\'",
-			    JWT_ISS_CAP - 1);
-	if (!secret_file == !public_key_file)
-		return fail(err, errcap,
-			    "jwt: give exactly one of a secret file (HS256) and "
-			    "a public key file (ES256, RS256)");
-	if (private_key_file && !public_key_file)
-		return fail(err, errcap,
-			    "jwt: a private key file needs its public key file; "
-			    "HS256 signs with the secret");
+	if (!name_ok(issuer)) {
+		fail(err, errcap,
+		     "jwt: issuer must be 1 to %d printable ASCII bytes without '\"' or '\\'",
+		     JWT_ISS_CAP - 1);
+		return JWT_KEYS_BAD_ISSUER;
+	}
+	if (!name_ok(audience)) {
+		fail(err, errcap,
+		     "jwt: audience must be 1 to %d printable ASCII bytes without '\"' or '\\'",
+		     JWT_ISS_CAP - 1);
+		return JWT_KEYS_BAD_AUDIENCE;
+	}
+	if (!secret_file == !public_key_file) {
+		fail(err, errcap,
+		     "jwt: give exactly one of a secret file (HS256) and a public key file "
+		     "(ES256, RS256)");
+		return JWT_KEYS_BAD_COMBINATION;
+	}
+	if (private_key_file && !public_key_file) {
+		fail(err, errcap,
+		     "jwt: a private key file needs its public key file; HS256 signs with the "
+		     "secret");
+		return JWT_KEYS_BAD_COMBINATION;
+	}
 	memcpy(k->issuer, issuer, strlen(issuer) + 1);
 	memcpy(k->audience, audience, strlen(audience) + 1);
 	k->leeway = JWT_LEEWAY_DEFAULT;
 	k->max_token_bytes = JWT_TOKEN_DEFAULT;
 
-	if ((secret_file ? load_secret(k, secret_file, err, errcap) :
-			   load_pem(k, public_key_file, private_key_file, err,
-				    errcap)) ||
-	    (k->sign_key && probe(k, err, errcap))) {
+	int r = secret_file ? load_secret(k, secret_file, err, errcap)
+			    : load_pem(k, public_key_file, private_key_file, err, errcap);
+	if (r == 0 && k->sign_key && probe(k, err, errcap))
+		r = secret_file ? JWT_KEYS_BAD_SECRET : JWT_KEYS_BAD_PRIVATE_KEY;
+	if (r < 0) {
 		jwt_keys_fini(k);
-		return -1;
+		return secret_file && r == -1 ? JWT_KEYS_BAD_SECRET : r;
 	}
 	return 0;
 }

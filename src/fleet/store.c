@@ -135,6 +135,10 @@ struct fleet_worker {
 	_Alignas(64) _Atomic uint64_t qs; /* line 0: read by every reclaimer */
 	/* The rest is private to the worker. */
 	_Alignas(64) uint64_t safe;       /* min qs at its last scan */
+	/* Bytes of latest snapshots this worker published, less those of the
+	 * ones it replaced (any worker's): summed over the workers, the bytes
+	 * held now. Written by the worker only; read by scrapes. */
+	_Atomic int64_t snapshot_bytes;
 	uint32_t pending_head, pending_tail; /* retired since the last quiescent state */
 	uint32_t batch_first, batch_count;
 	struct fleet_batch batch[BATCHES];
@@ -588,6 +592,9 @@ int fleet_publish(struct fleet_store *s, uint32_t worker, const char *org, size_
 	/* Release: the snapshot is whole before a reader can load it. Acquire:
 	 * the old one's writer is ordered before its free by this worker. */
 	old = atomic_exchange_explicit(&s->agents[slot].cur, snap, memory_order_acq_rel);
+	int64_t held = atomic_load_explicit(&ws->snapshot_bytes, memory_order_relaxed) +
+		       (int64_t)len - (old ? (int64_t)old->len : 0);
+	atomic_store_explicit(&ws->snapshot_bytes, held, memory_order_relaxed);
 	if (old)
 		retire(s, ws, (uint32_t)(((unsigned char *)old - s->mem) >> UNIT_SHIFT));
 	return 0;
@@ -625,6 +632,15 @@ const struct fleet_snapshot *fleet_snapshot_at(struct fleet_store *s, uint32_t w
 uint32_t fleet_agent_count(struct fleet_store *s)
 {
 	return atomic_load_explicit(&s->sh->agents, memory_order_relaxed);
+}
+
+uint64_t fleet_snapshot_bytes(struct fleet_store *s)
+{
+	int64_t sum = 0;
+
+	for (uint32_t w = 0; w < s->nworkers; w++)
+		sum += atomic_load_explicit(&s->workers[w].snapshot_bytes, memory_order_relaxed);
+	return sum > 0 ? (uint64_t)sum : 0; /* relaxed reads may see a replace first */
 }
 
 size_t fleet_memory_carved(struct fleet_store *s)

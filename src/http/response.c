@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "ringside/http_status.h"
+#include "ringside/json_writer.h"
 
 /* s may be NULL when n is 0 (no body, no extra headers); memcpy may not. */
 static char *put(char *p, const char *s, size_t n)
@@ -72,6 +73,7 @@ static int write_head(struct http_exchange *x, unsigned status, const char *cont
 		p = PUT_LIT(p, "Connection: keep-alive\r\n");
 	p = put(p, extra_headers, extra_len);
 	p = PUT_LIT(p, "\r\n");
+	x->reply_bytes = (uint64_t)(p - (o->buf + o->len));
 	o->len = (uint32_t)(p - o->buf);
 	x->replied = true;
 	x->status = (uint16_t)status;
@@ -92,71 +94,9 @@ int http_reply(struct http_exchange *x, unsigned status, const char *content_typ
 	if (r == 0) {
 		put(x->out->buf + x->out->len, body, body_len);
 		x->out->len += (uint32_t)body_len;
+		x->reply_bytes += body_len;
 	}
 	return r;
-}
-
-size_t http_json_escape_len(char *out, size_t cap, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc = 0;
-		switch (c) {
-		case '"': esc = '"'; break;
-		case '\\': esc = '\\'; break;
-		case '\n': esc = 'n'; break;
-		case '\r': esc = 'r'; break;
-		case '\t': esc = 't'; break;
-		default: break;
-		}
-		if (esc) {
-			if (n + 2 > cap)
-				return (size_t)-1;
-			out[n++] = '\\';
-			out[n++] = esc;
-		} else if (c < 0x20) {
-			/* RFC 8259 section 7: every control character, U+0000
-			 * included, must be escaped. */
-			if (n + 6 > cap)
-				return (size_t)-1;
-			memcpy(out + n, "\\u00", 4);
-			out[n + 4] = hex[c >> 4];
-			out[n + 5] = hex[c & 15];
-			n += 6;
-		} else {
-			if (n + 1 > cap)
-				return (size_t)-1;
-			out[n++] = (char)c;
-		}
-	}
-	return n;
-}
-
-size_t http_json_escape(char *out, size_t cap, const char *s)
-{
-	return http_json_escape_len(out, cap, s, strlen(s));
-}
-
-/* Appends `"key":"escaped",` to body; returns new length or (size_t)-1. */
-static size_t add_field(char *body, size_t n, size_t cap, const char *key, const char *value)
-{
-	size_t klen = strlen(key);
-	if (n + klen + 6 > cap)
-		return (size_t)-1;
-	body[n++] = '"';
-	memcpy(body + n, key, klen);
-	n += klen;
-	memcpy(body + n, "\":\"", 3);
-	n += 3;
-	size_t e = http_json_escape(body + n, cap - n - 2, value);
-	if (e == (size_t)-1)
-		return (size_t)-1;
-	n += e;
-	body[n++] = '"';
-	body[n++] = ',';
-	return n;
 }
 
 int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
@@ -164,22 +104,26 @@ int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
 		     const char *extra_headers)
 {
 	char body[HTTP_RESPONSE_RESERVE / 2];
-	size_t n = 1;
-	body[0] = '{';
-	n = add_field(body, n, sizeof body, "code", code ? code : http_status_code(status));
-	if (n != (size_t)-1)
-		n = add_field(body, n, sizeof body, "message",
-			      message ? message : http_status_message(status));
-	if (n != (size_t)-1 && field)
-		n = add_field(body, n, sizeof body, "field", field);
-	if (n != (size_t)-1 && hint)
-		n = add_field(body, n, sizeof body, "hint", hint);
-	if (n != (size_t)-1)
-		n = add_field(body, n, sizeof body, "requestId", x->request_id);
-	if (n == (size_t)-1)
+	struct json_writer w;
+	jsonw_init(&w, body, sizeof body);
+	jsonw_lit(&w, "{\"code\":");
+	jsonw_cstring(&w, code ? code : http_status_code(status));
+	jsonw_lit(&w, ",\"message\":");
+	jsonw_cstring(&w, message ? message : http_status_message(status));
+	if (field) {
+		jsonw_lit(&w, ",\"field\":");
+		jsonw_cstring(&w, field);
+	}
+	if (hint) {
+		jsonw_lit(&w, ",\"hint\":");
+		jsonw_cstring(&w, hint);
+	}
+	jsonw_lit(&w, ",\"requestId\":");
+	jsonw_string(&w, x->request_id, x->request_id_len);
+	jsonw_lit(&w, "}");
+	if (w.overflow)
 		return -ENOSPC;
-	body[n - 1] = '}'; /* replaces the last comma */
-	return http_reply(x, status, "application/json", extra_headers, body, n);
+	return http_reply(x, status, "application/json", extra_headers, body, w.len);
 }
 
 int http_write_continue(struct http_out *out)

@@ -75,6 +75,7 @@ enum router_status router_match(const struct router *r, enum http_method m,
 	const struct http_route *head_via_get = NULL;
 	struct http_span get_params[ROUTER_MAX_PARAMS];
 	uint8_t get_count = 0;
+	uint32_t served = 0; /* methods some route of the table serves */
 
 	memset(out, 0, sizeof *out);
 	/* Spans are 32-bit; the parser's target limit is far below that. */
@@ -84,6 +85,7 @@ enum router_status router_match(const struct router *r, enum http_method m,
 		const struct http_route *rt = &r->routes[i];
 		uint8_t count;
 
+		served |= 1u << rt->method;
 		if (!pattern_match(rt->pattern, path, len, params, &count))
 			continue;
 		if (out->path_route == NULL)
@@ -113,6 +115,12 @@ enum router_status router_match(const struct router *r, enum http_method m,
 	}
 	if (out->route != NULL)
 		return ROUTER_FOUND;
+	/* RFC 9110 9.1: a method the server implements nowhere is a 501,
+	 * whatever the path; 405 is for a method it serves elsewhere. */
+	if (served & (1u << HTTP_GET))
+		served |= 1u << HTTP_HEAD;
+	if (m == HTTP_METHOD_OTHER || !(served & (1u << m)))
+		return ROUTER_NOT_IMPLEMENTED;
 	return out->allow != 0 ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;
 }
 

@@ -299,7 +299,49 @@ void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *
 	gauge(e, "process_open_fds", "Number of open file descriptors.", (double)p.open_fds);
 	gauge(e, "process_max_fds", "Maximum number of open file descriptors.",
 	      (double)p.max_fds);
-	expo_finish(e);
+
+	/* Ringside's own work (openapi/metrics.yaml). */
+	expo_family(e, "ringside_build_info", EXPO_GAUGE,
+		    "Always 1; the labels say which Ringside this is.");
+	const struct expo_label version = {"version", RINGSIDE_VERSION};
+	expo_sample(e, "ringside_build_info", NULL, &version, 1, NULL, 1);
+
+	expo_family(e, "ringside_open_connections", EXPO_GAUGE,
+		    "Connections open now, by the listener that accepted them.");
+	static const char *const listener_names[METRICS_LISTENERS] = {"main", "metrics"};
+	for (int l = 0; l < METRICS_LISTENERS; l++) {
+		uint64_t open = 0;
+		for (uint32_t w = 0; w < r->shard_count; w++)
+			open += atomic_load_explicit(&r->shards[w].view.open[l], memory_order_relaxed);
+		const struct expo_label label = {"listener", listener_names[l]};
+		expo_sample(e, "ringside_open_connections", NULL, &label, 1, NULL, (double)open);
+	}
+
+	counter(e, "ringside_ingest_reports_accepted_total",
+		"Agent reports accepted and stored as their agent's latest.",
+		(double)counter_sum(r, METRIC_INGEST_ACCEPTED));
+	expo_family(e, "ringside_ingest_reports_refused_total", EXPO_COUNTER,
+		    "Agent reports refused, by reason (body timeouts are 408s in "
+		    "http_requests_total).");
+	static const struct {
+		enum metrics_counter id;
+		const char *reason;
+	} refusals[] = {
+#define REFUSAL_ROW(id, label) {METRIC_INGEST_REFUSED_##id, label},
+		METRICS_INGEST_REFUSALS(REFUSAL_ROW)
+#undef REFUSAL_ROW
+	};
+	for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+		const struct expo_label label = {"reason", refusals[i].reason};
+		expo_sample(e, "ringside_ingest_reports_refused_total", NULL, &label, 1, NULL,
+			    (double)counter_sum(r, refusals[i].id));
+	}
+	counter(e, "ringside_http_uploads_aborted_total",
+		"Request bodies the client stopped sending (it closed or reset the connection).",
+		(double)counter_sum(r, METRIC_UPLOADS_ABORTED));
+	counter(e, "ringside_access_log_dropped_total",
+		"Access log lines dropped because the log file could not keep up.",
+		(double)counter_sum(r, METRIC_ACCESS_LOG_DROPPED));
 }
 
 void metrics_pool_read(const struct metrics_registry *r, struct metrics_pool *p)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -130,6 +131,7 @@ static void begin_exchange(struct worker *w, struct conn *c, enum http_method m,
 		.ctx = &w->ctx,
 	};
 	conn_format_request_id(w, &c->x);
+	c->log_path_len = 0;
 	ensure_out(w, c);
 }
 
@@ -176,15 +178,139 @@ static void start_linger(struct worker *w, struct conn *c)
  * 408s show in http_requests_total (route "unmatched" when no route was
  * found). Its duration runs from the loop pass that saw its first byte to
  * a fresh clock read (vDSO, tens of ns): the pass's own time would say 0. */
+static uint64_t clock_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* ---- The access log line (--access-log) ---- */
+
+static char *put_mem(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define PUT_STR(p, s) put_mem((p), (s), strlen(s))
+
+static char *put_dec(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* A logfmt value: as is when it is plain, else quoted with \" \\ and
+ * \xHH escapes, so a client's path cannot forge fields or lines. At most
+ * 4 * n + 2 bytes. */
+static char *put_logfmt_value(char *p, const char *s, size_t n)
+{
+	bool plain = n > 0;
+	for (size_t i = 0; i < n && plain; i++)
+		plain = s[i] > ' ' && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' && s[i] != '=';
+	if (plain)
+		return put_mem(p, s, n);
+	*p++ = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char b = (unsigned char)s[i];
+		if (b == '"' || b == '\\') {
+			*p++ = '\\';
+			*p++ = (char)b;
+		} else if (b < ' ' || b >= 0x7f) {
+			*p++ = '\\';
+			*p++ = 'x';
+			*p++ = hex_digits[b >> 4];
+			*p++ = hex_digits[b & 15];
+		} else {
+			*p++ = (char)b;
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
+/* The client's address, looked up once per connection, when its first
+ * line is logged. */
+static const char *peer_of(struct conn *c)
+{
+	if (!c->peer[0]) {
+		struct sockaddr_storage a;
+		socklen_t len = sizeof a;
+		if (getpeername(c->fd, (struct sockaddr *)&a, &len) == 0)
+			config_format_addr(&a, ntohs(((struct sockaddr_in *)(void *)&a)->sin_port),
+					   c->peer, sizeof c->peer);
+		else
+			memcpy(c->peer, "-", 2);
+	}
+	return c->peer;
+}
+
+/* Room a line may need: the fixed fields and the escaped path. */
+#define LOG_LINE_MAX (400u + 4u * CONN_LOG_PATH_MAX)
+
+/* One line for the exchange: time, client, method, route, path, status,
+ * bytes of the response, duration and request id. */
+static void log_request(struct worker *w, struct conn *c, uint64_t end_ns)
+{
+	c->log_pending = false;
+	if (w->access_log.fd < 0)
+		return;
+	char *start = access_log_reserve(w, LOG_LINE_MAX), *p = start;
+	if (!p)
+		return;
+	const struct http_exchange *x = &c->x;
+	int64_t ms = w->now_wall_ms % 1000;
+	p = PUT_STR(p, "ts=");
+	p = PUT_STR(p, w->log_time);
+	*p++ = (char)('0' + ms / 100);
+	*p++ = (char)('0' + ms / 10 % 10);
+	*p++ = (char)('0' + ms % 10);
+	p = PUT_STR(p, "Z remote=");
+	p = PUT_STR(p, peer_of(c));
+	p = PUT_STR(p, " method=");
+	p = PUT_STR(p, http_method_name(x->method));
+	p = PUT_STR(p, " route=");
+	p = PUT_STR(p, x->route ? x->route->pattern : "-");
+	p = PUT_STR(p, " path=");
+	p = c->log_path_len ? put_logfmt_value(p, c->log_path, c->log_path_len) : PUT_STR(p, "-");
+	p = PUT_STR(p, " status=");
+	p = put_dec(p, x->status);
+	p = PUT_STR(p, " bytes=");
+	p = put_dec(p, x->reply_bytes);
+	p = PUT_STR(p, " duration_us=");
+	p = put_dec(p, end_ns > c->request_start_ns ? (end_ns - c->request_start_ns) / 1000 : 0);
+	p = PUT_STR(p, " request_id=");
+	p = put_mem(p, x->request_id, x->request_id_len);
+	*p++ = '\n';
+	access_log_commit(w, (size_t)(p - start));
+}
+
+/* A streamed response is logged when it ends (its bytes are known then). */
+void conn_log_stream_end(struct worker *w, struct conn *c)
+{
+	if (c->log_pending)
+		log_request(w, c, clock_ns());
+}
+
 static void count_request(struct worker *w, struct conn *c)
 {
 	const struct http_exchange *x = &c->x;
-	struct timespec end;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	uint64_t end_ns = (uint64_t)end.tv_sec * 1000000000u + (uint64_t)end.tv_nsec;
+	uint64_t end_ns = clock_ns();
 	metrics_observe_request(w->ctx.metrics, w->ctx.shard,
 				metrics_route_slot(w->ctx.metrics, x->route), x->method, x->status,
 				end_ns > c->request_start_ns ? end_ns - c->request_start_ns : 0);
+	if (c->producer || c->streaming)
+		c->log_pending = w->access_log.fd >= 0;
+	else
+		log_request(w, c, end_ns);
 }
 
 /* The envelope code for a status the server answers by itself on the
@@ -277,6 +403,33 @@ static bool served_here(const struct worker *w, const struct conn *c, const stru
 	return !!(r->flags & HTTP_ROUTE_METRICS) == (c->listener == LISTENER_METRICS);
 }
 
+/* One message for a body over --max-body-bytes, however it is framed. */
+static const char body_too_large[] = "The request body is larger than the server accepts.";
+
+/* When a body must have made progress by: --body-timeout after its last
+ * bytes, and, past --body-rate-grace, --body-min-rate on average since
+ * its head (mod_reqtimeout's MinRate: each min_rate bytes buy a second).
+ * A gap between reads alone would let a client drip one byte per
+ * timeout and hold the request, and what it holds (a validator), for
+ * ever. */
+static uint64_t body_deadline(const struct worker *w, const struct conn *c)
+{
+	uint64_t gap = w->now_ms + w->cfg->body_timeout_ms;
+	uint32_t rate = w->cfg->body_min_rate;
+	if (!rate)
+		return gap;
+	uint64_t paced = c->body_start_ms + w->cfg->body_rate_grace_ms +
+			 c->body_received * 1000u / rate;
+	return paced < gap ? paced : gap;
+}
+
+static bool body_too_slow(const struct worker *w, const struct conn *c)
+{
+	uint32_t rate = w->cfg->body_min_rate;
+	return rate && w->now_ms >= c->body_start_ms + w->cfg->body_rate_grace_ms +
+					    c->body_received * 1000u / rate;
+}
+
 static void on_head(struct worker *w, struct conn *c, const char *base)
 {
 	const struct http_request *req = &c->parser.req;
@@ -288,6 +441,12 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 	c->answer_message = NULL;
 	c->replied_at_head = false;
 	conn_set_pool_state(w, c, POOL_ACTIVE);
+	if (w->access_log.fd >= 0) {
+		/* The head's buffer is gone by the time the line is written. */
+		size_t n = req->path.len < CONN_LOG_PATH_MAX ? req->path.len : CONN_LOG_PATH_MAX;
+		memcpy(c->log_path, base + req->path.off, n);
+		c->log_path_len = (uint8_t)n;
+	}
 
 	struct router_match m;
 	switch (router_match(w->router, req->method, base + req->path.off, req->path.len, &m)) {
@@ -312,6 +471,12 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 		c->answer_status = 405;
 		c->allow = m.allow;
 		break;
+	case ROUTER_NOT_IMPLEMENTED:
+		if (m.path_route && served_here(w, c, m.path_route))
+			c->x.route = m.path_route;
+		c->answer_status = 501;
+		c->answer_message = "The server does not implement this method.";
+		break;
 	}
 
 	c->body_kind = BODY_NONE;
@@ -322,7 +487,7 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 		if (req->content_length > w->cfg->max_body_bytes) {
 			/* Refuse before reading: the client may still be sending,
 			 * which the lingering close absorbs. */
-			fail(w, c, 413, "The request body is larger than the server accepts.");
+			fail(w, c, 413, body_too_large);
 			return;
 		}
 		c->body_kind = BODY_LENGTH;
@@ -348,7 +513,9 @@ static void on_head(struct worker *w, struct conn *c, const char *base)
 		return;
 	}
 	c->phase = PHASE_BODY;
-	timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->body_timeout_ms);
+	c->body_start_ms = w->now_ms;
+	c->body_received = 0;
+	timer_wheel_schedule(&w->wheel, &c->timer, body_deadline(w, c));
 }
 
 /* Consumes head bytes from p; returns how many. */
@@ -418,7 +585,8 @@ static size_t feed_body(struct worker *w, struct conn *c, const char *p, size_t 
 		struct http_span data = {0, 0};
 		ssize_t r = http_chunked_next(&c->chunked, w->cfg->max_body_bytes, p, n, &data);
 		if (r < 0 || (r == 0 && !c->chunked.done)) {
-			fail(w, c, r < 0 ? c->chunked.error_status : 400, c->chunked.error);
+			unsigned status = r < 0 ? c->chunked.error_status : 400;
+			fail(w, c, status, status == 413 ? body_too_large : c->chunked.error);
 			return n;
 		}
 		if (data.len)
@@ -426,10 +594,11 @@ static size_t feed_body(struct worker *w, struct conn *c, const char *p, size_t 
 		used = (size_t)r;
 		done = c->chunked.done;
 	}
+	c->body_received += used;
 	if (done)
 		finish_request(w, c);
 	else
-		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->body_timeout_ms);
+		timer_wheel_schedule(&w->wheel, &c->timer, body_deadline(w, c));
 	return used;
 }
 
@@ -467,6 +636,25 @@ void conn_on_input(struct worker *w, struct conn *c, const char *data, size_t le
 	worker_send(w, c);
 }
 
+/* Response bytes still to go out, or a body still to be produced. */
+static bool output_pending(const struct conn *c)
+{
+	return c->send_busy || c->out.len > c->out_sent || c->body_len > c->body_sent ||
+	       c->producer;
+}
+
+/* The client sent its FIN with a request unfinished: that request never
+ * completes. Its handler gives back what it took; nothing is answered. */
+static void abandon_partial_request(struct worker *w, struct conn *c)
+{
+	if (c->phase != PHASE_BODY)
+		return; /* a partial head holds nothing; it goes with the close */
+	if (!c->x.replied)
+		metrics_add(&w->ctx.shard->counters[METRIC_UPLOADS_ABORTED], 1);
+	conn_end_exchange(c);
+	start_linger(w, c);
+}
+
 static void produce_piece(struct worker *w, struct conn *c);
 
 void conn_on_sent(struct worker *w, struct conn *c)
@@ -489,6 +677,8 @@ void conn_on_sent(struct worker *w, struct conn *c)
 		c->in_len = 0; /* consume() re-stashes what it cannot use yet */
 		consume(w, c, c->in, n);
 		release_in(w, c);
+		if (c->peer_eof && !c->input_blocked && c->phase != PHASE_CLOSING)
+			abandon_partial_request(w, c);
 	}
 	if (c->phase == PHASE_CLOSING)
 		return;
@@ -496,12 +686,12 @@ void conn_on_sent(struct worker *w, struct conn *c)
 		worker_send(w, c);
 		return;
 	}
+	if (c->peer_eof && !c->input_blocked && !c->producer) {
+		worker_close(w, c); /* everything asked before the FIN is answered */
+		return;
+	}
 	if (c->close_after_send) {
 		c->close_after_send = false;
-		if (c->peer_eof) {
-			worker_close(w, c);
-			return;
-		}
 		worker_shutdown_write(w, c);
 		c->phase = PHASE_LINGER;
 		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + LINGER_MS);
@@ -515,17 +705,27 @@ void conn_on_sent(struct worker *w, struct conn *c)
 	}
 }
 
+/*
+ * The client shut its sending side (RFC 9112 9.6: half-close). Every
+ * complete request it sent before is still answered, in order, pipelined
+ * ones held in `in` included (conn_on_sent keeps consuming them as the
+ * output drains); then the connection is closed.
+ */
 void conn_on_eof(struct worker *w, struct conn *c)
 {
 	c->peer_eof = true;
-	if (c->send_busy || c->out.len > c->out_sent) {
-		/* Answer what was asked, then close: the client only shut its
-		 * sending side. A half-received request is dropped. */
-		c->close_after_send = true;
-		if (c->phase != PHASE_LINGER)
-			start_linger(w, c);
-		return;
-	}
+	if (c->input_blocked)
+		return; /* conn_on_sent gets to the rest */
+	abandon_partial_request(w, c);
+	if (!output_pending(c))
+		worker_close(w, c);
+}
+
+/* The connection broke (RST): nobody is left to answer. */
+void conn_on_reset(struct worker *w, struct conn *c)
+{
+	if (c->phase == PHASE_BODY && !c->x.replied)
+		metrics_add(&w->ctx.shard->counters[METRIC_UPLOADS_ABORTED], 1);
 	worker_close(w, c);
 }
 
@@ -540,7 +740,8 @@ void conn_on_timer(struct worker *w, struct conn *c)
 		fail_head(w, c, 408, "The request head was not received in time.");
 		return;
 	case PHASE_BODY:
-		fail(w, c, 408, "The request body was not received in time.");
+		fail(w, c, 408, body_too_slow(w, c) ? "The request body arrived too slowly."
+						    : "The request body was not received in time.");
 		return;
 	default:
 		worker_close(w, c); /* lingering is over */
@@ -602,6 +803,7 @@ int http_reply_body_buffer(struct http_exchange *x, unsigned status, const char 
 	}
 	c->body_len = (uint32_t)len;
 	c->body_sent = 0;
+	x->reply_bytes += len;
 	return 0;
 }
 
@@ -625,6 +827,7 @@ void conn_stream_remove(struct worker *w, struct conn *c)
 {
 	if (!c->streaming)
 		return;
+	conn_log_stream_end(w, c);
 	struct conn *last = w->streams[--w->stream_count];
 	w->streams[c->stream_index] = last;
 	last->stream_index = c->stream_index;
@@ -669,6 +872,7 @@ static void append_event(struct worker *w, struct conn *c, const char *json, siz
 		*p++ = '\r';
 		*p++ = '\n';
 	}
+	c->x.reply_bytes += (uint64_t)(p - (c->out.buf + c->out.len));
 	c->out.len = (uint32_t)(p - c->out.buf);
 	worker_send(w, c);
 }
@@ -765,6 +969,7 @@ static void produce_piece(struct worker *w, struct conn *c)
 			memcpy(c->out.buf + at + n, "\r\n", 2);
 			n += 2;
 		}
+		c->x.reply_bytes += at + n - c->out.len;
 		c->out.len = (uint32_t)(at + n);
 		/* A client that stops reading is dropped after this long. */
 		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->keepalive_timeout_ms);
@@ -773,8 +978,10 @@ static void produce_piece(struct worker *w, struct conn *c)
 	if (chunked) {
 		memcpy(c->out.buf + c->out.len, "0\r\n\r\n", 5);
 		c->out.len += 5;
+		c->x.reply_bytes += 5;
 	}
 	release_producer(w, c);
+	conn_log_stream_end(w, c);
 }
 
 int http_reply_stream(struct http_exchange *x, unsigned status, const char *content_type,

@@ -15,10 +15,12 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ringside/log.h"
+#include "ringside/resident.h"
 
 #define SQ_ENTRIES 4096u
 #define CQ_BATCH 256u
@@ -28,7 +30,7 @@
 /*
  * A CQ that can hold every completion the worker can have outstanding, so
  * it never overflows (an overflowing CQ makes submits fail with -EBUSY on
- * some kernels, and get_sqe() submits from inside the completion loop):
+ * some kernels, and worker_get_sqe() submits from inside the completion loop):
  * per slot a recv end, a send and a close; one per provided buffer; slack
  * for accepts and timers.
  */
@@ -102,7 +104,7 @@ uint32_t conn_slot(const struct worker *w, const struct conn *c)
 /* ---- submission ---- */
 
 /* A free SQE; when the SQ is full, submit what is queued and retry. */
-static struct io_uring_sqe *get_sqe(struct worker *w)
+struct io_uring_sqe *worker_get_sqe(struct worker *w)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 	while (!sqe) {
@@ -116,7 +118,7 @@ static struct io_uring_sqe *get_sqe(struct worker *w)
 
 static void arm_accept(struct worker *w, enum listener l)
 {
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
 	io_uring_prep_multishot_accept(sqe, w->listen_fd[l], NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_ACCEPT, l, 0));
 	w->accept_armed[l] = true;
@@ -124,7 +126,7 @@ static void arm_accept(struct worker *w, enum listener l)
 
 static void arm_recv(struct worker *w, struct conn *c)
 {
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = RECV_BUF_GROUP;
@@ -134,14 +136,14 @@ static void arm_recv(struct worker *w, struct conn *c)
 
 static void arm_timer(struct worker *w)
 {
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
 	io_uring_prep_timeout(sqe, &w->tick, 0, 0);
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_TIMER, 0, 0));
 }
 
 static void arm_wake(struct worker *w)
 {
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
 	io_uring_prep_read(sqe, w->wake_fd, &w->wake_value, sizeof w->wake_value, 0);
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_WAKE, 0, 0));
 }
@@ -164,7 +166,7 @@ void worker_send(struct worker *w, struct conn *c)
 	} else {
 		return;
 	}
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
 	io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, conn_slot(w, c), c->gen));
 	c->send_busy = true;
@@ -191,19 +193,27 @@ void worker_close(struct worker *w, struct conn *c)
 	c->phase = PHASE_CLOSING;
 	timer_wheel_cancel(&w->wheel, &c->timer);
 	conn_end_exchange(c); /* a request cut off: its handler gives back */
+	conn_log_stream_end(w, c); /* a stream cut off: its line, with what was sent */
 	conn_set_pool_state(w, c, POOL_NONE);
 	conn_stream_remove(w, c);
 	uint64_t ud = ud_encode(OP_CLOSE, conn_slot(w, c), c->gen);
 	if (c->recv_armed || c->send_busy) {
-		struct io_uring_sqe *cancel = get_sqe(w);
+		struct io_uring_sqe *cancel = worker_get_sqe(w);
 		io_uring_prep_cancel_fd(cancel, c->fd, IORING_ASYNC_CANCEL_ALL);
 		io_uring_sqe_set_data64(cancel, ud_encode(OP_CANCEL, UINT32_MAX, 0));
 		cancel->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
 	}
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
 	io_uring_prep_close(sqe, c->fd);
 	io_uring_sqe_set_data64(sqe, ud);
 	c->close_pending = true;
+}
+
+/* ringside_open_connections{listener}: this worker is the only writer. */
+static void count_open(struct worker *w, unsigned listener, int delta)
+{
+	_Atomic uint32_t *g = &w->ctx.shard->view.open[listener];
+	metrics_set_u32(g, atomic_load_explicit(g, memory_order_relaxed) + (uint32_t)delta);
 }
 
 static void maybe_free_slot(struct worker *w, struct conn *c)
@@ -216,6 +226,7 @@ static void maybe_free_slot(struct worker *w, struct conn *c)
 	c->gen++;
 	w->free_slots[w->free_top++] = conn_slot(w, c);
 	w->open_conns--;
+	count_open(w, c->listener, -1);
 }
 
 /* ---- completions ---- */
@@ -277,6 +288,7 @@ static void on_accept(struct worker *w, enum listener l, struct io_uring_cqe *cq
 	c->fd = fd;
 	conn_open(w, c);
 	c->listener = (uint8_t)l;
+	count_open(w, l, +1);
 	arm_recv(w, c);
 }
 
@@ -299,8 +311,7 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
 	if (cqe->res == 0) {
 		conn_on_eof(w, c);
 	} else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
-		/* -ECONNRESET and friends: nobody left to answer. */
-		worker_close(w, c);
+		conn_on_reset(w, c); /* -ECONNRESET and friends */
 	} else if (!more && !c->recv_armed && c->phase != PHASE_CLOSING) {
 		/* The multishot ended (-ENOBUFS, or the kernel's choice): re-arm.
 		 * Buffers come back at the end of this loop, before the submit. */
@@ -344,7 +355,7 @@ static void begin_stop(struct worker *w)
 	for (int l = 0; l < LISTENER_COUNT; l++) {
 		if (!w->accept_armed[l])
 			continue;
-		struct io_uring_sqe *sqe = get_sqe(w);
+		struct io_uring_sqe *sqe = worker_get_sqe(w);
 		io_uring_prep_cancel64(sqe, ud_encode(OP_ACCEPT, (uint32_t)l, 0), 0);
 		io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, 0, 0));
 	}
@@ -353,21 +364,39 @@ static void begin_stop(struct worker *w)
 			conn_on_stop(w, &w->conns[i]);
 }
 
-/* What /metrics/api/metrics/stats reports as this worker's memory: the
- * pages of its buffers it has touched, and the bytes it holds now. */
+/* /metrics/api/metrics/stats: the memory this worker's open connections
+ * hold now, their slots and the buffers they have taken (whole buffers:
+ * address space held, touched or not). Its resident memory is measured
+ * by the main thread (ring_worker_resident). */
 static void publish_memory(struct worker *w)
 {
 	const struct buf_pool *pools[] = {&w->in_pool, &w->out_pool, &w->body_pool};
-	uint64_t touched = (uint64_t)w->conn_count * sizeof *w->conns +
-			   (uint64_t)RECV_BUF_COUNT * RECV_BUF_SIZE;
-	uint64_t held = 0;
-	for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
-		touched += (uint64_t)pools[i]->high_water * pools[i]->size;
+	uint64_t held = (uint64_t)w->open_conns * sizeof *w->conns;
+	for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
 		held += (uint64_t)(pools[i]->count - pools[i]->free_top) * pools[i]->size;
-	}
-	struct metrics_worker_view *v = &w->ctx.shard->view;
-	atomic_store_explicit(&v->memory_resident, touched, memory_order_relaxed);
-	atomic_store_explicit(&v->memory_in_use, held, memory_order_relaxed);
+	atomic_store_explicit(&w->ctx.shard->view.memory_in_use, held, memory_order_relaxed);
+}
+
+uint64_t ring_worker_resident(const struct ring_server *s, uint32_t i)
+{
+	const struct worker *w = s->workers[i];
+	const struct io_uring *r = &w->ring;
+	const struct buf_pool *pools[] = {&w->in_pool, &w->out_pool, &w->body_pool};
+	uint64_t n = resident_bytes(w, sizeof *w) +
+		     resident_bytes(w->conns, (size_t)w->conn_count * sizeof *w->conns) +
+		     resident_bytes(w->free_slots, (size_t)w->conn_count * sizeof *w->free_slots) +
+		     resident_bytes(w->streams, (size_t)w->conn_count * sizeof *w->streams) +
+		     resident_bytes(w->recv_ring, RECV_BUF_COUNT * sizeof(struct io_uring_buf)) +
+		     resident_bytes(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE) +
+		     resident_bytes(w->scratch, SCRATCH_SIZE) +
+		     resident_bytes(r->sq.ring_ptr, r->sq.ring_sz) +
+		     resident_bytes(r->sq.sqes, (size_t)r->sq.ring_entries * sizeof *r->sq.sqes) +
+		     (r->cq.ring_ptr != r->sq.ring_ptr ? resident_bytes(r->cq.ring_ptr, r->cq.ring_sz)
+						       : 0) +
+		     (w->access_log.buf[0] ? resident_bytes(w->access_log.buf[0], 2 * ACCESS_LOG_BUF_SIZE) : 0);
+	for (size_t p = 0; p < sizeof pools / sizeof pools[0]; p++)
+		n += resident_bytes(pools[p]->base, (size_t)pools[p]->size * pools[p]->count);
+	return n;
 }
 
 static void on_tick(struct worker *w)
@@ -378,6 +407,7 @@ static void on_tick(struct worker *w)
 		w->next_event_ms = w->now_ms + w->cfg->sse_interval_ms;
 	}
 	publish_memory(w);
+	access_log_tick(w);
 	if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
 		/* Out of time: close what is left, whatever it is doing. */
 		for (uint32_t i = 0; i < w->conn_count; i++)
@@ -425,6 +455,9 @@ static void handle_cqe(struct worker *w, struct io_uring_cqe *cqe)
 		break;
 	case OP_CANCEL:
 		break; /* a cancel that found nothing: the op already ended */
+	case OP_LOG_WRITE:
+		access_log_on_write(w, ud.slot, cqe->res);
+		break;
 	default:
 		log_error("unknown completion", "worker=%u op=%u", w->id, ud.op);
 	}
@@ -439,7 +472,11 @@ static void refresh_clock(struct worker *w)
 	if (ts.tv_sec != w->date_second) {
 		w->date_second = ts.tv_sec;
 		http_format_date_line(w->date_line, ts.tv_sec);
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(w->log_time, sizeof w->log_time, "%Y-%m-%dT%H:%M:%S.", &tm);
 	}
+	w->now_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void run_loop(struct worker *w)
@@ -475,6 +512,7 @@ static void run_loop(struct worker *w)
 		if (w->server->hooks.pass)
 			w->server->hooks.pass(w->server->hooks.api, w->id);
 	}
+	access_log_drain(w);
 	if (w->server->hooks.stopped)
 		w->server->hooks.stopped(w->server->hooks.api, w->id);
 }
@@ -526,16 +564,19 @@ static int setup_ring(struct worker *w)
 static int setup_worker_memory(struct worker *w, uint32_t slots)
 {
 	w->conn_count = slots;
-	if (posix_memalign((void **)&w->conns, 64, (size_t)slots * sizeof *w->conns))
+	/* Zeroed pages, touched as slots are first used (lowest first): an
+	 * idle server's slab costs what its busiest moment needed. A free
+	 * slot is known by its phase, not its fd. */
+	void *slab = mmap(NULL, (size_t)slots * sizeof *w->conns, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (slab == MAP_FAILED)
 		return -ENOMEM;
-	memset(w->conns, 0, (size_t)slots * sizeof *w->conns);
+	w->conns = slab;
 	w->free_slots = calloc(slots, sizeof *w->free_slots);
 	if (!w->free_slots)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < slots; i++) {
-		w->conns[i].fd = -1;
+	for (uint32_t i = 0; i < slots; i++)
 		w->free_slots[i] = slots - 1 - i;
-	}
 	w->free_top = slots;
 	/* A connection holds at most one of each; room for a whole head plus
 	 * one recv buffer that arrives while it waits. */
@@ -555,7 +596,7 @@ static int setup_worker_memory(struct worker *w, uint32_t slots)
 		w->scratch = NULL;
 		return -ENOMEM;
 	}
-	if (!w->streams)
+	if (!w->streams || access_log_init(&w->access_log, w->server->access_log_fd) < 0)
 		return -ENOMEM;
 	return http_gzip_init(&w->gzip);
 }
@@ -572,9 +613,11 @@ static void worker_fini(struct worker *w)
 	buf_pool_fini(&w->out_pool);
 	buf_pool_fini(&w->body_pool);
 	http_gzip_fini(&w->gzip);
+	access_log_fini(&w->access_log);
 	if (w->scratch)
 		munmap(w->scratch, SCRATCH_SIZE);
-	free(w->conns);
+	if (w->conns)
+		munmap(w->conns, (size_t)w->conn_count * sizeof *w->conns);
 	free(w->free_slots);
 	free(w->streams);
 	if (w->wake_fd >= 0)
@@ -596,15 +639,49 @@ static void report_started(struct worker *w, int err)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void *worker_main(void *arg)
+/* A worker's time slice when the kernel lets a thread ask for one (EEVDF,
+ * Linux 6.12: sched_attr.sched_runtime of a SCHED_OTHER thread; older
+ * kernels ignore it). A short slice gives a woken worker an early
+ * deadline, so it runs at once instead of after the current task's slice:
+ * on a machine shared with other busy processes (a load generator, say)
+ * that wait is the p99 (perf/RESULTS.md). */
+#define WORKER_SLICE_NS 100000u
+
+/* --cpu-affinity auto pins worker i to the i-th allowed CPU, which wins on
+ * a machine the server has to itself; off leaves placement to the
+ * scheduler (nginx's default), which wins where other work shares the
+ * CPUs: a pinned worker cannot move away from a busy one. */
+static void place_worker(struct worker *w)
 {
-	struct worker *w = arg;
-	if (w->cpu >= 0) {
+	/* The kernel's struct sched_attr (SCHED_ATTR_SIZE_VER0); glibc 2.36
+	 * has neither it nor a wrapper, and <linux/sched/types.h> clashes
+	 * with <sched.h>. */
+	struct sched_attr {
+		uint32_t size, sched_policy;
+		uint64_t sched_flags;
+		int32_t sched_nice;
+		uint32_t sched_priority;
+		uint64_t sched_runtime, sched_deadline, sched_period;
+	};
+	if (w->cfg->cpu_affinity == CPU_AFFINITY_AUTO && w->cpu >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(w->cpu, &set);
 		pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 	}
+	struct sched_attr attr = {
+		.size = sizeof attr,
+		.sched_policy = SCHED_OTHER,
+		.sched_runtime = WORKER_SLICE_NS,
+	};
+	if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+		log_debug("no custom time slice", "worker=%u err=%d", w->id, errno);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	place_worker(w);
 	/* The ring is made here: SINGLE_ISSUER binds it to its creator. */
 	int r = setup_ring(w);
 	if (r < 0) {
@@ -626,41 +703,71 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* The port is checked once without SO_REUSEPORT, so a second Ringside (or
- * anything else) on the same port is an error, not a silent share. */
-static int probe_port(const struct sockaddr_in *addr, uint16_t *port)
+/* The port of a bound socket address. */
+static uint16_t port_of(const struct sockaddr_storage *a)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	return ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)(const void *)a)->sin6_port
+					      : ((const struct sockaddr_in *)(const void *)a)->sin_port);
+}
+
+static void set_port(struct sockaddr_storage *a, uint16_t port)
+{
+	if (a->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)(void *)a)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)(void *)a)->sin_port = htons(port);
+}
+
+/* A stream socket for addr; IPv6 ones take IPv4 too (`[::]` is
+ * dual-stack whatever net.ipv6.bindv6only says). */
+static int new_socket(const struct sockaddr_storage *addr)
+{
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in a = *addr;
+	int zero = 0, one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    (addr->ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0)) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* The port is checked once without SO_REUSEPORT, so a second Ringside (or
+ * anything else) on the same port is an error, not a silent share. */
+static int probe_port(const struct sockaddr_storage *addr, uint16_t *port)
+{
+	int fd = new_socket(addr);
+	if (fd < 0)
+		return fd;
+	struct sockaddr_storage a = *addr;
 	socklen_t len = sizeof a;
 	int r = 0;
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	if (bind(fd, (struct sockaddr *)&a, config_sockaddr_len(&a)) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
 		r = -errno;
 	else
-		*port = ntohs(a.sin_port);
+		*port = port_of(&a);
 	close(fd);
 	return r;
 }
 
-static int open_listener(const struct sockaddr_in *addr, uint16_t port)
+static int open_listener(const struct sockaddr_storage *addr, uint16_t port)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = new_socket(addr);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int one = 1;
-	struct sockaddr_in a = *addr;
-	a.sin_port = htons(port);
+	struct sockaddr_storage a = *addr;
+	set_port(&a, port);
 	/* TCP_NODELAY is inherited by accepted sockets: responses go out
 	 * whole, in one send, so Nagle would only add delay. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0) {
+	    bind(fd, (struct sockaddr *)&a, config_sockaddr_len(&a)) < 0 || listen(fd, 4096) < 0) {
 		int e = -errno;
 		close(fd);
 		return e;
@@ -706,11 +813,12 @@ static int open_listeners(struct ring_server *s, struct worker *w)
 
 int ring_server_start(struct ring_server *s, const struct config *cfg,
 		      const struct router *router, struct metrics_registry *metrics,
-		      const struct ring_hooks *hooks)
+		      const struct ring_hooks *hooks, int access_log_fd)
 {
 	memset(s, 0, sizeof *s);
 	if (hooks)
 		s->hooks = *hooks;
+	s->access_log_fd = access_log_fd;
 	s->cfg = cfg;
 	s->router = router;
 	pthread_mutex_init(&s->lock, NULL);

@@ -41,7 +41,12 @@
 #define STREAM_MAX_BACKLOG (16u * 1024u)
 #define STREAM_SNDBUF (32 * 1024)
 
-enum listener { LISTENER_MAIN, LISTENER_METRICS, LISTENER_COUNT };
+/* The same order as metrics_listener, which labels the open connections. */
+enum listener {
+	LISTENER_MAIN = METRICS_LISTENER_MAIN,
+	LISTENER_METRICS = METRICS_LISTENER_METRICS,
+	LISTENER_COUNT
+};
 
 #define TICK_MS 50u
 /* After a response that closes the connection: how long to drain what the
@@ -59,6 +64,7 @@ enum op {
 	OP_TIMER,
 	OP_WAKE,
 	OP_CANCEL, /* the result of a cancel: nothing to act on */
+	OP_LOG_WRITE, /* an access log buffer written; slot: which buffer */
 };
 
 union user_data {
@@ -103,6 +109,8 @@ enum conn_phase {
 
 enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 
+#define CONN_LOG_PATH_MAX 200u
+
 /* The connection's state in the pool view (seed 004, openapi/metrics.yaml). */
 enum pool_state { POOL_NONE, POOL_CREATING, POOL_ACTIVE, POOL_IDLE };
 
@@ -136,13 +144,35 @@ struct conn {
 	uint32_t stream_index; /* in worker.streams, while streaming */
 	uint64_t request_start_ns;
 	uint64_t body_left;    /* BODY_LENGTH */
+	uint64_t body_start_ms; /* the head of the request whose body is read */
+	uint64_t body_received; /* its bytes so far, framing included */
 	uint64_t requests;     /* completed on this connection */
 	struct timer_node timer;
 	const struct http_handler *handler;
 	uint32_t allow;        /* 405: methods the path has */
 	struct http_exchange x;
+	/* The access log's (only with --access-log): the path of the request
+	 * (cut to CONN_LOG_PATH_MAX) and the client's address, once. */
+	bool log_pending;       /* a stream, logged when it ends */
+	uint8_t log_path_len;
+	char log_path[CONN_LOG_PATH_MAX];
+	char peer[48];
 	struct http_parser parser;
 	struct http_chunked chunked;
+};
+
+/* A worker's side of the access log (access_log.c): two buffers, one
+ * filling while the other is written. */
+#define ACCESS_LOG_BUF_SIZE (64u * 1024u)
+struct access_log {
+	int fd;              /* -1: no access log */
+	uint32_t cap;        /* bytes per write: 64 KiB, PIPE_BUF on a pipe */
+	char *buf[2];
+	uint32_t len[2], lines[2];
+	uint32_t written;    /* of the buffer being written, so far */
+	uint8_t filling;     /* the buffer lines go to */
+	bool writing;        /* the other one is with the kernel */
+	bool failed;         /* the last write failed (logged once) */
 };
 
 struct worker {
@@ -185,10 +215,14 @@ struct worker {
 	http_event_render stream_render;
 	uint64_t next_event_ms;
 
+	struct access_log access_log;
+	char log_time[24];       /* "2026-12-02T04:49:55." of date_second */
+
 	struct timer_wheel wheel;
 	struct __kernel_timespec tick;
 	uint64_t now_ns;         /* CLOCK_MONOTONIC, refreshed per loop */
 	uint64_t now_ms;
+	int64_t now_wall_ms;     /* CLOCK_REALTIME_COARSE, refreshed per loop */
 	int64_t date_second;
 	char date_line[HTTP_DATE_LINE_LEN];
 	char request_id_prefix[16];
@@ -199,7 +233,8 @@ struct worker {
 	pthread_t thread;
 };
 
-/* worker.c, for conn.c */
+/* worker.c, for conn.c and access_log.c */
+struct io_uring_sqe *worker_get_sqe(struct worker *w);
 void worker_send(struct worker *w, struct conn *c);
 void worker_close(struct worker *w, struct conn *c);
 void worker_shutdown_write(struct worker *w, struct conn *c);
@@ -207,11 +242,25 @@ char *buf_pool_get(struct buf_pool *p);
 void buf_pool_put(struct buf_pool *p, char *buf);
 uint32_t conn_slot(const struct worker *w, const struct conn *c);
 
+/* access_log.c, for worker.c and conn.c */
+int access_log_init(struct access_log *l, int fd);
+void access_log_fini(struct access_log *l);
+/* Room for an n-byte line, or NULL (the line is dropped and counted). */
+char *access_log_reserve(struct worker *w, size_t n);
+/* The line of n bytes written at the reserved place is complete. */
+void access_log_commit(struct worker *w, size_t n);
+/* Every tick: hands a non-empty buffer to the kernel. */
+void access_log_tick(struct worker *w);
+void access_log_on_write(struct worker *w, unsigned buffer, int res);
+/* The worker has stopped: writes out what is left. */
+void access_log_drain(struct worker *w);
+
 /* conn.c, for worker.c */
 void conn_open(struct worker *w, struct conn *c);
 void conn_on_input(struct worker *w, struct conn *c, const char *data, size_t len);
 void conn_on_sent(struct worker *w, struct conn *c);
 void conn_on_eof(struct worker *w, struct conn *c);
+void conn_on_reset(struct worker *w, struct conn *c);
 void conn_on_timer(struct worker *w, struct conn *c);
 void conn_on_stop(struct worker *w, struct conn *c);
 void conn_release_buffers(struct worker *w, struct conn *c);
@@ -220,5 +269,6 @@ void conn_format_request_id(struct worker *w, struct http_exchange *x);
 void conn_set_pool_state(struct worker *w, struct conn *c, enum pool_state s);
 void conn_push_events(struct worker *w);
 void conn_stream_remove(struct worker *w, struct conn *c);
+void conn_log_stream_end(struct worker *w, struct conn *c);
 
 #endif

@@ -223,11 +223,11 @@ static void method_not_allowed_is_counted_under_its_route_template(void **state)
 {
 	static const char *const reqs[] = {
 		"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
-		"DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n",
+		"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
 	};
 	static const char *const series[] = {
 		"http_requests_total{method=\"POST\",route=\"/metrics\",status_code=\"405\"}",
-		"http_requests_total{method=\"DELETE\",route=\"/health\",status_code=\"405\"}",
+		"http_requests_total{method=\"POST\",route=\"/health\",status_code=\"405\"}",
 	};
 	struct server s;
 	struct http_response *r = resp_new();

@@ -55,7 +55,8 @@ static void defaults_match_the_documented_table(void **state)
 	assert_int_equal(load(&c, err, sizeof err, NULL), CONFIG_SERVE);
 	assert_string_equal(err, "");
 	assert_string_equal(c.listen.text, "127.0.0.1:3000");
-	assert_int_equal(c.listen.addr.sin_port, htons(3000));
+	assert_int_equal(c.listen.addr.ss_family, AF_INET);
+	assert_int_equal(((struct sockaddr_in *)(void *)&c.listen.addr)->sin_port, htons(3000));
 	assert_false(c.metrics_listen.set);
 	assert_int_equal(c.sse_interval_ms, 1000);
 	assert_int_equal(c.workers, (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
@@ -70,7 +71,11 @@ static void defaults_match_the_documented_table(void **state)
 	assert_string_equal(c.jwt_secret_file, "");
 	assert_string_equal(c.jwt_audience, "ringside");
 	assert_int_equal(c.ingest_rate_milli, 0);
-	assert_int_equal(c.ingest_slots, 32);
+	assert_int_equal(c.ingest_slots, 256);
+	assert_int_equal(c.body_min_rate, 1024);
+	assert_int_equal(c.body_rate_grace_ms, 5000);
+	assert_int_equal(c.cpu_affinity, CPU_AFFINITY_OFF);
+	assert_string_equal(c.access_log, "");
 	assert_int_equal(c.fleet_max_agents, 100000);
 	assert_true(c.fleet_memory_bytes == 4ull << 30);
 	assert_int_equal(c.fleet_stale_ms, 180000);
@@ -159,6 +164,12 @@ static void sizes_and_durations_parse_with_suffixes(void **state)
 	assert_int_equal(ms, 120000);
 	assert_int_equal(config_parse_duration_ms("7", &ms), 0);
 	assert_int_equal(ms, 7000);
+	assert_int_equal(config_parse_duration_ms("1h", &ms), 0); /* ringside token --ttl 1h */
+	assert_int_equal(ms, 3600000);
+	assert_int_equal(config_parse_duration_ms("2d", &ms), 0);
+	assert_int_equal(ms, 2 * 86400000);
+	assert_int_equal(config_parse_duration_ms("50d", &ms), -EINVAL); /* past 32 bits of ms */
+	assert_int_equal(config_parse_duration_ms("1H", &ms), -EINVAL);
 	assert_int_equal(config_parse_duration_ms("s", &ms), -EINVAL);
 	assert_int_equal(config_parse_duration_ms("99999999999", &ms), -EINVAL);
 	static const struct {
@@ -192,11 +203,48 @@ static void sizes_and_durations_parse_with_suffixes(void **state)
 		assert_int_equal(config_parse_ingest_limits(bad_limits[i], &lim), -EINVAL);
 		assert_memory_equal(&before, &lim, sizeof lim); /* nothing half-applied */
 	}
-	struct sockaddr_in a;
+	struct sockaddr_storage a;
+	char text[64];
 	assert_int_equal(config_parse_listen("localhost:0", &a), 0);
+	assert_int_equal(a.ss_family, AF_INET);
 	assert_int_equal(config_parse_listen(":80", &a), -EINVAL);
 	assert_int_equal(config_parse_listen("1.2.3.4:", &a), -EINVAL);
 	assert_int_equal(config_parse_listen("1.2.3.4:+5", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("1.2.3.4:65536", &a), -EINVAL);
+	/* IPv6 in brackets, [::] dual-stack (--listen [::1]:3000 was refused). */
+	assert_int_equal(config_parse_listen("[::1]:3000", &a), 0);
+	assert_int_equal(a.ss_family, AF_INET6);
+	assert_int_equal(config_sockaddr_len(&a), sizeof(struct sockaddr_in6));
+	config_format_addr(&a, 3000, text, sizeof text);
+	assert_string_equal(text, "[::1]:3000");
+	assert_int_equal(config_parse_listen("[::]:0", &a), 0);
+	config_format_addr(&a, 41234, text, sizeof text); /* the port bound */
+	assert_string_equal(text, "[::]:41234");
+	assert_int_equal(config_parse_listen("[fe80::1%eth0]:80", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("::1:3000", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("[::1]", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("[::1:80", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("[]:80", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("[127.0.0.1]:80", &a), -EINVAL);
+	assert_int_equal(config_parse_listen("127.0.0.1:3000", &a), 0);
+	config_format_addr(&a, 3000, text, sizeof text);
+	assert_string_equal(text, "127.0.0.1:3000");
+}
+
+static void choices_take_their_names_only(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[512] = "";
+	assert_int_equal(load(&c, err, sizeof err, "--cpu-affinity", "auto", NULL), CONFIG_SERVE);
+	assert_int_equal(c.cpu_affinity, CPU_AFFINITY_AUTO);
+	assert_int_equal(load(&c, err, sizeof err, "--cpu-affinity", "pinned", NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "--cpu-affinity"));
+	assert_non_null(strstr(err, "off or auto"));
+	assert_int_equal(load(&c, err, sizeof err, "--log-level", "DEBUG", NULL), CONFIG_SERVE);
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(load(&c, err, sizeof err, "--log-level", "loud", NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "error, warn, info or debug"));
 }
 
 static void token_command_takes_its_claims_and_the_key_flags(void **state)
@@ -241,6 +289,7 @@ int main(void)
 		cmocka_unit_test_setup(bad_values_name_their_source, reset_env),
 		cmocka_unit_test_setup(sizes_and_durations_parse_with_suffixes, reset_env),
 		cmocka_unit_test_setup(help_and_version_stop_before_serving, reset_env),
+		cmocka_unit_test_setup(choices_take_their_names_only, reset_env),
 		cmocka_unit_test_setup(token_command_takes_its_claims_and_the_key_flags, reset_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -300,8 +300,9 @@ static void received_at_is_rfc3339_utc_with_milliseconds(void **state)
 	}
 }
 
-/* Every cap below the body's length gives 0 and writes nothing past cap
- * (a guard byte, and ASan on the exact-size allocation past it). */
+/* Every cap up to the body's length (no room for its NUL) gives 0 and
+ * writes nothing past cap (a guard byte, and ASan on the exact-size
+ * allocation past it); one more fits, terminated. */
 static void check_every_short_cap(const char *doc, size_t len)
 {
 	struct fleet_snapshot *s = snapshot_of(doc, len, 1795348800123);
@@ -312,7 +313,7 @@ static void check_every_short_cap(const char *doc, size_t len)
 	assert_int_equal(fleet_report_view(&v, s->data, s->len), 0);
 	need = fleet_report_json(full, 8 * len + 4096, s, &v, 0, 1);
 	assert_true(need > 0);
-	for (size_t cap = 0; cap < need; cap++) {
+	for (size_t cap = 0; cap <= need; cap++) {
 		char *out = malloc(cap + 1);
 		assert_non_null(out);
 		out[cap] = (char)0xA5;
@@ -320,9 +321,10 @@ static void check_every_short_cap(const char *doc, size_t len)
 		assert_int_equal((unsigned char)out[cap], 0xA5);
 		free(out);
 	}
-	char *out = malloc(need);
-	assert_int_equal(fleet_report_json(out, need, s, &v, 0, 1), need);
+	char *out = malloc(need + 1);
+	assert_int_equal(fleet_report_json(out, need + 1, s, &v, 0, 1), need);
 	assert_memory_equal(out, full, need);
+	assert_int_equal(out[need], '\0');
 	free(out);
 	free(full);
 	free(s);

@@ -137,34 +137,6 @@ static void continue_line_is_exact(void **state)
 	assert_int_equal(http_write_continue(&out), -ENOSPC);
 }
 
-static void json_escape_len_escapes_nul_and_controls_and_stops_at_len(void **state)
-{
-	(void)state;
-	/* U+0000, quote, backslash, \n \r \t, U+0001, U+001F, DEL, é; then a
-	 * byte past len that must not be read. */
-	static const char in[] = "a\0\"\\\n\r\t\x01\x1f\x7f\xc3\xa9z";
-	static const char want[] = "a\\u0000\\\"\\\\\\n\\r\\t\\u0001\\u001f\x7f\xc3\xa9";
-	size_t len = sizeof in - 2; /* without the trailing z */
-	char esc[64];
-
-	memset(esc, '#', sizeof esc);
-	assert_int_equal(http_json_escape_len(esc, sizeof esc, in, len), sizeof want - 1);
-	assert_memory_equal(esc, want, sizeof want - 1);
-	assert_int_equal(esc[sizeof want - 1], '#');
-	/* Exactly enough room, then one byte less. */
-	assert_int_equal(http_json_escape_len(esc, sizeof want - 1, in, len), sizeof want - 1);
-	for (size_t cap = 0; cap < sizeof want - 1; cap++) {
-		memset(esc, '#', sizeof esc);
-		assert_int_equal(http_json_escape_len(esc, cap, in, len), (size_t)-1);
-		assert_int_equal(esc[cap], '#');
-	}
-	assert_int_equal(http_json_escape_len(esc, 0, "", 0), 0);
-	/* The NUL-terminated form stops at the first NUL. */
-	assert_int_equal(http_json_escape(esc, sizeof esc, in), 1);
-	assert_int_equal(http_json_escape(esc, sizeof esc, "q\"\x02"), 9);
-	assert_memory_equal(esc, "q\\\"\\u0002", 9);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,7 +148,6 @@ int main(void)
 		cmocka_unit_test(error_defaults_come_from_the_status_table),
 		cmocka_unit_test(reply_that_does_not_fit_appends_nothing),
 		cmocka_unit_test(continue_line_is_exact),
-		cmocka_unit_test(json_escape_len_escapes_nul_and_controls_and_stops_at_len),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

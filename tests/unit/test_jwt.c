@@ -211,15 +211,18 @@ static void assert_reason(int got, int want)
 
 /* ---- loading ------------------------------------------------------- */
 
+/* The load fails naming `culprit` (the input whose flag the user is told
+ * to fix) and with `words` in the message. */
 static void expect_load_error(const char *secret, const char *pub,
-			      const char *priv, const char *iss, const char *words)
+			      const char *priv, const char *iss, const char *words,
+			      enum jwt_keys_culprit culprit)
 {
 	struct jwt_keys k;
 	char err[512] = "";
 	int r = jwt_keys_load(&k, secret ? fx(secret) : NULL, pub ? fx(pub) : NULL,
 			      priv ? fx(priv) : NULL, iss, AUD, err, sizeof err);
 
-	assert_int_equal(r, -1);
+	assert_int_equal(r, culprit);
 	if (!strstr(err, words))
 		fail_msg("error \"%s\" does not say \"%s\"", err, words);
 	assert_null(k.verify_key);
@@ -244,41 +247,49 @@ static void test_load_picks_algorithm_from_key(void **state)
 static void test_load_errors_are_clear(void **state)
 {
 	(void)state;
-	expect_load_error(NULL, NULL, NULL, ISS, "exactly one");
+	expect_load_error(NULL, NULL, NULL, ISS, "exactly one", JWT_KEYS_BAD_COMBINATION);
 	{
 		struct jwt_keys k;
 		char err[256] = "";
 
 		/* empty paths are unset options */
-		assert_int_equal(jwt_keys_load(&k, "", "", "", ISS, AUD, err, sizeof err), -1);
+		assert_int_equal(jwt_keys_load(&k, "", "", "", ISS, AUD, err, sizeof err),
+				 JWT_KEYS_BAD_COMBINATION);
 		assert_non_null(strstr(err, "exactly one"));
 	}
 	expect_load_error("test-only-hs256.secret", "test-only-es256-public.pem",
-			  NULL, ISS, "exactly one");
+			  NULL, ISS, "exactly one", JWT_KEYS_BAD_COMBINATION);
 	expect_load_error("test-only-hs256.secret", NULL,
-			  "test-only-es256-private.pem", ISS, "needs its public key");
+			  "test-only-es256-private.pem", ISS, "needs its public key",
+			  JWT_KEYS_BAD_COMBINATION);
 	expect_load_error("test-only-short.secret", NULL, NULL, ISS,
-			  "31 bytes, need at least 32");
-	expect_load_error("no-such.secret", NULL, NULL, ISS, "no-such.secret");
+			  "31 bytes, need at least 32", JWT_KEYS_BAD_SECRET);
+	expect_load_error("no-such.secret", NULL, NULL, ISS, "no-such.secret",
+			  JWT_KEYS_BAD_SECRET);
 	expect_load_error(NULL, "test-only-hs256.secret", NULL, ISS,
-			  "no PEM public key");
+			  "no PEM public key", JWT_KEYS_BAD_PUBLIC_KEY);
 	expect_load_error(NULL, "test-only-es256-private.pem", NULL, ISS,
-			  "no PEM public key");
-	expect_load_error(NULL, "test-only-p384-public.pem", NULL, ISS, "P-256");
+			  "no PEM public key", JWT_KEYS_BAD_PUBLIC_KEY);
+	expect_load_error(NULL, "test-only-p384-public.pem", NULL, ISS, "P-256",
+			  JWT_KEYS_BAD_PUBLIC_KEY);
 	expect_load_error(NULL, "test-only-rsa1024-public.pem", NULL, ISS,
-			  "1024 bits");
+			  "1024 bits", JWT_KEYS_BAD_PUBLIC_KEY);
 	expect_load_error(NULL, "test-only-ed25519-public.pem", NULL, ISS,
-			  "neither an EC");
+			  "neither an EC", JWT_KEYS_BAD_PUBLIC_KEY);
 	expect_load_error(NULL, "test-only-es256-public.pem",
-			  "test-only-es256-other-private.pem", ISS, "does not match");
+			  "test-only-es256-other-private.pem", ISS, "does not match",
+			  JWT_KEYS_BAD_PRIVATE_KEY);
 	expect_load_error(NULL, "test-only-es256-public.pem",
-			  "test-only-rs256-private.pem", ISS, "does not match");
+			  "test-only-rs256-private.pem", ISS, "does not match",
+			  JWT_KEYS_BAD_PRIVATE_KEY);
 	/* Never a passphrase prompt on the terminal of a starting server. */
 	expect_load_error(NULL, "test-only-es256-public.pem",
 			  "test-only-es256-encrypted-private.pem", ISS,
-			  "no unencrypted PEM private key");
-	expect_load_error("test-only-hs256.secret", NULL, NULL, "a\"b", "issuer");
-	expect_load_error("test-only-hs256.secret", NULL, NULL, "", "issuer");
+			  "no unencrypted PEM private key", JWT_KEYS_BAD_PRIVATE_KEY);
+	expect_load_error("test-only-hs256.secret", NULL, NULL, "a\"b", "issuer",
+			  JWT_KEYS_BAD_ISSUER);
+	expect_load_error("test-only-hs256.secret", NULL, NULL, "", "issuer",
+			  JWT_KEYS_BAD_ISSUER);
 }
 
 static void test_fini_twice_is_harmless(void **state)

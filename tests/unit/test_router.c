@@ -111,17 +111,47 @@ static void test_method_not_allowed(void **state)
 	assert_int_equal(mt.allow, BIT(HTTP_POST));
 
 	/* The mask gathers every route of the path. */
-	assert_int_equal(match(HTTP_PATCH, "/api/v1/agents/a1", &mt),
+	assert_int_equal(match(HTTP_POST, "/api/v1/agents/a1", &mt),
 			 ROUTER_METHOD_NOT_ALLOWED);
 	assert_int_equal(mt.allow, BIT(HTTP_GET) | BIT(HTTP_HEAD) |
 					   BIT(HTTP_PUT) | BIT(HTTP_DELETE));
 	assert_ptr_equal(mt.path_route, &routes[6]); /* the first of the path */
+	assert_int_equal(match(HTTP_DELETE, "/health", &mt),
+			 ROUTER_METHOD_NOT_ALLOWED);
+}
 
-	/* A method we do not route on still gets 405, not 404. */
-	assert_int_equal(match(HTTP_METHOD_OTHER, "/metrics", &mt),
-			 ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(match(HTTP_OPTIONS, "/metrics", &mt),
-			 ROUTER_METHOD_NOT_ALLOWED);
+/* RFC 9110 9.1: a method no route serves is a 501 on every path, known
+ * or not (CONNECT answered 404); 405 stays for a method served elsewhere. */
+static void test_unimplemented_method_is_501_before_404_and_405(void **state)
+{
+	struct router_match mt;
+
+	(void)state;
+	static const enum http_method nowhere[] = {
+		HTTP_PATCH, HTTP_OPTIONS, HTTP_TRACE, HTTP_CONNECT, HTTP_METHOD_OTHER,
+	};
+	for (size_t i = 0; i < sizeof nowhere / sizeof nowhere[0]; i++) {
+		assert_int_equal(match(nowhere[i], "/metrics", &mt), ROUTER_NOT_IMPLEMENTED);
+		assert_int_equal(match(nowhere[i], "/nowhere", &mt), ROUTER_NOT_IMPLEMENTED);
+		assert_null(mt.path_route);
+	}
+	/* The path's route still labels it in the metrics. */
+	assert_int_equal(match(HTTP_PATCH, "/api/v1/agents/a1", &mt), ROUTER_NOT_IMPLEMENTED);
+	assert_ptr_equal(mt.path_route, &routes[6]);
+	/* HEAD is served wherever GET is; POST, PUT, DELETE somewhere. */
+	assert_int_equal(match(HTTP_HEAD, "/nowhere", &mt), ROUTER_NOT_FOUND);
+	assert_int_equal(match(HTTP_PUT, "/nowhere", &mt), ROUTER_NOT_FOUND);
+	assert_int_equal(match(HTTP_PUT, "/health", &mt), ROUTER_METHOD_NOT_ALLOWED);
+	/* An empty table implements nothing. */
+	const struct router none = { NULL, 0 };
+	assert_int_equal(router_match(&none, HTTP_GET, "/", 1, &mt), ROUTER_NOT_IMPLEMENTED);
+}
+
+static void test_found_reports_the_full_mask(void **state)
+{
+	struct router_match mt;
+
+	(void)state;
 
 	/* And a found route reports the full mask too. */
 	assert_int_equal(match(HTTP_GET, "/api/v1/agents/a1", &mt),
@@ -245,10 +275,6 @@ static void test_empty_path_and_length(void **state)
 			 ROUTER_FOUND);
 	assert_ptr_equal(mt.route, &routes[0]);
 
-	/* An empty table finds nothing. */
-	const struct router none = { NULL, 0 };
-	assert_int_equal(router_match(&none, HTTP_GET, "/", 1, &mt),
-			 ROUTER_NOT_FOUND);
 }
 
 static void test_format_allow(void **state)
@@ -297,6 +323,8 @@ int main(void)
 		cmocka_unit_test(test_found),
 		cmocka_unit_test(test_not_found),
 		cmocka_unit_test(test_method_not_allowed),
+		cmocka_unit_test(test_unimplemented_method_is_501_before_404_and_405),
+		cmocka_unit_test(test_found_reports_the_full_mask),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_first_route_wins),
 		cmocka_unit_test(test_param_nonempty_no_slash),

@@ -45,15 +45,19 @@ $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -ljansson
 
+# Made by a pattern rule, so make would delete it as intermediate after
+# each link and compile it again for the next.
+.SECONDARY: $(BB_HARNESS)
 $(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lz -pthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -pthread
 
 # `make run` installs what is missing, builds, and serves on 127.0.0.1:3000.
-# Agents need a token key: unless one is given (in ARGS or the
+# Agents need a token key: unless a key flag is given (in ARGS or the
 # environment), `make run` makes an HS256 secret in var/ once and uses it;
 # `build/ringside token --jwt-secret-file var/jwt-secret ...` mints tokens.
 RUN_SECRET := var/jwt-secret
-RUN_KEY := $(if $(findstring --jwt-,$(ARGS))$(RINGSIDE_JWT_SECRET_FILE)$(RINGSIDE_JWT_PUBLIC_KEY_FILE),,--jwt-secret-file $(RUN_SECRET))
+# Only a key flag counts as a key (--jwt-issuer, say, does not).
+RUN_KEY := $(if $(filter --jwt-secret-file% --jwt-public-key-file%,$(ARGS))$(RINGSIDE_JWT_SECRET_FILE)$(RINGSIDE_JWT_PUBLIC_KEY_FILE),,--jwt-secret-file $(RUN_SECRET))
 $(RUN_SECRET):
 	@mkdir -p $(@D)
 	@umask 077 && head -c 48 /dev/urandom > $@.tmp && mv $@.tmp $@

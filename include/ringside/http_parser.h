@@ -91,7 +91,8 @@ struct http_request {
 	bool expect_continue;          /* Expect: 100-continue */
 
 	/* Value span of each known header (first occurrence); len 0 if absent
-	 * or empty. Host repeated on HTTP/1.1 is an error, not a second span. */
+	 * or empty. Host, Content-Type and Authorization repeated are an
+	 * error, not a second span; Content-Length only if the values differ. */
 	struct http_span hdr[HTTP_HDR_COUNT];
 };
 
@@ -103,8 +104,9 @@ struct http_parser {
 	uint32_t pos;          /* bytes of buf already validated */
 	uint16_t state;        /* private */
 	uint16_t flags;        /* private: Transfer-Encoding, Connection, Expect seen */
-	uint32_t mark;         /* private: start of the field name or HTTP-version;
-				* before the request line, empty lines skipped */
+	uint32_t mark;         /* private: start of the field name, HTTP-version
+				* or absolute-form authority; before the
+				* request line, empty lines skipped */
 	uint32_t mark2;        /* private: start of the field value; major version */
 	int16_t field;         /* private: known header of the current line, or -1 */
 	uint16_t error_status; /* set when http_parse_head() returns HTTP_PARSE_ERROR */
@@ -126,13 +128,20 @@ void http_parser_init(struct http_parser *p);
  * complete; HTTP_PARSE_ERROR otherwise. After an error the connection must
  * be closed after the error response: the framing can no longer be trusted.
  *
- * Statuses set on error: 400 (syntax, bare CR/LF, obs-fold, CTL/NUL in a
- * value, space before colon, bad name byte, missing/repeated Host on 1.1,
- * CL+TE, bad or differing Content-Length, chunked not final or repeated,
- * Transfer-Encoding on HTTP/1.0), 414 (target over limit), 431 (head over
- * limit or too many fields), 501 (a transfer coding other than chunked),
- * 505 (HTTP version other than 1.0/1.1), 417 (Expect other than
- * 100-continue).
+ * Statuses set on error:
+ *   400  syntax, bare CR/LF, obs-fold, CTL/NUL in a value, space before
+ *        colon, bad name byte; Host missing on 1.1 or repeated; a Host
+ *        value that is not uri-host [":" port] (RFC 3986 3.2.2, with a
+ *        port of at most 5 digits and 65535; empty Host is valid); an
+ *        absolute-form authority that is not one, or has userinfo or an
+ *        empty host; Authorization or Content-Type repeated; CL+TE; bad
+ *        or differing Content-Length; chunked not final or repeated;
+ *        Transfer-Encoding on HTTP/1.0
+ *   414  target over limit
+ *   417  Expect other than 100-continue
+ *   431  head over limit or too many fields
+ *   501  a transfer coding other than chunked
+ *   505  HTTP version other than 1.0/1.1
  */
 int http_parse_head(struct http_parser *p, const struct http_limits *lim,
 		    const char *buf, size_t len);

@@ -102,7 +102,7 @@ struct jwt_keys {
 enum jwt_keys_culprit {
 	JWT_KEYS_BAD_SECRET = -1,      /* unreadable, or under JWT_SECRET_MIN */
 	JWT_KEYS_BAD_PUBLIC_KEY = -2,
-	JWT_KEYS_BAD_PRIVATE_KEY = -3, /* unreadable, not a key, not the pair */
+	JWT_KEYS_BAD_PRIVATE_KEY = -3, /* unreadable, not a key, not the pair, alone */
 	JWT_KEYS_BAD_ISSUER = -4,
 	JWT_KEYS_BAD_AUDIENCE = -5,
 	JWT_KEYS_BAD_COMBINATION = -6, /* both kinds given, or neither */

@@ -289,16 +289,16 @@ int jwt_keys_load(struct jwt_keys *k, const char *secret_file,
 		     JWT_ISS_CAP - 1);
 		return JWT_KEYS_BAD_AUDIENCE;
 	}
-	if (!secret_file == !public_key_file) {
-		fail(err, errcap,
-		     "jwt: give exactly one of a secret file (HS256) and a public key file "
-		     "(ES256, RS256)");
-		return JWT_KEYS_BAD_COMBINATION;
-	}
 	if (private_key_file && !public_key_file) {
 		fail(err, errcap,
 		     "jwt: a private key file needs its public key file; HS256 signs with the "
 		     "secret");
+		return JWT_KEYS_BAD_PRIVATE_KEY;
+	}
+	if (!secret_file == !public_key_file) {
+		fail(err, errcap,
+		     "jwt: give exactly one of a secret file (HS256) and a public key file "
+		     "(ES256, RS256)");
 		return JWT_KEYS_BAD_COMBINATION;
 	}
 	memcpy(k->issuer, issuer, strlen(issuer) + 1);

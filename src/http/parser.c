@@ -303,6 +303,210 @@ static const char *parse_content_length(const unsigned char *v, size_t len,
 	return any ? NULL : "invalid Content-Length";
 }
 
+/* Ends of a run of bytes of class k in [pos, stop). */
+static inline size_t scan_class(const unsigned char *b, size_t pos,
+				size_t stop, uint8_t k)
+{
+#ifdef __SSE2__
+	/* 16 bytes at a time while they are all plainly in the class:
+	 * 0x21..0x7e for the target, 0x20..0xff minus 0x7f for a value. A
+	 * byte the vector test rejects (e.g. HTAB, '?', obs-text in a
+	 * target) goes to the scalar loop, which has the final word. */
+	if (k == K_PATH || k == K_TARGET || k == K_VALUE) {
+		const __m128i lo = _mm_set1_epi8(k == K_VALUE ? 0x20 : 0x21);
+		const __m128i del = _mm_set1_epi8(0x7f);
+		const __m128i qm = _mm_set1_epi8(k == K_PATH ? '?' : 0x7f);
+
+		while (stop - pos >= 16) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(b + pos));
+			/* x >= lo, unsigned */
+			__m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(x, lo), x);
+
+			if (k != K_VALUE) /* and x < 0x80 */
+				ok = _mm_and_si128(ok, _mm_cmpgt_epi8(x, _mm_setzero_si128()));
+			ok = _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(x, del),
+							   _mm_cmpeq_epi8(x, qm)),
+					      ok);
+			unsigned m = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
+			if (m != 0) {
+				pos += (unsigned)__builtin_ctz(m);
+				break;
+			}
+			pos += 16;
+		}
+	}
+#endif
+	/* Four independent loads and one branch per step. */
+	while (stop - pos >= 4 &&
+	       (cls[b[pos]] & cls[b[pos + 1]] & cls[b[pos + 2]] & cls[b[pos + 3]] & k))
+		pos += 4;
+	while (pos < stop && (cls[b[pos]] & k))
+		pos++;
+	return pos;
+}
+
+/* ---- Host and authority (RFC 3986 3.2.2, 3.2.3) ----
+ *
+ * These run once per Host line or absolute-form target, over bytes the
+ * byte loop has already classified, never in the byte loop itself. Each
+ * must match the whole of its input: a prefix that parses is not enough.
+ */
+
+/*
+ * IPv4address = dec-octet "." dec-octet "." dec-octet "." dec-octet, a
+ * dec-octet being 0-255 without a leading zero ("010" is 8 to inet_aton).
+ */
+static bool ipv4_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		if (part > 0 && (i == n || s[i++] != '.'))
+			return false;
+
+		size_t start = i;
+		unsigned v = 0;
+
+		while (i < n && i - start < 3 && IS_DIGIT(s[i]))
+			v = v * 10 + (unsigned)(s[i++] - '0');
+		if (i == start || v > 255 || (s[start] == '0' && i - start > 1))
+			return false;
+	}
+	return i == n;
+}
+
+/*
+ * IPv6address: eight h16 (1-4 HEXDIG) separated by ':', or fewer with
+ * one "::" standing for the missing ones (then at most seven); the last
+ * two may be written as an IPv4address (ls32).
+ */
+static bool ipv6_valid(const unsigned char *s, size_t n)
+{
+	unsigned groups = 0;
+	bool elided = false;
+	size_t i = 0;
+
+	if (n >= 2 && s[0] == ':' && s[1] == ':') {
+		elided = true;
+		i = 2;
+	}
+	while (i < n) {
+		size_t j = i;
+
+		while (j < n && j - i < 5 && (cls[s[j]] & K_HEX))
+			j++;
+		if (j < n && s[j] == '.') {
+			/* ls32 as an IPv4address: it must end the address. */
+			if (!ipv4_valid(s + i, n - i))
+				return false;
+			groups += 2;
+			break;
+		}
+		if (j == i || j - i > 4)
+			return false;
+		groups++;
+		if (j == n)
+			break;
+		/* ':' then another group, or a second ':' (the "::"). */
+		if (s[j] != ':' || ++j == n)
+			return false;
+		if (s[j] == ':') {
+			if (elided)
+				return false;
+			elided = true;
+			j++;
+		}
+		i = j;
+	}
+	return elided ? groups <= 7 : groups == 8;
+}
+
+/* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+static bool ipvfuture_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 1;
+
+	/* "v" or "V": ABNF literals ignore case (RFC 5234 2.3). */
+	if (n == 0 || (s[0] | 0x20) != 'v')
+		return false;
+	while (i < n && (cls[s[i]] & K_HEX))
+		i++;
+	if (i == 1 || i == n || s[i] != '.' || ++i == n)
+		return false;
+	for (; i < n; i++)
+		if (!(cls[s[i]] & K_REGNAME) && s[i] != ':')
+			return false;
+	return true;
+}
+
+/*
+ * IP-literal = "[" ( IPv6address / IPvFuture ) "]" at the start of
+ * v[0, len): its length, or 0 if there is none. Out of line: it is rare,
+ * and inlined its registers cost every Host a longer prologue.
+ */
+__attribute__((noinline, cold))
+static size_t ip_literal_len(const unsigned char *v, size_t len)
+{
+	const unsigned char *close = memchr(v, ']', len);
+	size_t n;
+
+	if (!close)
+		return 0;
+	n = (size_t)(close - v) - 1;
+	if (!ipv6_valid(v + 1, n) && !ipvfuture_valid(v + 1, n))
+		return 0;
+	return n + 2;
+}
+
+/*
+ * Host = uri-host [ ":" port ] (RFC 9110 7.2), over the whole of
+ * v[0, len); the same grammar is the authority of an http(s) URI, which
+ * may not carry userinfo (RFC 9110 4.2.4). Sets *host_len to the length
+ * of uri-host: it may be 0, a reg-name may be empty.
+ *   uri-host = IP-literal / IPv4address / reg-name
+ *   IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+ *   reg-name = *( unreserved / pct-encoded / sub-delims )
+ */
+static bool host_port_valid(const unsigned char *v, size_t len,
+			    size_t *host_len)
+{
+	unsigned port = 0;
+	size_t i = 0;
+
+	if (len > 0 && v[0] == '[') {
+		i = ip_literal_len(v, len);
+		if (i == 0)
+			return false;
+	} else {
+		/* An IPv4address is also a reg-name: no rule of its own.
+		 * Runs of name bytes four at a time: every request has a
+		 * Host. */
+		for (;;) {
+			i = scan_class(v, i, len, K_REGNAME);
+			if (i == len || v[i] != '%' || len - i < 3 ||
+			    !(cls[v[i + 1]] & K_HEX) || !(cls[v[i + 2]] & K_HEX))
+				break;
+			i += 3;
+		}
+	}
+	*host_len = i;
+	if (i == len)
+		return true;
+	if (v[i] != ':')
+		return false;
+	/* port = *DIGIT (RFC 3986 3.2.3), so "host:" is valid. The grammar
+	 * has no bound; we refuse over 5 digits or a value over 65535: no
+	 * real Host carries one, and what a receiver makes of it varies. */
+	if (len - i - 1 > 5)
+		return false;
+	for (i++; i < len; i++) {
+		if (!IS_DIGIT(v[i]))
+			return false;
+		port = port * 10 + (unsigned)(v[i] - '0');
+	}
+	return port <= 65535;
+}
+
 /*
  * Acts on a complete line of a known header field; value is [off, end),
  * already validated and trimmed. Runs once per such line.
@@ -327,11 +531,24 @@ static bool on_known_field(struct http_parser *p, const unsigned char *b,
 			f->why = "repeated Host header field";
 			return false;
 		}
-		for (size_t k = 0; k < len; k++) {
-			if (!(cls[v[k]] & K_HOST)) {
-				f->why = "invalid Host header field value";
-				return false;
-			}
+		/* Empty stays valid: 3.2 asks for an empty Host when the
+		 * target has no authority. */
+		if (!host_port_valid(v, len, &n)) {
+			f->why = "invalid Host header field value";
+			return false;
+		}
+		break;
+	case HTTP_HDR_CONTENT_TYPE:
+	case HTTP_HDR_AUTHORIZATION:
+		/* Neither is a list (RFC 9110 8.3, 11.6.2), so a sender may
+		 * not repeat it (5.3). Taking the first while a proxy takes
+		 * the last would let each check a different credential or
+		 * media type: refuse instead. */
+		if (seen) {
+			f->why = h == HTTP_HDR_CONTENT_TYPE
+					 ? "repeated Content-Type header field"
+					 : "repeated Authorization header field";
+			return false;
 		}
 		break;
 	case HTTP_HDR_CONTENT_LENGTH: {
@@ -464,48 +681,6 @@ static const char *target_byte_error(unsigned c)
 	if (c == '\r')
 		return "request line without HTTP-version";
 	return "invalid byte in request-target";
-}
-
-/* Ends of a run of K_PATH / K_TARGET / K_VALUE bytes in [pos, stop). */
-static inline size_t scan_class(const unsigned char *b, size_t pos,
-				size_t stop, uint8_t k)
-{
-#ifdef __SSE2__
-	/* 16 bytes at a time while they are all plainly in the class:
-	 * 0x21..0x7e for the target, 0x20..0xff minus 0x7f for a value. A
-	 * byte the vector test rejects (e.g. HTAB, '?', obs-text in a
-	 * target) goes to the scalar loop, which has the final word. */
-	if (k == K_PATH || k == K_TARGET || k == K_VALUE) {
-		const __m128i lo = _mm_set1_epi8(k == K_VALUE ? 0x20 : 0x21);
-		const __m128i del = _mm_set1_epi8(0x7f);
-		const __m128i qm = _mm_set1_epi8(k == K_PATH ? '?' : 0x7f);
-
-		while (stop - pos >= 16) {
-			__m128i x = _mm_loadu_si128((const __m128i *)(b + pos));
-			/* x >= lo, unsigned */
-			__m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(x, lo), x);
-
-			if (k != K_VALUE) /* and x < 0x80 */
-				ok = _mm_and_si128(ok, _mm_cmpgt_epi8(x, _mm_setzero_si128()));
-			ok = _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(x, del),
-							   _mm_cmpeq_epi8(x, qm)),
-					      ok);
-			unsigned m = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
-			if (m != 0) {
-				pos += (unsigned)__builtin_ctz(m);
-				break;
-			}
-			pos += 16;
-		}
-	}
-#endif
-	/* Four independent loads and one branch per step. */
-	while (stop - pos >= 4 &&
-	       (cls[b[pos]] & cls[b[pos + 1]] & cls[b[pos + 2]] & cls[b[pos + 3]] & k))
-		pos += 4;
-	while (pos < stop && (cls[b[pos]] & k))
-		pos++;
-	return pos;
 }
 
 /* Enters state st at pos, going straight to its code (label) when a byte
@@ -699,36 +874,51 @@ int http_parse_head(struct http_parser *p, const struct http_limits *lim,
 					FAIL(400, "empty host in absolute-form request-target");
 				if (!(cls[c] & K_HOST))
 					FAIL(400, "invalid authority in request-target");
+				p->mark = (uint32_t)pos;
 				state = S_ABS_AUTH;
 			}
 			pos++;
 			break;
 
-		case S_ABS_AUTH:
+		case S_ABS_AUTH: {
+			size_t hl;
+
+			/* mark = first byte of the authority */
 			pos = scan_class(b, pos, tlim < end ? tlim : end, K_HOST);
 			if (pos == end)
 				break;
 			c = b[pos];
+			if (c != ' ') {
+				if (!(cls[c] & K_TARGET))
+					FAIL(400, target_byte_error(c));
+				if (pos >= tlim)
+					FAIL(414, "request-target too long");
+				/* '@' (userinfo, RFC 9110 4.2.4), '#', ... */
+				if (c != '/' && c != '?')
+					FAIL(400, "invalid authority in request-target");
+			}
+			/* The run of host bytes ends here: now its grammar,
+			 * once (RFC 3986 3.2.2, 3.2.3). RFC 9110 4.2.1: an
+			 * empty host is invalid in an http(s) URI, with a
+			 * port or not. */
+			if (!host_port_valid(b + p->mark, pos - p->mark, &hl))
+				FAIL(400, "invalid authority in request-target");
+			if (hl == 0)
+				FAIL(400, "empty host in absolute-form request-target");
 			/* The path starts at the first '/' after the authority;
 			 * without one the path span stays empty. */
 			r->path.off = (uint32_t)pos;
 			if (c == ' ')
 				goto target_done;
-			if (!(cls[c] & K_TARGET))
-				FAIL(400, target_byte_error(c));
-			if (pos >= tlim)
-				FAIL(414, "request-target too long");
 			if (c == '/') {
 				state = S_PATH;
-			} else if (c == '?') {
+			} else {
 				r->query.off = (uint32_t)pos + 1;
 				state = S_QUERY;
-			} else {
-				/* '@' (userinfo, RFC 9110 4.2.4), '#', ... */
-				FAIL(400, "invalid authority in request-target");
 			}
 			pos++;
 			break;
+		}
 
 		target_done:
 			/* c == ' ' at pos */

@@ -283,8 +283,11 @@ static void on_accept(struct worker *w, enum listener l, struct io_uring_cqe *cq
 		reject_connection(w, fd);
 		return;
 	}
-	struct conn *c = &w->conns[w->free_slots[--w->free_top]];
+	uint32_t slot = w->free_slots[--w->free_top];
+	struct conn *c = &w->conns[slot];
 	w->open_conns++;
+	if (slot >= w->slots_used)
+		w->slots_used = slot + 1;
 	c->fd = fd;
 	conn_open(w, c);
 	c->listener = (uint8_t)l;
@@ -364,16 +367,24 @@ static void begin_stop(struct worker *w)
 			conn_on_stop(w, &w->conns[i]);
 }
 
-/* /metrics/api/metrics/stats: the memory this worker's open connections
- * hold now, their slots and the buffers they have taken (whole buffers:
- * address space held, touched or not). Its resident memory is measured
- * by the main thread (ring_worker_resident). */
+/* /metrics/api/metrics/stats's heapUsed: the bytes this worker holds for
+ * its open connections now, their state and the request and response
+ * bytes waiting in their buffers; every one is in a page it touched, so it
+ * never exceeds its rss (measured by the main thread,
+ * ring_worker_resident). Once a second: a walk of the slab. */
 static void publish_memory(struct worker *w)
 {
-	const struct buf_pool *pools[] = {&w->in_pool, &w->out_pool, &w->body_pool};
-	uint64_t held = (uint64_t)w->open_conns * sizeof *w->conns;
-	for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
-		held += (uint64_t)(pools[i]->count - pools[i]->free_top) * pools[i]->size;
+	if (w->now_ms < w->next_memory_ms)
+		return;
+	w->next_memory_ms = w->now_ms + 1000;
+	uint64_t held = 0;
+	/* Only slots ever used: the rest of the slab is untouched pages. */
+	for (uint32_t i = 0; i < w->slots_used; i++) {
+		const struct conn *c = &w->conns[i];
+		if (c->phase != PHASE_FREE)
+			held += sizeof *c + c->in_len + (c->out.buf ? c->out.len - c->out_sent : 0) +
+				c->body_len - c->body_sent;
+	}
 	atomic_store_explicit(&w->ctx.shard->view.memory_in_use, held, memory_order_relaxed);
 }
 

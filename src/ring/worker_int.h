@@ -194,6 +194,7 @@ struct worker {
 	uint32_t *free_slots;
 	uint32_t free_top;
 	uint32_t open_conns;
+	uint32_t slots_used;    /* highest slot ever taken + 1 (lowest are taken first) */
 
 	/* Bodies produced in pieces (http_reply_stream). */
 	struct producer {
@@ -214,6 +215,7 @@ struct worker {
 	uint32_t stream_count;
 	http_event_render stream_render;
 	uint64_t next_event_ms;
+	uint64_t next_memory_ms;  /* when publish_memory looks again */
 
 	struct access_log access_log;
 	char log_time[24];       /* "2026-12-02T04:49:55." of date_second */

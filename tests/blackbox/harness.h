@@ -381,8 +381,8 @@ bool resp_content_type_is(const struct http_response *r, const char *type);
 
 /*
  * Loose JSON: finds the top-level-ish string member `key` in body and copies
- * its unescaped value (NUL-terminated) into out. Returns false if absent or
- * not a string.
+ * its unescaped value (NUL-terminated; \uXXXX as UTF-8, \u0000 ends it)
+ * into out. Returns false if absent or not a string.
  */
 bool json_get_string(const char *body, const char *key, char *out, size_t cap);
 

@@ -83,6 +83,43 @@ struct bad_case {
 	X(two_host_fields_is_400,                                             \
 	  "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 0, 400,       \
 	  "BAD_REQUEST")                                                      \
+	/* RFC 9112 3.2: Host must be uri-host [":" port] (RFC 3986). */      \
+	X(host_with_non_numeric_port_is_400,                                  \
+	  "GET /health HTTP/1.1\r\nHost: probe:abc\r\n\r\n", 0, 400,          \
+	  "BAD_REQUEST")                                                      \
+	X(host_with_two_ports_is_400,                                         \
+	  "GET /health HTTP/1.1\r\nHost: probe:80:80\r\n\r\n", 0, 400,        \
+	  "BAD_REQUEST")                                                      \
+	X(host_with_bad_percent_encoding_is_400,                              \
+	  "GET /health HTTP/1.1\r\nHost: %zz\r\n\r\n", 0, 400, "BAD_REQUEST") \
+	X(host_with_port_over_65535_is_400,                                   \
+	  "GET /health HTTP/1.1\r\nHost: localhost:65536\r\n\r\n", 0, 400,    \
+	  "BAD_REQUEST")                                                      \
+	X(host_with_unclosed_ipv6_literal_is_400,                             \
+	  "GET /health HTTP/1.1\r\nHost: [::1:3000\r\n\r\n", 0, 400,          \
+	  "BAD_REQUEST")                                                      \
+	X(host_with_userinfo_is_400,                                          \
+	  "GET /health HTTP/1.1\r\nHost: user@localhost\r\n\r\n", 0, 400,     \
+	  "BAD_REQUEST")                                                      \
+	X(absolute_form_with_invalid_authority_is_400,                        \
+	  "GET http://a:b:c/health HTTP/1.1\r\n" H "\r\n", 0, 400,            \
+	  "BAD_REQUEST")                                                      \
+	/* Authorization and Content-Type are not lists: a second line is     \
+	 * a 400, whichever one a handler would have read. */                 \
+	X(two_authorization_fields_on_ingest_is_400,                          \
+	  "POST /api/metrics/ingest HTTP/1.1\r\n" H                           \
+	  "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln\r\n"           \
+	  "Authorization: garbage\r\n"                                        \
+	  "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",    \
+	  0, 400, "BAD_REQUEST")                                              \
+	X(authorization_fields_in_different_case_is_400,                      \
+	  "POST /api/metrics/ingest HTTP/1.1\r\n" H                           \
+	  "authorization: Bearer a\r\nAUTHORIZATION: Bearer a\r\n"            \
+	  "Content-Length: 0\r\n\r\n", 0, 400, "BAD_REQUEST")                 \
+	X(two_content_type_fields_is_400,                                     \
+	  "POST /api/metrics/ingest HTTP/1.1\r\n" H                           \
+	  "Content-Type: application/json\r\nContent-Type: text/plain\r\n"    \
+	  "Content-Length: 2\r\n\r\n{}", 0, 400, "BAD_REQUEST")               \
 	X(non_hex_chunk_size_is_400,                                          \
 	  "POST /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"  \
 	  "zz\r\n", 0, 400, "BAD_REQUEST")                                    \

@@ -83,12 +83,65 @@ struct bad_arg {
 	X(max_body_bytes_negative_exits_2, "--max-body-bytes", "-1", true) \
 	X(header_timeout_xyz_exits_2, "--header-timeout", "xyz", true) \
 	X(listen_nonsense_exits_2, "--listen", "nonsense", false) \
-	X(log_level_unknown_exits_2, "--log-level", "loud", true)
+	X(log_level_unknown_exits_2, "--log-level", "loud", true) \
+	X(cpu_affinity_unknown_exits_2, "--cpu-affinity", "pinned", true) \
+	/* Key files: the README promised exit 2 naming the flag; it was 1. */ \
+	X(missing_secret_file_exits_2, "--jwt-secret-file", "/nonexistent/secret", true) \
+	X(short_secret_file_exits_2, "--jwt-secret-file", "tests/auth/test-only-short.secret", true) \
+	X(public_key_that_is_not_a_key_exits_2, "--jwt-public-key-file", \
+	  "tests/auth/test-only-hs256.secret", true) \
+	X(weak_rsa_public_key_exits_2, "--jwt-public-key-file", \
+	  "tests/auth/test-only-rsa1024-public.pem", true) \
+	X(lone_private_key_exits_2, "--jwt-private-key-file", \
+	  "tests/auth/test-only-es256-private.pem", true)
 
 #define X_CASE(id, flag, value, listen)                                \
 	static const struct bad_arg arg_##id = { flag, value, listen };
 BAD_ARGS(X_CASE)
 #undef X_CASE
+
+/* Both key kinds at once: exit 2 naming both flags. */
+static void secret_and_public_key_together_exit_2_naming_both(void **state)
+{
+	(void)state;
+	const char *const args[] = {"--jwt-secret-file", "tests/auth/test-only-hs256.secret",
+				    "--jwt-public-key-file", "tests/auth/test-only-es256-public.pem",
+				    NULL};
+	struct run_result *r = run_new();
+	h_run(args, NULL, 5000, r);
+	CHECK(r->exit_code == 2 && strstr(r->err, "--jwt-secret-file") &&
+		      strstr(r->err, "--jwt-public-key-file"),
+	      "exit %d, stderr: %.500s", r->exit_code, r->err);
+	free(r);
+}
+
+/* `make run ARGS="--jwt-issuer x"` turned off the automatic secret: any
+ * --jwt- flag counted as a key. Only key flags do (make -n prints the
+ * command it would run). */
+static void make_run_keeps_its_secret_unless_a_key_flag_is_given(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *args;
+		bool secret;
+	} cases[] = {
+		{"ARGS=--jwt-issuer x", true},
+		{"ARGS=--jwt-audience y --workers 1", true},
+		{"ARGS=--jwt-secret-file /k", false},
+		{"ARGS=--jwt-public-key-file=/k", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *const argv[] = {"/usr/bin/make", "-n", "-s", "run", cases[i].args, NULL};
+		struct run_result *r = run_new();
+		h_run_prog(argv, NULL, 0, 60000, r);
+		const char *exec = strstr(r->out, "exec ");
+		CHECK(r->exit_code == 0 && exec, "make -n run %s: exit %d: %.500s%.500s",
+		      cases[i].args, r->exit_code, r->out, r->err);
+		bool secret = strstr(exec, "--jwt-secret-file var/jwt-secret") != NULL;
+		CHECK(secret == cases[i].secret, "make run %s: %s", cases[i].args, exec);
+		free(r);
+	}
+}
 
 static void run_bad_arg(void **state)
 {
@@ -458,6 +511,8 @@ int main(void)
 		BB_TEST(version_prints_ringside_and_a_version_and_exits_0),
 		BB_TEST(serve_subcommand_serves_like_no_subcommand),
 		BAD_ARGS(X_BAD)
+		BB_TEST(secret_and_public_key_together_exit_2_naming_both),
+		BB_TEST(make_run_keeps_its_secret_unless_a_key_flag_is_given),
 		BB_TEST(env_workers_abc_exits_2_naming_the_variable),
 		BB_TEST(env_listen_without_flag_serves_on_that_port),
 		BB_TEST(listen_flag_overrides_env_listen),

@@ -297,6 +297,46 @@ static void fleet_exposition_has_the_agent_and_passes_promtool(void **state)
 	free(tok);
 }
 
+/* /metrics said nothing of Ringside's own work. After this group's
+ * reports: accepted and refused ones by reason, the fleet store, the
+ * validators, connections by listener, the build; promtool-clean. */
+static void metrics_count_the_ingest_work(void **state)
+{
+	uint16_t port = port_of(state);
+	struct http_response *r = get(port, "/metrics", NULL);
+	expect_status(r, 200, false);
+	static const struct {
+		const char *series;
+		double at_least;
+	} want[] = {
+		{"ringside_build_info{version=\"0.1.0\"}", 1},
+		{"ringside_open_connections{listener=\"main\"}", 1},
+		{"ringside_open_connections{listener=\"metrics\"}", 0},
+		{"ringside_ingest_reports_accepted_total", 100},
+		{"ringside_ingest_reports_refused_total{reason=\"unauthorized\"}", 2},
+		{"ringside_ingest_reports_refused_total{reason=\"forbidden\"}", 1},
+		{"ringside_ingest_reports_refused_total{reason=\"media_type\"}", 1},
+		{"ringside_ingest_reports_refused_total{reason=\"invalid\"}", 1},
+		{"ringside_ingest_reports_refused_total{reason=\"no_validator\"}", 0},
+		{"ringside_fleet_agents", 60},
+		{"ringside_fleet_snapshot_bytes", 1000},
+		{"ringside_ingest_validators", 2 * 256},
+		{"ringside_ingest_validators_in_use", 0},
+		{"ringside_http_uploads_aborted_total", 0},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		double v = -1;
+		CHECK(expo_find(r->body, want[i].series, &v) && v >= want[i].at_least,
+		      "%s is %g, want at least %g", want[i].series, v, want[i].at_least);
+	}
+	struct run_result *rr = run_new();
+	const char *argv[] = {PROMTOOL, "check", "metrics", NULL};
+	h_run_prog(argv, r->body, r->body_len, 20000, rr);
+	CHECK(rr->exit_code == 0, "promtool: %s%s", rr->out, rr->err);
+	free(rr);
+	free(r);
+}
+
 /* --ingest-rate-limit 1: a second report at once gets 429 + Retry-After. */
 static void reports_past_the_rate_limit_get_429(void **state)
 {
@@ -360,6 +400,98 @@ static void without_a_key_the_agent_routes_answer_503(void **state)
 	CHECK(server_stop(&s) == 0, "clean exit");
 }
 
+/* A valid token then garbage was accepted (the first Authorization won):
+ * two credentials are one too many, whichever order, and so are two
+ * media types. 400, and the report is not stored. */
+static void a_second_authorization_or_content_type_is_400(void **state)
+{
+	uint16_t port = port_of(state);
+	char *tok = mint(SECRET, "agent-twice", "org-a", "metrics:write agents:read");
+	const char *const pairs[][2] = {
+		{"Authorization: Bearer %s\r\nAuthorization: Bearer garbage\r\n"
+		 "Content-Type: application/json\r\n", "Authorization"},
+		{"Authorization: Bearer garbage\r\nauthorization: Bearer %s\r\n"
+		 "Content-Type: application/json\r\n", "Authorization"},
+		{"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+		 "Content-Type: text/plain\r\n", "Content-Type"},
+	};
+	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+		char *fields = h_strf(pairs[i][0], tok);
+		char *head = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\n%s"
+				    "Content-Length: %zu\r\n\r\n", fields, minimal_len);
+		struct conn *c = conn_open(port);
+		conn_send_str(c, head);
+		conn_send(c, minimal_sample, minimal_len);
+		expect_rejected_and_closed(c, 400, "BAD_REQUEST");
+		conn_close(c);
+		free(head);
+		free(fields);
+	}
+	struct http_response *r = get(port, "/api/metrics/agents/agent-twice/latest", tok);
+	expect_error(r, 404, "NOT_FOUND");
+	free(r);
+	free(tok);
+}
+
+/* An id of exactly len bytes made of characters JSON must escape (and
+ * some it need not), different for each len and salt. */
+static void awkward_id(char *out, size_t len, unsigned salt)
+{
+	static const char pool[] = "a\"\\\t\x01\x1f/b<\n";
+	for (size_t i = 0; i < len; i++)
+		out[i] = pool[(i + salt) % (sizeof pool - 1)];
+	out[len] = '\0';
+}
+
+/* The 202's ids must be exactly the token's, in valid JSON. */
+static void expect_accepted_ids(const struct http_response *r, const char *agent,
+				const char *org)
+{
+	char why[128], got[256];
+	expect_status(r, 202, false);
+	CHECK(json_valid(r->body, r->body_len, why, sizeof why),
+	      "202 body is not JSON (%s): %.400s", why, r->body);
+	CHECK(json_get_string(r->body, "agentId", got, sizeof got) && !strcmp(got, agent),
+	      "agentId of %zu bytes not echoed exactly: %.400s", strlen(agent), r->body);
+	CHECK(json_get_string(r->body, "organizationId", got, sizeof got) && !strcmp(got, org),
+	      "organizationId of %zu bytes not echoed exactly: %.400s", strlen(org), r->body);
+}
+
+/*
+ * The 202 printed ids escaped into an unterminated buffer with %s, sending
+ * stack bytes after them: ids of other organizations' earlier requests,
+ * control bytes, invalid JSON. Every id length from 1 to the cap (63),
+ * with characters that need escaping, organizations alternating on one
+ * keep-alive connection and each also on a fresh one.
+ */
+static void ingest_202_carries_exactly_the_tokens_ids_in_valid_json(void **state)
+{
+	uint16_t port = port_of(state);
+	struct conn *shared = conn_open(port);
+	struct http_response *r = resp_new();
+	for (size_t len = 1; len <= 63; len++) {
+		char agent[64], org[64];
+		awkward_id(agent, len, (unsigned)len);
+		awkward_id(org, 64 - len, (unsigned)len * 7);
+		char *tok = mint(SECRET, agent, org, "metrics:write");
+		char *a = auth_field(tok);
+		char *head = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\n%s"
+				    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+				    a, minimal_len);
+		conn_send_str(shared, head);
+		conn_send(shared, minimal_sample, minimal_len);
+		expect_response(shared, r, false);
+		expect_accepted_ids(r, agent, org);
+		free(r);
+		r = exchange(port, head, minimal_sample, minimal_len); /* frees head */
+		expect_accepted_ids(r, agent, org);
+		free(a);
+		free(tok);
+	}
+	free(r);
+	conn_close(shared);
+}
+
 int main(void)
 {
 	h_init();
@@ -367,9 +499,12 @@ int main(void)
 		BB_TEST(full_sample_is_accepted_then_served_as_latest),
 		BB_TEST(latest_is_only_for_the_agents_organization),
 		BB_TEST(every_authentication_failure_is_refused),
+		BB_TEST(ingest_202_carries_exactly_the_tokens_ids_in_valid_json),
+		BB_TEST(a_second_authorization_or_content_type_is_400),
 		BB_TEST(bad_bodies_get_their_status_and_lose_nothing_accepted),
 		BB_TEST(chunked_body_in_small_pieces_is_accepted),
 		BB_TEST(fleet_exposition_has_the_agent_and_passes_promtool),
+		BB_TEST(metrics_count_the_ingest_work),
 		BB_TEST(reports_past_the_rate_limit_get_429),
 		BB_TEST(reports_past_an_ingest_limit_get_413),
 		BB_TEST(without_a_key_the_agent_routes_answer_503),

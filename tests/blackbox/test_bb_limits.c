@@ -291,6 +291,33 @@ static void chunked_body_over_max_in_small_chunks_is_413(void **state)
 	conn_close(c);
 }
 
+/* Over --max-body-bytes, a Content-Length body and a chunked one got two
+ * different 413 messages: one limit, one message. */
+static void body_over_max_has_one_message_however_framed(void **state)
+{
+	static const char *const reqs[] = {
+		"POST /health HTTP/1.1\r\nHost: a\r\nContent-Length: 2048\r\n\r\n",
+		"POST /health HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n",
+	};
+	char messages[2][256];
+	char body[2048];
+	memset(body, 'b', sizeof body);
+	for (int i = 0; i < 2; i++) {
+		struct conn *c = conn_open(port_of(state));
+		struct http_response *r = resp_new();
+		conn_send_str(c, reqs[i]);
+		(void)h_send_all(c->fd, body, sizeof body);
+		expect_response(c, r, false);
+		expect_error(r, 413, "PAYLOAD_TOO_LARGE");
+		CHECK(json_get_string(r->body, "message", messages[i], sizeof messages[i]),
+		      "413 message: %s", r->body);
+		free(r);
+		conn_close(c);
+	}
+	CHECK(!strcmp(messages[0], messages[1]), "Content-Length: \"%s\"; chunked: \"%s\"",
+	      messages[0], messages[1]);
+}
+
 #ifndef LINGER_READ_DELAY_MS
 #define LINGER_READ_DELAY_MS 500
 #endif
@@ -395,6 +422,7 @@ int main(void)
 		BB_TEST(body_of_exactly_max_bytes_is_accepted),
 		BB_TEST(chunked_body_of_exactly_max_bytes_is_accepted),
 		BB_TEST(chunked_body_over_max_is_413),
+		BB_TEST(body_over_max_has_one_message_however_framed),
 		BB_TEST(chunked_body_over_max_in_small_chunks_is_413),
 		BB_TEST(client_still_sending_body_reads_complete_413),
 		BB_TEST(server_still_serves_after_limit_errors),

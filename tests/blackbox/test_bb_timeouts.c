@@ -187,10 +187,64 @@ static void server_still_serves_after_timeouts(void **state)
 	expect_health_on_port(port_of(state));
 }
 
+/*
+ * A body dripped a byte at a time held its request (and, on ingest, a
+ * validator) for ever: --body-timeout only bounds the gap between reads.
+ * With --body-min-rate 100 after --body-rate-grace 1s, a byte every
+ * 300 ms is answered 408 "too slowly" soon after the grace, while a
+ * client sending faster than the rate, as slowly as it likes, is served.
+ */
+static void dripping_body_is_cut_off_at_the_minimum_rate(void **state)
+{
+	static const char *const args[] = {"--body-timeout", "30s", "--body-rate-grace", "1s",
+					   "--body-min-rate", "100", NULL};
+	struct server s;
+	(void)state;
+	server_start(&s, args);
+	struct conn *c = conn_open(s.port);
+	conn_send_str(c, "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	int64_t start = h_now_ms(), ended = 0;
+	for (int i = 0; i < 40 && !ended; i++) {
+		if (send(c->fd, "x", 1, MSG_NOSIGNAL) != 1)
+			ended = h_now_ms();
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		if (!ended && poll(&pfd, 1, 300) > 0)
+			ended = h_now_ms();
+	}
+	CHECK(ended, "a body dripped at 3 bytes/s was still open after 12 s");
+	int64_t elapsed = ended - start;
+	CHECK(elapsed >= EARLIEST_MS && elapsed <= LATEST_MS,
+	      "dripping body cut off after %lld ms, expected %d..%d ms", (long long)elapsed,
+	      EARLIEST_MS, LATEST_MS);
+	struct http_response *r = resp_new();
+	expect_response(c, r, false);
+	expect_error(r, 408, "REQUEST_TIMEOUT");
+	char msg[256];
+	CHECK(json_get_string(r->body, "message", msg, sizeof msg) && strstr(msg, "too slowly"),
+	      "408 says why: %s", r->body);
+	conn_close(c);
+
+	/* 200 bytes/s for 3 s (twice the rate): slow, but served. */
+	c = conn_open(s.port);
+	conn_send_str(c, "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 600\r\n\r\n");
+	char piece[40];
+	memset(piece, 'y', sizeof piece);
+	for (int i = 0; i < 15; i++) {
+		conn_send(c, piece, sizeof piece);
+		h_sleep_ms(200);
+	}
+	expect_response(c, r, false);
+	expect_error(r, 405, "METHOD_NOT_ALLOWED");
+	free(r);
+	conn_close(c);
+	CHECK(server_stop(&s) == 0, "clean exit");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BB_TEST(slowloris_head_is_cut_off_at_header_timeout_while_others_served),
+		BB_TEST(dripping_body_is_cut_off_at_the_minimum_rate),
 		BB_TEST(connection_that_never_sends_is_closed_within_timeouts),
 		BB_TEST(idle_keepalive_connection_is_closed_at_keepalive_timeout),
 		BB_TEST(busy_connection_outlives_the_timeouts),

@@ -71,6 +71,31 @@ static void token_prints_three_segments_with_the_claims_asked_for(void **state)
 	free(r);
 }
 
+/* `ringside token --ttl 1h` was refused: durations take h and d. */
+static void token_ttl_takes_hours_and_days(void **state)
+{
+	static const struct {
+		const char *ttl;
+		long long seconds;
+	} ttls[] = {{"1h", 3600}, {"1d", 86400}, {"90s", 90}};
+	(void)state;
+	for (size_t k = 0; k < sizeof ttls / sizeof ttls[0]; k++) {
+		const char *const args[] = {"token", "--sub", "a", "--org", "o", "--ttl",
+					    ttls[k].ttl, "--jwt-secret-file", SECRET, NULL};
+		struct run_result *r = run_new();
+		char payload[2048];
+		h_run(args, NULL, 5000, r);
+		CHECK(r->exit_code == 0, "--ttl %s: exit %d, stderr: %.500s", ttls[k].ttl,
+		      r->exit_code, r->err);
+		r->out[strcspn(r->out, "\n")] = '\0';
+		payload_of(r->out, payload, sizeof payload);
+		const char *i = strstr(payload, "\"iat\":"), *e = strstr(payload, "\"exp\":");
+		CHECK(i && e && atoll(e + 6) - atoll(i + 6) == ttls[k].seconds,
+		      "--ttl %s: %s", ttls[k].ttl, payload);
+		free(r);
+	}
+}
+
 struct bad_token_case {
 	const char *const *args;
 	const char *names; /* what stderr must mention */
@@ -114,6 +139,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BB_TEST(token_prints_three_segments_with_the_claims_asked_for),
+		BB_TEST(token_ttl_takes_hours_and_days),
 		BB_TEST(token_refuses_what_it_cannot_sign_with_exit_2),
 	};
 

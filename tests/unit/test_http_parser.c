@@ -389,6 +389,18 @@ static const struct valid_case valid_cases[] = {
 	{ "empty host allowed", B("GET / HTTP/1.1\r\nHost:\r\n\r\n"), 0,
 	  HTTP_GET, "GET", "/", "/", NULL, 1, 1, false, 0, false, true, false,
 	  { NULL } },
+	/* Accept and Accept-Encoding are lists (RFC 9110 12.5): unlike
+	 * Authorization and Content-Type they may repeat; the first span is
+	 * kept. */
+	{ "repeated accept and accept-encoding are lists",
+	  B("GET / HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n"
+	    "Accept-Encoding: gzip\r\naccept: */*\r\nACCEPT-ENCODING: br\r\n\r\n"), 0,
+	  HTTP_GET, "GET", "/", "/", NULL, 1, 5, false, 0, false, true, false,
+	  { H(HOST, "h"), H(ACCEPT, "text/html"), H(ACCEPT_ENCODING, "gzip") } },
+	{ "absolute-form ipvfuture authority",
+	  B("GET http://[v1.fe80::a+en1]:8080/p HTTP/1.1\r\nHost: h\r\n\r\n"), 0,
+	  HTTP_GET, "GET", "http://[v1.fe80::a+en1]:8080/p", "/p", NULL, 1, 1,
+	  false, 0, false, true, false, { H(HOST, "h") } },
 };
 
 static void check_span(const char *name, const char *field, const char *buf,
@@ -571,6 +583,9 @@ static const struct bad_case bad_cases[] = {
 	{ "target over limit in query", B("GET /?2345678 HTTP/1.1\r\n"), 414, &small },
 	{ "target over limit in absolute-form", B("GET http://a/ HTTP/1.1\r\n"), 414, &small },
 	{ "target over limit in authority", B("GET http://abc HTTP/1.1\r\n"), 414, &small },
+	/* The grammar of the authority is checked once its run of bytes has
+	 * ended: a run cut at the limit is a 414, not a 400. */
+	{ "target over limit inside an ip-literal", B("GET http://[::1]:80/ HTTP/1.1\r\n"), 414, &small },
 	{ "target over limit, connect", B("CONNECT abcd:4433 HTTP/1.1\r\n"), 414, &small },
 	{ "bad byte right at target limit", B("GET /1234567\x01 HTTP/1.1\r\n"), 400, &small },
 	{ "head over limit", B("GET / HTTP/1.1\r\nHost: h\r\nX-A: 0123456789012345678901234567890\r\n\r\n"), 431, &small },
@@ -666,6 +681,242 @@ static void test_default_limits(void **state)
 	assert_int_equal(res.req.field_count, 2);
 	parse_whole(buf, HTTP_DEFAULT_MAX_HEAD_BYTES - 1, NULL, &res);
 	assert_int_equal(res.ret, HTTP_PARSE_AGAIN);
+}
+
+/* ---- Host and authority grammar, RFC 3986 3.2.2 and 3.2.3 ---- */
+
+/* Every feeding mode must reject in[0, len) with 400 and exactly `why`. */
+static void expect_400(const char *name, const char *in, size_t len,
+		       const char *why)
+{
+	struct result res;
+
+	check_modes(name, in, len, NULL, &res);
+	if (res.ret != HTTP_PARSE_ERROR || res.status != 400 || !res.error ||
+	    strcmp(res.error, why) != 0) {
+		print_error("%s: ret %d status %u (%s), want 400 (%s)\n", name,
+			    res.ret, res.status, res.error ? res.error : "-", why);
+		fail();
+	}
+}
+
+static const struct {
+	const char *v;
+	bool in_target; /* also a valid absolute-form authority */
+} good_hosts[] = {
+	{ "example.com", true },
+	{ "EXAMPLE.com", true },
+	{ "example.com:8080", true },
+	{ "127.0.0.1:3000", true },
+	{ "127.0.0.1", true },
+	{ "xn--bcher-kva.example", true },
+	{ "under_score.tilde~", true },
+	{ "a%20b", true },
+	{ "%41%4a%4A", true },
+	{ "a!$&'()*+,;=b", true },
+	/* IPv4address is also a reg-name (RFC 3986 3.2.2, first match
+	 * wins), so digits and dots out of range are a name, not an error. */
+	{ "999.1.2.3", true },
+	{ "1.2.3", true },
+	/* port = *DIGIT: empty is valid; 5 digits and 65535 are our bound. */
+	{ "host:", true },
+	{ "host:0", true },
+	{ "host:65535", true },
+	{ "host:00080", true },
+	{ "[::1]:3000", true },
+	{ "[::1]", true },
+	{ "[::1]:", true },
+	{ "[::]", true },
+	{ "[2001:db8::1]", true },
+	{ "[2001:DB8:0:0:0:0:0:1]", true },
+	{ "[1:2:3:4:5:6:7::]", true },
+	{ "[::2:3:4:5:6:7:8]", true },
+	{ "[1::8]", true },
+	{ "[fe80::1:2]", true },
+	{ "[::ffff:192.0.2.1]:80", true },
+	{ "[::1.2.3.4]", true },
+	{ "[1:2:3:4:5:6:1.2.3.4]", true },
+	{ "[0:0:0:0:0:ffff:255.255.255.255]", true },
+	{ "[v1.fe80::a+en1]", true },
+	{ "[V1F.x:y]:443", true },
+	{ "[v7.!$&'()*+,;=-._~]", true },
+	/* RFC 9112 3.2: an empty Host when the target has no authority.
+	 * An empty reg-name with a port is the grammar's too; only an http
+	 * URI may not have an empty host (RFC 9110 4.2.1). */
+	{ "", false },
+	{ ":80", false },
+};
+
+/* Regression for "invalid Host values are accepted": the grammar must
+ * not refuse any of these, in a Host line or (most) in the target. */
+static void test_valid_host_values_are_accepted(void **state)
+{
+	char in[256];
+	struct result res;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good_hosts / sizeof good_hosts[0]; i++) {
+		const char *v = good_hosts[i].v;
+		int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", v);
+
+		check_modes(v, in, (size_t)n, NULL, &res);
+		if (res.ret != n)
+			print_error("Host: %s: %s\n", v, res.error ? res.error : "-");
+		assert_int_equal(res.ret, n);
+		check_span(v, "host", in, res.req.hdr[HTTP_HDR_HOST], v);
+		if (!good_hosts[i].in_target)
+			continue;
+
+		n = snprintf(in, sizeof in, "GET http://%s/p?q HTTP/1.1\r\nHost: h\r\n\r\n", v);
+		check_modes(v, in, (size_t)n, NULL, &res);
+		if (res.ret != n)
+			print_error("http://%s/p?q: %s\n", v, res.error ? res.error : "-");
+		assert_int_equal(res.ret, n);
+		check_span(v, "path", in, res.req.path, "/p");
+		check_span(v, "query", in, res.req.query, "q");
+	}
+}
+
+static const char *const bad_hosts[] = {
+	/* port = *DIGIT, at most 5 of them and <= 65535 */
+	"probe:abc", "probe:80:80", "a:b:c", "::", "host:65536", "host:99999",
+	"host:123456", "host:000080", "host:-1", "host:+80", "host:8o",
+	"[::1]:abc", "[::1]:80:80", "[::1]:65536",
+	/* pct-encoded = "%" HEXDIG HEXDIG */
+	"%zz", "%2", "%", "a%2", "a%g0", "%%41",
+	/* IP-literal */
+	"[::1", "[::1]x", "[::1]]", "[]", "[", "]", "a[b]", "[[::1]]",
+	"[1:2:3:4:5:6:7:8:9]", "[1:2:3:4:5:6:7]", "[1:2:3:4:5:6:7:8::]",
+	"[1:2:3:4:5:6:7::8]", "[::1::2]", "[1::2::3]", "[g::1]", "[12345::1]",
+	"[:1::]", "[1::2:]", "[:::]", "[::::]", "[1:]", "[:1]", "[1.2.3.4]",
+	"[::1.2.3]", "[::1.2.3.256]", "[::1.2.3.04]", "[::1.2.3.4:5]",
+	"[::1.2.3.4.5]", "[::1234.1.2.3]", "[1:2:3:4:5:6:7:1.2.3.4]",
+	/* RFC 6874 zone IDs are not RFC 3986 and mean nothing to a server. */
+	"[fe80::1%25eth0]",
+	/* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+	"[v1.]", "[v.x]", "[vx.y]", "[v1x]", "[v1.a/b]", "[v1.a%20]", "[v1.a@b]",
+	/* bytes that are no part of uri-host */
+	"user@host", "u:p@host", "a b", "a\tb", "host: 80", "a\"b", "a<b",
+	"a>b", "a\\b", "a{b", "a}b", "a|b", "a^b", "a`b", "a#b", "a/b", "a?b",
+	"caf\xc3\xa9", "host\x80",
+};
+
+/* Regression: Host was checked byte by byte only, so "probe:abc",
+ * "probe:80:80" and "%zz" went through. RFC 9112 3.2: a Host that is
+ * not uri-host [ ":" port ] is a 400. */
+static void test_invalid_host_values_are_400(void **state)
+{
+	char in[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
+		int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n",
+				 bad_hosts[i]);
+
+		expect_400(bad_hosts[i], in, (size_t)n, "invalid Host header field value");
+		/* The same on HTTP/1.0, where Host is optional. */
+		n = snprintf(in, sizeof in, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n",
+			     bad_hosts[i]);
+		expect_400(bad_hosts[i], in, (size_t)n, "invalid Host header field value");
+	}
+}
+
+/* Regression: the authority of an absolute-form target was checked byte
+ * by byte only ("GET http://a:b:c/" went through). The same grammar as
+ * Host, then RFC 9110 4.2.1: no empty host. */
+static void test_invalid_absolute_form_authority_is_400(void **state)
+{
+	static const struct {
+		const char *target;
+		const char *why;
+	} cases[] = {
+		{ "http://a:b:c/", "invalid authority in request-target" },
+		{ "http://probe:abc/", "invalid authority in request-target" },
+		{ "http://probe:80:80/", "invalid authority in request-target" },
+		{ "http://%zz/", "invalid authority in request-target" },
+		{ "http://a%2", "invalid authority in request-target" },
+		{ "http://[::1/", "invalid authority in request-target" },
+		{ "http://[::1]x/", "invalid authority in request-target" },
+		{ "http://[::1::2]/", "invalid authority in request-target" },
+		{ "http://[1:2:3:4:5:6:7:8:9]", "invalid authority in request-target" },
+		{ "http://[g::1]?q", "invalid authority in request-target" },
+		{ "https://[v1.]/", "invalid authority in request-target" },
+		{ "http://[]/", "invalid authority in request-target" },
+		{ "http://host:65536/", "invalid authority in request-target" },
+		{ "http://host:123456?x", "invalid authority in request-target" },
+		{ "http://a]b/", "invalid authority in request-target" },
+		{ "http://a#b/", "invalid authority in request-target" },
+		{ "http://a{b/", "invalid authority in request-target" },
+		{ "http://u@h/", "invalid authority in request-target" },
+		{ "http://:80/", "empty host in absolute-form request-target" },
+		{ "http://:/", "empty host in absolute-form request-target" },
+		{ "http://:", "empty host in absolute-form request-target" },
+	};
+	char in[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int n = snprintf(in, sizeof in, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n",
+				 cases[i].target);
+
+		expect_400(cases[i].target, in, (size_t)n, cases[i].why);
+	}
+}
+
+/* ---- Fields that may appear once ---- */
+
+/* Regression: with two Authorization lines the first won, so a valid
+ * token followed by garbage (or a forged one) went through; a proxy
+ * taking the last would authorize a different request. RFC 9110 5.3 and
+ * 11.6.2: Authorization is not a list. */
+static void test_repeated_authorization_is_400(void **state)
+{
+#define AUTH_REQ "POST /api/metrics/ingest HTTP/1.1\r\nHost: h\r\n"
+	static const struct {
+		const char *name, *in;
+	} cases[] = {
+		{ "valid token then garbage",
+		  AUTH_REQ "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc\r\n"
+			   "Authorization: garbage\r\nContent-Length: 0\r\n\r\n" },
+		{ "identical lines",
+		  AUTH_REQ "Authorization: Bearer x\r\nAuthorization: Bearer x\r\n\r\n" },
+		{ "names in different case",
+		  AUTH_REQ "authorization: Bearer x\r\nAUTHORIZATION: Bearer y\r\n\r\n" },
+		{ "empty first line", AUTH_REQ "Authorization:\r\nAuthorization: Bearer x\r\n\r\n" },
+		{ "other fields between",
+		  AUTH_REQ "Authorization: Bearer x\r\nX-A: 1\r\nContent-Type: a/b\r\n"
+			   "Authorization: Bearer x\r\n\r\n" },
+		{ "on http/1.0", "GET / HTTP/1.0\r\nAuthorization: a\r\nAuthorization: a\r\n\r\n" },
+	};
+#undef AUTH_REQ
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_400(cases[i].name, cases[i].in, strlen(cases[i].in),
+			   "repeated Authorization header field");
+}
+
+/* Regression: the same for Content-Type (RFC 9110 8.3: one media type):
+ * the handler read the first, an intermediary may read the last. */
+static void test_repeated_content_type_is_400(void **state)
+{
+	static const struct {
+		const char *name, *in;
+	} cases[] = {
+		{ "different types",
+		  GET11 "Content-Type: application/json\r\nContent-Type: text/plain\r\n\r\n" },
+		{ "identical, names in different case",
+		  GET11 "content-type: application/json\r\nCONTENT-TYPE: application/json\r\n\r\n" },
+		{ "empty first line", GET11 "Content-Type:\r\nContent-Type: a/b\r\n\r\n" },
+		{ "after the body framing",
+		  "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Length: 2\r\n"
+		  "Content-Type: c/d\r\n\r\nhi" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_400(cases[i].name, cases[i].in, strlen(cases[i].in),
+			   "repeated Content-Type header field");
 }
 
 /* ---- Regression tests ---- */
@@ -1128,6 +1379,11 @@ int main(void)
 		cmocka_unit_test(test_target_limit_exact_length_is_accepted),
 		cmocka_unit_test(test_head_limit_exact_length_is_accepted),
 		cmocka_unit_test(test_default_limits),
+		cmocka_unit_test(test_valid_host_values_are_accepted),
+		cmocka_unit_test(test_invalid_host_values_are_400),
+		cmocka_unit_test(test_invalid_absolute_form_authority_is_400),
+		cmocka_unit_test(test_repeated_authorization_is_400),
+		cmocka_unit_test(test_repeated_content_type_is_400),
 		cmocka_unit_test(test_error_is_sticky),
 		cmocka_unit_test(test_done_is_idempotent),
 		cmocka_unit_test(test_zeroed_parser_is_ready),

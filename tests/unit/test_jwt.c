@@ -261,7 +261,7 @@ static void test_load_errors_are_clear(void **state)
 			  NULL, ISS, "exactly one", JWT_KEYS_BAD_COMBINATION);
 	expect_load_error("test-only-hs256.secret", NULL,
 			  "test-only-es256-private.pem", ISS, "needs its public key",
-			  JWT_KEYS_BAD_COMBINATION);
+			  JWT_KEYS_BAD_PRIVATE_KEY);
 	expect_load_error("test-only-short.secret", NULL, NULL, ISS,
 			  "31 bytes, need at least 32", JWT_KEYS_BAD_SECRET);
 	expect_load_error("no-such.secret", NULL, NULL, ISS, "no-such.secret",

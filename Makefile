@@ -71,6 +71,7 @@ run: deps
 # runner's "N passed, N failed" line.
 test: deps
 	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(BB_BINS)
+	@scripts/check_symbols.sh $(BIN) $(BUILD)/src/main.o $(LIB_OBJS)
 	@BUILD=$(BUILD) tests/run.sh $(UNIT_BINS) $(BB_BINS)
 
 unit: $(UNIT_BINS)

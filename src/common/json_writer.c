@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ringside/decimal.h"
 #include "ringside/metrics_expo.h"
 
 void jsonw_init(struct json_writer *w, char *buf, size_t cap)
@@ -116,15 +117,8 @@ void jsonw_double(struct json_writer *w, double v)
 
 void jsonw_u64(struct json_writer *w, uint64_t v)
 {
-	char tmp[20], out[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	jsonw_raw(w, out, n);
+	char num[20];
+	jsonw_raw(w, num, (size_t)(decimal_u64(num, v) - num));
 }
 
 void jsonw_time_ms(struct json_writer *w, int64_t unix_ms)

@@ -17,6 +17,8 @@
  */
 #include "ringside/fleet_expo.h"
 
+#include "ringside/decimal.h"
+
 #include <assert.h>
 #include <string.h>
 
@@ -282,16 +284,6 @@ static size_t esc_len(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++)
 		e += special(s[i]);
 	return e;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20], *d = tmp + sizeof tmp;
-
-	do
-		*--d = (char)('0' + v % 10);
-	while (v /= 10);
-	return put(p, d, (size_t)(tmp + sizeof tmp - d));
 }
 
 /* ---- RFC 3339 date-times (expiresAt) ---- */
@@ -739,7 +731,7 @@ static size_t end_line(struct fleet_expo_cursor *c, char *p)
 		q = put_s(q, DROPPED_NAME "{reason=\"");
 		q = put_s(q, drop_reason[i - 1]);
 		q = put_s(q, "\"} ");
-		q = put_u64(q, c->dropped[i - 1]);
+		q = decimal_u64(q, c->dropped[i - 1]);
 		*q++ = '\n';
 		if (i == FLEET_EXPO_DROPS && c->o.format != EXPO_OPENMETRICS_100)
 			c->done = true;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ringside/decimal.h"
 #include "ringside/http_status.h"
 #include "ringside/json_writer.h"
 
@@ -16,19 +17,6 @@ static char *put(char *p, const char *s, size_t n)
 }
 
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
 
 /* Bytes of the head apart from the content type, extra headers and the
  * length digits: status line (at most ~60) and the fixed fields. */
@@ -49,7 +37,7 @@ static int write_head(struct http_exchange *x, unsigned status, const char *cont
 
 	char *p = o->buf + o->len;
 	p = PUT_LIT(p, "HTTP/1.1 ");
-	p = put_u64(p, status);
+	p = decimal_u64(p, status);
 	*p++ = ' ';
 	p = put(p, reason, strlen(reason));
 	p = PUT_LIT(p, "\r\n");
@@ -61,7 +49,7 @@ static int write_head(struct http_exchange *x, unsigned status, const char *cont
 	}
 	if (content_length != HTTP_LENGTH_STREAMED) {
 		p = PUT_LIT(p, "Content-Length: ");
-		p = put_u64(p, content_length); /* HEAD: what a GET would send (RFC 9110 9.3.2) */
+		p = decimal_u64(p, content_length); /* HEAD: what a GET would send (RFC 9110 9.3.2) */
 		p = PUT_LIT(p, "\r\n");
 	}
 	p = PUT_LIT(p, "X-Request-Id: ");

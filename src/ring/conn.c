@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "ringside/decimal.h"
 #include "ringside/log.h"
 #include "ringside/metrics.h"
 
@@ -195,19 +196,6 @@ static char *put_mem(char *p, const char *s, size_t n)
 
 #define PUT_STR(p, s) put_mem((p), (s), strlen(s))
 
-static char *put_dec(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
 /* A logfmt value: as is when it is plain, else quoted with \" \\ and
  * \xHH escapes, so a client's path cannot forge fields or lines. At most
  * 4 * n + 2 bytes. */
@@ -282,11 +270,11 @@ static void log_request(struct worker *w, struct conn *c, uint64_t end_ns)
 	p = PUT_STR(p, " path=");
 	p = c->log_path_len ? put_logfmt_value(p, c->log_path, c->log_path_len) : PUT_STR(p, "-");
 	p = PUT_STR(p, " status=");
-	p = put_dec(p, x->status);
+	p = decimal_u64(p, x->status);
 	p = PUT_STR(p, " bytes=");
-	p = put_dec(p, x->reply_bytes);
+	p = decimal_u64(p, x->reply_bytes);
 	p = PUT_STR(p, " duration_us=");
-	p = put_dec(p, end_ns > c->request_start_ns ? (end_ns - c->request_start_ns) / 1000 : 0);
+	p = decimal_u64(p, end_ns > c->request_start_ns ? (end_ns - c->request_start_ns) / 1000 : 0);
 	p = PUT_STR(p, " request_id=");
 	p = put_mem(p, x->request_id, x->request_id_len);
 	*p++ = '\n';

@@ -2077,3 +2077,19 @@ int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
 		cmocka_set_test_filter(filter);
 	return _cmocka_run_group_tests(name, tests, n, setup, teardown);
 }
+
+char *h_read_sample(const char *name, size_t *len)
+{
+	const char *dir = getenv("RINGSIDE_SAMPLES");
+	char *path = h_strf("%s/%s", dir && *dir ? dir : "samples", name);
+	FILE *f = fopen(path, "rb");
+	CHECK(f != NULL, "cannot open %s (run from the repository root, or set RINGSIDE_SAMPLES)",
+	      path);
+	char *buf = malloc(1 << 20);
+	CHECK(buf != NULL, "out of memory");
+	*len = fread(buf, 1, (1 << 20) - 1, f);
+	buf[*len] = '\0';
+	fclose(f);
+	free(path);
+	return buf;
+}

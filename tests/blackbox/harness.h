@@ -427,6 +427,11 @@ void h_exchange(uint16_t port, const char *req, bool for_head,
 
 /* ---- Request building ---- */
 
+/* A sample agent report from $RINGSIDE_SAMPLES, else samples/ (tests run
+ * from the repository root): malloc'd, NUL-terminated, *len bytes. Fails
+ * the test if it cannot be read. */
+char *h_read_sample(const char *name, size_t *len);
+
 /* snprintf into a malloc'd string; fails the test on allocation failure. */
 char *h_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -469,6 +474,7 @@ void h_init(void);
 #define expect_health_ok(...) H_AT(expect_health_ok, __VA_ARGS__)
 #define expect_health_on_port(...) H_AT(expect_health_on_port, __VA_ARGS__)
 #define h_exchange(...) H_AT(h_exchange, __VA_ARGS__)
+#define h_read_sample(...) H_AT(h_read_sample, __VA_ARGS__)
 #define h_run_prog(...) H_AT(h_run_prog, __VA_ARGS__)
 #define h_proc_start(...) H_AT(h_proc_start, __VA_ARGS__)
 #endif

@@ -17,22 +17,6 @@
 static char *full_sample, *minimal_sample;
 static size_t full_len, minimal_len;
 
-static char *read_sample(const char *name, size_t *len)
-{
-	const char *dir = getenv("RINGSIDE_SAMPLES");
-	char *path = h_strf("%s/%s", dir ? dir : "../shared/samples", name);
-	FILE *f = fopen(path, "rb");
-	CHECK(f != NULL, "cannot open %s (run from the repository root, or set RINGSIDE_SAMPLES)",
-	      path);
-	char *buf = malloc(1 << 20);
-	CHECK(buf != NULL, "out of memory");
-	*len = fread(buf, 1, (1 << 20) - 1, f);
-	buf[*len] = '\0';
-	fclose(f);
-	free(path);
-	return buf;
-}
-
 /* A token from `ringside token` (the same signer the server verifies). */
 static char *mint(const char *secret, const char *sub, const char *org, const char *scope)
 {
@@ -91,8 +75,8 @@ static int setup(void **state)
 {
 	static const char *const args[] = {"--jwt-secret-file", SECRET, "--max-body-bytes",
 					   "64KiB", "--workers", "2", NULL};
-	full_sample = read_sample("ingest-full.json", &full_len);
-	minimal_sample = read_sample("ingest-minimal.json", &minimal_len);
+	full_sample = h_read_sample("ingest-full.json", &full_len);
+	minimal_sample = h_read_sample("ingest-minimal.json", &minimal_len);
 	return h_group_setup_with(state, args);
 }
 

@@ -204,10 +204,15 @@ static void listens_on_ipv6_and_dual_stack(void **state)
 		expect_health_over(AF_INET6, "::1", port);
 		if (i == 1) /* dual-stack: IPv4 clients too */
 			expect_health_over(AF_INET, "127.0.0.1", port);
-		char log[8192];
-		server_read_stderr(&s, log, sizeof log);
-		char want[64];
+		/* The line may follow the first answers: the workers serve as
+		 * soon as they are up. */
+		char log[8192] = "", want[64];
 		snprintf(want, sizeof want, "addr=%s ", addr);
+		for (int t = 0; t < 250 && !strstr(log, want); t++) {
+			if (t)
+				h_sleep_ms(20);
+			server_read_stderr(&s, log, sizeof log);
+		}
 		CHECK(strstr(log, want) != NULL, "listening line says %s: %s", want, log);
 		CHECK(server_stop(&s) == 0, "clean exit");
 	}

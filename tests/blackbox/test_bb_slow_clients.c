@@ -905,24 +905,6 @@ static void report(const struct load *L)
 		       (unsigned long long)L->socket_errors, L->socket_error);
 }
 
-static char *read_sample(const char *name, size_t *len)
-{
-	const char *dir = getenv("RINGSIDE_SAMPLES");
-	char *path = h_strf("%s/%s", dir ? dir : "../shared/samples", name);
-	FILE *f = fopen(path, "rb");
-
-	CHECK(f != NULL, "cannot open %s (run from the repository root, or set RINGSIDE_SAMPLES)",
-	      path);
-	char *buf = malloc(1 << 16);
-
-	CHECK(buf != NULL, "out of memory");
-	*len = fread(buf, 1, (1 << 16) - 1, f);
-	buf[*len] = '\0';
-	fclose(f);
-	free(path);
-	CHECK(*len > DRIP_BYTES, "%s is too short", name);
-	return buf;
-}
 
 static void load_free(struct load *L)
 {
@@ -969,7 +951,8 @@ static void run_load(struct load *L)
 	static const char *const kinds[] = {"agent", "slow-head", "slow-drip"};
 
 	load_key();
-	L->sample = read_sample("ingest-minimal.json", &L->sample_len);
+	L->sample = h_read_sample("ingest-minimal.json", &L->sample_len);
+	CHECK(L->sample_len > DRIP_BYTES, "ingest-minimal.json is too short");
 	L->ep = epoll_create1(EPOLL_CLOEXEC);
 	CHECK(L->ep >= 0, "epoll_create1: %s", strerror(errno));
 	L->c = calloc(N_CLIENTS, sizeof *L->c);

@@ -8,7 +8,7 @@
  * it is installed), keep each family in one block, and say the numbers of
  * the samples in base units.
  *
- * The samples are read from ../shared/samples (tests run from the repo
+ * The samples are read from samples/ (tests run from the repo
  * root) or $RINGSIDE_SAMPLES.
  */
 #include <setjmp.h>

@@ -5,7 +5,7 @@
  * "report" member must be the sample again (jansson reads both; numbers
  * compared as doubles, keys in order).
  *
- * The samples are read from ../shared/samples (tests run from the repo
+ * The samples are read from samples/ (tests run from the repo
  * root) or $RINGSIDE_SAMPLES. Links -ljansson.
  */
 #include <errno.h>

@@ -6,7 +6,7 @@
  * report) must agree. The real samples also end exactly at a PROT_NONE
  * page, and every prefix of the full one must fail.
  *
- * The samples are read from ../shared/samples (tests run from the repo
+ * The samples are read from samples/ (tests run from the repo
  * root) or $RINGSIDE_SAMPLES.
  */
 #include <errno.h>

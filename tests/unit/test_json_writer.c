@@ -50,34 +50,33 @@ static void strings_escape_every_control_character_and_nul(void **state)
 /* At every capacity from 0 to what the text needs: the buffer is
  * terminated, nothing is written past cap, the text is a prefix of the
  * whole one ending where a whole value ended, and overflow says so. */
+/* An object with a value of every kind, like the ingest 202. */
+static void write_document(struct json_writer *w)
+{
+	jsonw_lit(w, "{\"agentId\":");
+	jsonw_string(w, nasty, NASTY_LEN);
+	jsonw_lit(w, ",");
+	jsonw_key(w, "bytes");
+	jsonw_u64(w, 18446744073709551615u);
+	jsonw_lit(w, ",\"t\":");
+	jsonw_time_ms(w, 1795348800123);
+	jsonw_lit(w, "}");
+}
+
 static void every_capacity_stays_terminated_and_in_bounds(void **state)
 {
 	(void)state;
 	char whole[256], buf[300];
 	struct json_writer w;
 	jsonw_init(&w, whole, sizeof whole);
-	jsonw_lit(&w, "{\"agentId\":");
-	jsonw_string(&w, nasty, NASTY_LEN);
-	jsonw_lit(&w, ",");
-	jsonw_key(&w, "bytes");
-	jsonw_u64(&w, 18446744073709551615u);
-	jsonw_lit(&w, ",\"t\":");
-	jsonw_time_ms(&w, 1795348800123);
-	jsonw_lit(&w, "}");
+	write_document(&w);
 	size_t need = jsonw_done(&w);
 	assert_true(need > 0);
 
 	for (size_t cap = 1; cap <= need + 1; cap++) {
 		memset(buf, '#', sizeof buf);
 		jsonw_init(&w, buf, cap);
-		jsonw_lit(&w, "{\"agentId\":");
-		jsonw_string(&w, nasty, NASTY_LEN);
-		jsonw_lit(&w, ",");
-		jsonw_key(&w, "bytes");
-		jsonw_u64(&w, 18446744073709551615u);
-		jsonw_lit(&w, ",\"t\":");
-		jsonw_time_ms(&w, 1795348800123);
-		jsonw_lit(&w, "}");
+		write_document(&w);
 		assert_true(w.len < cap);
 		assert_int_equal(buf[w.len], '\0');
 		assert_int_equal(buf[cap], '#'); /* nothing past cap */

@@ -1,5 +1,5 @@
 /*
- * The real-sized ingest bodies of ../shared/samples for unit tests (the
+ * The real-sized ingest bodies of samples/ for unit tests (the
  * runner starts them from the repository root), or of $RINGSIDE_SAMPLES.
  * Include after <cmocka.h>.
  */
@@ -19,7 +19,7 @@ static inline char *read_sample(const char *name, size_t *len)
 	char *buf;
 	long n;
 
-	snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/samples", name);
+	snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "samples", name);
 	f = fopen(path, "rb");
 	if (!f) {
 		print_error("cannot open %s (set RINGSIDE_SAMPLES)\n", path);

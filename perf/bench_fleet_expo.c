@@ -4,7 +4,7 @@
  * fleet store, rendered text 0.0.4 in 64 KiB pieces as the HTTP stream
  * asks for them. Prints bytes, series, the median of 5 runs, MB/s and ns
  * per series. The sample is read from $RINGSIDE_SAMPLES or
- * ../shared/samples (run from the repo root). A program, not a test.
+ * samples/ (run from the repo root). A program, not a test.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 	struct fleet_store s;
 	const int64_t now = 1800000000000;
 
-	snprintf(path, sizeof path, "%s/ingest-full.json", dir && *dir ? dir : "../shared/samples");
+	snprintf(path, sizeof path, "%s/ingest-full.json", dir && *dir ? dir : "samples");
 	doc = bench_read_file(path, &len);
 	if (!doc) {
 		fprintf(stderr, "cannot read %s (set RINGSIDE_SAMPLES)\n", path);

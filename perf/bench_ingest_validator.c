@@ -1,6 +1,6 @@
 /*
  * Ingest body validation, Ringside against a peer, in one program: the
- * same bytes (../shared/samples/ingest-full.json, or argv[1]) validated N
+ * same bytes (samples/ingest-full.json, or argv[1]) validated N
  * times by
  *   ingest_validator  ingest_parser_init + feed (whole body) + finish
  *                     (src/ingest/), filling struct ingest_report
@@ -84,7 +84,7 @@ static double measure(void (*fn)(const char *, size_t, long), const char *doc, s
 
 int main(int argc, char **argv)
 {
-	const char *path = argc > 1 ? argv[1] : "../shared/samples/ingest-full.json";
+	const char *path = argc > 1 ? argv[1] : "samples/ingest-full.json";
 	size_t len;
 	char *doc = bench_read_file(path, &len);
 	double v, j;

@@ -13,11 +13,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 
-#include "ringside/decimal.h"
 #include "ringside/log.h"
 #include "ringside/metrics.h"
 
@@ -175,10 +173,6 @@ static void start_linger(struct worker *w, struct conn *c)
 	timer_wheel_cancel(&w->wheel, &c->timer);
 }
 
-/* Counts an answered request: every one, rejected ones too, so 400s and
- * 408s show in http_requests_total (route "unmatched" when no route was
- * found). Its duration runs from the loop pass that saw its first byte to
- * a fresh clock read (vDSO, tens of ns): the pass's own time would say 0. */
 static uint64_t clock_ns(void)
 {
 	struct timespec t;
@@ -186,108 +180,19 @@ static uint64_t clock_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* ---- The access log line (--access-log) ---- */
-
-static char *put_mem(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-#define PUT_STR(p, s) put_mem((p), (s), strlen(s))
-
-/* A logfmt value: as is when it is plain, else quoted with \" \\ and
- * \xHH escapes, so a client's path cannot forge fields or lines. At most
- * 4 * n + 2 bytes. */
-static char *put_logfmt_value(char *p, const char *s, size_t n)
-{
-	bool plain = n > 0;
-	for (size_t i = 0; i < n && plain; i++)
-		plain = s[i] > ' ' && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' && s[i] != '=';
-	if (plain)
-		return put_mem(p, s, n);
-	*p++ = '"';
-	for (size_t i = 0; i < n; i++) {
-		unsigned char b = (unsigned char)s[i];
-		if (b == '"' || b == '\\') {
-			*p++ = '\\';
-			*p++ = (char)b;
-		} else if (b < ' ' || b >= 0x7f) {
-			*p++ = '\\';
-			*p++ = 'x';
-			*p++ = hex_digits[b >> 4];
-			*p++ = hex_digits[b & 15];
-		} else {
-			*p++ = (char)b;
-		}
-	}
-	*p++ = '"';
-	return p;
-}
-
-/* The client's address, looked up once per connection, when its first
- * line is logged. */
-static const char *peer_of(struct conn *c)
-{
-	if (!c->peer[0]) {
-		struct sockaddr_storage a;
-		socklen_t len = sizeof a;
-		if (getpeername(c->fd, (struct sockaddr *)&a, &len) == 0)
-			config_format_addr(&a, ntohs(((struct sockaddr_in *)(void *)&a)->sin_port),
-					   c->peer, sizeof c->peer);
-		else
-			memcpy(c->peer, "-", 2);
-	}
-	return c->peer;
-}
-
-/* Room a line may need: the fixed fields and the escaped path. */
-#define LOG_LINE_MAX (400u + 4u * CONN_LOG_PATH_MAX)
-
-/* One line for the exchange: time, client, method, route, path, status,
- * bytes of the response, duration and request id. */
-static void log_request(struct worker *w, struct conn *c, uint64_t end_ns)
-{
-	c->log_pending = false;
-	if (w->access_log.fd < 0)
-		return;
-	char *start = access_log_reserve(w, LOG_LINE_MAX), *p = start;
-	if (!p)
-		return;
-	const struct http_exchange *x = &c->x;
-	int64_t ms = w->now_wall_ms % 1000;
-	p = PUT_STR(p, "ts=");
-	p = PUT_STR(p, w->log_time);
-	*p++ = (char)('0' + ms / 100);
-	*p++ = (char)('0' + ms / 10 % 10);
-	*p++ = (char)('0' + ms % 10);
-	p = PUT_STR(p, "Z remote=");
-	p = PUT_STR(p, peer_of(c));
-	p = PUT_STR(p, " method=");
-	p = PUT_STR(p, http_method_name(x->method));
-	p = PUT_STR(p, " route=");
-	p = PUT_STR(p, x->route ? x->route->pattern : "-");
-	p = PUT_STR(p, " path=");
-	p = c->log_path_len ? put_logfmt_value(p, c->log_path, c->log_path_len) : PUT_STR(p, "-");
-	p = PUT_STR(p, " status=");
-	p = decimal_u64(p, x->status);
-	p = PUT_STR(p, " bytes=");
-	p = decimal_u64(p, x->reply_bytes);
-	p = PUT_STR(p, " duration_us=");
-	p = decimal_u64(p, end_ns > c->request_start_ns ? (end_ns - c->request_start_ns) / 1000 : 0);
-	p = PUT_STR(p, " request_id=");
-	p = put_mem(p, x->request_id, x->request_id_len);
-	*p++ = '\n';
-	access_log_commit(w, (size_t)(p - start));
-}
-
 /* A streamed response is logged when it ends (its bytes are known then). */
 void conn_log_stream_end(struct worker *w, struct conn *c)
 {
-	if (c->log_pending)
-		log_request(w, c, clock_ns());
+	if (c->log_pending) {
+		c->log_pending = false;
+		access_log_request(w, c, clock_ns());
+	}
 }
 
+/* Counts an answered request: every one, rejected ones too, so 400s and
+ * 408s show in http_requests_total (route "unmatched" when no route was
+ * found). Its duration runs from the loop pass that saw its first byte to
+ * a fresh clock read (vDSO, tens of ns): the pass's own time would say 0. */
 static void count_request(struct worker *w, struct conn *c)
 {
 	const struct http_exchange *x = &c->x;
@@ -298,7 +203,7 @@ static void count_request(struct worker *w, struct conn *c)
 	if (c->producer || c->streaming)
 		c->log_pending = w->access_log.fd >= 0;
 	else
-		log_request(w, c, end_ns);
+		access_log_request(w, c, end_ns);
 }
 
 /* The envelope code for a status the server answers by itself on the

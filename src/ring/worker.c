@@ -85,10 +85,7 @@ char *buf_pool_get(struct buf_pool *p)
 	 * the body pool can (its users answer 503). */
 	if (p->free_top == 0)
 		return NULL;
-	char *buf = p->base + (size_t)p->free[--p->free_top] * p->size;
-	if (p->count - p->free_top > p->high_water)
-		p->high_water = p->count - p->free_top;
-	return buf;
+	return p->base + (size_t)p->free[--p->free_top] * p->size;
 }
 
 void buf_pool_put(struct buf_pool *p, char *buf)
@@ -656,7 +653,9 @@ static void report_started(struct worker *w, int err)
  * deadline, so it runs at once instead of after the current task's slice:
  * on a machine shared with other busy processes (a load generator, say)
  * that wait is the p99 (perf/RESULTS.md). */
+#ifndef WORKER_SLICE_NS /* perf builds may try others; 0: ask for none */
 #define WORKER_SLICE_NS 100000u
+#endif
 
 /* --cpu-affinity auto pins worker i to the i-th allowed CPU, which wins on
  * a machine the server has to itself; off leaves placement to the
@@ -685,7 +684,7 @@ static void place_worker(struct worker *w)
 		.sched_policy = SCHED_OTHER,
 		.sched_runtime = WORKER_SLICE_NS,
 	};
-	if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+	if (WORKER_SLICE_NS && syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
 		log_debug("no custom time slice", "worker=%u err=%d", w->id, errno);
 }
 

@@ -95,7 +95,6 @@ static inline union user_data ud_decode(uint64_t v)
 struct buf_pool {
 	char *base;
 	uint32_t size, count, free_top;
-	uint32_t high_water; /* most buffers ever out at once (pages touched) */
 	uint32_t *free; /* stack of free indexes */
 };
 
@@ -251,6 +250,8 @@ void access_log_fini(struct access_log *l);
 char *access_log_reserve(struct worker *w, size_t n);
 /* The line of n bytes written at the reserved place is complete. */
 void access_log_commit(struct worker *w, size_t n);
+/* Appends the line of c's exchange, which ended at end_ns (monotonic). */
+void access_log_request(struct worker *w, struct conn *c, uint64_t end_ns);
 /* Every tick: hands a non-empty buffer to the kernel. */
 void access_log_tick(struct worker *w);
 void access_log_on_write(struct worker *w, unsigned buffer, int res);

@@ -390,6 +390,10 @@ static int apply(struct config *cfg, const struct option_def *o,
 		return 0;
 	}
 	case OPT_CHOICE: {
+		/* The choice fields are enums, stored as the int they are. */
+		_Static_assert(sizeof(enum log_level) == sizeof(int) &&
+				       sizeof(enum cpu_affinity) == sizeof(int),
+			       "choice fields are int-sized enums");
 		size_t n = 0;
 		for (; o->choices[n]; n++) {
 			if (!strcasecmp(value, o->choices[n])) {

@@ -595,15 +595,16 @@ static void json_part(const struct fleet_snapshot *sn, const struct fleet_report
 	CHECK(len > 0 && len < sizeof json);
 	check_json(json, len, sn, orig, now_ms, stale_ms);
 
-	/* Exactly the bytes it needs: the same body. */
-	b = malloc(len);
+	/* Exactly the bytes it needs and its NUL: the same body, terminated. */
+	b = malloc(len + 1);
 	CHECK(b);
-	CHECK(fleet_report_json(b, len, sn, v, now_ms, stale_ms) == len);
-	CHECK(memcmp(b, json, len) == 0);
+	CHECK(fleet_report_json(b, len + 1, sn, v, now_ms, stale_ms) == len);
+	CHECK(memcmp(b, json, len) == 0 && b[len] == '\0');
 	free(b);
-	/* Less: 0, nothing written past the buffer. */
+	/* Less (no room for the NUL, or fewer bytes): 0, nothing written past
+	 * the buffer. */
 	{
-		size_t cap = (h & 1) ? len - 1 : (size_t)(h >> 1) % len;
+		size_t cap = (h & 1) ? len : (size_t)(h >> 1) % (len + 1);
 
 		b = malloc(cap ? cap : 1);
 		CHECK(b);

@@ -63,9 +63,12 @@ $(RUN_SECRET):
 	@umask 077 && head -c 48 /dev/urandom > $@.tmp && mv $@.tmp $@
 	@echo "made $@ (HS256 key for agent tokens)"
 
+# The fleet survives a restart of `make run`: saved at shutdown, loaded at start.
+RUN_STATE := $(if $(filter --fleet-state%,$(ARGS))$(RINGSIDE_FLEET_STATE),,--fleet-state var/fleet.state)
 run: deps
 	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_SECRET))
-	exec $(BIN) $(RUN_KEY) $(ARGS)
+	@mkdir -p var
+	exec $(BIN) $(RUN_KEY) $(RUN_STATE) $(ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
 # runner's "N passed, N failed" line.
@@ -83,7 +86,7 @@ blackbox: $(BIN) $(BB_BINS)
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
 	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator \
-	$(BUILD)/perf/bench_fleet_expo
+	$(BUILD)/perf/bench_fleet_expo $(BUILD)/perf/mint_tokens $(BUILD)/perf/probe_latency
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^)
@@ -106,9 +109,18 @@ $(BUILD)/perf/bench_fleet_expo: perf/bench_fleet_expo.c src/fleet/expo.c src/fle
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lm
 
+# The fleet benchmark's tools: tokens signed by our signer, a latency probe.
+$(BUILD)/perf/mint_tokens: perf/mint_tokens.c src/auth/jwt.c src/auth/jwt_keys.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -ljwt -lcrypto
+$(BUILD)/perf/probe_latency: perf/probe_latency.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)
 	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench.sh
+	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench_fleet.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

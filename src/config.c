@@ -83,8 +83,18 @@ static const struct option_def options[] = {
 	 "an agent silent this long is marked stale in /metrics/fleet and /latest", FOR_SERVE, NULL},
 	{"fleet-ttl", OPT_DURATION, CFG(fleet_ttl_ms), 1000, 86400000, "300s",
 	 "an agent silent this long drops out of /metrics/fleet", FOR_SERVE, NULL},
-	{"fleet-max-series", OPT_COUNT, CFG(fleet_max_series), 1, 4000000000u, "5000000",
-	 "samples in one /metrics/fleet exposition; the rest are counted as dropped", FOR_SERVE, NULL},
+	{"fleet-max-series", OPT_COUNT, CFG(fleet_max_series), 0, 4000000000u, "1000000",
+	 "samples in one /metrics/fleet exposition; the rest are counted as dropped (0: no cap)",
+	 FOR_SERVE, NULL},
+	{"fleet-forget", OPT_DURATION, CFG(fleet_forget_ms), 0, 30u * 86400000u, "1d",
+	 "an agent silent this long is forgotten: its slot and memory are freed (0: never)",
+	 FOR_SERVE, NULL},
+	{"fleet-state", OPT_STRING, CFG(fleet_state), 0, CONFIG_PATH_MAX, "",
+	 "file the fleet is saved to at shutdown and loaded from at start (unset: none)",
+	 FOR_SERVE, NULL},
+	{"fleet-save-interval", OPT_DURATION, CFG(fleet_save_interval_ms), 0, 86400000, "0",
+	 "with --fleet-state, also save every this often while serving (0: only at shutdown)",
+	 FOR_SERVE, NULL},
 	{"jwt-secret-file", OPT_STRING, CFG(jwt_secret_file), 0, CONFIG_PATH_MAX, "",
 	 "HS256 key: a file of at least 32 secret bytes", FOR_ALL, NULL},
 	{"jwt-public-key-file", OPT_STRING, CFG(jwt_public_key_file), 0, CONFIG_PATH_MAX, "",
@@ -514,6 +524,12 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 	}
 	if (command == FOR_TOKEN && (!cfg->token.sub[0] || !cfg->token.org[0])) {
 		fprintf(err, "ringside: token needs --sub AGENT_ID and --org ORG_ID\n");
+		return CONFIG_ERROR;
+	}
+	if (cfg->fleet_forget_ms && cfg->fleet_forget_ms < cfg->fleet_ttl_ms) {
+		/* An agent would be forgotten while /metrics/fleet still shows it. */
+		fprintf(err, "ringside: --fleet-forget (%u ms) must be 0 or at least --fleet-ttl (%u ms)\n",
+			cfg->fleet_forget_ms, cfg->fleet_ttl_ms);
 		return CONFIG_ERROR;
 	}
 	if (cfg->fleet_ttl_ms < cfg->fleet_stale_ms) {

@@ -69,6 +69,9 @@ struct config {
 	uint32_t fleet_stale_ms;      /* --fleet-stale */
 	uint32_t fleet_ttl_ms;        /* --fleet-ttl */
 	uint32_t fleet_max_series;    /* --fleet-max-series: cardinality cap of /metrics/fleet */
+	uint32_t fleet_forget_ms;     /* --fleet-forget: 0 never */
+	char fleet_state[CONFIG_PATH_MAX]; /* --fleet-state: "" none */
+	uint32_t fleet_save_interval_ms;   /* --fleet-save-interval: 0 at shutdown only */
 
 	/* `ringside token`: the claims of the token to print. */
 	struct {

@@ -162,24 +162,53 @@ int http_start_event_stream(struct http_exchange *x, http_event_render render);
 
 /*
  * A body of any length, produced in pieces as the client reads it (a
- * fleet exposition of hundreds of MB, say): `produce` writes the next
+ * fleet exposition of hundreds of MB, say). `produce` writes the next
  * piece into buf (at most cap bytes, cap >= HTTP_STREAM_MIN_PIECE) and
- * returns its length, 0 when the body is complete. It is called at once
- * and then each time the previous piece has been sent, with `state`, a
- * copy of the state_len (<= HTTP_STREAM_STATE_MAX) bytes given here, and
- * the worker's context. Sent chunked (HTTP/1.1) or close-delimited
- * (HTTP/1.0). The connection takes no other request meanwhile; a client
- * that reads nothing for --keepalive-timeout is dropped. Returns 0, or
- * -EBUSY when the worker already runs HTTP_STREAMS_MAX of them (nothing
- * was written: answer 503), or -ENOSPC.
+ * returns:
+ *   - its length, > 0;
+ *   - 0: the body is complete (it is not called again);
+ *   - HTTP_PRODUCE_AGAIN: no bytes this time; call again soon, after the
+ *     worker has served its other events. A producer does a bounded
+ *     amount of work per call and says this when that work wrote
+ *     nothing; it never loops until bytes appear (the whole worker would
+ *     wait on it).
+ * It is called at once, then each time the previous piece has been
+ * handed to the kernel, or on the next pass of the event loop after an
+ * AGAIN: never twice without the worker's other events in between. Its
+ * arguments: `state`, a copy of the state_len (<= HTTP_STREAM_STATE_MAX)
+ * bytes given here, and the worker's context.
+ *
+ * Sent chunked (HTTP/1.1) or close-delimited (HTTP/1.0). With
+ * HTTP_STREAM_GZIP in flags the body is one gzip member
+ * (Content-Encoding: gzip), each piece compressed as it is produced and
+ * sync-flushed, so that what arrived so far always decodes. The handler
+ * negotiated it (Accept-Encoding) and says Vary: Accept-Encoding itself,
+ * on both answers. The pieces are then produced in the worker's scratch
+ * (buf is not the output buffer; the first piece is produced during this
+ * call, so what the handler kept in the scratch is gone when it returns)
+ * and cap is HTTP_GZIP_PIECE_MAX (http_gzip.h). Should the worker fail to
+ * set up a compressor, the body goes out identity-coded: a client that
+ * accepts gzip accepts that too.
+ *
+ * The connection takes no other request meanwhile; a client that reads
+ * nothing for --keepalive-timeout is dropped. The request is counted
+ * (http_request_duration_seconds, the access log line) when the last
+ * byte of the body has been handed to the kernel, so its duration covers
+ * the whole body; or, if the connection closes before that, at the
+ * close, with its status and the bytes handed to the kernel by then.
+ * Returns 0, or -EBUSY when the worker already runs HTTP_STREAMS_MAX of
+ * them (nothing was written: answer 503), -ENOSPC, or -EINVAL
+ * (state_len).
  */
 #define HTTP_STREAM_STATE_MAX 256u
 #define HTTP_STREAM_MIN_PIECE (32u * 1024u)
 #define HTTP_STREAMS_MAX 16u
+#define HTTP_PRODUCE_AGAIN ((size_t)-1)
+#define HTTP_STREAM_GZIP 1u /* flags: compress the body (above) */
 typedef size_t (*http_produce)(void *state, struct http_context *ctx, char *buf, size_t cap);
 int http_reply_stream(struct http_exchange *x, unsigned status, const char *content_type,
-		      const char *extra_headers, http_produce produce, const void *state,
-		      size_t state_len);
+		      const char *extra_headers, unsigned flags, http_produce produce,
+		      const void *state, size_t state_len);
 
 /* Appends "HTTP/1.1 100 Continue\r\n\r\n". Returns 0 or -ENOSPC. */
 int http_write_continue(struct http_out *out);

@@ -40,6 +40,13 @@ extern const double metrics_bucket_bounds[METRICS_BUCKETS];
 	X(FLEET_FULL, "fleet_full")         /* 503: --fleet-max-agents */    \
 	X(FLEET_MEMORY, "fleet_memory")     /* 503: --fleet-memory */
 
+/* Why /metrics/fleet left series out (ringside_fleet_series_dropped_total's
+ * `reason`), in the order of enum fleet_expo_drop: id, label. */
+#define METRICS_FLEET_DROPS(X)                                              \
+	X(LABEL_TOO_LONG, "label_too_long")                                 \
+	X(MAX_SERIES, "max_series")                                         \
+	X(INVALID_ID, "invalid_id")
+
 /* Counters, each worker counting into its own shard. */
 enum metrics_counter {
 	/* The identity side (seed 000), wired by later issues. */
@@ -53,6 +60,9 @@ enum metrics_counter {
 #define METRIC_REFUSAL_ID(id, label) METRIC_INGEST_REFUSED_##id,
 	METRICS_INGEST_REFUSALS(METRIC_REFUSAL_ID)
 #undef METRIC_REFUSAL_ID
+#define METRIC_FLEET_DROP_ID(id, label) METRIC_FLEET_DROPPED_##id,
+	METRICS_FLEET_DROPS(METRIC_FLEET_DROP_ID)
+#undef METRIC_FLEET_DROP_ID
 	METRIC_UPLOADS_ABORTED,      /* the client left while sending a body */
 	METRIC_ACCESS_LOG_DROPPED,   /* lines the access log could not keep */
 	METRIC_COUNTER_COUNT

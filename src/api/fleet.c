@@ -7,10 +7,13 @@
 #include "api_int.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ringside/fleet_expo.h"
 #include "ringside/fleet_report.h"
+#include "ringside/http_query.h"
 #include "ringside/metrics_expo.h"
 
 #define LATEST_PREFIX "/api/metrics/agents/"
@@ -102,7 +105,99 @@ const struct http_handler api_agent_latest = {
 
 static size_t fleet_piece(void *state, struct http_context *ctx, char *buf, size_t cap)
 {
-	return fleet_expo_next(state, &ctx->api->fleet, ctx->worker_id, buf, cap);
+	struct fleet_expo_cursor *c = state;
+	bool was_done = c->done;
+	size_t n = fleet_expo_next(c, &ctx->api->fleet, ctx->worker_id, buf, cap);
+	if (c->done && !was_done) {
+		/* What this scrape left out, for /metrics too. */
+		_Static_assert(FLEET_EXPO_DROPS == METRIC_FLEET_DROPPED_INVALID_ID -
+							   METRIC_FLEET_DROPPED_LABEL_TOO_LONG + 1,
+			       "the drop reasons of the exposition and of /metrics agree");
+		for (unsigned i = 0; i < FLEET_EXPO_DROPS; i++)
+			metrics_add(&ctx->shard->counters[METRIC_FLEET_DROPPED_LABEL_TOO_LONG + i],
+				    c->dropped[i]);
+	}
+	/* A call that wrote nothing (its budget went on left-out series) is
+	 * not the end: the stream calls again after serving others. */
+	if (n == 0 && !c->done)
+		return HTTP_PRODUCE_AGAIN;
+	return n;
+}
+
+/* A 400 naming the query parameter a scrape got wrong. */
+static unsigned bad_selection(struct http_exchange *x, const char *field, const char *message)
+{
+	http_reply_error(x, 400, NULL, message, field,
+			 "See the README: ?org=ID, ?shard=I&of=N, "
+			 "?include=services,checks,containers,processes or all.",
+			 NULL);
+	return 0;
+}
+
+/*
+ * The part of the fleet a scrape asks for (README "Scraping a large
+ * fleet"): ?org=ID, ?shard=I&of=N, ?include=GROUPS; any other parameter
+ * is ignored, as Prometheus may add its own. Returns 0, or -1 after
+ * answering 400 naming the parameter.
+ */
+static int parse_selection(struct http_exchange *x, const char *q, size_t len,
+			   struct fleet_expo_options *o)
+{
+	struct http_query_param p;
+	size_t pos = 0;
+	bool seen_org = false, seen_shard = false, seen_of = false, seen_include = false;
+	long shard = -1, of = -1;
+	char v[256];
+	while (http_query_next(q, len, &pos, &p)) {
+		bool *seen = NULL;
+		const char *name = NULL;
+#define KEY_IS(k) (p.key_len == sizeof(k) - 1 && !memcmp(p.key, k, sizeof(k) - 1))
+		if (KEY_IS("org"))
+			seen = &seen_org, name = "org";
+		else if (KEY_IS("shard"))
+			seen = &seen_shard, name = "shard";
+		else if (KEY_IS("of"))
+			seen = &seen_of, name = "of";
+		else if (KEY_IS("include"))
+			seen = &seen_include, name = "include";
+#undef KEY_IS
+		if (!seen)
+			continue;
+		if (*seen)
+			return bad_selection(x, name, "A selection parameter is repeated."), -1;
+		*seen = true;
+		ssize_t n = http_query_decode(p.value, p.value_len, v, sizeof v);
+		if (n < 0)
+			return bad_selection(x, name, "A selection parameter is badly encoded."), -1;
+		if (name[0] == 'o' && name[1] == 'r') {
+			if (fleet_expo_select_org(o, v, (size_t)n) < 0)
+				return bad_selection(x, "org", "No organization has this id."), -1;
+		} else if (name[0] == 'i') {
+			const char *bad;
+			size_t bad_len;
+			if (fleet_expo_parse_groups(v, (size_t)n, &o->groups, &bad, &bad_len) < 0) {
+				char message[128];
+				snprintf(message, sizeof message, "Unknown family group \"%.*s\".",
+					 (int)(bad_len < 40 ? bad_len : 40), bad);
+				return bad_selection(x, "include", message), -1;
+			}
+		} else {
+			char *end;
+			long number = strtol(v, &end, 10);
+			if (n == 0 || *end || v[0] == '-' || v[0] == '+' || number > 65535)
+				return bad_selection(x, name, "Want a whole number."), -1;
+			if (name[0] == 's')
+				shard = number;
+			else
+				of = number;
+		}
+	}
+	if (seen_shard != seen_of)
+		return bad_selection(x, seen_shard ? "of" : "shard",
+				     "shard and of go together: ?shard=I&of=N."), -1;
+	if (seen_shard && fleet_expo_select_shard(o, (uint32_t)shard, (uint32_t)of) < 0)
+		return bad_selection(x, "shard", "Want 0 <= shard < of."), -1;
+	return 0;
 }
 
 static unsigned fleet_head(struct http_exchange *x, const char *buf,
@@ -119,13 +214,20 @@ static unsigned fleet_head(struct http_exchange *x, const char *buf,
 		.ttl_ms = a->cfg->fleet_ttl_ms,
 		.max_series = a->cfg->fleet_max_series,
 	};
+	if (parse_selection(x, http_span_ptr(buf, req->query), req->query.len, &o) < 0)
+		return 0;
 	struct fleet_expo_cursor cursor;
 	fleet_expo_begin(&cursor, &o);
 	_Static_assert(sizeof cursor <= HTTP_STREAM_STATE_MAX, "the cursor travels with the stream");
+	/* Prometheus always offers gzip; the body shrinks 25 times. */
+	struct http_span encoding = req->hdr[HTTP_HDR_ACCEPT_ENCODING];
+	bool gzip = encoding.len && expo_accepts_gzip(http_span_ptr(buf, encoding), encoding.len);
 	int r = http_reply_stream(x, 200,
 				  f == EXPO_OPENMETRICS_100 ? EXPO_CONTENT_TYPE_OPENMETRICS
 							    : EXPO_CONTENT_TYPE_TEXT,
-				  "Vary: Accept\r\n", fleet_piece, &cursor, sizeof cursor);
+				  /* RFC 9110 12.5.5: the answer depends on both. */
+				  "Vary: Accept, Accept-Encoding\r\n", gzip ? HTTP_STREAM_GZIP : 0,
+				  fleet_piece, &cursor, sizeof cursor);
 	if (r == -EBUSY)
 		http_reply_error(x, 503, NULL, "Too many fleet scrapes at once. Retry.", NULL,
 				 NULL, "Retry-After: 1\r\n");

@@ -5,21 +5,28 @@
  * Everything is driven by two tables: the families (name, help, which
  * objects of a report they range over, which field, scale, extra labels)
  * and, per kind of object, the labels that identify one (a service by its
- * container, a TCP check by container, host, port and name ...). A family
- * may have several columns: fields of one object written as one family
- * with a constant label (tcpEstablished, tcpListen ... as state="...").
+ * container, a TCP check by container, host, port and name ...; items of
+ * arrays then by their index). A family may have several columns: fields
+ * of one object written as one family with a constant label
+ * (tcpEstablished, tcpListen ... as state="...").
  *
  * The cursor walks (family, slot, position), position = item * columns +
- * column, and one loop step visits one position, one agent, or writes one
- * header or end line. A line is written only while FLEET_EXPO_LINE_MAX
- * bytes are free, so it never needs to be taken back, and a piece ends
- * wherever the room runs out: the output does not depend on cap.
+ * column, and one loop step is one visit (fleet_expo.h): a header, an
+ * agent, a position, or an item whose series are all counted as dropped.
+ * The budget is checked before every visit, whatever the visit writes:
+ * series left out cost as much wall time as series written, and a call
+ * that only drops must end like any other (it used to go on until it had
+ * written a line, walking a whole family across 100 000 agents past the
+ * cap). A line is written only while FLEET_EXPO_LINE_MAX bytes are free,
+ * so it never needs to be taken back, and a piece ends wherever the room
+ * or the budget runs out: the output does not depend on either.
  */
 #include "ringside/fleet_expo.h"
 
 #include "ringside/decimal.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <string.h>
 
 #include "ringside/fleet_report.h"
@@ -39,6 +46,27 @@ enum src {
 	SRC_PROCESS,   /* topProcesses.byCpu[] then .byMemory[] */
 	SRC_COUNT
 };
+
+/* The group (options.groups) of the families of each source. */
+static const uint8_t src_group[SRC_COUNT] = {
+	[SRC_AGENT] = FLEET_GROUP_HOST,
+	[SRC_ROOT] = FLEET_GROUP_HOST,
+	[SRC_STATS] = FLEET_GROUP_HOST,
+	[SRC_SERVICE] = FLEET_GROUP_SERVICES,
+	[SRC_HEALTH] = FLEET_GROUP_CHECKS,
+	[SRC_TCP] = FLEET_GROUP_CHECKS,
+	[SRC_CERT] = FLEET_GROUP_CHECKS,
+	[SRC_CONTAINER] = FLEET_GROUP_CONTAINERS,
+	[SRC_PROCESS] = FLEET_GROUP_PROCESSES,
+};
+
+/* Items of arrays, which get index="<position>": without it two services
+ * of one containerName, or two identical checks, are one series twice,
+ * and Prometheus drops the second as a duplicate. */
+static bool src_indexed(unsigned src)
+{
+	return src >= SRC_SERVICE;
+}
 
 /* How a sample's value is made. */
 enum val {
@@ -279,9 +307,15 @@ static char *put_esc(char *p, const char *s, size_t n)
 
 static size_t esc_len(const char *s, size_t n)
 {
-	size_t e = n;
+	size_t e = n, i = 0;
 
-	for (size_t i = 0; i < n; i++)
+	for (uint64_t w; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, sizeof w);
+		if (word_has_special(w))
+			for (size_t k = 0; k < 8; k++)
+				e += special(s[i + k]);
+	}
+	for (; i < n; i++)
 		e += special(s[i]);
 	return e;
 }
@@ -392,53 +426,117 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 	return true;
 }
 
+/* ---- Selection ---- */
+
+uint32_t fleet_agent_shard(const char *org, size_t org_len, const char *agent, size_t agent_len,
+			   uint32_t shards)
+{
+	const uint64_t prime = 1099511628211u;
+	uint64_t h = 14695981039346656037u, b = 0, j = 0;
+
+	for (size_t i = 0; i < org_len; i++)
+		h = (h ^ (unsigned char)org[i]) * prime;
+	h *= prime; /* the 0 byte between the ids: ("ab", "c") is not ("a", "bc") */
+	for (size_t i = 0; i < agent_len; i++)
+		h = (h ^ (unsigned char)agent[i]) * prime;
+	/*
+	 * Jump consistent hash, in integers so that no floating-point mode can
+	 * change a shard. (b + 1) << 31 < 2^63 since b < shards <= 2^32 - 1.
+	 * The LCG step also spreads FNV's weak low bits: j depends on the high
+	 * half of h.
+	 */
+	while (j < shards) {
+		b = j;
+		h = h * 2862933555777941757u + 1;
+		j = ((b + 1) << 31) / ((h >> 33) + 1);
+	}
+	return (uint32_t)b;
+}
+
+int fleet_expo_parse_groups(const char *s, size_t n, uint32_t *groups, const char **bad,
+			    size_t *bad_len)
+{
+	static const struct {
+		const char *name;
+		uint8_t len;
+		uint8_t bits;
+	} names[] = {
+		{"host", 4, FLEET_GROUP_HOST},
+		{"services", 8, FLEET_GROUP_SERVICES},
+		{"checks", 6, FLEET_GROUP_CHECKS},
+		{"containers", 10, FLEET_GROUP_CONTAINERS},
+		{"processes", 9, FLEET_GROUP_PROCESSES},
+		{"all", 3, FLEET_GROUP_ALL},
+	};
+	uint32_t g = FLEET_GROUP_HOST;
+
+	for (size_t i = 0; n > 0;) { /* n == 0: host only */
+		const char *name = s + i, *comma = memchr(name, ',', n - i);
+		size_t len = comma ? (size_t)(comma - name) : n - i, k = 0;
+
+		while (k < sizeof names / sizeof names[0] &&
+		       (len != names[k].len || memcmp(name, names[k].name, len) != 0))
+			k++;
+		if (k == sizeof names / sizeof names[0]) {
+			if (bad)
+				*bad = name;
+			if (bad_len)
+				*bad_len = len;
+			return -1;
+		}
+		g |= names[k].bits;
+		if (!comma)
+			break;
+		i += len + 1; /* a trailing comma leaves an empty name: refused */
+	}
+	*groups = g;
+	return 0;
+}
+
+int fleet_expo_select_org(struct fleet_expo_options *o, const char *org, size_t len)
+{
+	if (len == 0 || len > FLEET_ID_MAX)
+		return -EINVAL;
+	memcpy(o->org, org, len);
+	o->org[len] = '\0';
+	o->org_len = (uint8_t)len;
+	return 0;
+}
+
+int fleet_expo_select_shard(struct fleet_expo_options *o, uint32_t shard, uint32_t shards)
+{
+	if (shards == 0 || shard >= shards)
+		return -EINVAL;
+	o->shard = shard;
+	o->shards = shards;
+	return 0;
+}
+
+static bool selected(const struct fleet_expo_options *o, const struct fleet_snapshot *sn)
+{
+	/* Lengths first: org_len may be anything the caller set, org only has
+	 * FLEET_ID_MAX + 1 bytes, and an agent's org_len is <= FLEET_ID_MAX. */
+	if (o->org_len && (sn->org_len != o->org_len || memcmp(sn->org, o->org, o->org_len) != 0))
+		return false;
+	return !o->shards ||
+	       fleet_agent_shard(sn->org, sn->org_len, sn->agent, sn->agent_len, o->shards) == o->shard;
+}
+
 /* ---- Agents and their items ---- */
 
-/* The agent at the cursor's slot, as far as this call has looked at it. */
+/* The agent at the cursor's slot, as far as this call has looked at it,
+ * for the cursor's family. */
 struct agent {
-	uint32_t slot;
-	const struct fleet_snapshot *snap; /* NULL: none, or older than ttl_ms */
+	uint32_t slot;                     /* UINT32_MAX: none loaded */
+	uint32_t npos;                     /* positions (items x columns) it has in the family */
+	const struct fleet_snapshot *snap; /* NULL: none, not selected, or older than ttl_ms */
 	struct fleet_report v;
 	bool viewed; /* v is valid */
 	bool stale;
-	bool bad_id;
+	bool bad_id; /* set when npos > 0 */
 	size_t plen; /* of prefix; 0 until a line needs it */
 	char prefix[64 + 4 * FLEET_ID_MAX]; /* organization_id="...",agent_id="..." */
 };
-
-static void agent_load(struct agent *a, struct fleet_store *s, uint32_t worker, uint32_t slot,
-		       const struct fleet_expo_options *o)
-{
-	a->slot = slot;
-	a->plen = 0;
-	a->snap = fleet_snapshot_at(s, worker, slot);
-	if (!a->snap)
-		return;
-	int64_t age = o->now_ms - a->snap->received_ms;
-
-	if (o->ttl_ms > 0 && age >= o->ttl_ms) {
-		a->snap = NULL;
-		return;
-	}
-	a->stale = o->stale_ms > 0 && age >= o->stale_ms;
-	a->viewed = fleet_report_view(&a->v, a->snap->data, a->snap->len) == 0;
-}
-
-static void agent_prefix(struct agent *a)
-{
-	const struct fleet_snapshot *sn = a->snap;
-	char *p = a->prefix;
-
-	a->bad_id = !utf8_valid((const unsigned char *)sn->org, sn->org_len) ||
-		    !utf8_valid((const unsigned char *)sn->agent, sn->agent_len);
-	p = put_s(p, "organization_id=\"");
-	p = put_esc(p, sn->org, sn->org_len);
-	p = put_s(p, "\",agent_id=\"");
-	p = put_esc(p, sn->agent, sn->agent_len);
-	*p++ = '"';
-	a->plen = (size_t)(p - a->prefix);
-	assert(a->plen <= sizeof a->prefix);
-}
 
 static uint32_t item_count(const struct family *f, const struct agent *a)
 {
@@ -473,14 +571,58 @@ static uint32_t item_count(const struct family *f, const struct agent *a)
 	return 0;
 }
 
-/* Item j of the family's objects (j < item_count); *list for processes. */
+/* Loads slot's agent for family f: whether it is selected and fresh, and
+ * how many positions it has; one visit whatever it finds. */
+static void agent_load(struct agent *a, struct fleet_store *s, uint32_t worker, uint32_t slot,
+		       const struct fleet_expo_options *o, const struct family *f)
+{
+	const struct fleet_snapshot *sn = fleet_snapshot_at(s, worker, slot);
+
+	a->slot = slot;
+	a->npos = 0;
+	a->plen = 0;
+	a->snap = NULL;
+	a->viewed = a->bad_id = false;
+	if (!sn)
+		return;
+	int64_t age = o->now_ms - sn->received_ms;
+
+	if ((o->ttl_ms > 0 && age >= o->ttl_ms) || !selected(o, sn))
+		return;
+	a->snap = sn;
+	a->stale = o->stale_ms > 0 && age >= o->stale_ms;
+	/* The agent's own families need only the snapshot's header. */
+	a->viewed = f->src != SRC_AGENT && fleet_report_view(&a->v, sn->data, sn->len) == 0;
+	a->npos = item_count(f, a) * (f->ncol ? f->ncol : 1u);
+	if (a->npos)
+		a->bad_id = !utf8_valid((const unsigned char *)sn->org, sn->org_len) ||
+			    !utf8_valid((const unsigned char *)sn->agent, sn->agent_len);
+}
+
+static void agent_prefix(struct agent *a)
+{
+	const struct fleet_snapshot *sn = a->snap;
+	char *p = a->prefix;
+
+	p = put_s(p, "organization_id=\"");
+	p = put_esc(p, sn->org, sn->org_len);
+	p = put_s(p, "\",agent_id=\"");
+	p = put_esc(p, sn->agent, sn->agent_len);
+	*p++ = '"';
+	a->plen = (size_t)(p - a->prefix);
+	assert(a->plen <= sizeof a->prefix);
+}
+
+/* Item j of the family's objects (j < item_count); *list for processes;
+ * *index its position in its array (in its list for processes). */
 static const unsigned char *item_at(const struct family *f, const struct agent *a, uint32_t j,
-				    const char **list)
+				    const char **list, uint32_t *index)
 {
 	const struct ingest_report_head *h = a->v.head;
 	const struct fleet_report *v = &a->v;
 	const void *it = NULL;
 
+	*index = j;
 	switch (f->src) {
 	case SRC_AGENT:
 		break;
@@ -509,8 +651,8 @@ static const unsigned char *item_at(const struct family *f, const struct agent *
 		struct ingest_range cpu = h->topProcesses.byCpu;
 
 		*list = j < cpu.count ? "cpu" : "memory";
-		it = j < cpu.count ? &v->process[cpu.first + j]
-				   : &v->process[h->topProcesses.byMemory.first + j - cpu.count];
+		*index = j < cpu.count ? j : j - cpu.count;
+		it = &v->process[j < cpu.count ? cpu.first + j : h->topProcesses.byMemory.first + *index];
 		break;
 	}
 	}
@@ -542,6 +684,153 @@ static struct ingest_str str_at(const unsigned char *item, uint16_t off)
 	return s;
 }
 
+/*
+ * Whether position (item, column k) has a sample: exactly when value()
+ * has one to write, decided without formatting anything, since series
+ * left out are counted by this alone (and must count what an uncapped
+ * exposition would have written). item is NULL for SRC_AGENT.
+ */
+static bool present(const struct family *f, const unsigned char *item, const struct fleet_report *v,
+		    unsigned k)
+{
+	const struct column *col = &f->col[k];
+
+	switch (f->val) {
+	case V_NUM:
+	case V_BOOL:
+		return has(item, col->bit);
+	case V_TIME: {
+		struct ingest_str st;
+		int64_t sec;
+		uint32_t ns;
+
+		if (!has(item, col->bit))
+			return false;
+		st = str_at(item, col->off);
+		return parse_time(fleet_str(v, st), st.len, &sec, &ns);
+	}
+	case V_INFO: /* any of its labels' fields, even empty */
+		for (const struct lspec *l = f->info; l < f->info + 2 && l->name; l++)
+			if (has(item, l->bit))
+				return true;
+		return false;
+	}
+	return true; /* V_RECEIVED, V_STALE */
+}
+
+/* The value of position (item, column k) into val, which present() says
+ * there is; returns its length. */
+static size_t value(const struct family *f, const struct agent *a, const unsigned char *item,
+		    unsigned k, char val[40])
+{
+	const struct column *col = &f->col[k];
+
+	switch (f->val) {
+	case V_NUM: {
+		double d = num_at(item, col->off);
+
+		if (f->mul)
+			d *= f->mul;
+		if (f->div)
+			d /= f->div;
+		return expo_format_double(val, d);
+	}
+	case V_BOOL:
+		val[0] = item[col->off] ? '1' : '0';
+		return 1;
+	case V_TIME: {
+		struct ingest_str st = str_at(item, col->off);
+		int64_t sec = 0;
+		uint64_t mag;
+		uint32_t ns = 0;
+		bool ok = parse_time(fleet_str(&a->v, st), st.len, &sec, &ns);
+
+		assert(ok); /* present() */
+		(void)ok;
+		mag = sec < 0 ? 0 - (uint64_t)sec : (uint64_t)sec;
+		if (sec < 0 && ns) { /* -3 s + 0.25 s is -2.75 s */
+			mag--;
+			ns = 1000000000 - ns;
+		}
+		return expo_format_fixed(val, sec < 0, mag, ns, 9);
+	}
+	case V_INFO:
+		val[0] = '1';
+		return 1;
+	case V_RECEIVED: {
+		int64_t ms = a->snap->received_ms;
+		uint64_t mag = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
+
+		return expo_format_fixed(val, ms < 0, mag / 1000, mag % 1000, 3);
+	}
+	case V_STALE:
+		val[0] = a->stale ? '1' : '0';
+		return 1;
+	}
+	return 0;
+}
+
+/* Label l's value in item, not escaped (NULL if the item lacks the
+ * field; an empty one is left out too, being no label to Prometheus);
+ * a number is formatted into num. */
+static const char *label_value(const struct lspec *l, const unsigned char *item,
+			       const struct fleet_report *v, const char *list, char num[33], size_t *n)
+{
+	struct ingest_str st;
+
+	if (l->kind == L_LIST) {
+		*n = strlen(list);
+		return list;
+	}
+	if (!has(item, l->bit))
+		return NULL;
+	if (l->kind == L_NUM) {
+		*n = expo_format_double(num, num_at(item, l->off));
+		return num;
+	}
+	st = str_at(item, l->off);
+	*n = st.len;
+	return fleet_str(v, st);
+}
+
+/*
+ * Whether the item's own label values (those of its kind and the
+ * family's info labels; not the ids, not index) take more than
+ * FLEET_EXPO_LABEL_MAX bytes escaped. A bound first (a string's bytes
+ * twice, 32 for a number), so that the usual short labels cost a few
+ * loads; exact past it, stopping as soon as it is over.
+ */
+static bool too_long(const struct family *f, const unsigned char *item, const struct fleet_report *v,
+		     const char *list)
+{
+	const struct lspec *const range[2][2] = {{src_labels[f->src], src_labels[f->src] + 4},
+						 {f->info, f->info + 2}};
+	size_t bound = 0, exact = 0;
+
+	for (int r = 0; r < 2; r++)
+		for (const struct lspec *l = range[r][0]; l < range[r][1] && l->name; l++) {
+			if (l->kind == L_LIST)
+				bound += sizeof "memory" - 1;
+			else if (has(item, l->bit))
+				bound += l->kind == L_NUM ? 32 : 2 * (size_t)str_at(item, l->off).len;
+		}
+	if (bound <= FLEET_EXPO_LABEL_MAX)
+		return false;
+	for (int r = 0; r < 2; r++)
+		for (const struct lspec *l = range[r][0]; l < range[r][1] && l->name; l++) {
+			char num[33];
+			size_t n;
+			const char *s = label_value(l, item, v, list, num, &n);
+
+			if (!s)
+				continue;
+			exact += l->kind != L_STR || n > FLEET_EXPO_LABEL_MAX ? n : esc_len(s, n);
+			if (exact > FLEET_EXPO_LABEL_MAX)
+				return true;
+		}
+	return false;
+}
+
 /* A label of a series, its value not yet escaped. */
 struct lv {
 	const struct lspec *l;
@@ -550,150 +839,97 @@ struct lv {
 	char num[33];
 };
 
-/* Appends l's value in item to ls[*n] unless the item lacks it or it is
- * empty (an empty label is no label to Prometheus). Returns whether the
- * field is in the item. */
-static bool add_label(struct lv *ls, unsigned *n, const struct lspec *l, const unsigned char *item,
-		      const struct fleet_report *v, const char *list)
+/* Appends the labels of lspecs [l, end) that item has, non-empty, to
+ * ls[*n]. */
+static void add_labels(struct lv *ls, unsigned *n, const struct lspec *l, const struct lspec *end,
+		       const unsigned char *item, const struct fleet_report *v, const char *list)
 {
-	struct lv *x = &ls[*n];
+	for (; l < end && l->name; l++) {
+		struct lv *x = &ls[*n];
 
-	x->l = l;
-	if (l->kind == L_LIST) {
-		x->s = list;
-		x->n = strlen(list);
-	} else if (!has(item, l->bit)) {
-		return false;
-	} else if (l->kind == L_NUM) {
-		x->n = expo_format_double(x->num, num_at(item, l->off));
-		x->s = x->num;
-	} else {
-		struct ingest_str st = str_at(item, l->off);
-
-		x->s = fleet_str(v, st);
-		x->n = st.len;
+		x->l = l;
+		x->s = label_value(l, item, v, list, x->num, &x->n);
+		*n += x->s && x->n > 0;
 	}
-	*n += x->n > 0;
-	return true;
+}
+
+static char *put_labels(char *q, const struct lv *ls, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		q = put(q, ls[i].l->name, ls[i].l->name_len); /* ,name=" */
+		q = put_esc(q, ls[i].s, ls[i].n);
+		*q++ = '"';
+	}
+	return q;
+}
+
+static void next_agent(struct fleet_expo_cursor *c)
+{
+	c->slot++;
+	c->item = 0;
 }
 
 /*
- * Position c->item of agent a in family f: writes its line at p, or counts
- * it as dropped, or nothing if the report lacks the field. Returns the
- * bytes written.
+ * Position c->item of agent a (whose id is valid) in family f, with the
+ * cap not reached: writes its line at p, or counts it as label_too_long,
+ * or nothing if the report lacks the field. Returns the bytes written.
  */
 static size_t series(struct fleet_expo_cursor *c, const struct family *f, struct agent *a, char *p)
 {
-	unsigned ncol = f->ncol ? f->ncol : 1;
-	uint32_t k = c->item % ncol;
+	unsigned ncol = f->ncol ? f->ncol : 1, k = c->item % ncol;
 	const struct column *col = &f->col[k];
 	const char *list = NULL;
-	const unsigned char *item = item_at(f, a, c->item / ncol, &list);
-	struct lv ls[6];
-	unsigned nl = 0;
-	bool info = false;
+	uint32_t index;
+	const unsigned char *item = item_at(f, a, c->item / ncol, &list, &index);
 	char val[40];
-	size_t vlen = 0, budget = 0;
+	size_t vlen;
 
-	switch (f->val) {
-	case V_NUM: {
-		double d;
-
-		if (!has(item, col->bit))
-			return 0;
-		d = num_at(item, col->off);
-		if (f->mul)
-			d *= f->mul;
-		if (f->div)
-			d /= f->div;
-		vlen = expo_format_double(val, d);
-		break;
-	}
-	case V_BOOL:
-		if (!has(item, col->bit))
-			return 0;
-		val[0] = item[col->off] ? '1' : '0';
-		vlen = 1;
-		break;
-	case V_TIME: {
-		struct ingest_str st;
-		int64_t sec;
-		uint64_t mag;
-		uint32_t ns;
-
-		if (!has(item, col->bit))
-			return 0;
-		st = str_at(item, col->off);
-		if (!parse_time(fleet_str(&a->v, st), st.len, &sec, &ns))
-			return 0;
-		mag = sec < 0 ? 0 - (uint64_t)sec : (uint64_t)sec;
-		if (sec < 0 && ns) { /* -3 s + 0.25 s is -2.75 s */
-			mag--;
-			ns = 1000000000 - ns;
-		}
-		vlen = expo_format_fixed(val, sec < 0, mag, ns, 9);
-		break;
-	}
-	case V_INFO:
-		val[0] = '1';
-		vlen = 1;
-		break;
-	case V_RECEIVED: {
-		int64_t ms = a->snap->received_ms;
-		uint64_t mag = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
-
-		vlen = expo_format_fixed(val, ms < 0, mag / 1000, mag % 1000, 3);
-		break;
-	}
-	case V_STALE:
-		val[0] = a->stale ? '1' : '0';
-		vlen = 1;
-		break;
-	}
-	for (const struct lspec *l = src_labels[f->src]; l < src_labels[f->src] + 4 && l->name; l++)
-		add_label(ls, &nl, l, item, &a->v, list);
-	for (const struct lspec *l = f->info; l < f->info + 2 && l->name; l++)
-		info |= add_label(ls, &nl, l, item, &a->v, list);
-	if (f->val == V_INFO && !info)
+	if (!present(f, item, &a->v, k))
 		return 0;
+	/* Labels once, for both the bound and the line: too_long() decides
+	 * the same from the item alone, for series left out unwritten. */
+	struct lv ls[6];
+	unsigned nsrc = 0, nl;
+	size_t budget = 0;
 
-	if (!a->plen)
-		agent_prefix(a);
-	enum fleet_expo_drop why = FLEET_EXPO_DROPS;
-
+	add_labels(ls, &nsrc, src_labels[f->src], src_labels[f->src] + 4, item, &a->v, list);
+	nl = nsrc;
+	add_labels(ls, &nl, f->info, f->info + 2, item, &a->v, list);
 	for (unsigned i = 0; i < nl; i++)
 		budget += 2 * ls[i].n; /* at most what they take escaped */
 	if (budget > FLEET_EXPO_LABEL_MAX) {
 		budget = 0;
 		for (unsigned i = 0; i < nl && budget <= FLEET_EXPO_LABEL_MAX; i++)
 			budget += ls[i].n > FLEET_EXPO_LABEL_MAX ? ls[i].n : esc_len(ls[i].s, ls[i].n);
+		if (budget > FLEET_EXPO_LABEL_MAX) {
+			c->dropped[FLEET_EXPO_DROP_LABEL_TOO_LONG]++;
+			return 0;
+		}
 	}
-	if (a->bad_id)
-		why = FLEET_EXPO_DROP_INVALID_ID;
-	else if (budget > FLEET_EXPO_LABEL_MAX)
-		why = FLEET_EXPO_DROP_LABEL_TOO_LONG;
-	else if (c->o.max_series && c->series >= c->o.max_series)
-		why = FLEET_EXPO_DROP_MAX_SERIES;
-	if (why != FLEET_EXPO_DROPS) {
-		c->dropped[why]++;
-		return 0;
-	}
+	vlen = value(f, a, item, k, val);
+	if (!a->plen)
+		agent_prefix(a);
 
 	/*
 	 * The longest line: name (< 64) { prefix (<= 64 + 4 * FLEET_ID_MAX)
 	 * up to six labels' ,name=" and " (< 16 each) and their values
-	 * (<= FLEET_EXPO_LABEL_MAX) ,state="..." (< 32) } value (<= 32) \n:
-	 * under 1 600 bytes.
+	 * (<= FLEET_EXPO_LABEL_MAX), ,index="..." (< 20), ,state="..." (< 32)
+	 * } value (<= 32) \n: under 1 600 bytes.
 	 */
 	char *q = put(p, f->name, f->name_len);
 
 	*q++ = '{';
 	q = put(q, a->prefix, a->plen);
-	for (unsigned i = 0; i < nl; i++) {
-		q = put(q, ls[i].l->name, ls[i].l->name_len); /* ,name=" */
-		q = put_esc(q, ls[i].s, ls[i].n);
+	q = put_labels(q, ls, nsrc);
+	if (src_indexed(f->src)) {
+		q = put(q, ",index=\"", 8);
+		if (index < 10) /* most arrays are short */
+			*q++ = (char)('0' + index);
+		else
+			q = decimal_u64(q, index);
 		*q++ = '"';
 	}
+	q = put_labels(q, ls + nsrc, nl - nsrc);
 	if (col->label_len)
 		q = put(q, col->label, col->label_len);
 	*q++ = '}';
@@ -703,6 +939,46 @@ static size_t series(struct fleet_expo_cursor *c, const struct family *f, struct
 	assert((size_t)(q - p) <= FLEET_EXPO_LINE_MAX);
 	c->series++;
 	return (size_t)(q - p);
+}
+
+/*
+ * Agent a's positions from c->item on in family f when all of them are
+ * left out: its id is not UTF-8, or the cap is reached. Counts them an
+ * item at a time, all the item's columns at once and nothing formatted,
+ * for at most `room` items (the visits left); returns the items counted,
+ * >= 1 (c->item < a->npos). Moves on to the next agent after the last.
+ * The reasons are those series() and the uncapped exposition would give.
+ */
+static uint32_t drop_rest(struct fleet_expo_cursor *c, const struct family *f, struct agent *a,
+			  uint32_t room)
+{
+	unsigned ncol = f->ncol ? f->ncol : 1;
+	uint32_t used = 0;
+
+	assert(c->item < a->npos && room > 0);
+	while (c->item < a->npos && used < room) {
+		uint32_t j = c->item / ncol, index;
+		const char *list = NULL;
+		const unsigned char *item = item_at(f, a, j, &list, &index);
+		uint64_t n = 0;
+
+		for (unsigned k = c->item % ncol; k < ncol; k++)
+			n += present(f, item, &a->v, k);
+		if (n) {
+			enum fleet_expo_drop why = FLEET_EXPO_DROP_MAX_SERIES;
+
+			if (a->bad_id)
+				why = FLEET_EXPO_DROP_INVALID_ID;
+			else if (too_long(f, item, &a->v, list))
+				why = FLEET_EXPO_DROP_LABEL_TOO_LONG;
+			c->dropped[why] += n;
+		}
+		c->item = (j + 1) * ncol;
+		used++;
+	}
+	if (c->item >= a->npos)
+		next_agent(c);
+	return used;
 }
 
 static size_t header(char *p, const char *name, const char *help)
@@ -748,6 +1024,15 @@ void fleet_expo_begin(struct fleet_expo_cursor *c, const struct fleet_expo_optio
 {
 	memset(c, 0, sizeof *c);
 	c->o = *o;
+	c->o.groups |= FLEET_GROUP_HOST;
+}
+
+static void next_family(struct fleet_expo_cursor *c, struct agent *a)
+{
+	c->family++;
+	c->slot = c->item = 0;
+	c->header = false;
+	a->slot = UINT32_MAX; /* its positions were counted for the last family */
 }
 
 size_t fleet_expo_next(struct fleet_expo_cursor *c, struct fleet_store *s, uint32_t worker,
@@ -755,11 +1040,13 @@ size_t fleet_expo_next(struct fleet_expo_cursor *c, struct fleet_store *s, uint3
 {
 	struct agent a = {.slot = UINT32_MAX};
 	size_t len = 0;
-	uint32_t steps = 0;
+	uint32_t visits = 0;
 
 	assert(cap >= FLEET_EXPO_MIN_CAP);
-	while (!c->done && cap - len >= FLEET_EXPO_LINE_MAX &&
-	       (steps++ < FLEET_EXPO_STEP_BUDGET || len == 0)) {
+	/* The budget holds whatever the visits write, nothing included: see
+	 * the top of this file. */
+	while (!c->done && visits < FLEET_EXPO_STEP_BUDGET && cap - len >= FLEET_EXPO_LINE_MAX) {
+		visits++;
 		if (c->family == NFAMS) {
 			len += end_line(c, buf + len);
 			continue;
@@ -767,21 +1054,26 @@ size_t fleet_expo_next(struct fleet_expo_cursor *c, struct fleet_store *s, uint3
 		const struct family *f = &fams[c->family];
 
 		if (!c->header) {
-			len += header(buf + len, f->name, f->help);
-			c->header = true;
+			if (src_group[f->src] & c->o.groups) {
+				len += header(buf + len, f->name, f->help);
+				c->header = true;
+			} else {
+				next_family(c, &a);
+			}
 		} else if (c->slot >= fleet_agent_slots(s)) {
-			c->family++;
-			c->slot = c->item = 0;
-			c->header = false;
+			next_family(c, &a);
 		} else if (a.slot != c->slot) {
-			agent_load(&a, s, worker, c->slot, &c->o);
-		} else if (c->item >= item_count(f, &a) * (f->ncol ? f->ncol : 1u)) {
-			c->slot++;
-			c->item = 0;
+			agent_load(&a, s, worker, c->slot, &c->o, f);
+			if (c->item >= a.npos) /* none; or a new report with fewer items */
+				next_agent(c);
+		} else if (a.bad_id || (c->o.max_series && c->series >= c->o.max_series)) {
+			visits += drop_rest(c, f, &a, FLEET_EXPO_STEP_BUDGET - visits + 1) - 1;
 		} else {
 			len += series(c, f, &a, buf + len);
-			c->item++;
+			if (++c->item >= a.npos)
+				next_agent(c);
 		}
 	}
+	c->visits = visits;
 	return len;
 }

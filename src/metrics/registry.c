@@ -336,6 +336,22 @@ void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *
 		expo_sample(e, "ringside_ingest_reports_refused_total", NULL, &label, 1, NULL,
 			    (double)counter_sum(r, refusals[i].id));
 	}
+	expo_family(e, "ringside_fleet_series_dropped_total", EXPO_COUNTER,
+		    "Series /metrics/fleet scrapes left out, by reason (summed over the scrapes "
+		    "that ended).");
+	static const struct {
+		enum metrics_counter id;
+		const char *reason;
+	} fleet_drops[] = {
+#define FLEET_DROP_ROW(id, label) {METRIC_FLEET_DROPPED_##id, label},
+		METRICS_FLEET_DROPS(FLEET_DROP_ROW)
+#undef FLEET_DROP_ROW
+	};
+	for (size_t i = 0; i < sizeof fleet_drops / sizeof fleet_drops[0]; i++) {
+		const struct expo_label label = {"reason", fleet_drops[i].reason};
+		expo_sample(e, "ringside_fleet_series_dropped_total", NULL, &label, 1, NULL,
+			    (double)counter_sum(r, fleet_drops[i].id));
+	}
 	counter(e, "ringside_http_uploads_aborted_total",
 		"Request bodies the client stopped sending (it closed or reset the connection).",
 		(double)counter_sum(r, METRIC_UPLOADS_ABORTED));

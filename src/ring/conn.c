@@ -91,18 +91,44 @@ static void release_body(struct worker *w, struct conn *c)
 	c->body_len = c->body_sent = 0;
 }
 
-/* A response is still going out: the next one must wait behind it. */
+/* A response is still going out: the next one must wait behind it (a
+ * produced body until it is counted: the count reads the exchange). */
 static bool output_busy(const struct conn *c)
 {
-	return c->body_buf || c->producer || out_room(c) < HTTP_RESPONSE_RESERVE;
+	return c->body_buf || c->producer || c->count_pending ||
+	       out_room(c) < HTTP_RESPONSE_RESERVE;
+}
+
+/* Response bytes still to go out, or a body still to be produced. */
+static bool output_pending(const struct conn *c)
+{
+	return c->send_busy || c->out.len > c->out_sent || c->body_len > c->body_sent ||
+	       c->producer;
 }
 
 static void release_producer(struct worker *w, struct conn *c)
 {
 	if (c->producer) {
-		w->producers_used &= ~(1u << (c->producer - 1));
+		uint32_t bit = 1u << (c->producer - 1);
+		w->producers_used &= ~bit;
+		w->producers_again &= ~bit;
+		w->producers_due &= ~bit;
 		c->producer = 0;
 	}
+}
+
+/* The producer said HTTP_PRODUCE_AGAIN, or its piece gave nothing to
+ * send yet: it is called again on the loop's next pass (worker.c,
+ * run_loop), after the completions that arrived meanwhile. */
+static void produce_later(struct worker *w, struct conn *c)
+{
+	w->producers_again |= 1u << (c->producer - 1);
+}
+
+/* Waiting for its turn in the next pass: nothing else may call it. */
+static bool producer_waiting(const struct worker *w, const struct conn *c)
+{
+	return c->producer && ((w->producers_again | w->producers_due) >> (c->producer - 1) & 1);
 }
 
 void conn_release_buffers(struct worker *w, struct conn *c)
@@ -131,6 +157,7 @@ static void begin_exchange(struct worker *w, struct conn *c, enum http_method m,
 	};
 	conn_format_request_id(w, &c->x);
 	c->log_path_len = 0;
+	c->body_produced = false;
 	ensure_out(w, c);
 }
 
@@ -180,30 +207,55 @@ static uint64_t clock_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* A streamed response is logged when it ends (its bytes are known then). */
-void conn_log_stream_end(struct worker *w, struct conn *c)
-{
-	if (c->log_pending) {
-		c->log_pending = false;
-		access_log_request(w, c, clock_ns());
-	}
-}
-
-/* Counts an answered request: every one, rejected ones too, so 400s and
- * 408s show in http_requests_total (route "unmatched" when no route was
- * found). Its duration runs from the loop pass that saw its first byte to
- * a fresh clock read (vDSO, tens of ns): the pass's own time would say 0. */
-static void count_request(struct worker *w, struct conn *c)
+/* The exchange in the request metrics and the access log (an event
+ * stream's line waits for its end, when its bytes are known). Its
+ * duration runs from the loop pass that saw its first byte to a fresh
+ * clock read (vDSO, tens of ns): the pass's own time would say 0. */
+static void count_now(struct worker *w, struct conn *c)
 {
 	const struct http_exchange *x = &c->x;
 	uint64_t end_ns = clock_ns();
 	metrics_observe_request(w->ctx.metrics, w->ctx.shard,
 				metrics_route_slot(w->ctx.metrics, x->route), x->method, x->status,
 				end_ns > c->request_start_ns ? end_ns - c->request_start_ns : 0);
-	if (c->producer || c->streaming)
+	if (c->streaming)
 		c->log_pending = w->access_log.fd >= 0;
 	else
 		access_log_request(w, c, end_ns);
+}
+
+/* Counts an answered request: every one, rejected ones too, so 400s and
+ * 408s show in http_requests_total (route "unmatched" when no route was
+ * found). A produced body is counted when its last byte is with the
+ * kernel (conn_count_stream_end), so that the duration covers the body:
+ * counted here, a scrape that streamed for 0.37 s said 0.0001 s. An
+ * event stream, which never ends, is counted now. */
+static void count_request(struct worker *w, struct conn *c)
+{
+	if (c->body_produced && output_pending(c)) {
+		c->count_pending = true;
+		return;
+	}
+	count_now(w, c);
+}
+
+/* What a stream put off, now that it ended: the count of a produced body
+ * whose last byte is with the kernel, or whose connection closed first;
+ * the log line of an event stream. At a close, a produced body's bytes
+ * are those handed to the kernel (not what was still queued). */
+void conn_count_stream_end(struct worker *w, struct conn *c)
+{
+	if (c->count_pending) {
+		c->count_pending = false;
+		uint64_t unsent = 0;
+		if (c->phase == PHASE_CLOSING && c->out.buf)
+			unsent = c->out.len - c->out_sent;
+		c->x.reply_bytes -= unsent < c->x.reply_bytes ? unsent : c->x.reply_bytes;
+		count_now(w, c);
+	} else if (c->log_pending) {
+		c->log_pending = false;
+		access_log_request(w, c, clock_ns());
+	}
 }
 
 /* The envelope code for a status the server answers by itself on the
@@ -529,13 +581,6 @@ void conn_on_input(struct worker *w, struct conn *c, const char *data, size_t le
 	worker_send(w, c);
 }
 
-/* Response bytes still to go out, or a body still to be produced. */
-static bool output_pending(const struct conn *c)
-{
-	return c->send_busy || c->out.len > c->out_sent || c->body_len > c->body_sent ||
-	       c->producer;
-}
-
 /* The client sent its FIN with a request unfinished: that request never
  * completes. Its handler gives back what it took; nothing is answered. */
 static void abandon_partial_request(struct worker *w, struct conn *c)
@@ -561,8 +606,10 @@ void conn_on_sent(struct worker *w, struct conn *c)
 		c->out_sent = 0;
 	} else {
 		c->out.len = c->out_sent = 0;
-		if (c->producer && c->phase != PHASE_CLOSING)
+		if (c->producer && c->phase != PHASE_CLOSING && !producer_waiting(w, c))
 			produce_piece(w, c);
+		if (c->count_pending && !c->producer && !c->send_busy && c->out.len == 0)
+			conn_count_stream_end(w, c); /* its last byte is with the kernel */
 	}
 	if (c->input_blocked && !output_busy(c)) {
 		c->input_blocked = false;
@@ -579,7 +626,9 @@ void conn_on_sent(struct worker *w, struct conn *c)
 		worker_send(w, c);
 		return;
 	}
-	if (c->peer_eof && !c->input_blocked && !c->producer) {
+	if (c->producer)
+		return; /* nothing to send until its producer's next turn (AGAIN) */
+	if (c->peer_eof && !c->input_blocked) {
 		worker_close(w, c); /* everything asked before the FIN is answered */
 		return;
 	}
@@ -650,7 +699,7 @@ void conn_on_stop(struct worker *w, struct conn *c)
 		return;
 	}
 	if (c->phase == PHASE_HEAD && c->between_requests && !c->send_busy &&
-	    c->out.len == c->out_sent) {
+	    c->out.len == c->out_sent && !c->producer) {
 		worker_close(w, c);
 		return;
 	}
@@ -720,7 +769,7 @@ void conn_stream_remove(struct worker *w, struct conn *c)
 {
 	if (!c->streaming)
 		return;
-	conn_log_stream_end(w, c);
+	conn_count_stream_end(w, c);
 	struct conn *last = w->streams[--w->stream_count];
 	w->streams[c->stream_index] = last;
 	last->stream_index = c->stream_index;
@@ -838,48 +887,109 @@ int http_start_event_stream(struct http_exchange *x, http_event_render render)
 #define CHUNK_HEAD 10u
 #define CHUNK_TAIL 7u
 
-/* Appends the next piece of the body to `out` (framed as a chunk when the
- * response is chunked), or the end of the body. */
-static void produce_piece(struct worker *w, struct conn *c)
+/* Appends the n bytes written at out.len (+ CHUNK_HEAD when chunked) to
+ * the output, framed as a chunk when the response is chunked. */
+static void append_piece(struct conn *c, size_t n, bool chunked)
 {
-	struct producer *pr = &w->producers[c->producer - 1];
-	bool chunked = c->x.version_minor == 1;
-	ensure_out(w, c);
 	size_t at = c->out.len + (chunked ? CHUNK_HEAD : 0);
-	size_t cap = c->out.cap - at - (chunked ? CHUNK_TAIL : 0);
-	size_t n = pr->produce(pr->state, &w->ctx, c->out.buf + at, cap);
-	if (n > cap)
-		n = 0; /* a broken producer: end the body rather than overrun */
-	if (n) {
-		if (chunked) {
-			char *h = c->out.buf + c->out.len;
-			/* Fixed width: the size is known only after the piece is
-			 * written; leading zeros are valid (RFC 9112 7.1). */
-			for (size_t i = 8, v = n; i-- > 0; v >>= 4)
-				h[i] = hex_digits[v & 15];
-			h[8] = '\r';
-			h[9] = '\n';
-			memcpy(c->out.buf + at + n, "\r\n", 2);
-			n += 2;
-		}
-		c->x.reply_bytes += at + n - c->out.len;
-		c->out.len = (uint32_t)(at + n);
-		/* A client that stops reading is dropped after this long. */
-		timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->keepalive_timeout_ms);
-		return;
+	if (chunked) {
+		char *h = c->out.buf + c->out.len;
+		/* Fixed width: the size is known only after the piece is
+		 * written; leading zeros are valid (RFC 9112 7.1). */
+		for (size_t i = 8, v = n; i-- > 0; v >>= 4)
+			h[i] = hex_digits[v & 15];
+		h[8] = '\r';
+		h[9] = '\n';
+		memcpy(c->out.buf + at + n, "\r\n", 2);
+		n += 2;
 	}
+	c->x.reply_bytes += at + n - c->out.len;
+	c->out.len = (uint32_t)(at + n);
+}
+
+/* The body is complete: the last chunk; the producer entry is free. It
+ * is counted once that is with the kernel (conn_on_sent). */
+static void end_body(struct worker *w, struct conn *c, bool chunked)
+{
 	if (chunked) {
 		memcpy(c->out.buf + c->out.len, "0\r\n\r\n", 5);
 		c->out.len += 5;
 		c->x.reply_bytes += 5;
 	}
 	release_producer(w, c);
-	conn_log_stream_end(w, c);
+}
+
+/*
+ * Calls the producer once and appends what it gave: a piece (a chunk when
+ * chunked), the end of the body, or nothing (HTTP_PRODUCE_AGAIN: its turn
+ * comes again on the next pass). With gzip the piece is produced in the
+ * scratch and compressed into the output; compressed output that does
+ * not fit is owed by the compressor, which keeps the rest of the piece,
+ * and is written by the next calls, before the producer is called again:
+ * nothing is dropped, and the output buffer never grows.
+ */
+static void produce_piece(struct worker *w, struct conn *c)
+{
+	unsigned i = c->producer - 1u;
+	struct producer *pr = &w->producers[i];
+	bool chunked = c->x.version_minor == 1;
+	ensure_out(w, c);
+	size_t at = c->out.len + (chunked ? CHUNK_HEAD : 0);
+	size_t room = c->out.cap - at - (chunked ? CHUNK_TAIL : 0);
+	char *dst = c->out.buf + at;
+	size_t n;
+	bool end;
+	/* A client that stops reading is dropped after this long; one that
+	 * waits while the producer has nothing yet is not. */
+	timer_wheel_schedule(&w->wheel, &c->timer, w->now_ms + w->cfg->keepalive_timeout_ms);
+	if (!pr->gzip) {
+		n = pr->produce(pr->state, &w->ctx, dst, room);
+		if (n == HTTP_PRODUCE_AGAIN) {
+			produce_later(w, c);
+			return;
+		}
+		if (n > room)
+			n = 0; /* a broken producer: end the body rather than overrun */
+		end = n == 0;
+	} else {
+		struct http_gzip *g = &w->gzip_streams[i];
+		ssize_t z;
+		if (http_gzip_stream_owes(g)) {
+			z = http_gzip_stream_more(g, dst, room);
+		} else {
+			size_t p = pr->produce(pr->state, &w->ctx, w->scratch, HTTP_GZIP_PIECE_MAX);
+			if (p == HTTP_PRODUCE_AGAIN) {
+				produce_later(w, c);
+				return;
+			}
+			if (p > HTTP_GZIP_PIECE_MAX)
+				p = 0; /* as above */
+			z = http_gzip_stream_put(g, w->scratch, p, p == 0, dst, room);
+		}
+		if (z < 0) {
+			/* zlib refused (a bug): the member cannot be completed.
+			 * What was sent goes out, then the close, without a last
+			 * chunk: the client sees a body cut short, not a whole one. */
+			log_error("gzip stream failed", "worker=%u err=%d request_id=%s", w->id,
+				  (int)-z, c->x.request_id);
+			release_producer(w, c);
+			c->close_after_send = true;
+			return;
+		}
+		n = (size_t)z;
+		end = http_gzip_stream_done(g);
+	}
+	if (n)
+		append_piece(c, n, chunked);
+	if (end)
+		end_body(w, c, chunked);
+	else if (!n)
+		produce_later(w, c); /* nothing to send: never call it twice in a row */
 }
 
 int http_reply_stream(struct http_exchange *x, unsigned status, const char *content_type,
-		      const char *extra_headers, http_produce produce, const void *state,
-		      size_t state_len)
+		      const char *extra_headers, unsigned flags, http_produce produce,
+		      const void *state, size_t state_len)
 {
 	struct conn *c = conn_of(x);
 	struct worker *w = worker_of(x);
@@ -888,9 +998,16 @@ int http_reply_stream(struct http_exchange *x, unsigned status, const char *cont
 	uint32_t free_mask = ~w->producers_used & ((1u << HTTP_STREAMS_MAX) - 1);
 	if (!free_mask && !x->head_only)
 		return -EBUSY;
+	unsigned i = free_mask ? (unsigned)__builtin_ctz(free_mask) : 0;
+	bool gzip = flags & HTTP_STREAM_GZIP;
+	if (gzip && !x->head_only) {
+		struct http_gzip *g = worker_gzip_stream(w, i);
+		gzip = g && http_gzip_stream_begin(g) == 0;
+	}
 	bool chunked = x->version_minor == 1;
 	char headers[512];
-	int hn = snprintf(headers, sizeof headers, "%s%s", extra_headers ? extra_headers : "",
+	int hn = snprintf(headers, sizeof headers, "%s%s%s", extra_headers ? extra_headers : "",
+			  gzip ? "Content-Encoding: gzip\r\n" : "",
 			  chunked ? "Transfer-Encoding: chunked\r\n" : "");
 	if (hn < 0 || (size_t)hn >= sizeof headers)
 		return -EINVAL;
@@ -899,11 +1016,35 @@ int http_reply_stream(struct http_exchange *x, unsigned status, const char *cont
 	int r = http_reply_head(x, status, content_type, headers, HTTP_LENGTH_STREAMED);
 	if (r < 0 || x->head_only)
 		return r;
-	unsigned i = (unsigned)__builtin_ctz(free_mask);
 	w->producers_used |= 1u << i;
 	w->producers[i].produce = produce;
+	w->producers[i].conn = c;
+	w->producers[i].gzip = gzip;
 	memcpy(w->producers[i].state, state, state_len);
 	c->producer = (uint8_t)(i + 1);
+	c->body_produced = true;
 	produce_piece(w, c);
 	return 0;
+}
+
+/*
+ * The loop's pass for producers that said HTTP_PRODUCE_AGAIN in the
+ * previous one (worker.c, run_loop): each is called once, and what it
+ * gave is sent; one that ended with nothing left to send ends its
+ * exchange as a drained send would.
+ */
+void conn_produce_due(struct worker *w)
+{
+	while (w->producers_due) {
+		unsigned i = (unsigned)__builtin_ctz(w->producers_due);
+		w->producers_due &= ~(1u << i);
+		struct conn *c = w->producers[i].conn;
+		if (c->phase == PHASE_CLOSING)
+			continue; /* its producer goes with the slot */
+		produce_piece(w, c);
+		if (c->send_busy || c->out.len > c->out_sent)
+			worker_send(w, c);
+		else if (!c->producer)
+			conn_on_sent(w, c);
+	}
 }

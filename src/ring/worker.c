@@ -26,6 +26,11 @@
 #define CQ_BATCH 256u
 /* The kernel's largest CQ (IORING_MAX_CQ_ENTRIES). */
 #define CQ_ENTRIES_MAX 65536u
+/* A stream compressor per producer entry: 272 KiB each, 4.25 MiB per
+ * worker reserved; resident only as streams use them (~172 KiB for one
+ * that compressed a body; its held input only when the output fell
+ * short). */
+#define GZIP_MEM_SIZE ((size_t)HTTP_STREAMS_MAX * HTTP_GZIP_STREAM_BYTES)
 
 /*
  * A CQ that can hold every completion the worker can have outstanding, so
@@ -190,7 +195,7 @@ void worker_close(struct worker *w, struct conn *c)
 	c->phase = PHASE_CLOSING;
 	timer_wheel_cancel(&w->wheel, &c->timer);
 	conn_end_exchange(c); /* a request cut off: its handler gives back */
-	conn_log_stream_end(w, c); /* a stream cut off: its line, with what was sent */
+	conn_count_stream_end(w, c); /* a stream cut off: counted, with what was sent */
 	conn_set_pool_state(w, c, POOL_NONE);
 	conn_stream_remove(w, c);
 	uint64_t ud = ud_encode(OP_CLOSE, conn_slot(w, c), c->gen);
@@ -397,6 +402,7 @@ uint64_t ring_worker_resident(const struct ring_server *s, uint32_t i)
 		     resident_bytes(w->recv_ring, RECV_BUF_COUNT * sizeof(struct io_uring_buf)) +
 		     resident_bytes(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE) +
 		     resident_bytes(w->scratch, SCRATCH_SIZE) +
+		     (w->gzip_mem ? resident_bytes(w->gzip_mem, GZIP_MEM_SIZE) : 0) +
 		     resident_bytes(r->sq.ring_ptr, r->sq.ring_sz) +
 		     resident_bytes(r->sq.sqes, (size_t)r->sq.ring_entries * sizeof *r->sq.sqes) +
 		     (r->cq.ring_ptr != r->sq.ring_ptr ? resident_bytes(r->cq.ring_ptr, r->cq.ring_sz)
@@ -498,7 +504,25 @@ static void run_loop(struct worker *w)
 				  "worker=%u open=%u", w->id, w->open_conns);
 			break;
 		}
-		int r = io_uring_submit_and_wait(&w->ring, 1);
+		/*
+		 * Producers that said HTTP_PRODUCE_AGAIN in the last pass are
+		 * called once more in this one, after its completions: every
+		 * call of a producer is followed by other connections' events,
+		 * and one that makes no bytes for a while cannot hold the
+		 * worker (looping in it froze the worker for 860 ms). With
+		 * some due, the wait must not sleep (their work is pending)
+		 * yet must enter the kernel: under DEFER_TASKRUN completions
+		 * are posted only from inside io_uring_enter with GETEVENTS,
+		 * which submit_and_get_events always asks for (a bare submit
+		 * with nothing queued would not enter, and the loop would
+		 * serve the producers alone). The loop then runs hot for as
+		 * long as a producer has work and no bytes: that is work, not
+		 * spinning, and each pass serves every event.
+		 */
+		w->producers_due = w->producers_again;
+		w->producers_again = 0;
+		int r = w->producers_due ? io_uring_submit_and_get_events(&w->ring)
+					 : io_uring_submit_and_wait(&w->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME) {
 			log_error("io_uring wait failed", "worker=%u err=%d", w->id, -r);
 			break;
@@ -517,6 +541,7 @@ static void run_loop(struct worker *w)
 			io_uring_buf_ring_advance(w->recv_ring, (int)w->recv_returned);
 			w->recv_returned = 0;
 		}
+		conn_produce_due(w);
 		if (w->server->hooks.pass)
 			w->server->hooks.pass(w->server->hooks.api, w->id);
 	}
@@ -606,7 +631,29 @@ static int setup_worker_memory(struct worker *w, uint32_t slots)
 	}
 	if (!w->streams || access_log_init(&w->access_log, w->server->access_log_fd) < 0)
 		return -ENOMEM;
+	w->gzip_mem = mmap(NULL, GZIP_MEM_SIZE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (w->gzip_mem == MAP_FAILED) {
+		w->gzip_mem = NULL;
+		return -ENOMEM;
+	}
+	/* The first stream compressor now: proves that zlib's state fits
+	 * HTTP_GZIP_STATE_BYTES (the others are set up alike, when used). */
+	if (!worker_gzip_stream(w, 0))
+		return -ENOMEM;
 	return http_gzip_init(&w->gzip);
+}
+
+struct http_gzip *worker_gzip_stream(struct worker *w, unsigned i)
+{
+	struct http_gzip *g = &w->gzip_streams[i];
+	if (!g->ready &&
+	    http_gzip_init_in(g, w->gzip_mem + (size_t)i * HTTP_GZIP_STREAM_BYTES,
+			      HTTP_GZIP_STREAM_BYTES) < 0) {
+		log_error("gzip stream compressor set-up failed", "worker=%u slot=%u", w->id, i);
+		return NULL;
+	}
+	return g;
 }
 
 static void worker_fini(struct worker *w)
@@ -621,6 +668,10 @@ static void worker_fini(struct worker *w)
 	buf_pool_fini(&w->out_pool);
 	buf_pool_fini(&w->body_pool);
 	http_gzip_fini(&w->gzip);
+	for (unsigned i = 0; i < HTTP_STREAMS_MAX; i++)
+		http_gzip_fini(&w->gzip_streams[i]);
+	if (w->gzip_mem)
+		munmap(w->gzip_mem, GZIP_MEM_SIZE);
 	access_log_fini(&w->access_log);
 	if (w->scratch)
 		munmap(w->scratch, SCRATCH_SIZE);

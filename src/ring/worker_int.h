@@ -129,6 +129,8 @@ struct conn {
 	bool streaming;        /* an event stream: no more requests on it */
 	bool handler_open;     /* on_head ran, on_end not yet */
 	bool replied_at_head;  /* on_head answered: no on_request */
+	bool body_produced;    /* this exchange's body comes from a producer */
+	bool count_pending;    /* ... and is counted when its last byte is out */
 	uint8_t producer;      /* 1 + index into worker.producers while a body is produced */
 	uint8_t listener;      /* enum listener it was accepted on */
 	uint8_t pool_state;    /* enum pool_state */
@@ -198,9 +200,19 @@ struct worker {
 	/* Bodies produced in pieces (http_reply_stream). */
 	struct producer {
 		http_produce produce;
+		struct conn *conn;
+		bool gzip;        /* through gzip_streams[] of the same index */
 		_Alignas(16) unsigned char state[HTTP_STREAM_STATE_MAX];
 	} producers[HTTP_STREAMS_MAX];
 	uint32_t producers_used;  /* bit per entry in use */
+	/* Bit per producer that said HTTP_PRODUCE_AGAIN: `again` in this
+	 * pass, called in the next (`due`), after its completions. */
+	uint32_t producers_again, producers_due;
+	/* A compressor per producer entry, each in its HTTP_GZIP_STREAM_BYTES
+	 * of gzip_mem (reserved at start, touched as used; zlib's state is set
+	 * up at a slot's first use, slot 0's at start to prove it fits). */
+	struct http_gzip gzip_streams[HTTP_STREAMS_MAX];
+	char *gzip_mem;
 
 	struct io_uring_buf_ring *recv_ring;
 	char *recv_bufs;
@@ -242,6 +254,9 @@ void worker_shutdown_write(struct worker *w, struct conn *c);
 char *buf_pool_get(struct buf_pool *p);
 void buf_pool_put(struct buf_pool *p, char *buf);
 uint32_t conn_slot(const struct worker *w, const struct conn *c);
+/* Producer entry i's compressor, set up at its first use; NULL if it
+ * cannot be (the body then goes out identity-coded). */
+struct http_gzip *worker_gzip_stream(struct worker *w, unsigned i);
 
 /* access_log.c, for worker.c and conn.c */
 int access_log_init(struct access_log *l, int fd);
@@ -272,6 +287,7 @@ void conn_format_request_id(struct worker *w, struct http_exchange *x);
 void conn_set_pool_state(struct worker *w, struct conn *c, enum pool_state s);
 void conn_push_events(struct worker *w);
 void conn_stream_remove(struct worker *w, struct conn *c);
-void conn_log_stream_end(struct worker *w, struct conn *c);
+void conn_count_stream_end(struct worker *w, struct conn *c);
+void conn_produce_due(struct worker *w);
 
 #endif

@@ -427,6 +427,17 @@ void h_exchange(uint16_t port, const char *req, bool for_head,
 
 /* ---- Request building ---- */
 
+/*
+ * An agent token signed here with HMAC-SHA256 (libcrypto), not by the
+ * server's signer, as jwt.c accepts it: header {"alg":"HS256","typ":"JWT"},
+ * iss and aud "ringside", the given sub, organization_id and scope, a jti
+ * of its own, iat now, exp an hour later. The key is the secret file's
+ * bytes as the server loads them. Quick enough for tens of thousands of
+ * agents. Returns a malloc'd string; fails the test on a bad key file.
+ */
+char *h_mint_token(const char *secret_path, const char *sub, const char *org,
+		   const char *scope);
+
 /* A sample agent report from $RINGSIDE_SAMPLES, else samples/ (tests run
  * from the repository root): malloc'd, NUL-terminated, *len bytes. Fails
  * the test if it cannot be read. */
@@ -475,6 +486,7 @@ void h_init(void);
 #define expect_health_on_port(...) H_AT(expect_health_on_port, __VA_ARGS__)
 #define h_exchange(...) H_AT(h_exchange, __VA_ARGS__)
 #define h_read_sample(...) H_AT(h_read_sample, __VA_ARGS__)
+#define h_mint_token(...) H_AT(h_mint_token, __VA_ARGS__)
 #define h_run_prog(...) H_AT(h_run_prog, __VA_ARGS__)
 #define h_proc_start(...) H_AT(h_proc_start, __VA_ARGS__)
 #endif

@@ -19,15 +19,25 @@
  * Exposition (GET /metrics/fleet): the blob is published under three
  * fixed agents (one with escapes in its id, one whose organization id is
  * not UTF-8) into a store made once (16 agents, 1 worker, 8 MiB), at ages
- * and with stale/ttl/max_series options from the input's hash. Rendered
- * in pieces of FLEET_EXPO_MIN_CAP bytes, each into an exact-size heap
- * buffer (a quiescent state between pieces), and again with a large cap:
- * both must be identical; every piece ends a line; text 0.0.4 and
- * OpenMetrics (which ends with "# EOF\n"). The text must be UTF-8, every
- * line a HELP/TYPE of a new family or a sample of the current one with
- * well-formed labels and a number, lines within FLEET_EXPO_LINE_MAX, and
- * the counts agree with the cursor: series written, series dropped by
- * reason, one fleet_agent_stale sample per live agent with a valid id.
+ * and with stale/ttl/max_series options, groups, an organization and a
+ * shard from the input's hash. Rendered in pieces of FLEET_EXPO_MIN_CAP
+ * bytes, each into an exact-size heap buffer (a quiescent state between
+ * pieces), and again with a large cap: both must be identical; every
+ * piece ends a line, every call stays within FLEET_EXPO_STEP_BUDGET
+ * visits, and a call returns 0 bytes only before the end if it used the
+ * whole budget; text 0.0.4 and OpenMetrics (which ends with "# EOF\n").
+ * The text must be UTF-8, every line a HELP/TYPE of a new family or a
+ * sample of the current one with well-formed labels and a number, lines
+ * within FLEET_EXPO_LINE_MAX, no two samples with the same name and
+ * labels, exactly the families of the groups asked for, and the counts
+ * agree with the cursor: series written, series dropped by reason, one
+ * fleet_agent_stale sample per selected live agent with a valid id. A
+ * capped exposition must be the uncapped one with the samples past the
+ * cap taken out and counted as max_series.
+ *
+ * The include list parser (?include=) reads the input's first bytes, from
+ * an exact-size copy: accepted, it gives host and known groups only;
+ * refused, it names a comma-free part of the input.
  */
 #include <errno.h>
 #include <math.h>
@@ -672,6 +682,18 @@ static bool is_name_char(char c, bool first)
 	       (!first && c >= '0' && c <= '9');
 }
 
+/* Where the value of a sample line of ll bytes starts: after its last
+ * space (label values may hold spaces, values never do). */
+static const char *val_at(const char *l, size_t ll)
+{
+	const char *v = l + ll;
+
+	while (v > l && v[-1] != ' ')
+		v--;
+	CHECK(v > l);
+	return v - 1; /* the space: the key ends before it */
+}
+
 /* The exact decimal of ms / 1000, as expo_format_fixed writes it. */
 static size_t ms_decimal(char *o, int64_t ms)
 {
@@ -694,6 +716,56 @@ struct expo_expect {
 	bool om;
 };
 
+/* The group of a family, by its name as fleet_expo.h lists them. */
+static uint32_t family_group(const char *fam)
+{
+	static const struct {
+		const char *prefix;
+		uint32_t group;
+	} map[] = {
+		{"fleet_agent_", FLEET_GROUP_HOST},
+		{"fleet_host_", FLEET_GROUP_HOST},
+		{"fleet_series_dropped", FLEET_GROUP_HOST},
+		{"fleet_service_", FLEET_GROUP_SERVICES},
+		{"fleet_health_check_", FLEET_GROUP_CHECKS},
+		{"fleet_tcp_check_", FLEET_GROUP_CHECKS},
+		{"fleet_cert_check_", FLEET_GROUP_CHECKS},
+		{"fleet_container_", FLEET_GROUP_CONTAINERS},
+		{"fleet_process_", FLEET_GROUP_PROCESSES},
+	};
+
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (!strncmp(fam, map[i].prefix, strlen(map[i].prefix)))
+			return map[i].group;
+	CHECK(0);
+	return 0;
+}
+
+/* Families per group: 21 host (and fleet_series_dropped), 9 services,
+ * 9 checks, 2 containers, 3 processes. */
+static unsigned families_of(uint32_t groups)
+{
+	return 22 + (groups & FLEET_GROUP_SERVICES ? 9 : 0) + (groups & FLEET_GROUP_CHECKS ? 9 : 0) +
+	       (groups & FLEET_GROUP_CONTAINERS ? 2 : 0) + (groups & FLEET_GROUP_PROCESSES ? 3 : 0);
+}
+
+/* A sample's name and labels: the line up to the space before its value. */
+struct series_key {
+	const char *p;
+	size_t n;
+};
+
+static struct series_key *keys;
+static size_t nkeys, keys_cap;
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct series_key *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
 static void check_expo(const char *t, size_t n, const struct expo_expect *x)
 {
 	char fam[128] = "";
@@ -704,6 +776,7 @@ static void check_expo(const char *t, size_t n, const struct expo_expect *x)
 
 	CHECK(utf8_ok((const unsigned char *)t, n));
 	CHECK(n > 0 && t[n - 1] == '\n');
+	nkeys = 0;
 	for (size_t i = 0; i < n;) {
 		const char *l = t + i, *nl = memchr(l, '\n', n - i);
 		size_t ll = (size_t)(nl - l);
@@ -724,6 +797,7 @@ static void check_expo(const char *t, size_t n, const struct expo_expect *x)
 				CHECK(strcmp(seen[s], fam) != 0); /* one HELP per family */
 			CHECK(nseen < 64 && strlen(fam) < 64);
 			strcpy(seen[nseen++], fam);
+			CHECK(family_group(fam) & x->c->o.groups);
 			/* TYPE follows at once. */
 			nl = memchr(t + i, '\n', n - i);
 			CHECK(nl);
@@ -795,6 +869,12 @@ static void check_expo(const char *t, size_t n, const struct expo_expect *x)
 			}
 			CHECK(ndropped == 0);
 			series++;
+			if (nkeys == keys_cap) {
+				keys_cap = keys_cap ? 2 * keys_cap : 4096;
+				keys = realloc(keys, keys_cap * sizeof keys[0]);
+				CHECK(keys);
+			}
+			keys[nkeys++] = (struct series_key){l, (size_t)(val_at(l, ll) - l)};
 			CHECK(memcmp(lab0, "organization_id=\"", 17) == 0);
 			if (strcmp(fam, "fleet_agent_stale") == 0) {
 				nstale++;
@@ -819,12 +899,93 @@ static void check_expo(const char *t, size_t n, const struct expo_expect *x)
 	CHECK(end == x->om);
 	CHECK(ndropped == FLEET_EXPO_DROPS);
 	CHECK(series == x->c->series);
+	CHECK(nseen == families_of(x->c->o.groups));
+	/* Unique series: Prometheus drops a repeated one. */
+	if (nkeys) /* keys is NULL before the first sample */
+		qsort(keys, nkeys, sizeof keys[0], key_cmp);
+	for (size_t k = 1; k < nkeys; k++)
+		CHECK(key_cmp(&keys[k - 1], &keys[k]) != 0);
 	if (x->c->o.max_series) {
 		CHECK(series <= x->c->o.max_series);
 	} else {
 		CHECK(x->c->dropped[FLEET_EXPO_DROP_MAX_SERIES] == 0);
 		CHECK(nstale == x->live && nstale1 == x->stale && nreceived == x->live);
 	}
+}
+
+static struct sbuf uncapped;
+
+/* The whole exposition o with a large cap into b. */
+static void render_whole(const struct fleet_expo_options *o, struct fleet_expo_cursor *c,
+			 struct sbuf *b)
+{
+	const size_t cap = 4u << 20;
+	unsigned calls = 0;
+
+	fleet_expo_begin(c, o);
+	b->len = 0;
+	while (!c->done) {
+		size_t n;
+
+		sb_reserve(b, cap);
+		n = fleet_expo_next(c, &store, 0, b->p + b->len, cap);
+		CHECK(n <= cap && c->visits <= FLEET_EXPO_STEP_BUDGET);
+		CHECK(n > 0 || c->done || c->visits == FLEET_EXPO_STEP_BUDGET);
+		CHECK(n == 0 || b->p[b->len + n - 1] == '\n');
+		b->len += n;
+		CHECK(++calls < 100000);
+	}
+}
+
+/* The next line of t (n bytes) from *i; its length, newline included. */
+static size_t next_line(const char *t, size_t n, size_t *i, const char **l)
+{
+	const char *nl;
+
+	CHECK(*i < n);
+	*l = t + *i;
+	nl = memchr(*l, '\n', n - *i);
+	CHECK(nl);
+	*i += (size_t)(nl - *l) + 1;
+	return (size_t)(nl - *l) + 1;
+}
+
+/* The capped exposition in `whole` (cursor c) is the uncapped one with
+ * the samples past the first max_series left out, counted as max_series;
+ * every other line the same. */
+static void check_truncation(const struct fleet_expo_options *o, const struct fleet_expo_cursor *c)
+{
+	static const char max_line[] = "fleet_series_dropped{reason=\"max_series\"} ";
+	struct fleet_expo_options u = *o;
+	struct fleet_expo_cursor cu;
+	size_t i = 0, j = 0;
+	uint64_t samples = 0;
+
+	u.max_series = 0;
+	render_whole(&u, &cu, &uncapped);
+	CHECK(c->series == (cu.series < o->max_series ? cu.series : o->max_series));
+	CHECK(c->dropped[FLEET_EXPO_DROP_MAX_SERIES] == cu.series - c->series);
+	CHECK(c->dropped[FLEET_EXPO_DROP_LABEL_TOO_LONG] == cu.dropped[FLEET_EXPO_DROP_LABEL_TOO_LONG]);
+	CHECK(c->dropped[FLEET_EXPO_DROP_INVALID_ID] == cu.dropped[FLEET_EXPO_DROP_INVALID_ID]);
+	while (i < uncapped.len) {
+		const char *a, *b;
+		size_t la = next_line(uncapped.p, uncapped.len, &i, &a), lb;
+		bool sample = a[0] != '#' && strncmp(a, "fleet_series_dropped", 20) != 0;
+
+		if (sample && samples++ >= o->max_series)
+			continue;
+		lb = next_line(whole.p, whole.len, &j, &b);
+		if (la > sizeof max_line - 1 && !memcmp(a, max_line, sizeof max_line - 1)) {
+			char want[64];
+			int w = snprintf(want, sizeof want, "%s%llu\n", max_line,
+					 (unsigned long long)c->dropped[FLEET_EXPO_DROP_MAX_SERIES]);
+
+			CHECK((size_t)w == lb && !memcmp(b, want, lb));
+			continue;
+		}
+		CHECK(la == lb && !memcmp(a, b, la));
+	}
+	CHECK(j == whole.len);
 }
 
 static void expo_part(const struct fleet_expo_options *o, const struct expo_expect *base)
@@ -836,17 +997,19 @@ static void expo_part(const struct fleet_expo_options *o, const struct expo_expe
 	/* In pieces of the smallest cap, each an exact-size heap buffer. */
 	fleet_expo_begin(&c1, o);
 	pieces.len = 0;
-	for (;;) {
+	while (!c1.done) {
 		char *b = malloc(FLEET_EXPO_MIN_CAP);
 		size_t n;
 
 		CHECK(b);
 		n = fleet_expo_next(&c1, &store, 0, b, FLEET_EXPO_MIN_CAP);
 		CHECK(n <= FLEET_EXPO_MIN_CAP);
-		if (n == 0) {
+		CHECK(c1.visits <= FLEET_EXPO_STEP_BUDGET);
+		if (n == 0) { /* before the end only once the budget is spent */
 			free(b);
-			CHECK(c1.done);
-			break;
+			CHECK(c1.done || c1.visits == FLEET_EXPO_STEP_BUDGET);
+			CHECK(++calls < 100000);
+			continue;
 		}
 		CHECK(b[n - 1] == '\n');
 		sb_reserve(&pieces, n);
@@ -863,22 +1026,7 @@ static void expo_part(const struct fleet_expo_options *o, const struct expo_expe
 	}
 
 	/* With a large cap. */
-	fleet_expo_begin(&c2, o);
-	whole.len = 0;
-	calls = 0;
-	for (;;) {
-		const size_t cap = 4u << 20;
-		size_t n;
-
-		sb_reserve(&whole, cap);
-		n = fleet_expo_next(&c2, &store, 0, whole.p + whole.len, cap);
-		CHECK(n <= cap);
-		if (n == 0)
-			break;
-		CHECK(whole.p[whole.len + n - 1] == '\n');
-		whole.len += n;
-		CHECK(++calls < 100000);
-	}
+	render_whole(o, &c2, &whole);
 	CHECK(c2.done);
 	CHECK(pieces.len == whole.len && memcmp(pieces.p, whole.p, whole.len) == 0);
 	CHECK(c1.series == c2.series && memcmp(c1.dropped, c2.dropped, sizeof c1.dropped) == 0);
@@ -887,6 +1035,28 @@ static void expo_part(const struct fleet_expo_options *o, const struct expo_expe
 	x.c = &c2;
 	x.om = o->format == EXPO_OPENMETRICS_100;
 	check_expo(whole.p, whole.len, &x);
+	if (o->max_series)
+		check_truncation(o, &c2);
+}
+
+/* ---- The include list (?include=) ---- */
+
+static void include_part(const uint8_t *data, size_t size)
+{
+	size_t n = size < 64 ? size : 64, bad_len = 0;
+	char *s = fuzz_copy(data, n);
+	const char *bad = NULL;
+	uint32_t g = 0;
+
+	if (fleet_expo_parse_groups(s, n, &g, &bad, &bad_len) == 0) {
+		CHECK((g & FLEET_GROUP_HOST) && !(g & ~FLEET_GROUP_ALL));
+		CHECK(n > 0 || g == FLEET_GROUP_HOST);
+	} else {
+		CHECK(bad >= s && bad_len <= n && bad + bad_len <= s + n);
+		CHECK(!memchr(bad, ',', bad_len));
+		CHECK(bad + bad_len == s + n || bad[bad_len] == ',');
+	}
+	free(s);
 }
 
 /* ---- The target ---- */
@@ -904,6 +1074,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(fleet_store_init(&store, 16, 1, 8u << 20) == 0);
 		store_ready = true;
 	}
+	include_part(data, size);
 
 	/* Validate (default limits), whole, from an exact-size copy. */
 	{
@@ -1002,11 +1173,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			.max_series = max_series,
 		};
 
+		/* A part of the fleet: groups, an organization, a shard (at
+		 * times one past the last: nobody). */
+		uint64_t h2 = (h ^ (h >> 31)) * 0x9E3779B97F4A7C15ull;
+		static const char *const orgs[] = {"org-fuzz", "org-\xff", "org-none"};
+
+		h2 ^= h2 >> 29;
+		o.groups = h2 & 1 ? FLEET_GROUP_ALL : (uint32_t)(h2 >> 1) & FLEET_GROUP_ALL;
+		if ((h2 >> 8) % 4)
+			CHECK(fleet_expo_select_org(&o, orgs[(h2 >> 8) % 4 - 1],
+						    strlen(orgs[(h2 >> 8) % 4 - 1])) == 0);
+		if ((h2 >> 12) % 3 == 0) {
+			o.shards = 1 + (uint32_t)((h2 >> 16) % 4);
+			o.shard = (uint32_t)((h2 >> 20) % (o.shards + 1));
+		}
 		memcpy(x.received, received, sizeof received);
 		for (unsigned a = 0; a < NAGENTS; a++) {
 			int64_t age = now_ms - received[a];
 
 			if (!agents[a].valid_id || (ttl_ms > 0 && age >= ttl_ms))
+				continue;
+			if (o.org_len && (o.org_len != agents[a].org_len ||
+					  memcmp(o.org, agents[a].org, o.org_len) != 0))
+				continue;
+			if (o.shards && fleet_agent_shard(agents[a].org, agents[a].org_len, agents[a].agent,
+							  agents[a].agent_len, o.shards) != o.shard)
 				continue;
 			x.live++;
 			x.stale += stale_ms > 0 && age >= stale_ms;

@@ -80,7 +80,10 @@ static void defaults_match_the_documented_table(void **state)
 	assert_true(c.fleet_memory_bytes == 4ull << 30);
 	assert_int_equal(c.fleet_stale_ms, 180000);
 	assert_int_equal(c.fleet_ttl_ms, 300000);
-	assert_int_equal(c.fleet_max_series, 5000000);
+	assert_int_equal(c.fleet_max_series, 1000000);
+	assert_int_equal(c.fleet_forget_ms, 86400000);
+	assert_string_equal(c.fleet_state, "");
+	assert_int_equal(c.fleet_save_interval_ms, 0);
 }
 
 static void flag_overrides_env_which_overrides_default(void **state)
@@ -231,6 +234,24 @@ static void sizes_and_durations_parse_with_suffixes(void **state)
 	assert_string_equal(text, "127.0.0.1:3000");
 }
 
+/* An agent forgotten while /metrics/fleet still shows it would vanish
+ * mid-life: --fleet-forget is 0 or at least --fleet-ttl. */
+static void fleet_forget_is_never_shorter_than_the_ttl(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[512] = "";
+	assert_int_equal(load(&c, err, sizeof err, "--fleet-forget", "60s", NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "--fleet-forget"));
+	assert_int_equal(load(&c, err, sizeof err, "--fleet-forget", "0", NULL), CONFIG_SERVE);
+	assert_int_equal(c.fleet_forget_ms, 0);
+	assert_int_equal(load(&c, err, sizeof err, "--fleet-forget", "7d", "--fleet-state",
+			      "var/fleet.state", NULL),
+			 CONFIG_SERVE);
+	assert_int_equal(c.fleet_forget_ms, 7u * 86400000u);
+	assert_string_equal(c.fleet_state, "var/fleet.state");
+}
+
 static void choices_take_their_names_only(void **state)
 {
 	(void)state;
@@ -290,6 +311,7 @@ int main(void)
 		cmocka_unit_test_setup(sizes_and_durations_parse_with_suffixes, reset_env),
 		cmocka_unit_test_setup(help_and_version_stop_before_serving, reset_env),
 		cmocka_unit_test_setup(choices_take_their_names_only, reset_env),
+		cmocka_unit_test_setup(fleet_forget_is_never_shorter_than_the_ttl, reset_env),
 		cmocka_unit_test_setup(token_command_takes_its_claims_and_the_key_flags, reset_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,11 +6,14 @@
  * size from FLEET_EXPO_MIN_CAP up must be the one rendered whole, pass
  * promtool (and, for OpenMetrics, the Python client's strict parser when
  * it is installed), keep each family in one block, and say the numbers of
- * the samples in base units.
+ * the samples in base units. Every call stays within its step budget,
+ * capped or not; shards, organizations and groups split the fleet
+ * exactly; no two series are the same.
  *
  * The samples are read from samples/ (tests run from the repo
  * root) or $RINGSIDE_SAMPLES.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -190,42 +194,65 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* Every group: the host-only default is tested on its own. */
 static struct fleet_expo_options opts(enum expo_format f, uint64_t max_series)
 {
 	return (struct fleet_expo_options){.format = f, .now_ms = NOW, .stale_ms = STALE,
-					   .ttl_ms = TTL, .max_series = max_series};
+					   .ttl_ms = TTL, .max_series = max_series,
+					   .groups = FLEET_GROUP_ALL};
 }
 
 /*
- * The whole exposition, in pieces of cap bytes, NUL-terminated (malloc'd).
- * Checks the piece contract: > 0 bytes, at most cap, whole lines, no
- * shorter than cap - FLEET_EXPO_LINE_MAX unless it is the last, then 0
- * for ever.
+ * Checks one call against the piece contract: at most cap bytes, whole
+ * lines, at most the budget of visits; a piece ends short of
+ * cap - FLEET_EXPO_LINE_MAX (0 bytes included) only at the end or after
+ * the whole budget.
  */
-static char *render(const struct fleet_expo_options *o, size_t cap, size_t *out_len)
+static void check_piece(const struct fleet_expo_cursor *c, const char *piece, size_t n, size_t cap)
+{
+	assert_true(n <= cap);
+	if (n)
+		assert_int_equal(piece[n - 1], '\n');
+	assert_true(c->visits <= FLEET_EXPO_STEP_BUDGET);
+	if (n <= cap - FLEET_EXPO_LINE_MAX && !c->done)
+		assert_int_equal(c->visits, FLEET_EXPO_STEP_BUDGET);
+}
+
+/* The whole exposition from a store, in pieces of cap bytes,
+ * NUL-terminated (malloc'd, grown as needed); then 0 for ever. */
+static char *render_from(struct fleet_store *st, const struct fleet_expo_options *o, size_t cap,
+			 size_t *out_len, struct fleet_expo_cursor *end)
 {
 	struct fleet_expo_cursor c;
-	char *out = malloc(WHOLE_CAP), *piece = malloc(cap);
-	size_t len = 0, n, last = 0;
+	size_t room = WHOLE_CAP, len = 0, n;
+	char *out = malloc(room), *piece = malloc(cap);
 
 	assert_non_null(out);
 	assert_non_null(piece);
 	fleet_expo_begin(&c, o);
-	while ((n = fleet_expo_next(&c, &store, 0, piece, cap)) > 0) {
-		assert_true(n <= cap);
-		assert_int_equal(piece[n - 1], '\n');
-		if (last) /* the previous piece was not the last one */
-			assert_true(last > cap - FLEET_EXPO_LINE_MAX);
-		assert_true(len + n < WHOLE_CAP);
+	while (!c.done) {
+		n = fleet_expo_next(&c, st, 0, piece, cap);
+		check_piece(&c, piece, n, cap);
+		if (len + n >= room) {
+			room = 2 * (len + n);
+			out = realloc(out, room);
+			assert_non_null(out);
+		}
 		memcpy(out + len, piece, n);
 		len += n;
-		last = n;
 	}
-	assert_int_equal(fleet_expo_next(&c, &store, 0, piece, cap), 0);
+	assert_int_equal(fleet_expo_next(&c, st, 0, piece, cap), 0);
 	free(piece);
 	out[len] = '\0';
 	*out_len = len;
+	if (end)
+		*end = c;
 	return out;
+}
+
+static char *render(const struct fleet_expo_options *o, size_t cap, size_t *out_len)
+{
+	return render_from(&store, o, cap, out_len, NULL);
 }
 
 static char *render_whole(const struct fleet_expo_options *o, size_t *len)
@@ -402,10 +429,12 @@ static void a_copied_cursor_continues_the_same(void **state)
 	for (int i = 0; i < 5; i++)
 		assert_true(fleet_expo_next(&c, &store, 0, a, sizeof a) > 0);
 	memcpy(&d, &c, sizeof c);
-	while ((n = fleet_expo_next(&c, &store, 0, a, sizeof a)) > 0) {
+	while (!c.done) {
+		n = fleet_expo_next(&c, &store, 0, a, sizeof a);
 		assert_int_equal(fleet_expo_next(&d, &store, 0, b, sizeof b), n);
 		assert_memory_equal(a, b, n);
 	}
+	assert_true(d.done);
 	assert_int_equal(fleet_expo_next(&d, &store, 0, b, sizeof b), 0);
 }
 
@@ -579,30 +608,30 @@ static void full_sample_in_base_units(void **state)
 	expect_line(t, "fleet_host_tcp_connection_states" A1 ",state=\"time_wait\"} 88");
 	expect_line(t, "fleet_host_processes" A1 "} 312");
 	expect_line(t, "fleet_host_process_states" A1 ",state=\"zombie\"} 4");
-	expect_line(t, "fleet_service_info" A1 ",container=\"svc-0\",state=\"running\",health=\"healthy\"} 1");
-	expect_line(t, "fleet_service_cpu_percent" A1 ",container=\"svc-1\"} 11.79");
-	expect_line(t, "fleet_service_memory_limit_bytes" A1 ",container=\"svc-0\"} 4294967296");
-	expect_scaled(t, "fleet_service_network_receive_bytes" A1 ",container=\"svc-0\"}",
+	expect_line(t, "fleet_service_info" A1 ",container=\"svc-0\",index=\"0\",state=\"running\",health=\"healthy\"} 1");
+	expect_line(t, "fleet_service_cpu_percent" A1 ",container=\"svc-1\",index=\"1\"} 11.79");
+	expect_line(t, "fleet_service_memory_limit_bytes" A1 ",container=\"svc-0\",index=\"0\"} 4294967296");
+	expect_scaled(t, "fleet_service_network_receive_bytes" A1 ",container=\"svc-0\",index=\"0\"}",
 		      8022.651 * 1048576.0);
-	expect_line(t, "fleet_service_block_write_bytes" A1 ",container=\"svc-9\"} 3407872");
-	expect_line(t, "fleet_service_restarts" A1 ",container=\"svc-9\"} 0");
-	expect_line(t, "fleet_health_check_success" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\"} 1");
-	expect_line(t, "fleet_health_check_status_code" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\"} 200");
-	expect_line(t, "fleet_health_check_duration_seconds" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\"} 0.012");
-	expect_line(t, "fleet_tcp_check_success" A1 ",container=\"svc-4\",host=\"svc-4\",port=\"5432\",name=\"db\"} 1");
-	expect_line(t, "fleet_tcp_check_duration_seconds" A1 ",container=\"svc-0\",host=\"svc-0\",port=\"5432\",name=\"db\"} 0.0015");
-#define CERT0 ",container=\"svc-0\",host=\"svc-0.example.com\",port=\"443\",name=\"tls\"}"
+	expect_line(t, "fleet_service_block_write_bytes" A1 ",container=\"svc-9\",index=\"9\"} 3407872");
+	expect_line(t, "fleet_service_restarts" A1 ",container=\"svc-9\",index=\"9\"} 0");
+	expect_line(t, "fleet_health_check_success" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\",index=\"0\"} 1");
+	expect_line(t, "fleet_health_check_status_code" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\",index=\"0\"} 200");
+	expect_line(t, "fleet_health_check_duration_seconds" A1 ",container=\"svc-0\",url=\"http://svc-0:8080/health\",index=\"0\"} 0.012");
+	expect_line(t, "fleet_tcp_check_success" A1 ",container=\"svc-4\",host=\"svc-4\",port=\"5432\",name=\"db\",index=\"4\"} 1");
+	expect_line(t, "fleet_tcp_check_duration_seconds" A1 ",container=\"svc-0\",host=\"svc-0\",port=\"5432\",name=\"db\",index=\"0\"} 0.0015");
+#define CERT0 ",container=\"svc-0\",host=\"svc-0.example.com\",port=\"443\",name=\"tls\",index=\"0\"}"
 	expect_line(t, "fleet_cert_check_success" A1 CERT0 " 1");
 	expect_line(t, "fleet_cert_check_duration_seconds" A1 CERT0 " 0.02");
 	expect_line(t, "fleet_cert_check_expires_in_seconds" A1 CERT0 " 3456000");
 	expect_line(t, "fleet_cert_check_expiry_timestamp_seconds" A1 CERT0 " 1798761600");
-#define CONT0 ",container=\"svc-0\",container_id=\"19999e3fa46d6753ec148cb48e73ca47ea90a8f0d66b829e6a8ac4ba05805975\""
+#define CONT0 ",container=\"svc-0\",container_id=\"19999e3fa46d6753ec148cb48e73ca47ea90a8f0d66b829e6a8ac4ba05805975\",index=\"0\""
 	expect_line(t, "fleet_container_info" A1 CONT0 ",image=\"registry.example.com/app/svc-0:1.2.0\",state=\"running\"} 1");
 	expect_line(t, "fleet_container_created_timestamp_seconds" A1 CONT0 "} 1760000000");
-	expect_line(t, "fleet_process_cpu_percent" A1 ",pid=\"1000\",process=\"proc-0\",list=\"cpu\"} 29.22");
-	expect_line(t, "fleet_process_memory_bytes" A1 ",pid=\"1000\",process=\"proc-0\",list=\"cpu\"} 451411968");
-	expect_line(t, "fleet_process_cpu_percent" A1 ",pid=\"1010\",process=\"proc-10\",list=\"memory\"} 12.92");
-	expect_line(t, "fleet_process_threads" A1 ",pid=\"1019\",process=\"proc-19\",list=\"memory\"} 21");
+	expect_line(t, "fleet_process_cpu_percent" A1 ",pid=\"1000\",process=\"proc-0\",list=\"cpu\",index=\"0\"} 29.22");
+	expect_line(t, "fleet_process_memory_bytes" A1 ",pid=\"1000\",process=\"proc-0\",list=\"cpu\",index=\"0\"} 451411968");
+	expect_line(t, "fleet_process_cpu_percent" A1 ",pid=\"1010\",process=\"proc-10\",list=\"memory\",index=\"0\"} 12.92");
+	expect_line(t, "fleet_process_threads" A1 ",pid=\"1019\",process=\"proc-19\",list=\"memory\",index=\"9\"} 21");
 
 	/*
 	 * Series of one full report: 3 agent, 24 host (14 gauges, healthy,
@@ -631,12 +660,12 @@ static void labels_are_escaped_and_overlong_ones_dropped(void **state)
 	expect_line(t, "fleet_agent_stale{organization_id=\"o\\\"q\",agent_id=\"a\\\\b\"} 0");
 	expect_line(t, "fleet_agent_info{organization_id=\"org-c\",agent_id=\"odd\",version=\"v\\\"1\\\\\"} 1");
 	expect_line(t, "fleet_service_cpu_percent{organization_id=\"org-c\",agent_id=\"odd\","
-		       "container=\"we\\\"ird\\\\name\\nline\"} 1.5");
+		       "container=\"we\\\"ird\\\\name\\nline\",index=\"0\"} 1.5");
 	/* 1024 bytes escaped: kept; 1025: dropped, like 16 000. */
 	size_t pre = strlen(ODD_SVC);
 	memcpy(line, ODD_SVC, pre);
 	memset(line + pre, 'x', FLEET_EXPO_LABEL_MAX);
-	strcpy(line + pre + FLEET_EXPO_LABEL_MAX, "\"} 2");
+	strcpy(line + pre + FLEET_EXPO_LABEL_MAX, "\",index=\"1\"} 2");
 	expect_line(t, line);
 	assert_int_equal(count_lines_with(t, "agent_id=\"odd\",container=\"we"), 2); /* info, cpu */
 	assert_int_equal(count_lines_with(t, "agent_id=\"odd\",container=\"xxx"), 1);
@@ -648,14 +677,14 @@ static void labels_are_escaped_and_overlong_ones_dropped(void **state)
 	assert_int_equal(dropped(t, "max_series"), 0);
 	/* Dates: offsets, fractions, before 1970; none for a non-date. */
 	expect_line(t, "fleet_cert_check_expiry_timestamp_seconds{organization_id=\"org-c\",agent_id=\"odd\","
-		       "container=\"c\",host=\"h\",port=\"443\"} 1798761600.25");
+		       "container=\"c\",host=\"h\",port=\"443\",index=\"0\"} 1798761600.25");
 	expect_line(t, "fleet_cert_check_expiry_timestamp_seconds{organization_id=\"org-c\",agent_id=\"odd\","
-		       "container=\"c\",host=\"h2\",port=\"443.5\"} -0.5");
+		       "container=\"c\",host=\"h2\",port=\"443.5\",index=\"1\"} -0.5");
 	assert_int_equal(count_lines_with(t, "host=\"h\""), 3);
 	assert_int_equal(count_lines_with(t, "host=\"h3\""), 2); /* no Feb 29 in 2027 */
 	assert_int_equal(count_lines_with(t, "host=\"h4\""), 2);
 	expect_line(t, "fleet_cert_check_success{organization_id=\"org-c\",agent_id=\"odd\","
-		       "container=\"c\",host=\"h\",port=\"443\"} 0");
+		       "container=\"c\",host=\"h\",port=\"443\",index=\"0\"} 0");
 	free(line);
 	free(t);
 }
@@ -738,7 +767,7 @@ static void a_nul_in_a_label_is_written_as_it_is(void **state)
 	(void)state;
 	static const char doc[] = "{\"services\": [{\"containerName\": \"a\\u0000b\", \"cpuPercent\": 7}]}";
 	static const char want[] = "fleet_service_cpu_percent{organization_id=\"o\",agent_id=\"n\","
-				   "container=\"a\0b\"} 7\n";
+				   "container=\"a\0b\",index=\"0\"} 7\n";
 	struct fleet_store saved = store;
 	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
 	size_t len;
@@ -755,39 +784,707 @@ static void a_nul_in_a_label_is_written_as_it_is(void **state)
 	free(t);
 }
 
-/* Visits that write nothing (series past the cap, expired agents) still
- * count: a call returns after FLEET_EXPO_STEP_BUDGET of them once it has
- * written a line, so a worker is never stuck in one long call. */
-static void a_call_ends_after_its_step_budget_when_little_is_written(void **state)
+/* ---- Work per call ---- */
+
+/* Sample lines (not comments, not fleet_series_dropped) as NUL-terminated
+ * copies, sorted. */
+struct lines {
+	char **v;
+	size_t n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void lines_add(struct lines *ls, const char *text, size_t len)
+{
+	for (const char *l = text; l < text + len;) {
+		const char *e = memchr(l, '\n', (size_t)(text + len - l));
+
+		assert_non_null(e);
+		if (*l != '#' && strncmp(l, "fleet_series_dropped", 20) != 0) {
+			ls->v = realloc(ls->v, (ls->n + 1) * sizeof ls->v[0]);
+			assert_non_null(ls->v);
+			ls->v[ls->n] = strndup(l, (size_t)(e - l));
+			assert_non_null(ls->v[ls->n]);
+			ls->n++;
+		}
+		l = e + 1;
+	}
+}
+
+static void lines_sort(struct lines *ls)
+{
+	qsort(ls->v, ls->n, sizeof ls->v[0], cmp_str);
+}
+
+static void lines_free(struct lines *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		free(ls->v[i]);
+	free(ls->v);
+	ls->v = NULL;
+	ls->n = 0;
+}
+
+/* Publishes the report doc (validated and encoded once) for `agents`
+ * agents in three organizations; every 97th has an organization id that
+ * is not UTF-8 and every 89th has expired. */
+static void publish_fleet(unsigned agents, const char *doc, size_t len)
+{
+	size_t n;
+
+	ingest_parser_init(&parser, &report, NULL);
+	if (ingest_parser_feed(&parser, doc, len) || ingest_parser_finish(&parser)) {
+		print_error("at %s: %s\n", parser.err.path, parser.err.message);
+		fail();
+	}
+	n = fleet_report_encode(&report, blob, sizeof blob);
+	assert_true(n > 0);
+	for (unsigned i = 0; i < agents; i++) {
+		char org[16], id[16];
+		int ol = snprintf(org, sizeof org, i % 97 == 13 ? "o\xff%u" : "o%u", i % 3);
+		int il = snprintf(id, sizeof id, "a%u", i);
+
+		assert_int_equal(fleet_publish(&store, 0, org, (size_t)ol, id, (size_t)il, blob, n,
+					       i % 89 == 7 ? NOW - TTL : NOW),
+				 0);
+	}
+}
+
+/* A report of 10 services and 256 + 256 top processes: the families of
+ * processes are long passes (513 visits an agent once its series are all
+ * dropped). */
+static char *wide_report(size_t *len)
+{
+	struct sbuf b = {0};
+
+	sb_printf(&b, "{\"cpuPercent\": 5, \"memoryUsedMb\": 100, \"tcpTotal\": 9, \"agentVersion\": \"w\","
+		      " \"services\": [");
+	for (unsigned i = 0; i < 10; i++)
+		sb_printf(&b, "%s{\"containerName\": \"s%u\", \"cpuPercent\": %u, \"state\": \"up\"}",
+			  i ? "," : "", i, i);
+	sb_printf(&b, "], \"topProcesses\": {\"stats\": {\"total\": 600, \"running\": 3, "
+		      "\"sleeping\": 590, \"stopped\": 0, \"zombie\": 7}, \"byCpu\": [");
+	for (unsigned i = 0; i < 512; i++) {
+		sb_printf(&b, "%s{\"pid\": %u, \"name\": \"p\", \"state\": \"S\", \"cpuPercent\": 1, "
+			      "\"memoryMb\": 1, \"threads\": 2}",
+			  i == 0 || i == 256 ? "" : ",", i);
+		if (i == 255)
+			sb_printf(&b, "], \"byMemory\": [");
+	}
+	sb_printf(&b, "]}}");
+	*len = b.len;
+	return b.p;
+}
+
+/*
+ * The exposition o, capped at k series as the cap must make it: the
+ * uncapped one (rendered here, in pieces) with the samples past the
+ * first k taken out and counted in max_series. Returns it (malloc'd:
+ * only what is kept) and the uncapped cursor.
+ */
+static char *truncated(const struct fleet_expo_options *o, uint64_t k, size_t *out_len,
+		       struct fleet_expo_cursor *uncapped)
+{
+	static const char max_line[] = "fleet_series_dropped{reason=\"max_series\"} ";
+	static char piece[64 * 1024];
+	struct fleet_expo_options u = *o;
+	struct sbuf head = {0}, tail = {0}, *to = &head;
+	uint64_t samples = 0;
+
+	u.max_series = 0;
+	fleet_expo_begin(uncapped, &u);
+	while (!uncapped->done) {
+		size_t n = fleet_expo_next(uncapped, &store, 0, piece, sizeof piece);
+
+		for (const char *l = piece; l < piece + n;) {
+			const char *e = (const char *)memchr(l, '\n', (size_t)(piece + n - l)) + 1;
+			bool sample = *l != '#' && strncmp(l, "fleet_series_dropped", 20) != 0;
+
+			if (!strncmp(l, max_line, sizeof max_line - 1)) {
+				assert_int_equal(strtoull(l + sizeof max_line - 1, NULL, 10), 0);
+				to = &tail; /* the line itself is written below */
+			} else if (!sample || samples++ < k) {
+				sb_printf(to, "%.*s", (int)(e - l), l);
+			}
+			l = e;
+		}
+	}
+	assert_true(to == &tail);
+	sb_printf(&head, "%s%llu\n", max_line, (unsigned long long)(samples > k ? samples - k : 0));
+	if (tail.len)
+		sb_printf(&head, "%s", tail.p);
+	free(tail.p);
+	*out_len = head.len;
+	return head.p;
+}
+
+/*
+ * Past max_series, a call went on until it had written a line: a piece
+ * that started inside a family whose series were all dropped walked it
+ * across every agent (100 to 860 ms at 100 000 agents, the worker serving
+ * nobody else). Every call now stops after FLEET_EXPO_STEP_BUDGET visits
+ * whatever it wrote, 0 bytes included, and the capped exposition is the
+ * uncapped one cut after max_series samples, with exact counts.
+ */
+static void capped_pieces_respect_the_step_budget(void **state)
 {
 	(void)state;
 	struct fleet_store saved = store;
-	struct fleet_expo_options o = opts(EXPO_TEXT_004, 1);
+	const unsigned agents = 300;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	struct fleet_expo_cursor whole_c, c;
+	static char piece[FLEET_EXPO_MIN_CAP];
+	size_t doc_len, want_len;
+	char *doc = wide_report(&doc_len), *want;
+
+	assert_int_equal(fleet_store_init(&store, agents, 1, (size_t)agents * FLEET_CLASS_MAX + FLEET_CHUNK), 0);
+	publish_fleet(agents, doc, doc_len);
+	free(truncated(&o, 0, &want_len, &whole_c));
+	assert_true(whole_c.dropped[FLEET_EXPO_DROP_INVALID_ID] > 0);
+	/* A family of processes across the agents, all dropped, takes more
+	 * than two budgets: some call lies wholly inside it. */
+	assert_true((uint64_t)agents * 512 > 2 * FLEET_EXPO_STEP_BUDGET);
+
+	/* The cap reached in the first family, among the services, at the
+	 * last series, and not reached. */
+	const uint64_t caps[] = {1, 3000, whole_c.series - 1, whole_c.series};
+
+	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+		struct sbuf out = {0};
+		size_t inside = 0, inside_empty = 0;
+
+		o.max_series = caps[i];
+		want = truncated(&o, caps[i], &want_len, &whole_c);
+		fleet_expo_begin(&c, &o);
+		while (!c.done) {
+			/* Inside a family's pass (its header written) past the cap. */
+			bool dropping = c.header && c.series >= caps[i];
+			size_t n = fleet_expo_next(&c, &store, 0, piece, sizeof piece);
+
+			check_piece(&c, piece, n, sizeof piece);
+			sb_printf(&out, "%.*s", (int)n, piece);
+			inside += dropping;
+			inside_empty += dropping && n == 0;
+		}
+		if (i < 2) /* the calls the old code let run across the fleet */
+			assert_true(inside_empty > 0 && inside > inside_empty);
+		assert_int_equal(out.len, want_len);
+		assert_memory_equal(out.p, want, want_len);
+		assert_int_equal(c.series, caps[i]);
+		assert_int_equal(c.dropped[FLEET_EXPO_DROP_MAX_SERIES], whole_c.series - caps[i]);
+		assert_int_equal(c.dropped[FLEET_EXPO_DROP_INVALID_ID],
+				 whole_c.dropped[FLEET_EXPO_DROP_INVALID_ID]);
+		assert_int_equal(c.dropped[FLEET_EXPO_DROP_LABEL_TOO_LONG],
+				 whole_c.dropped[FLEET_EXPO_DROP_LABEL_TOO_LONG]);
+		free(want);
+		free(out.p);
+	}
+	fleet_store_fini(&store);
+	store = saved;
+	free(doc);
+}
+
+/* Agents left out by the selection cost one visit each, within the
+ * budget: an organization nobody has gives the metadata only, over calls
+ * that visit exactly every (family, agent) once, each but the last using
+ * the whole budget. */
+static void unselected_agents_cost_one_visit_each(void **state)
+{
+	(void)state;
+	struct fleet_store saved = store;
+	const unsigned agents = 3000;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
 	struct fleet_expo_cursor c;
 	static char piece[FLEET_EXPO_MIN_CAP];
-	const unsigned agents = 3000;
-	size_t n, len = 0, pieces = 0;
+	uint64_t visits = 0;
+	size_t len = 0, calls = 0, helps;
+	char *out = malloc(WHOLE_CAP);
+
+	assert_non_null(out);
+	assert_int_equal(fleet_store_init(&store, agents, 1, (size_t)agents * 16384 + FLEET_CHUNK), 0);
+	publish_fleet(agents, full, full_len);
+	assert_int_equal(fleet_expo_select_org(&o, "nobody", 6), 0);
+	fleet_expo_begin(&c, &o);
+	while (!c.done) {
+		size_t n = fleet_expo_next(&c, &store, 0, piece, sizeof piece);
+
+		check_piece(&c, piece, n, sizeof piece);
+		memcpy(out + len, piece, n);
+		len += n;
+		visits += c.visits;
+		calls++;
+	}
+	out[len] = '\0';
+	assert_int_equal(count_series(out), 0);
+	assert_int_equal(dropped(out, "invalid_id"), 0);
+	helps = count_prefix(out, "# HELP ");
+	/* Per family: its header, each slot, its end; then the dropped
+	 * family's header and three lines. */
+	assert_int_equal(visits, (helps - 1) * (2 + (uint64_t)agents) + 4);
+	assert_int_equal(calls, (visits + FLEET_EXPO_STEP_BUDGET - 1) / FLEET_EXPO_STEP_BUDGET);
+	fleet_store_fini(&store);
+	store = saved;
+	free(out);
+}
+
+/* ---- Selection ---- */
+
+/* The ids of a sample line (none has escapes in these tests). */
+static void ids_of(const char *line, char org[64], char agent[64])
+{
+	const char *o = strstr(line, "{organization_id=\""), *a = strstr(line, "\",agent_id=\"");
+	const char *e;
+
+	assert_non_null(o);
+	assert_non_null(a);
+	o += 18;
+	assert_true(a - o < 64);
+	memcpy(org, o, (size_t)(a - o));
+	org[a - o] = '\0';
+	a += 12;
+	e = strchr(a, '"');
+	assert_true(e - a < 64);
+	memcpy(agent, a, (size_t)(e - a));
+	agent[e - a] = '\0';
+}
+
+/* Sorted sample lines of the whole `whole` and of the union of parts. */
+static void assert_same_lines(struct lines *whole, struct lines *parts)
+{
+	lines_sort(parts);
+	assert_int_equal(parts->n, whole->n);
+	for (size_t i = 0; i < whole->n; i++)
+		assert_string_equal(parts->v[i], whole->v[i]);
+}
+
+/*
+ * N scrapers, each asking for shard I of N, or one organization, must
+ * together get every series exactly once: disjoint parts whose union is
+ * the whole fleet, each agent in the shard fleet_agent_shard names, and
+ * the dropped counts split the same way.
+ */
+static void shards_and_organizations_split_the_fleet_exactly(void **state)
+{
+	(void)state;
+	static const char *const orgs[] = {"org-x", "org-y", "org-z", "org-\xff"};
+	static const uint32_t shard_counts[] = {1, 2, 4, 7};
+	struct fleet_store saved = store;
+	const unsigned agents = 300;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0), p;
+	struct fleet_expo_cursor whole_c, c;
+	struct lines whole_lines = {0};
+	size_t whole_len, len;
+	char *whole, *t, org[64], agent[64];
 
 	assert_int_equal(fleet_store_init(&store, agents, 1, (size_t)agents * 16384 + FLEET_CHUNK), 0);
 	for (unsigned i = 0; i < agents; i++) {
 		char id[16];
 
-		snprintf(id, sizeof id, "a%u", i);
-		publish_s("o", id, full, full_len, NOW);
+		snprintf(id, sizeof id, "agent-%u", i);
+		publish_s(orgs[i % 50 == 7 ? 3 : i % 3], id, i % 5 ? minimal : full,
+			  i % 5 ? minimal_len : full_len, i % 40 == 1 ? NOW - TTL : NOW - i);
 	}
-	fleet_expo_begin(&c, &o);
-	while ((n = fleet_expo_next(&c, &store, 0, piece, sizeof piece)) > 0) {
-		len += n;
-		pieces++;
+	whole = render_from(&store, &o, WHOLE_CAP - 1, &whole_len, &whole_c);
+	lines_add(&whole_lines, whole, whole_len);
+	lines_sort(&whole_lines);
+	assert_true(whole_c.dropped[FLEET_EXPO_DROP_INVALID_ID] > 0);
+
+	for (size_t k = 0; k < sizeof shard_counts / sizeof shard_counts[0]; k++) {
+		uint32_t n = shard_counts[k];
+		struct lines parts = {0};
+		uint64_t drops[FLEET_EXPO_DROPS] = {0};
+
+		for (uint32_t i = 0; i < n; i++) {
+			size_t before = parts.n;
+
+			p = o;
+			assert_int_equal(fleet_expo_select_shard(&p, i, n), 0);
+			t = render_from(&store, &p, FLEET_EXPO_MIN_CAP, &len, &c);
+			lines_add(&parts, t, len);
+			for (size_t l = before; l < parts.n; l++) {
+				ids_of(parts.v[l], org, agent);
+				assert_int_equal(fleet_agent_shard(org, strlen(org), agent, strlen(agent), n), i);
+			}
+			if (n > 1) /* every shard gets some of the 300 */
+				assert_true(parts.n - before > whole_lines.n / (2 * n));
+			for (int d = 0; d < FLEET_EXPO_DROPS; d++)
+				drops[d] += c.dropped[d];
+			free(t);
+		}
+		assert_same_lines(&whole_lines, &parts);
+		assert_memory_equal(drops, whole_c.dropped, sizeof drops);
+		lines_free(&parts);
 	}
-	/* ~10 KB of metadata would fit one piece; 257 series and an agent
-	 * visit per family for each agent take many budgets. */
-	assert_true(len < sizeof piece);
-	assert_true(pieces >= (size_t)agents * 257 / FLEET_EXPO_STEP_BUDGET);
-	assert_int_equal(c.series, 1);
-	assert_int_equal(c.dropped[FLEET_EXPO_DROP_MAX_SERIES], (uint64_t)agents * 257 - 1);
+
+	struct lines parts = {0};
+	uint64_t drops[FLEET_EXPO_DROPS] = {0};
+
+	for (size_t i = 0; i < sizeof orgs / sizeof orgs[0]; i++) {
+		size_t before = parts.n;
+
+		p = o;
+		assert_int_equal(fleet_expo_select_org(&p, orgs[i], strlen(orgs[i])), 0);
+		t = render_from(&store, &p, FLEET_EXPO_MIN_CAP, &len, &c);
+		lines_add(&parts, t, len);
+		for (size_t l = before; l < parts.n; l++) {
+			ids_of(parts.v[l], org, agent);
+			assert_string_equal(org, orgs[i]);
+		}
+		for (int d = 0; d < FLEET_EXPO_DROPS; d++)
+			drops[d] += c.dropped[d];
+		free(t);
+	}
+	assert_same_lines(&whole_lines, &parts);
+	assert_memory_equal(drops, whole_c.dropped, sizeof drops);
+	lines_free(&parts);
+
+	/* Both: the agents of org-y in shard 1 of 4, no more, no fewer. */
+	size_t want = 0;
+
+	for (size_t l = 0; l < whole_lines.n; l++) {
+		ids_of(whole_lines.v[l], org, agent);
+		want += !strcmp(org, "org-y") &&
+			fleet_agent_shard(org, strlen(org), agent, strlen(agent), 4) == 1;
+	}
+	p = o;
+	assert_int_equal(fleet_expo_select_org(&p, "org-y", 5), 0);
+	assert_int_equal(fleet_expo_select_shard(&p, 1, 4), 0);
+	t = render_from(&store, &p, FLEET_EXPO_MIN_CAP, &len, NULL);
+	lines_add(&parts, t, len);
+	assert_int_equal(parts.n, want);
+	assert_true(want > 0);
+	for (size_t l = 0; l < parts.n; l++) {
+		ids_of(parts.v[l], org, agent);
+		assert_string_equal(org, "org-y");
+		assert_int_equal(fleet_agent_shard(org, 5, agent, strlen(agent), 4), 1);
+	}
+	lines_free(&parts);
+	free(t);
+
+	/* A shard past the count, or an organization of another length,
+	 * selects nobody. */
+	p = o;
+	p.shard = 4;
+	p.shards = 4;
+	t = render_from(&store, &p, FLEET_EXPO_MIN_CAP, &len, NULL);
+	assert_int_equal(count_series(t), 0);
+	free(t);
+	p = o;
+	memcpy(p.org, "org-x", 5);
+	p.org_len = 200; /* more than org holds: compared by length first */
+	t = render_from(&store, &p, FLEET_EXPO_MIN_CAP, &len, NULL);
+	assert_int_equal(count_series(t), 0);
+	free(t);
+
+	lines_free(&whole_lines);
 	fleet_store_fini(&store);
 	store = saved;
+	free(whole);
+}
+
+/* The group of a family, by its name as the contract lists them. */
+static uint32_t group_of(const char *line)
+{
+	static const struct {
+		const char *prefix;
+		uint32_t group;
+	} map[] = {
+		{"fleet_agent_", FLEET_GROUP_HOST},
+		{"fleet_host_", FLEET_GROUP_HOST},
+		{"fleet_series_dropped", FLEET_GROUP_HOST},
+		{"fleet_service_", FLEET_GROUP_SERVICES},
+		{"fleet_health_check_", FLEET_GROUP_CHECKS},
+		{"fleet_tcp_check_", FLEET_GROUP_CHECKS},
+		{"fleet_cert_check_", FLEET_GROUP_CHECKS},
+		{"fleet_container_", FLEET_GROUP_CONTAINERS},
+		{"fleet_process_", FLEET_GROUP_PROCESSES},
+	};
+	const char *name = line[0] == '#' ? line + 7 : line;
+
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (!strncmp(name, map[i].prefix, strlen(map[i].prefix)))
+			return map[i].group;
+	print_error("no group for %.60s\n", line);
+	fail();
+	return 0;
+}
+
+/* Every combination of groups gives exactly the families of those groups
+ * (and host), whole, HELP and TYPE included, and nothing of the others;
+ * 0, the default, is host only. */
+static void groups_select_exactly_their_families(void **state)
+{
+	(void)state;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t whole_len, len;
+	char *whole = render_whole(&o, &whole_len), *want = malloc(whole_len + 1);
+
+	assert_non_null(want);
+	for (uint32_t g = 0; g <= FLEET_GROUP_ALL; g++) {
+		char *t, *q = want, *got;
+		size_t got_len = 0;
+
+		o.groups = g;
+		t = render_whole(&o, &len);
+		/* The whole exposition's lines of these groups, the counts of
+		 * what was dropped aside. */
+		for (const char *l = whole; *l; l = strchr(l, '\n') + 1) {
+			size_t n = (size_t)(strchr(l, '\n') + 1 - l);
+
+			if (strncmp(l, "fleet_series_dropped{", 21) &&
+			    group_of(l) & (g | FLEET_GROUP_HOST)) {
+				memcpy(q, l, n);
+				q += n;
+			}
+		}
+		got = malloc(len + 1);
+		assert_non_null(got);
+		for (const char *l = t; *l; l = strchr(l, '\n') + 1) {
+			size_t n = (size_t)(strchr(l, '\n') + 1 - l);
+
+			if (strncmp(l, "fleet_series_dropped{", 21)) {
+				memcpy(got + got_len, l, n);
+				got_len += n;
+			}
+		}
+		assert_int_equal(got_len, (size_t)(q - want));
+		assert_memory_equal(got, want, got_len);
+		/* The odd agent's three overlong services; the agent with a
+		 * bad id has the minimal report: host series only. */
+		assert_int_equal(dropped(t, "label_too_long"), g & FLEET_GROUP_SERVICES ? 3 : 0);
+		assert_int_equal(dropped(t, "invalid_id"), 22);
+		if (g == 0 || g == FLEET_GROUP_HOST) /* 21 host families and the dropped one */
+			assert_int_equal(count_prefix(t, "# HELP "), 22);
+		free(got);
+		free(t);
+	}
+	free(want);
+	free(whole);
+}
+
+/* Shards must not move between processes, restarts and versions: these
+ * values were computed apart (FNV-1a 64, then jump consistent hash, in
+ * Python), and a change of the hash fails here. */
+static void fleet_agent_shard_is_stable(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *org, *agent;
+		uint32_t shards, shard;
+	} known[] = {
+		{"org-a", "agent-1", 4, 2},
+		{"org-a", "agent-2", 4, 1},
+		{"org-b", "agent-1", 4, 2},
+		{"acme", "host-0001", 16, 14},
+		{"acme", "host-0002", 16, 9},
+		{"acme", "host-0003", 1000, 344},
+		{"o", "a", 2, 1},
+		{"org-\xff", "agent-x", 7, 0},
+		{"ab", "c", 97, 9}, /* the 0 byte between the ids: not ("a", "bc") */
+		{"a", "bc", 97, 40},
+		{"org-1", "agent-00000042", 3, 0},
+		{"", "", 5, 4},
+		{"org-a", "agent-1", 0, 0},
+		{"org-a", "agent-1", 1, 0},
+		{"org-a", "agent-1", 4294967295u, 2315430947u},
+	};
+	uint32_t count[5] = {0};
+
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		assert_int_equal(fleet_agent_shard(known[i].org, strlen(known[i].org), known[i].agent,
+						   strlen(known[i].agent), known[i].shards),
+				 known[i].shard);
+	/* Fair, and consistent: from 4 to 5 shards an agent stays or goes to
+	 * the new shard 4. */
+	for (unsigned i = 0; i < 100000; i++) {
+		char id[32];
+		int n = snprintf(id, sizeof id, "agent-%08u", i);
+		uint32_t s4 = fleet_agent_shard("org", 3, id, (size_t)n, 4);
+		uint32_t s5 = fleet_agent_shard("org", 3, id, (size_t)n, 5);
+
+		assert_true(s4 < 4 && s5 < 5);
+		assert_true(s5 == s4 || s5 == 4);
+		count[s4]++;
+	}
+	for (int s = 0; s < 4; s++) /* 25 000 +- 3 %: over 5 standard deviations */
+		assert_in_range(count[s], 24250, 25750);
+}
+
+static void include_lists_parse_and_unknown_names_are_refused(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *s;
+		int rc;
+		uint32_t groups;
+		const char *bad;
+	} cases[] = {
+		{"", 0, FLEET_GROUP_HOST, NULL},
+		{"host", 0, FLEET_GROUP_HOST, NULL},
+		{"services", 0, FLEET_GROUP_HOST | FLEET_GROUP_SERVICES, NULL},
+		{"checks,containers", 0, FLEET_GROUP_HOST | FLEET_GROUP_CHECKS | FLEET_GROUP_CONTAINERS, NULL},
+		{"processes,services,processes", 0,
+		 FLEET_GROUP_HOST | FLEET_GROUP_PROCESSES | FLEET_GROUP_SERVICES, NULL},
+		{"all", 0, FLEET_GROUP_ALL, NULL},
+		{"services,all", 0, FLEET_GROUP_ALL, NULL},
+		{"service", -1, 0, "service"},
+		{"services,bogus,checks", -1, 0, "bogus"},
+		{"Services", -1, 0, "Services"},
+		{"services,", -1, 0, ""},
+		{",services", -1, 0, ""},
+		{"services,,checks", -1, 0, ""},
+		{",", -1, 0, ""},
+		{"services ", -1, 0, "services "},
+		{"allx", -1, 0, "allx"},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint32_t g = 0xdead;
+		const char *bad = NULL;
+		size_t bad_len = 99, n = strlen(cases[i].s);
+		int rc = fleet_expo_parse_groups(cases[i].s, n, &g, &bad, &bad_len);
+
+		assert_int_equal(rc, cases[i].rc);
+		if (rc == 0) {
+			assert_int_equal(g, cases[i].groups);
+			continue;
+		}
+		assert_int_equal(g, 0xdead);
+		assert_true(bad >= cases[i].s && bad + bad_len <= cases[i].s + n);
+		assert_int_equal(bad_len, strlen(cases[i].bad));
+		assert_memory_equal(bad, cases[i].bad, bad_len);
+		assert_int_equal(fleet_expo_parse_groups(cases[i].s, n, &g, NULL, NULL), -1);
+	}
+	/* Only the n bytes given are read: each list again, ending at a
+	 * PROT_NONE page, so that reading one byte past it faults. */
+	uint32_t g;
+	long page = sysconf(_SC_PAGESIZE);
+	char *map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = strlen(cases[i].s);
+		char *at = map + page - n;
+
+		memcpy(at, cases[i].s, n);
+		assert_int_equal(fleet_expo_parse_groups(at, n, &g, NULL, NULL), cases[i].rc);
+	}
+	munmap(map, 2 * (size_t)page);
+	assert_int_equal(fleet_expo_parse_groups("services,bogus", 8, &g, NULL, NULL), 0);
+	assert_int_equal(g, FLEET_GROUP_HOST | FLEET_GROUP_SERVICES);
+
+	struct fleet_expo_options o = {0};
+	char long_id[FLEET_ID_MAX + 1];
+
+	memset(long_id, 'x', sizeof long_id);
+	assert_int_equal(fleet_expo_select_org(&o, long_id, FLEET_ID_MAX + 1), -EINVAL);
+	assert_int_equal(fleet_expo_select_org(&o, "x", 0), -EINVAL);
+	assert_int_equal(o.org_len, 0);
+	assert_int_equal(fleet_expo_select_org(&o, long_id, FLEET_ID_MAX), 0);
+	assert_int_equal(o.org_len, FLEET_ID_MAX);
+	assert_int_equal(fleet_expo_select_shard(&o, 0, 0), -EINVAL);
+	assert_int_equal(fleet_expo_select_shard(&o, 3, 3), -EINVAL);
+	assert_int_equal(o.shards, 0);
+	assert_int_equal(fleet_expo_select_shard(&o, 2, 3), 0);
+	assert_true(o.shard == 2 && o.shards == 3);
+}
+
+/* ---- Unique series ---- */
+
+/* No two samples of text with the same name and labels. */
+static void assert_series_unique(const char *text, size_t len)
+{
+	struct lines ls = {0};
+
+	lines_add(&ls, text, len);
+	for (size_t i = 0; i < ls.n; i++)
+		*strrchr(ls.v[i], ' ') = '\0'; /* the value goes; labels are kept whole */
+	lines_sort(&ls);
+	for (size_t i = 1; i < ls.n; i++)
+		if (!strcmp(ls.v[i - 1], ls.v[i])) {
+			print_error("duplicate series: %s\n", ls.v[i]);
+			fail();
+		}
+	assert_true(ls.n > 0);
+	lines_free(&ls);
+}
+
+/*
+ * Two services of one containerName, or two identical checks, gave
+ * series with the same name and labels, which Prometheus drops as
+ * duplicates (and reports as an error of the scrape). Each item of an
+ * array now carries index, its position.
+ */
+static void same_named_services_and_identical_checks_gave_duplicate_series(void **state)
+{
+	(void)state;
+	static const char doc[] =
+		"{\"services\": [{\"containerName\": \"web\", \"cpuPercent\": 1, \"state\": \"running\"},"
+		" {\"containerName\": \"web\", \"cpuPercent\": 2, \"state\": \"running\"}],"
+		" \"serviceHealthChecks\": ["
+		"{\"containerName\": \"web\", \"healthCheckUrl\": \"http://web/\", \"success\": true},"
+		"{\"containerName\": \"web\", \"healthCheckUrl\": \"http://web/\", \"success\": false}],"
+		" \"tcpCheckResults\": ["
+		"{\"containerName\": \"web\", \"host\": \"db\", \"port\": 5432, \"name\": \"db\", \"success\": true, \"durationMs\": 1},"
+		"{\"containerName\": \"web\", \"host\": \"db\", \"port\": 5432, \"name\": \"db\", \"success\": true, \"durationMs\": 1}],"
+		" \"certCheckResults\": ["
+		"{\"containerName\": \"\", \"host\": \"h\", \"port\": 443, \"success\": true, \"durationMs\": 5, \"daysUntilExpiry\": 3},"
+		"{\"containerName\": \"\", \"host\": \"h\", \"port\": 443, \"success\": true, \"durationMs\": 5, \"daysUntilExpiry\": 3}],"
+		" \"containers\": ["
+		"{\"id\": \"c1\", \"name\": \"web\", \"image\": \"i\", \"imageId\": \"i\", \"state\": \"up\", "
+		"\"status\": \"up\", \"created\": 1},"
+		"{\"id\": \"c1\", \"name\": \"web\", \"image\": \"i\", \"imageId\": \"i\", \"state\": \"up\", "
+		"\"status\": \"up\", \"created\": 1}],"
+		" \"topProcesses\": {\"stats\": {\"total\": 1, \"running\": 1, \"sleeping\": 0, "
+		"\"stopped\": 0, \"zombie\": 0}, \"byCpu\": ["
+		"{\"pid\": 7, \"name\": \"p\", \"state\": \"S\", \"cpuPercent\": 1, \"memoryMb\": 1, \"threads\": 1},"
+		"{\"pid\": 7, \"name\": \"p\", \"state\": \"S\", \"cpuPercent\": 1, \"memoryMb\": 1, \"threads\": 1}],"
+		" \"byMemory\": ["
+		"{\"pid\": 7, \"name\": \"p\", \"state\": \"S\", \"cpuPercent\": 1, \"memoryMb\": 1, \"threads\": 1}]}}";
+	struct fleet_store saved = store;
+	struct fleet_expo_options o = opts(EXPO_TEXT_004, 0);
+	size_t len;
+	char *t = render_whole(&o, &len);
+
+	assert_series_unique(t, len); /* the main fleet */
+	free(t);
+
+	assert_int_equal(fleet_store_init(&store, 4, 1, FLEET_CHUNK), 0);
+	publish_s("o", "dup", doc, sizeof doc - 1, NOW);
+	t = render(&o, FLEET_EXPO_MIN_CAP, &len);
+	assert_series_unique(t, len);
+	expect_line(t, "fleet_service_cpu_percent{organization_id=\"o\",agent_id=\"dup\","
+		       "container=\"web\",index=\"0\"} 1");
+	expect_line(t, "fleet_service_cpu_percent{organization_id=\"o\",agent_id=\"dup\","
+		       "container=\"web\",index=\"1\"} 2");
+	expect_line(t, "fleet_tcp_check_success{organization_id=\"o\",agent_id=\"dup\","
+		       "container=\"web\",host=\"db\",port=\"5432\",name=\"db\",index=\"1\"} 1");
+	expect_line(t, "fleet_health_check_success{organization_id=\"o\",agent_id=\"dup\","
+		       "container=\"web\",url=\"http://web/\",index=\"1\"} 0");
+	expect_line(t, "fleet_cert_check_expires_in_seconds{organization_id=\"o\",agent_id=\"dup\","
+		       "host=\"h\",port=\"443\",index=\"1\"} 259200");
+	expect_line(t, "fleet_container_created_timestamp_seconds{organization_id=\"o\",agent_id=\"dup\","
+		       "container=\"web\",container_id=\"c1\",index=\"1\"} 1");
+	expect_line(t, "fleet_process_cpu_percent{organization_id=\"o\",agent_id=\"dup\","
+		       "pid=\"7\",process=\"p\",list=\"cpu\",index=\"1\"} 1");
+	expect_line(t, "fleet_process_cpu_percent{organization_id=\"o\",agent_id=\"dup\","
+		       "pid=\"7\",process=\"p\",list=\"memory\",index=\"0\"} 1");
+	/* Items x families with a sample: services (info, cpu), health checks
+	 * (success), TCP checks (success, duration), certs (success,
+	 * duration, expires in), containers (info, created), processes (cpu,
+	 * memory, threads). Host series have no index: one per agent already. */
+	assert_int_equal(count_lines_with(t, "index="), 2 * 2 + 2 * 1 + 2 * 2 + 2 * 3 + 2 * 2 + 3 * 3);
+	if (access("/usr/bin/promtool", X_OK) == 0)
+		assert_int_equal(run_on("/usr/bin/promtool check metrics", t, len), 0);
+	fleet_store_fini(&store);
+	store = saved;
+	free(t);
 }
 
 /* ---- The store changing underneath ---- */
@@ -820,7 +1517,8 @@ static void agents_published_between_pieces_appear_from_a_family_on(void **state
 	int i = 0;
 
 	fleet_expo_begin(&c, &o);
-	while ((n = fleet_expo_next(&c, &store, 0, piece, sizeof piece)) > 0) {
+	while (!c.done) {
+		n = fleet_expo_next(&c, &store, 0, piece, sizeof piece);
 		memcpy(out + len, piece, n);
 		len += n;
 		if (++i % 7 == 0) { /* a new agent, and a new report of an old one */
@@ -856,7 +1554,13 @@ int main(void)
 		cmocka_unit_test(max_series_keeps_the_first_ones_and_counts_the_rest),
 		cmocka_unit_test(an_empty_store_gives_metadata_and_the_dropped_family),
 		cmocka_unit_test(a_nul_in_a_label_is_written_as_it_is),
-		cmocka_unit_test(a_call_ends_after_its_step_budget_when_little_is_written),
+		cmocka_unit_test(capped_pieces_respect_the_step_budget),
+		cmocka_unit_test(unselected_agents_cost_one_visit_each),
+		cmocka_unit_test(shards_and_organizations_split_the_fleet_exactly),
+		cmocka_unit_test(groups_select_exactly_their_families),
+		cmocka_unit_test(fleet_agent_shard_is_stable),
+		cmocka_unit_test(include_lists_parse_and_unknown_names_are_refused),
+		cmocka_unit_test(same_named_services_and_identical_checks_gave_duplicate_series),
 		/* Last: it changes the store. */
 		cmocka_unit_test(agents_published_between_pieces_appear_from_a_family_on),
 	};

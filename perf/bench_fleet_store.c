@@ -4,7 +4,10 @@
  * worker, on its own half of the agents, as SO_REUSEPORT spreads them).
  * Each thread calls fleet_quiescent every PASS calls, as a worker loop
  * would once per pass. Agents are visited with a stride, so their slots
- * and blocks are not all hot in L1.
+ * and blocks are not all hot in L1. Then, on one thread, the sweep for
+ * silent agents (fleet_forget): ns per slot visited when nobody is due,
+ * ns per agent forgotten, and ns per first publish of an agent that takes
+ * a forgotten agent's slot.
  *
  *   cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -pthread -o build/perf/bench_fleet_store \
  *      perf/bench_fleet_store.c src/fleet/store.c src/common/siphash.c
@@ -99,6 +102,63 @@ static double measure(enum op op, size_t len, uint32_t threads, uint64_t ops)
 	return ns / threads;
 }
 
+/* The sweep on one thread, over a fresh store of AGENTS 1 KiB agents. */
+static void measure_forget(void)
+{
+	uint32_t cursor = 0, forgot = 0;
+	double t0, ns;
+
+	if (fleet_store_init(&store, AGENTS, 1, (size_t)64 << 20)) {
+		fprintf(stderr, "bench_fleet_store: init failed\n");
+		exit(1);
+	}
+	for (uint32_t a = 0; a < AGENTS; a++)
+		if (fleet_publish(&store, 0, orgs[a], org_len[a], ids[a], id_len[a], blob, 1024, 1000)) {
+			fprintf(stderr, "bench_fleet_store: publish failed\n");
+			exit(1);
+		}
+	/* Nobody due: a slot read and a received_ms compare each. */
+	t0 = bench_seconds() * 1e9;
+	for (int i = 0; i < 200; i++)
+		forgot += fleet_forget(&store, 0, 1000, AGENTS, &cursor);
+	ns = (bench_seconds() * 1e9 - t0) / (200.0 * AGENTS);
+	printf("fleet_forget, nobody due (%u agents): %.1f ns per slot visited\n", AGENTS, ns);
+	/* Everybody due, in sweeps of 256 slots with a pass between, as the
+	 * server runs them; then every agent again, into forgotten slots. */
+	for (int round = 0; round < 5; round++) {
+		t0 = bench_seconds() * 1e9;
+		for (uint32_t n = 0; n < AGENTS; n += 256) {
+			forgot += fleet_forget(&store, 0, 2000 + round, 256, &cursor);
+			fleet_quiescent(&store, 0);
+		}
+		ns = (bench_seconds() * 1e9 - t0) / AGENTS;
+		fleet_quiescent(&store, 0);
+		double t1 = bench_seconds() * 1e9;
+		for (uint32_t a = 0; a < AGENTS; a++) {
+			uint32_t k = (uint32_t)((uint64_t)a * STRIDE % AGENTS);
+			if (fleet_publish(&store, 0, orgs[k], org_len[k], ids[k], id_len[k], blob, 1024,
+					  2000 + round)) {
+				fprintf(stderr, "bench_fleet_store: publish failed\n");
+				exit(1);
+			}
+			if (a % PASS == PASS - 1)
+				fleet_quiescent(&store, 0);
+		}
+		double relink = (bench_seconds() * 1e9 - t1) / AGENTS;
+		if (round == 4)
+			printf("fleet_forget, everybody due: %.1f ns per agent forgotten; "
+			       "fleet_publish of an agent into a forgotten slot: %.1f ns\n",
+			       ns, relink);
+	}
+	if (forgot != 5 * AGENTS || fleet_agent_count(&store) != AGENTS ||
+	    fleet_agent_slots(&store) != AGENTS) {
+		fprintf(stderr, "bench_fleet_store: %u forgotten, %u agents in %u slots\n", forgot,
+			fleet_agent_count(&store), fleet_agent_slots(&store));
+		exit(1);
+	}
+	fleet_store_fini(&store);
+}
+
 int main(void)
 {
 	static const size_t lens[] = {1024, 8192};
@@ -135,5 +195,6 @@ int main(void)
 			fleet_store_fini(&store);
 		}
 	}
+	measure_forget();
 	return 0;
 }

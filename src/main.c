@@ -167,6 +167,8 @@ static int serve(const struct config *cfg)
 	static struct api api;
 	if (api_init(&api, cfg, cfg->workers, have_keys ? &keys : NULL) < 0)
 		return 1;
+	if (cfg->fleet_state[0])
+		api_load_fleet(&api, cfg->fleet_state);
 	sample_process(&metrics);
 	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped};
 	struct ring_server server;
@@ -186,9 +188,14 @@ static int serve(const struct config *cfg)
 
 	/* Until SIGTERM or SIGINT: sample the process collector once a
 	 * second, here, so a scrape on a worker never reads /proc
-	 * (DESIGN.md "Threads"); on SIGHUP reopen the access log. */
+	 * (DESIGN.md "Threads"); on SIGHUP reopen the access log; save the
+	 * fleet every --fleet-save-interval. */
 	struct signalfd_siginfo si;
 	ssize_t n = -1;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t next_save_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
+			       cfg->fleet_save_interval_ms;
 	for (;;) {
 		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
 		int r = poll(&pfd, 1, PROCESS_SAMPLE_MS);
@@ -206,11 +213,19 @@ static int serve(const struct config *cfg)
 		} else if (errno != EINTR) {
 			break;
 		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+		if (cfg->fleet_state[0] && cfg->fleet_save_interval_ms && now_ms >= next_save_ms) {
+			api_save_fleet(&api, cfg->fleet_state);
+			next_save_ms = now_ms + cfg->fleet_save_interval_ms;
+		}
 	}
 	log_info("shutting down", "signal=%s timeout_ms=%u",
 		 n == sizeof si ? strsignal((int)si.ssi_signo) : "?", cfg->shutdown_timeout_ms);
 	ring_server_stop(&server);
 	ring_server_wait(&server);
+	if (cfg->fleet_state[0]) /* the workers are gone: the fleet is still */
+		api_save_fleet(&api, cfg->fleet_state);
 	api_fini(&api);
 	metrics_registry_fini(&metrics);
 	if (access_log > STDERR_FILENO)

@@ -38,6 +38,15 @@ struct api {
 int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct jwt_keys *keys);
 void api_fini(struct api *a);
 
+/* --fleet-state: loads the fleet saved in path before the workers start
+ * (receive times kept; agents past --fleet-forget skipped), logging what
+ * it did; a damaged file leaves the agents read before the damage. And
+ * saves it, at shutdown (workers stopped) or while they run, from the
+ * main thread only (it uses the store's extra worker record). Return 0
+ * or a negative errno (logged). */
+int api_load_fleet(struct api *a, const char *path);
+int api_save_fleet(struct api *a, const char *path);
+
 /* Bytes of worker i's part (token cache, validators) in RAM; see
  * resident_bytes. */
 uint64_t api_worker_resident(const struct api *a, uint32_t i);

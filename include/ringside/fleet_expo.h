@@ -135,6 +135,9 @@ struct fleet_expo_cursor {
 	uint32_t slot;    /* agent slot in this family's pass */
 	uint32_t item;    /* series position within the agent (item x column); at the end, the line */
 	uint32_t visits;  /* visits the last call made, <= FLEET_EXPO_STEP_BUDGET (for tests) */
+	uint64_t links;   /* fleet_links when this family's pass began: agents linked
+			   * later (forgotten, then back in a slot ahead) wait for the
+			   * next family, so a pass meets each agent once */
 	bool header;      /* this family's HELP and TYPE are written */
 	bool done;        /* the last line is written */
 	uint64_t series;  /* series written */

@@ -7,19 +7,27 @@
  *
  * Agents are keyed by (organization id, agent id), each 1..63 bytes. An
  * agent takes one slot of a fixed table on its first publish and keeps it
- * for the life of the store (staleness is the reader's business, from
- * received_ms). Publishing copies the blob into a fresh block and swaps the
- * agent's snapshot pointer: readers see the old snapshot or the new one,
- * whole, never a mix.
+ * until it is forgotten (fleet_forget: silent past a cutoff the caller
+ * chooses); the slot then serves a later new agent. Publishing copies the
+ * blob into a fresh block and swaps the agent's snapshot pointer: readers
+ * see the old snapshot or the new one, whole, never a mix.
  *
  * Reclamation is quiescent-state based (QSBR): a snapshot a reader got from
  * fleet_lookup or fleet_snapshot_at stays valid, unchanged, until that
- * reader's worker next calls fleet_quiescent (or fleet_offline). Every
- * worker 0..workers-1 must therefore call fleet_quiescent once per loop
- * pass (the worker's timer tick guarantees passes), or fleet_offline
- * before it stops passing; a worker that does neither holds back the reuse
- * of every replaced snapshot, and publishes then fail with -ENOSPC once
- * blob memory runs out. The proof sketch is in src/fleet/store.c.
+ * reader's worker next calls fleet_quiescent (or fleet_offline), even if it
+ * is replaced or its agent forgotten meanwhile. Every worker record
+ * 0..workers-1 must therefore call fleet_quiescent once per loop pass (the
+ * worker's timer tick guarantees passes), or be offline (fleet_offline)
+ * whenever it does not pass; a record that does neither holds back the
+ * reuse of every replaced snapshot and forgotten slot, and publishes then
+ * fail with -ENOSPC once blob memory runs out. The proof sketch is in
+ * src/fleet/store.c.
+ *
+ * A thread other than the workers (the main thread saving the fleet while
+ * they run, include/ringside/fleet_persist.h) takes a record of its own:
+ * make the store with one record more than there are workers, put that
+ * record offline (fleet_offline) before the workers start, and bracket
+ * each use with fleet_online ... fleet_offline. Records start online.
  *
  * Memory: one MAP_NORESERVE mapping of memory_bytes, touched lazily, cut
  * into 192 KiB chunks; a chunk is carved on demand into blocks of one size
@@ -63,7 +71,9 @@ struct fleet_snapshot {
 	uint32_t slot;        /* the agent's slot (see fleet_snapshot_at) */
 	uint8_t org_len;
 	uint8_t agent_len;
-	uint8_t reserved[30];
+	uint8_t reserved[6];
+	uint64_t born;        /* the agent's link number (see fleet_links) */
+	uint8_t spare[16];
 	unsigned char data[]; /* the blob */
 };
 
@@ -78,15 +88,15 @@ struct fleet_store {
 	struct fleet_shared *sh;      /* the words every worker may write */
 	struct fleet_worker *workers; /* one cache-line-aligned record each */
 	struct fleet_agent *agents;   /* max_agents slots */
-	_Atomic uint64_t *index;      /* open addressing: hash high half | slot + 1 */
+	_Atomic uint32_t *bucket;     /* chain heads: slot + 1, or 0 */
 	_Atomic uint32_t *slot_link;  /* free-stack links of agent slots */
 	_Atomic uint32_t *link;       /* per 256-byte unit: free-stack and limbo links */
 	uint8_t *chunk_class;         /* per chunk, set when it is carved */
 	unsigned char *mem;           /* the blob mapping */
 	size_t mem_bytes;             /* whole chunks */
-	size_t index_bytes, agents_bytes, link_bytes, slot_link_bytes, chunk_class_bytes;
+	size_t bucket_bytes, agents_bytes, link_bytes, slot_link_bytes, chunk_class_bytes;
 	uint32_t chunks;
-	uint32_t index_mask;
+	uint32_t bucket_mask;
 	uint32_t max_agents;
 	uint32_t nworkers;
 	uint64_t key[2];              /* SipHash key, drawn at init */
@@ -94,7 +104,7 @@ struct fleet_store {
 
 /*
  * Allocates everything the store will ever use: the agent table and its
- * index (twice max_agents entries, rounded up to a power of two), the
+ * index (4 x max_agents chain heads, rounded up to a power of two), the
  * per-worker records, and the blob mapping (memory_bytes rounded down to
  * whole 192 KiB chunks). Draws the hash key from getrandom. Returns 0,
  * -EINVAL (max_agents 0 or over FLEET_MAX_AGENTS, workers 0 or over
@@ -111,18 +121,25 @@ void fleet_store_fini(struct fleet_store *s);
 /*
  * Worker `worker` makes len bytes at blob the latest snapshot of the agent
  * (org, agent), received at now_ms; the blob is copied. The agent takes a
- * slot on its first publish. Returns:
- *   0        published; readers now find this snapshot (or a later one);
+ * slot on its first publish (or its first since it was forgotten). Returns:
+ *   0        published; readers now find this snapshot, or a later one,
+ *            or nothing once a fleet_forget with a cutoff above now_ms has
+ *            forgotten the agent;
  *   -EINVAL  an id empty or over FLEET_ID_MAX bytes, or worker out of range;
  *   -EMSGSIZE len over FLEET_BLOB_MAX (answer 413);
- *   -ENOSPC  the agent is new and all max_agents slots are taken, or blob
- *            memory is exhausted even after reclaiming what this worker
- *            may (answer 503; fleet_agent_count tells which: a full table
- *            has max_agents agents).
+ *   -ENOSPC  the agent is new and all max_agents slots are taken (those
+ *            of forgotten agents serve again once every worker has passed
+ *            a quiescent state), or blob memory is exhausted even after
+ *            reclaiming what this worker may (answer 503;
+ *            fleet_agent_count tells which: a full table has max_agents
+ *            agents, or nearly, while forgotten slots wait).
  * On any error nothing changed: the agent's previous snapshot, if any,
- * stays. Snapshot pointers this worker holds stay valid (publishing is not
- * a quiescent state). Bounded work: a hash, a probe, a copy, a few steps
- * of reclamation.
+ * stays. A publish racing a fleet_forget of its agent is never lost:
+ * either the forget loses and the agent stays, with this snapshot, or the
+ * forget wins first and this publish links the agent anew. Snapshot
+ * pointers this worker holds stay valid (publishing is not a quiescent
+ * state). Bounded work: a hash, a chain walk, a copy, a few steps of
+ * reclamation.
  */
 int fleet_publish(struct fleet_store *s, uint32_t worker, const char *org, size_t org_len,
 		  const char *agent, size_t agent_len, const void *blob, size_t len,
@@ -130,9 +147,10 @@ int fleet_publish(struct fleet_store *s, uint32_t worker, const char *org, size_
 
 /*
  * The latest snapshot of agent (org, agent), or NULL if the agent is
- * unknown (or its first publish is still under way, or the ids are
- * invalid). The snapshot stays valid and unchanged until `worker`'s next
- * fleet_quiescent or fleet_offline, even if it is replaced meanwhile.
+ * unknown or forgotten (or its first publish is still under way, or the
+ * ids are invalid). The snapshot stays valid and unchanged until
+ * `worker`'s next fleet_quiescent or fleet_offline, even if it is replaced
+ * or its agent forgotten meanwhile.
  */
 const struct fleet_snapshot *fleet_lookup(struct fleet_store *s, uint32_t worker,
 					  const char *org, size_t org_len,
@@ -140,18 +158,59 @@ const struct fleet_snapshot *fleet_lookup(struct fleet_store *s, uint32_t worker
 
 /*
  * Iteration for the fleet exposition: slots 0 .. fleet_agent_slots(s)-1
- * hold every agent exactly once (the count only grows). fleet_snapshot_at
- * returns slot i's latest snapshot, or NULL for a slot without one yet;
- * same validity rule as fleet_lookup. Each call is O(1), so an exposition
- * may stop and resume at any slot, even across quiescent states.
+ * (a high-water mark: it only grows) hold every agent. fleet_snapshot_at
+ * returns slot i's latest snapshot, or NULL for a slot without one (not
+ * yet published, forgotten, or free); same validity rule as fleet_lookup.
+ * Each call is O(1), so an exposition may stop and resume at any slot,
+ * even across quiescent states.
+ *
+ * An agent has one slot at a time, so a pass over the slots meets each
+ * agent once, except one that is forgotten and links anew (a publish
+ * after its forget) while the pass runs: its new slot may lie ahead of
+ * the pass, which then meets it twice, first with its old report. To
+ * exclude that, note fleet_links(s) when the pass starts and skip every
+ * snapshot whose `born` is above it: those agents were linked during the
+ * pass (they show up in the next one). With that rule a pass never
+ * returns one agent twice (proof in src/fleet/store.c).
  */
 uint32_t fleet_agent_slots(struct fleet_store *s);
 const struct fleet_snapshot *fleet_snapshot_at(struct fleet_store *s, uint32_t worker,
 					       uint32_t i);
 
-/* Agents in the index now (the slots of fleet_agent_slots that hold an
- * agent, give or take a first publish under way). */
+/* Agents linked so far, ever: every link of an agent into the index
+ * (a first publish, or the first after a forget) takes the next number,
+ * 1, 2, ..., as its snapshots' `born`. Numbers skipped by a first publish
+ * that lost a race are never used. */
+uint64_t fleet_links(struct fleet_store *s);
+
+/* Agents in the index now: linked and not forgotten (exact once the
+ * publishes and forgets under way have returned). */
 uint32_t fleet_agent_count(struct fleet_store *s);
+
+/*
+ * The sweep for silent agents, to be called from a worker's loop (it is
+ * not a quiescent state): visits `budget` slots (at most
+ * fleet_agent_slots), starting at *cursor and wrapping at
+ * fleet_agent_slots, and forgets each agent whose latest snapshot has
+ * received_ms < older_than_ms: the agent leaves the index at once
+ * (fleet_lookup and fleet_snapshot_at return NULL for it, and
+ * fleet_agent_count drops), its snapshot's block is freed and its slot
+ * returns to the free slots once no reader can hold them (QSBR, as for a
+ * replaced snapshot). Stores where to resume in *cursor (start it at 0);
+ * returns how many agents it forgot.
+ *
+ * Any number of workers may sweep at once, each with its own cursor, over
+ * the same slots or not: a forget is decided by one compare-and-swap on
+ * the agent's snapshot pointer, which the publishes of that agent also
+ * go through, so each agent is forgotten once, and a publish racing it is
+ * kept (see fleet_publish). Work per call: `budget` slot reads, and per
+ * agent forgotten a chain walk and a few compare-and-swaps.
+ */
+uint32_t fleet_forget(struct fleet_store *s, uint32_t worker, int64_t older_than_ms,
+		      uint32_t budget, uint32_t *cursor);
+
+/* Agents forgotten so far, by every worker's fleet_forget. */
+uint64_t fleet_forgotten(struct fleet_store *s);
 
 /* Bytes of the agents' latest snapshots (their data, not the blocks
  * holding them). */
@@ -164,8 +223,8 @@ size_t fleet_memory_carved(struct fleet_store *s);
 /*
  * `worker` holds no snapshot pointer: every pointer it got before is dead.
  * Call once per loop pass. Announces the quiescent state, then frees a
- * bounded number of this worker's replaced snapshots that no worker can
- * still hold. Never waits.
+ * bounded number of the blocks and slots this worker retired that no
+ * worker can still hold. Never waits.
  */
 void fleet_quiescent(struct fleet_store *s, uint32_t worker);
 
@@ -174,7 +233,7 @@ void fleet_quiescent(struct fleet_store *s, uint32_t worker);
  * timer): like fleet_quiescent, then no longer holds back reclamation.
  * It must call fleet_online before it uses the store again
  * (fleet_quiescent on an offline worker does fleet_online first). Blocks
- * it replaced and has not yet freed wait until it passes again.
+ * and slots it retired and has not yet freed wait until it passes again.
  */
 void fleet_offline(struct fleet_store *s, uint32_t worker);
 void fleet_online(struct fleet_store *s, uint32_t worker);

@@ -35,6 +35,9 @@ struct api_worker {
 	uint32_t free_top, slot_count;
 	_Atomic uint32_t slots_in_use; /* for /metrics; written by this worker */
 	struct ingest_report *reports; /* slot_count of them, MAP_NORESERVE */
+	/* The sweep for agents silent past --fleet-forget (api_worker_pass). */
+	int64_t next_forget_ms;
+	uint32_t forget_cursor;
 } __attribute__((aligned(64)));
 
 static inline struct api_worker *api_worker_of(struct http_exchange *x)

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ringside/fleet_expo.h"
@@ -182,9 +181,10 @@ static int parse_selection(struct http_exchange *x, const char *q, size_t len,
 				return bad_selection(x, "include", message), -1;
 			}
 		} else {
-			char *end;
-			long number = strtol(v, &end, 10);
-			if (n == 0 || *end || v[0] == '-' || v[0] == '+' || number > 65535)
+			long number = 0;
+			for (ssize_t i = 0; i < n && number <= 65535; i++)
+				number = v[i] >= '0' && v[i] <= '9' ? number * 10 + (v[i] - '0') : 65536;
+			if (n == 0 || number > 65535) /* digits only: no sign, no space */
 				return bad_selection(x, name, "Want a whole number."), -1;
 			if (name[0] == 's')
 				shard = number;

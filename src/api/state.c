@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "ringside/fleet_persist.h"
 #include "ringside/log.h"
 #include "ringside/metrics_expo.h"
 #include "ringside/resident.h"
@@ -68,7 +69,9 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 		log_warn("no agent token key: the agent routes answer 503",
 			 "hint=\"%s\"", "start with --jwt-secret-file or --jwt-public-key-file");
 	}
-	int r = fleet_store_init(&a->fleet, cfg->fleet_max_agents, workers,
+	/* One worker record more than there are workers: the main thread's,
+	 * to save the fleet while they run (api_save_fleet). */
+	int r = fleet_store_init(&a->fleet, cfg->fleet_max_agents, workers + 1,
 				 (size_t)cfg->fleet_memory_bytes);
 	if (r < 0) {
 		log_error("cannot make the fleet store", "err=%d max_agents=%u memory=%llu", -r,
@@ -76,15 +79,20 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 		api_fini(a);
 		return -1;
 	}
+	fleet_offline(&a->fleet, workers); /* until a save brings it online */
 	if (rate_limit_init(&a->rate, rate_entries(cfg->fleet_max_agents),
 			    cfg->ingest_rate_milli) < 0)
 		goto nomem;
 	if (posix_memalign((void **)&a->workers, 64, workers * sizeof *a->workers))
 		goto nomem;
 	memset(a->workers, 0, workers * sizeof *a->workers);
-	for (uint32_t i = 0; i < workers; i++)
+	for (uint32_t i = 0; i < workers; i++) {
 		if (worker_init(&a->workers[i], cfg->ingest_slots) < 0)
 			goto nomem;
+		/* The workers sweep from spread-out slots, so that together
+		 * they cover the fleet sooner than one would. */
+		a->workers[i].forget_cursor = (uint32_t)((uint64_t)cfg->fleet_max_agents * i / workers);
+	}
 	return 0;
 nomem:
 	log_error("out of memory for the agent routes", "workers=%u ingest_slots=%u", workers,
@@ -105,9 +113,57 @@ void api_fini(struct api *a)
 	jwt_keys_fini(&a->keys);
 }
 
+/* Slots one worker's sweep looks at a second: 100 000 agents are swept
+ * every 25 s by one worker (a slot read each, a few atomics per agent
+ * forgotten; tens of microseconds a call). */
+#define FORGET_SWEEP_SLOTS 4096u
+
 void api_worker_pass(struct api *a, uint32_t worker)
 {
 	fleet_quiescent(&a->fleet, worker);
+	struct api_worker *aw = &a->workers[worker];
+	if (!a->cfg->fleet_forget_ms)
+		return;
+	int64_t now = api_now_ms();
+	if (now < aw->next_forget_ms)
+		return;
+	aw->next_forget_ms = now + 1000;
+	fleet_forget(&a->fleet, worker, now - a->cfg->fleet_forget_ms, FORGET_SWEEP_SLOTS,
+		     &aw->forget_cursor);
+}
+
+int api_load_fleet(struct api *a, const char *path)
+{
+	char err[256];
+	uint64_t agents = 0;
+	int64_t forget_before = a->cfg->fleet_forget_ms ? api_now_ms() - a->cfg->fleet_forget_ms
+							 : INT64_MIN;
+	/* The extra record: a worker's left offline by the load would serve
+	 * its first requests before its first quiescent state brings it
+	 * online. */
+	int r = fleet_load(&a->fleet, a->worker_count, path, forget_before, &agents, err,
+			   sizeof err);
+	if (r < 0)
+		log_error("the fleet file is damaged; serving with the agents read before the damage",
+			  "path=\"%s\" agents=%llu err=\"%s\"", path, (unsigned long long)agents,
+			  err);
+	else
+		log_info("fleet loaded", "path=\"%s\" agents=%llu", path, (unsigned long long)agents);
+	return r;
+}
+
+int api_save_fleet(struct api *a, const char *path)
+{
+	char err[256];
+	uint64_t agents = 0;
+	int64_t t0 = api_now_ms();
+	int r = fleet_save(&a->fleet, a->worker_count, path, &agents, err, sizeof err);
+	if (r < 0)
+		log_error("cannot save the fleet", "path=\"%s\" err=\"%s\"", path, err);
+	else
+		log_info("fleet saved", "path=\"%s\" agents=%llu ms=%lld", path,
+			 (unsigned long long)agents, (long long)(api_now_ms() - t0));
+	return r;
 }
 
 void api_worker_stopped(struct api *a, uint32_t worker)
@@ -152,4 +208,8 @@ void api_write_metrics(struct api *a, struct expo *e)
 		expo_family(e, g[i].name, EXPO_GAUGE, g[i].help);
 		expo_sample(e, g[i].name, NULL, NULL, 0, NULL, v[i]);
 	}
+	expo_family(e, "ringside_fleet_agents_forgotten_total", EXPO_COUNTER,
+		    "Agents forgotten after --fleet-forget of silence: their slots and memory freed.");
+	expo_sample(e, "ringside_fleet_agents_forgotten_total", NULL, NULL, 0, NULL,
+		    (double)fleet_forgotten(&a->fleet));
 }

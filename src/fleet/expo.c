@@ -574,7 +574,7 @@ static uint32_t item_count(const struct family *f, const struct agent *a)
 /* Loads slot's agent for family f: whether it is selected and fresh, and
  * how many positions it has; one visit whatever it finds. */
 static void agent_load(struct agent *a, struct fleet_store *s, uint32_t worker, uint32_t slot,
-		       const struct fleet_expo_options *o, const struct family *f)
+		       const struct fleet_expo_options *o, const struct family *f, uint64_t links)
 {
 	const struct fleet_snapshot *sn = fleet_snapshot_at(s, worker, slot);
 
@@ -583,7 +583,9 @@ static void agent_load(struct agent *a, struct fleet_store *s, uint32_t worker, 
 	a->plen = 0;
 	a->snap = NULL;
 	a->viewed = a->bad_id = false;
-	if (!sn)
+	/* Linked after this family's pass began: it may have been met in its
+	 * old slot already (fleet_store.h, fleet_snapshot_at). */
+	if (!sn || sn->born > links)
 		return;
 	int64_t age = o->now_ms - sn->received_ms;
 
@@ -1057,13 +1059,14 @@ size_t fleet_expo_next(struct fleet_expo_cursor *c, struct fleet_store *s, uint3
 			if (src_group[f->src] & c->o.groups) {
 				len += header(buf + len, f->name, f->help);
 				c->header = true;
+				c->links = fleet_links(s);
 			} else {
 				next_family(c, &a);
 			}
 		} else if (c->slot >= fleet_agent_slots(s)) {
 			next_family(c, &a);
 		} else if (a.slot != c->slot) {
-			agent_load(&a, s, worker, c->slot, &c->o, f);
+			agent_load(&a, s, worker, c->slot, &c->o, f, c->links);
 			if (c->item >= a.npos) /* none; or a new report with fewer items */
 				next_agent(c);
 		} else if (a.bad_id || (c->o.max_series && c->series >= c->o.max_series)) {

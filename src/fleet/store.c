@@ -3,10 +3,12 @@
  *
  * Shared state and who writes it
  * ------------------------------
- *   agents[]      slot: the agent's ids (written once, before the slot is
- *                 linked into the index) and `cur`, its snapshot pointer
- *                 (swapped by whichever worker publishes).
- *   index[]       0, or (hash >> 32) << 32 | (slot + 1); set once by CAS.
+ *   agents[]      slot: the agent's ids and hash (written while the slot
+ *                 is private, before it is linked), `next`, its link in
+ *                 the index, and `cur`, its snapshot pointer (swapped by
+ *                 whichever worker publishes, or set to DEAD by the one
+ *                 that forgets it).
+ *   bucket[]      the index: chain heads, slot + 1 or 0.
  *   sh->free[c]   Treiber stack of free blocks of class c, any worker
  *                 pushes and pops. The head is one 64-bit word: block id
  *                 in the low half, a counter bumped by every successful
@@ -18,6 +20,7 @@
  *                 unit), never in them: a stale popper may read a link of a
  *                 block now holding someone's snapshot, and that read must
  *                 be an atomic one of a word nobody else relies on.
+ *   sh->slot_free the same for free agent slots (links in slot_link[]).
  *   sh->epoch     the QSBR grace-period counter.
  *   workers[w].qs the epoch worker w saw at its last quiescent state
  *                 (QS_OFFLINE while offline), written by w only.
@@ -26,7 +29,7 @@
  *
  * Reclamation (QSBR) and why a block is never reused while a reader holds it
  * --------------------------------------------------------------------------
- * A publish swaps agents[i].cur to the new snapshot (exchange, acq_rel): the
+ * A publish swaps agents[i].cur to the new snapshot (CAS, acq_rel): the
  * old one is now unreachable for any later load of cur. The publisher puts
  * the old block on its own `pending` list. At its next quiescent call it
  * tags the whole pending list with g = fetch_add(epoch, 1) + 1 (acq_rel):
@@ -54,21 +57,82 @@
  *   - The publisher's own qs reaches g only at its own next quiescent
  *     call, so publishing never frees what the publisher itself holds.
  *
- * Only the publisher that replaced a snapshot retires it (the exchange
- * returns each old pointer to exactly one caller), so no block is freed
- * twice. Free blocks go to a small per-worker cache first (most publishes
- * free into and allocate from it, off the shared CAS), else the shared
- * stack. Work per call is bounded: quiescent frees at most RECLAIM_STEP
- * blocks and a publish at most PUBLISH_RECLAIM, the rest waits for later
- * calls; a scan of the qs words is O(workers).
+ * Only the publisher that replaced a snapshot, or the sweeper that
+ * forgot it, retires it (each CAS on cur hands its old pointer to exactly
+ * one caller), so no block is freed twice. Free blocks go to a small
+ * per-worker cache first (most publishes free into and allocate from it,
+ * off the shared CAS), else the shared stack. Work per call is bounded:
+ * quiescent frees at most RECLAIM_STEP blocks and slots, a publish at most
+ * PUBLISH_RECLAIM, the rest waits for later calls; a scan of the qs words
+ * is O(workers). Every reader, sweeper and publisher works between two
+ * quiescent states of its record, so the same argument covers every
+ * pointer below: a retired thing is reused only after everyone who could
+ * have reached it has passed.
  *
- * The index: linear probing with CAS. Two first publishes of one agent
- * probe the same sequence; a position changes once, 0 -> entry, and an
- * inserter that loses the CAS re-examines the same position, so the agent
- * can only appear at the first position of its sequence that was empty:
- * one slot, never two. The loser's slot, filled but never linked, goes
- * back on the slot stack. The index holds at most max_agents entries in
- * at least 2 * max_agents positions, so a probe always ends.
+ * The index, and why it chains
+ * ----------------------------
+ * A lock-free Harris-Michael list per bucket, through the slots
+ * themselves (M. Michael, "High Performance Dynamic Lock-Free Hash Tables
+ * and List-Based Sets", SPAA 2002), each chain sorted by (hash, ids) so an
+ * agent has one place. A link word is slot + 1 of the next node, with MARK
+ * set once its node is deleted; a marked link never changes again (an
+ * insert after, or an unlink of the successor, CASes an unmarked one), so
+ * deletion is: mark, then CAS the predecessor's link past the node. Any
+ * list_find that meets a marked node unlinks it, and whoever's CAS does it
+ * retires the slot: exactly one unlink per node. An insert CASes the
+ * predecessor's link from the successor it saw to the new node, so two
+ * first publishes of one agent cannot both link it: the loser's CAS fails,
+ * it walks again and finds the winner's node. Lookups walk without
+ * writing; a node unlinked under them is still readable, and its frozen
+ * link leads back into the chain or to its end, which is why a slot waits
+ * a grace period before reuse.
+ *
+ * Open addressing was the first design and is what this replaced: its
+ * deletions must leave tombstones, since backward-shift deletion moves
+ * entries under concurrent lookups (one that passed the hole before the
+ * move and reaches the old place after it misses a present agent) and
+ * inserts. Tombstones only go away where a probe can no longer need them,
+ * and under churn they pile up: a simulation of 100 000 agents in 2^18
+ * positions with every agent replaced ten times over, tombstones reused
+ * by inserts and cleared at cluster ends, left 83 % of the positions
+ * non-empty and a miss probing 23 positions (under 2 when fresh); without
+ * reuse (which a lock-free insert cannot do safely: two first publishes of
+ * one agent may then pick different tombstones) a miss probed 49 after two
+ * turnovers, and kept growing.
+ * Chains hold only live nodes and a few being unlinked, so a store that
+ * churns for years probes as when it was new. Cost: a hit reads a head
+ * word where it read an index entry, then the slot as before (its first
+ * line holds hash, link and cur); with four heads an agent, a hit walks
+ * 1.125 nodes on average at most.
+ *
+ * Forgetting, and publishing while it happens
+ * -------------------------------------------
+ * cur decides. A sweep reads cur = old, checks old->received_ms, and CASes
+ * cur from old to DEAD; a publish CASes cur from whatever it read to its
+ * snapshot, unless it read DEAD. So one of them is first: if the publish,
+ * the sweep's CAS fails and the agent stays; if the sweep, the publish
+ * sees DEAD, walks the index again, and links the agent anew in a fresh
+ * slot. (ABA: old cannot come back into cur, being retired and not freed
+ * while the sweep, between quiescent states, still holds it.) Then the
+ * sweep retires old, marks the node's link and runs list_find for the
+ * agent, which returns only after the node is unlinked (by this walk or
+ * another). A node is marked only once DEAD, and a walk that meets the
+ * agent's node DEAD but not yet marked marks it itself, so a publish
+ * never waits for the sweep. Every agent has at most one unmarked node:
+ * linking it anew needs a walk past the DEAD one, which unlinks it first.
+ *
+ * The counts: agents goes up when a node is linked and down when its cur
+ * becomes DEAD, so it counts the linked, unforgotten nodes exactly.
+ *
+ * Why an exposition that skips born > fleet_links() at its start never
+ * sees one agent twice: two slots showing agent K in one pass hold two
+ * of its nodes, n1 and a later n2, and n2.born <= the mark B. n2's link
+ * number was taken (acq_rel RMW on links) after its walk saw n1 DEAD,
+ * through acquire reads of the release CASes on cur, the mark and the
+ * unlink; the pass read links = B >= n2.born (acquire) before its loads of
+ * n1's cur, which therefore see DEAD or a later value: n1's slot free, or
+ * another node's. Of K's nodes with born <= B, only the newest can be
+ * alive during the pass.
  */
 #include "ringside/fleet_store.h"
 
@@ -108,26 +172,35 @@
  * blocks the others cannot take (count it in memory_bytes' headroom). */
 #define CACHE_MAX 64
 #define CACHE_BYTES 32768
-#define RECLAIM_STEP 256   /* blocks freed per quiescent call, at most */
+#define RECLAIM_STEP 256   /* blocks and slots freed per quiescent call, at most */
 #define PUBLISH_RECLAIM 2  /* per publish: more than it retires, so limbo drains */
+#define MARK 0x80000000u   /* in a link word: its node is deleted */
+/* Chain heads per agent slot, rounded up to a power of two: 4-byte heads,
+ * so 16 bytes an agent as the 8-byte open-addressing entries at twice the
+ * agents were. A hit walks 1 + load / 2 nodes on average: 1.125 at most. */
+#define HEADS_PER_AGENT 4
 
 struct fleet_shared {
 	_Alignas(64) _Atomic uint64_t epoch;
 	_Alignas(64) _Atomic uint64_t chunk_next; /* chunks carved */
-	_Alignas(64) _Atomic uint64_t slot_free;  /* tagged head of returned slots */
+	_Alignas(64) _Atomic uint64_t slot_free;  /* tagged head of free slots */
 	_Atomic uint32_t slot_next;               /* slots handed out: high-water mark */
-	_Atomic uint32_t agents;                  /* agents linked into the index */
+	_Atomic uint32_t agents;                  /* linked, not forgotten */
+	_Atomic uint64_t links;                   /* fleet_links */
+	_Alignas(64) _Atomic uint64_t forgotten;  /* fleet_forgotten */
 	struct {
 		_Alignas(64) _Atomic uint64_t head;   /* tagged head: counter | block id */
 	} free[FLEET_CLASSES];
 };
-_Static_assert(sizeof(struct fleet_shared) == 64 * (3 + FLEET_CLASSES),
+_Static_assert(sizeof(struct fleet_shared) == 64 * (4 + FLEET_CLASSES),
 	       "one cache line per shared word");
 
-/* A limbo batch: blocks head..tail (linked through link[]) retired before
- * the epoch RMW that returned `epoch`. 16 bytes. */
+/* A limbo batch: blocks head..tail (linked through link[]) and agent slots
+ * shead..stail (through slot_link[]), either chain possibly NIL, retired
+ * before the epoch RMW that returned `epoch`. 24 bytes. */
 struct fleet_batch {
 	uint32_t head, tail;
+	uint32_t shead, stail;
 	uint64_t epoch;
 };
 
@@ -136,32 +209,51 @@ struct fleet_worker {
 	/* The rest is private to the worker. */
 	_Alignas(64) uint64_t safe;       /* min qs at its last scan */
 	/* Bytes of latest snapshots this worker published, less those of the
-	 * ones it replaced (any worker's): summed over the workers, the bytes
-	 * held now. Written by the worker only; read by scrapes. */
+	 * ones it replaced or forgot (any worker's): summed over the workers,
+	 * the bytes held now. Written by the worker only; read by scrapes. */
 	_Atomic int64_t snapshot_bytes;
-	uint32_t pending_head, pending_tail; /* retired since the last quiescent state */
+	uint32_t pending_head, pending_tail; /* blocks retired since the last quiescent state */
+	uint32_t spending_head, spending_tail; /* slots, likewise */
 	uint32_t batch_first, batch_count;
 	struct fleet_batch batch[BATCHES];
 	uint32_t cache_n[FLEET_CLASSES];
 	uint32_t cache[FLEET_CLASSES][CACHE_MAX];
 };
-_Static_assert(sizeof(struct fleet_worker) == 4288, "worker record: 67 cache lines");
+_Static_assert(sizeof(struct fleet_worker) == 4416, "worker record: 69 cache lines");
 
 /* An agent slot: 192 bytes, cache-line aligned, since publishers on any
- * worker write `cur`. */
+ * worker write `cur`. A chain step reads the first line (cur, next, hash);
+ * a hit, the ids too: an agent id of up to 38 bytes (a UUID) is in that
+ * line, an organization id of up to 38 in the next, so a hit reads two
+ * lines, as many as the index entry and slot of the open-addressing
+ * design did. hash, born and the ids are written only while the slot is
+ * private (before its link CAS) and read only after an acquire load of a
+ * link to it or of a snapshot in it. */
 struct fleet_agent {
-	_Alignas(64) _Atomic(struct fleet_snapshot *) cur;
+	_Alignas(64) _Atomic(struct fleet_snapshot *) cur; /* NULL, a snapshot, or DEAD */
+	_Atomic uint32_t next;    /* slot + 1 of the next node in the chain, 0 at its end; | MARK */
+	uint32_t hash;            /* the SipHash's high half (the low bits pick the chain) */
+	uint64_t born;
 	uint8_t org_len, agent_len;
-	char org[FLEET_ID_MAX + 1];
 	char agent[FLEET_ID_MAX + 1];
+	char org[FLEET_ID_MAX + 1];
 };
 _Static_assert(sizeof(struct fleet_agent) == 192, "agent slot: 3 cache lines");
+_Static_assert(offsetof(struct fleet_agent, agent) + 38 <= 64 &&
+		       offsetof(struct fleet_agent, org) + 38 <= 128,
+	       "a hit on 36-byte ids reads two lines");
+_Static_assert(FLEET_MAX_AGENTS < MARK, "a slot + 1 leaves the mark bit free");
 _Static_assert(sizeof(struct fleet_snapshot) == FLEET_SNAPSHOT_HDR &&
 		       offsetof(struct fleet_snapshot, data) == FLEET_SNAPSHOT_HDR,
 	       "snapshot header: one cache line, then the blob");
 _Static_assert(FLEET_BLOB_MAX + FLEET_SNAPSHOT_HDR <= FLEET_CLASS_MAX,
 	       "the largest blob fits the largest class");
 _Static_assert(FLEET_MAX_MEMORY >> UNIT_SHIFT < NIL, "block ids fit below NIL");
+
+/* cur of a forgotten agent's slot until the slot is reused: never a
+ * snapshot, never returned to a reader. */
+static struct fleet_snapshot dead_snapshot;
+#define DEAD (&dead_snapshot)
 
 /* Clients choose agent ids: the key makes collisions unpredictable. The
  * org length byte first keeps ("ab", "c") apart from ("a", "bc"). */
@@ -305,16 +397,13 @@ static uint32_t carve(struct fleet_store *s, struct fleet_worker *ws, unsigned c
 	return first;
 }
 
-/* A free block of class cls, else of a larger class (a chunk once carved
- * stays in its class, so a full mapping may still have room above), or
- * NIL. */
-static uint32_t block_alloc(struct fleet_store *s, struct fleet_worker *ws, unsigned cls)
+/* A free block of class cls from the shared stack or a fresh chunk,
+ * else of a larger class (a chunk once carved stays in its class, so a
+ * full mapping may still have room above), or NIL. */
+static uint32_t block_alloc_shared(struct fleet_store *s, struct fleet_worker *ws, unsigned cls)
 {
-	uint32_t id;
+	uint32_t id = stack_pop(&s->sh->free[cls].head, s->link);
 
-	if (ws->cache_n[cls])
-		return ws->cache[cls][--ws->cache_n[cls]];
-	id = stack_pop(&s->sh->free[cls].head, s->link);
 	if (id == NIL)
 		id = carve(s, ws, cls);
 	for (unsigned c = cls + 1; id == NIL && c < FLEET_CLASSES; c++) {
@@ -323,6 +412,15 @@ static uint32_t block_alloc(struct fleet_store *s, struct fleet_worker *ws, unsi
 		id = stack_pop(&s->sh->free[c].head, s->link);
 	}
 	return id;
+}
+
+/* A free block of class cls, or NIL. Most publishes take the one the
+ * last freed, from the cache: inlined, that costs no call. */
+static inline uint32_t block_alloc(struct fleet_store *s, struct fleet_worker *ws, unsigned cls)
+{
+	if (ws->cache_n[cls])
+		return ws->cache[cls][--ws->cache_n[cls]];
+	return block_alloc_shared(s, ws, cls);
 }
 
 /* ---- reclamation --------------------------------------------------- */
@@ -335,6 +433,30 @@ static void retire(struct fleet_store *s, struct fleet_worker *ws, uint32_t id)
 	else
 		atomic_store_explicit(&s->link[ws->pending_tail], id, memory_order_relaxed);
 	ws->pending_tail = id;
+}
+
+/* An unlinked slot: walks that reached it before may still read it. */
+static void retire_slot(struct fleet_store *s, struct fleet_worker *ws, uint32_t slot)
+{
+	atomic_store_explicit(&s->slot_link[slot], NIL, memory_order_relaxed);
+	if (ws->spending_head == NIL)
+		ws->spending_head = slot;
+	else
+		atomic_store_explicit(&s->slot_link[ws->spending_tail], slot, memory_order_relaxed);
+	ws->spending_tail = slot;
+}
+
+/* Everything but cur, which fleet_snapshot_at reads in any slot: a walk
+ * that reaches a free slot is reported at once under ASan. */
+#define SLOT_POISON_OFF offsetof(struct fleet_agent, next)
+
+/* A slot nobody can reach (never linked, or past its grace period) back
+ * to the free stack. Its cur stays NULL or DEAD: iteration skips it. */
+static void slot_free(struct fleet_store *s, uint32_t slot)
+{
+	POISON((char *)&s->agents[slot] + SLOT_POISON_OFF,
+	       sizeof(struct fleet_agent) - SLOT_POISON_OFF);
+	stack_push(&s->sh->slot_free, s->slot_link, slot, slot);
 }
 
 /* The lowest qs of all workers: batches tagged at or below it are free. */
@@ -352,46 +474,73 @@ static uint64_t scan_safe(struct fleet_store *s)
 	return min;
 }
 
-/* Frees up to budget blocks of the oldest batches that are safe by the
- * worker's last scan. */
+static inline uint32_t chain_next(_Atomic uint32_t *links, uint32_t id)
+{
+	return atomic_load_explicit(&links[id], memory_order_relaxed);
+}
+
+/* Frees up to budget blocks and slots of the oldest batches that are safe
+ * by the worker's last scan. */
 static void reclaim(struct fleet_store *s, struct fleet_worker *ws, unsigned budget)
 {
 	while (budget && ws->batch_count) {
 		struct fleet_batch *b = &ws->batch[ws->batch_first];
-		uint32_t id = b->head;
+		uint32_t id;
 
 		if (b->epoch > ws->safe)
 			return;
-		if (id == b->tail) {
+		if (b->head != NIL) {
+			id = b->head;
+			b->head = id == b->tail ? NIL : chain_next(s->link, id);
+			block_free(s, ws, id);
+		} else {
+			id = b->shead;
+			b->shead = id == b->stail ? NIL : chain_next(s->slot_link, id);
+			slot_free(s, id);
+		}
+		if (b->head == NIL && b->shead == NIL) {
 			ws->batch_first = (ws->batch_first + 1) % BATCHES;
 			ws->batch_count--;
-		} else {
-			b->head = atomic_load_explicit(&s->link[id], memory_order_relaxed);
 		}
-		block_free(s, ws, id);
 		budget--;
 	}
 }
 
-/* Tags the pending list with a fresh epoch (after its unlinks) and makes
- * it a batch. Returns the epoch. */
+/* Appends chain first..last to a batch's chain head..tail (link words in
+ * links[]). */
+static void chain_join(_Atomic uint32_t *links, uint32_t *head, uint32_t *tail, uint32_t first,
+		       uint32_t last)
+{
+	if (first == NIL)
+		return;
+	if (*head == NIL)
+		*head = first;
+	else
+		atomic_store_explicit(&links[*tail], first, memory_order_relaxed);
+	*tail = last;
+}
+
+/* Tags the pending lists with a fresh epoch (after their unlinks) and
+ * makes them a batch. Returns the epoch. */
 static uint64_t seal_pending(struct fleet_store *s, struct fleet_worker *ws)
 {
 	uint64_t g = atomic_fetch_add_explicit(&s->sh->epoch, 1, memory_order_acq_rel) + 1;
+	struct fleet_batch *b;
 
 	if (ws->batch_count == BATCHES) {
 		/* No room: join the newest batch, which then waits for g too
 		 * (freeing later than needed is always safe). */
-		struct fleet_batch *b = &ws->batch[(ws->batch_first + BATCHES - 1) % BATCHES];
-		atomic_store_explicit(&s->link[b->tail], ws->pending_head, memory_order_relaxed);
-		b->tail = ws->pending_tail;
-		b->epoch = g;
+		b = &ws->batch[(ws->batch_first + BATCHES - 1) % BATCHES];
 	} else {
-		ws->batch[(ws->batch_first + ws->batch_count) % BATCHES] =
-			(struct fleet_batch){ws->pending_head, ws->pending_tail, g};
+		b = &ws->batch[(ws->batch_first + ws->batch_count) % BATCHES];
+		*b = (struct fleet_batch){NIL, NIL, NIL, NIL, 0};
 		ws->batch_count++;
 	}
+	chain_join(s->link, &b->head, &b->tail, ws->pending_head, ws->pending_tail);
+	chain_join(s->slot_link, &b->shead, &b->stail, ws->spending_head, ws->spending_tail);
+	b->epoch = g;
 	ws->pending_head = ws->pending_tail = NIL;
+	ws->spending_head = ws->spending_tail = NIL;
 	return g;
 }
 
@@ -421,7 +570,7 @@ void fleet_quiescent(struct fleet_store *s, uint32_t worker)
 	ws = &s->workers[worker];
 	if (atomic_load_explicit(&ws->qs, memory_order_relaxed) == QS_OFFLINE)
 		fleet_online(s, worker);
-	if (ws->pending_head != NIL)
+	if (ws->pending_head != NIL || ws->spending_head != NIL)
 		g = seal_pending(s, ws);
 	else
 		g = atomic_load_explicit(&s->sh->epoch, memory_order_acquire);
@@ -460,9 +609,28 @@ static bool ids_equal(const struct fleet_agent *a, const char *org, size_t org_l
 	       !memcmp(a->org, org, org_len) && !memcmp(a->agent, agent, agent_len);
 }
 
-/* A slot a lost insert race handed back, else a fresh one, else NIL. A
- * loser hands its slot back at once, but until it does a new agent at
- * exactly max_agents may be refused. */
+/* The chain order: the hash's high half, then the ids (a total order, so
+ * two agents whose hashes collide still each have one place). */
+static int key_cmp(const struct fleet_agent *a, uint64_t h, const char *org, size_t org_len,
+		   const char *agent, size_t agent_len)
+{
+	uint32_t hi = (uint32_t)(h >> 32);
+	int c;
+
+	if (a->hash != hi)
+		return a->hash < hi ? -1 : 1;
+	if (a->org_len != org_len)
+		return a->org_len < org_len ? -1 : 1;
+	if (a->agent_len != agent_len)
+		return a->agent_len < agent_len ? -1 : 1;
+	c = memcmp(a->org, org, org_len);
+	return c ? c : memcmp(a->agent, agent, agent_len);
+}
+
+/* A free slot (returned by a forget or a lost insert race), else a fresh
+ * one, else NIL. A loser hands its slot back at once and a forgotten slot
+ * comes back a grace period after its unlink, so until then a new agent
+ * at exactly max_agents may be refused. */
 static uint32_t slot_alloc(struct fleet_store *s)
 {
 	uint32_t id = stack_pop(&s->sh->slot_free, s->slot_link), n;
@@ -479,68 +647,152 @@ static uint32_t slot_alloc(struct fleet_store *s)
 	return n;
 }
 
-/* The agent's slot, or NIL. */
-static uint32_t find(struct fleet_store *s, uint64_t h, const char *org, size_t org_len,
-		     const char *agent, size_t agent_len)
+/* Fills a private slot for agent (org, agent). */
+static void agent_init(struct fleet_store *s, uint32_t slot, uint64_t h, const char *org,
+		       size_t org_len, const char *agent, size_t agent_len)
 {
-	uint32_t i = (uint32_t)h & s->index_mask;
+	struct fleet_agent *a = &s->agents[slot];
 
-	for (uint32_t n = 0; n <= s->index_mask; n++, i = (i + 1) & s->index_mask) {
-		/* Acquire: the slot's ids were written before the entry. */
-		uint64_t e = atomic_load_explicit(&s->index[i], memory_order_acquire);
-		if (!e)
-			return NIL;
-		if (e >> 32 == h >> 32 &&
-		    ids_equal(&s->agents[(uint32_t)e - 1], org, org_len, agent, agent_len))
-			return (uint32_t)e - 1;
+	UNPOISON((char *)a + SLOT_POISON_OFF, sizeof *a - SLOT_POISON_OFF);
+	/* DEAD from its last agent, if any: nobody can CAS it any more (its
+	 * publishers passed a quiescent state), iteration only loads it. */
+	atomic_store_explicit(&a->cur, NULL, memory_order_relaxed);
+	a->hash = (uint32_t)(h >> 32);
+	a->org_len = (uint8_t)org_len;
+	a->agent_len = (uint8_t)agent_len;
+	memcpy(a->org, org, org_len);
+	a->org[org_len] = '\0';
+	memcpy(a->agent, agent, agent_len);
+	a->agent[agent_len] = '\0';
+}
+
+/* The agent's slot, or NIL if no unmarked node has its key: the walk of
+ * lookups and of publishes to known agents, which writes nothing.
+ * Marked nodes are passed (their link still leads on, in order). Inlined:
+ * it is most of a lookup, and a call would save and restore the registers
+ * the ids compare needs. */
+static inline __attribute__((always_inline)) uint32_t
+find_live(struct fleet_store *s, uint64_t h, const char *org, size_t org_len, const char *agent,
+	  size_t agent_len)
+{
+	/* Acquire, here and on each link: the node's fields were written
+	 * before the release CAS that linked it. */
+	uint32_t e = atomic_load_explicit(&s->bucket[h & s->bucket_mask], memory_order_acquire);
+	uint32_t hi = (uint32_t)(h >> 32);
+
+	while (e) {
+		const struct fleet_agent *a = &s->agents[e - 1];
+		uint32_t next = atomic_load_explicit(&a->next, memory_order_acquire);
+
+		if (a->hash >= hi) {
+			if (a->hash > hi)
+				return NIL; /* sorted: the agent would be before */
+			if (!(next & MARK) && ids_equal(a, org, org_len, agent, agent_len))
+				return e - 1;
+		}
+		e = next & ~MARK;
 	}
 	return NIL;
 }
 
-/* The agent's slot, linking a new one if it is unknown; NIL if it is new
- * and no slot is left. */
-static uint32_t find_or_insert(struct fleet_store *s, uint64_t h, const char *org,
-			       size_t org_len, const char *agent, size_t agent_len)
+/*
+ * Michael's search: the first unmarked node at or after the key, and the
+ * link word that points to it (*prevp, *currp = slot + 1, or 0 at the end
+ * of the chain); true if that node has the key. Unlinks every marked node
+ * it passes (and retires its slot, in ws, if its own CAS did it), and
+ * marks the key's node if its agent is forgotten (cur DEAD), so it never
+ * returns a DEAD node and never waits for the forgetting sweep.
+ */
+static bool list_find(struct fleet_store *s, struct fleet_worker *ws, uint64_t h,
+		      const char *org, size_t org_len, const char *agent, size_t agent_len,
+		      _Atomic uint32_t **prevp, uint32_t *currp)
 {
-	uint32_t i = (uint32_t)h & s->index_mask, mine = NIL;
+	_Atomic uint32_t *prev;
+	uint32_t curr;
 
-	for (uint32_t n = 0; n <= s->index_mask; n++, i = (i + 1) & s->index_mask) {
-		uint64_t e = atomic_load_explicit(&s->index[i], memory_order_acquire);
+retry:
+	prev = &s->bucket[h & s->bucket_mask];
+	curr = atomic_load_explicit(prev, memory_order_acquire);
+	while (curr) {
+		struct fleet_agent *a = &s->agents[curr - 1];
+		uint32_t next = atomic_load_explicit(&a->next, memory_order_acquire);
 
-		if (!e) {
-			if (mine == NIL) {
-				mine = slot_alloc(s);
-				if (mine == NIL)
-					return NIL;
-				struct fleet_agent *a = &s->agents[mine];
-				a->org_len = (uint8_t)org_len;
-				a->agent_len = (uint8_t)agent_len;
-				memcpy(a->org, org, org_len);
-				a->org[org_len] = '\0';
-				memcpy(a->agent, agent, agent_len);
-				a->agent[agent_len] = '\0';
-			}
-			uint64_t want = (h >> 32) << 32 | (mine + 1);
-			/* Release: the ids above before the entry. On failure e is
-			 * the winner's entry, examined below at this same position. */
-			if (atomic_compare_exchange_strong_explicit(&s->index[i], &e, want,
-								    memory_order_release,
-								    memory_order_acquire)) {
-				atomic_fetch_add_explicit(&s->sh->agents, 1, memory_order_relaxed);
-				return mine;
-			}
+		/* prev must still link to curr, unmarked: else its node was
+		 * deleted or something was linked between, and `next` may be
+		 * of a node already out of the chain. */
+		if (atomic_load_explicit(prev, memory_order_acquire) != curr)
+			goto retry;
+		if (next & MARK) {
+			uint32_t want = curr;
+			/* acq_rel: a walk that reads the new link is ordered after
+			 * the mark, hence after the DEAD (fleet_links' proof). */
+			if (!atomic_compare_exchange_strong_explicit(prev, &want, next & ~MARK,
+								     memory_order_acq_rel,
+								     memory_order_relaxed))
+				goto retry;
+			retire_slot(s, ws, curr - 1);
+			curr = next & ~MARK;
+			continue;
 		}
-		if (e >> 32 == h >> 32 &&
-		    ids_equal(&s->agents[(uint32_t)e - 1], org, org_len, agent, agent_len)) {
+		int c = key_cmp(a, h, org, org_len, agent, agent_len);
+		if (c > 0)
+			break;
+		if (c == 0) {
+			if (atomic_load_explicit(&a->cur, memory_order_acquire) != DEAD) {
+				*prevp = prev;
+				*currp = curr;
+				return true;
+			}
+			/* Forgotten, not yet marked: mark it for its sweep, then
+			 * look again (and unlink it). */
+			atomic_fetch_or_explicit(&a->next, MARK, memory_order_acq_rel);
+			continue;
+		}
+		prev = &a->next;
+		curr = next;
+	}
+	*prevp = prev;
+	*currp = curr;
+	return false;
+}
+
+/* The agent's slot, linking a new one if it has none; NIL if it has none
+ * and no slot is left. */
+static uint32_t find_or_insert(struct fleet_store *s, struct fleet_worker *ws, uint64_t h,
+			       const char *org, size_t org_len, const char *agent,
+			       size_t agent_len)
+{
+	uint32_t mine = NIL;
+
+	for (;;) {
+		_Atomic uint32_t *prev;
+		uint32_t curr;
+
+		if (list_find(s, ws, h, org, org_len, agent, agent_len, &prev, &curr)) {
 			if (mine != NIL) /* lost the race for this very agent */
-				stack_push(&s->sh->slot_free, s->slot_link, mine, mine);
-			return (uint32_t)e - 1;
+				slot_free(s, mine); /* never linked: nobody reached it */
+			return curr - 1;
+		}
+		if (mine == NIL) {
+			mine = slot_alloc(s);
+			if (mine == NIL)
+				return NIL;
+			agent_init(s, mine, h, org, org_len, agent, agent_len);
+		}
+		struct fleet_agent *a = &s->agents[mine];
+		/* Taken after this walk, which saw any earlier node of the agent
+		 * DEAD: acq_rel makes that visible to whoever reads the count. */
+		a->born = atomic_fetch_add_explicit(&s->sh->links, 1, memory_order_acq_rel) + 1;
+		atomic_store_explicit(&a->next, curr, memory_order_relaxed);
+		/* Release: the slot's fields before the link. Fails if prev's
+		 * node was marked or another node was linked there: walk again. */
+		if (atomic_compare_exchange_strong_explicit(prev, &curr, mine + 1,
+							    memory_order_release,
+							    memory_order_relaxed)) {
+			atomic_fetch_add_explicit(&s->sh->agents, 1, memory_order_relaxed);
+			return mine;
 		}
 	}
-	/* Unreachable: at most max_agents entries in >= 2 * max_agents. */
-	if (mine != NIL)
-		stack_push(&s->sh->slot_free, s->slot_link, mine, mine);
-	return NIL;
 }
 
 /* ---- the API ------------------------------------------------------- */
@@ -551,8 +803,10 @@ int fleet_publish(struct fleet_store *s, uint32_t worker, const char *org, size_
 {
 	struct fleet_worker *ws;
 	struct fleet_snapshot *snap, *old;
+	struct fleet_agent *a;
 	unsigned cls = class_of(len);
 	uint32_t id, slot;
+	uint64_t h;
 
 	if (worker >= s->nworkers || !ids_valid(org_len, agent_len))
 		return -EINVAL;
@@ -560,8 +814,9 @@ int fleet_publish(struct fleet_store *s, uint32_t worker, const char *org, size_
 		return -EMSGSIZE;
 	ws = &s->workers[worker];
 	/* A little of the backlog first, so the block freed is the one taken
-	 * next, still in cache. */
-	reclaim(s, ws, PUBLISH_RECLAIM);
+	 * next, still in cache (tested here: the call is not free). */
+	if (ws->batch_count)
+		reclaim(s, ws, PUBLISH_RECLAIM);
 	/* Memory first: a new agent that cannot be stored takes no slot. */
 	id = block_alloc(s, ws, cls);
 	if (id == NIL) {
@@ -573,25 +828,48 @@ int fleet_publish(struct fleet_store *s, uint32_t worker, const char *org, size_
 	}
 	snap = block(s, id);
 	UNPOISON(snap, FLEET_SNAPSHOT_HDR + len);
-	slot = find_or_insert(s, hash_ids(s, org, org_len, agent, agent_len), org, org_len,
-			      agent, agent_len);
-	if (slot == NIL) {
-		block_free(s, ws, id);
-		return -ENOSPC;
+	h = hash_ids(s, org, org_len, agent, agent_len);
+	for (bool known = true;; known = false) {
+		/* Known agents (nearly every publish) take the walk that writes
+		 * nothing; after a DEAD, list_find's, which marks the DEAD node
+		 * instead of returning it again until its sweep gets there. */
+		slot = known ? find_live(s, h, org, org_len, agent, agent_len) : NIL;
+		if (slot == NIL)
+			slot = find_or_insert(s, ws, h, org, org_len, agent, agent_len);
+		if (slot == NIL) {
+			block_free(s, ws, id);
+			return -ENOSPC;
+		}
+		a = &s->agents[slot];
+		if (known) {
+			/* Once: the loads of the walk overlap the copy's stores. */
+			snap->received_ms = now_ms;
+			snap->len = (uint32_t)len;
+			snap->org_len = (uint8_t)org_len;
+			snap->agent_len = (uint8_t)agent_len;
+			memset(snap->reserved, 0, sizeof snap->reserved);
+			memset(snap->spare, 0, sizeof snap->spare);
+			if (len)
+				memcpy(snap->data, blob, len);
+		}
+		snap->org = a->org;
+		snap->agent = a->agent;
+		snap->slot = slot;
+		snap->born = a->born;
+		/* Release: the snapshot is whole before a reader can load it.
+		 * Acquire: the old one's writer is ordered before its free by
+		 * this worker. A sweep's DEAD is final for this slot: the agent
+		 * is being forgotten, so link it anew (the next walk marks and
+		 * unlinks the DEAD node if its sweep has not yet). */
+		old = atomic_load_explicit(&a->cur, memory_order_relaxed);
+		while (old != DEAD &&
+		       !atomic_compare_exchange_weak_explicit(&a->cur, &old, snap,
+							      memory_order_acq_rel,
+							      memory_order_relaxed))
+			;
+		if (old != DEAD)
+			break;
 	}
-	snap->org = s->agents[slot].org;
-	snap->agent = s->agents[slot].agent;
-	snap->received_ms = now_ms;
-	snap->len = (uint32_t)len;
-	snap->slot = slot;
-	snap->org_len = (uint8_t)org_len;
-	snap->agent_len = (uint8_t)agent_len;
-	memset(snap->reserved, 0, sizeof snap->reserved);
-	if (len)
-		memcpy(snap->data, blob, len);
-	/* Release: the snapshot is whole before a reader can load it. Acquire:
-	 * the old one's writer is ordered before its free by this worker. */
-	old = atomic_exchange_explicit(&s->agents[slot].cur, snap, memory_order_acq_rel);
 	int64_t held = atomic_load_explicit(&ws->snapshot_bytes, memory_order_relaxed) +
 		       (int64_t)len - (old ? (int64_t)old->len : 0);
 	atomic_store_explicit(&ws->snapshot_bytes, held, memory_order_relaxed);
@@ -604,16 +882,18 @@ const struct fleet_snapshot *fleet_lookup(struct fleet_store *s, uint32_t worker
 					  const char *org, size_t org_len,
 					  const char *agent, size_t agent_len)
 {
+	const struct fleet_snapshot *p;
 	uint32_t slot;
 
 	if (worker >= s->nworkers || !ids_valid(org_len, agent_len))
 		return NULL;
-	slot = find(s, hash_ids(s, org, org_len, agent, agent_len), org, org_len, agent,
-		    agent_len);
+	slot = find_live(s, hash_ids(s, org, org_len, agent, agent_len), org, org_len, agent,
+			 agent_len);
 	if (slot == NIL)
 		return NULL;
-	/* Acquire: pairs with the publisher's exchange; the snapshot is whole. */
-	return atomic_load_explicit(&s->agents[slot].cur, memory_order_acquire);
+	/* Acquire: pairs with the publisher's CAS; the snapshot is whole. */
+	p = atomic_load_explicit(&s->agents[slot].cur, memory_order_acquire);
+	return p == DEAD ? NULL : p;
 }
 
 uint32_t fleet_agent_slots(struct fleet_store *s)
@@ -624,14 +904,80 @@ uint32_t fleet_agent_slots(struct fleet_store *s)
 const struct fleet_snapshot *fleet_snapshot_at(struct fleet_store *s, uint32_t worker,
 					       uint32_t i)
 {
+	const struct fleet_snapshot *p;
+
 	if (worker >= s->nworkers || i >= s->max_agents)
 		return NULL;
-	return atomic_load_explicit(&s->agents[i].cur, memory_order_acquire);
+	p = atomic_load_explicit(&s->agents[i].cur, memory_order_acquire);
+	return p == DEAD ? NULL : p;
+}
+
+uint64_t fleet_links(struct fleet_store *s)
+{
+	/* Acquire: see the proof at the top. */
+	return atomic_load_explicit(&s->sh->links, memory_order_acquire);
 }
 
 uint32_t fleet_agent_count(struct fleet_store *s)
 {
 	return atomic_load_explicit(&s->sh->agents, memory_order_relaxed);
+}
+
+/* Forgets slot i's agent if its latest snapshot is older than the cutoff.
+ * The proof that a racing publish is kept is at the top. */
+static bool forget_slot(struct fleet_store *s, struct fleet_worker *ws, uint32_t i,
+			int64_t older_than_ms)
+{
+	struct fleet_agent *a = &s->agents[i];
+	/* Acquire: the snapshot is whole (received_ms below). NULL: a free
+	 * slot, or a first publish under way; DEAD: being forgotten. */
+	struct fleet_snapshot *old = atomic_load_explicit(&a->cur, memory_order_acquire);
+	_Atomic uint32_t *prev;
+	uint32_t curr;
+
+	if (!old || old == DEAD || old->received_ms >= older_than_ms)
+		return false;
+	/* acq_rel: as a publish's (we retire old); fails if one came first. */
+	if (!atomic_compare_exchange_strong_explicit(&a->cur, &old, DEAD, memory_order_acq_rel,
+						     memory_order_relaxed))
+		return false;
+	atomic_fetch_sub_explicit(&s->sh->agents, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->sh->forgotten, 1, memory_order_relaxed);
+	atomic_store_explicit(&ws->snapshot_bytes,
+			      atomic_load_explicit(&ws->snapshot_bytes, memory_order_relaxed) -
+				      (int64_t)old->len,
+			      memory_order_relaxed);
+	retire(s, ws, (uint32_t)(((unsigned char *)old - s->mem) >> UNIT_SHIFT));
+	/* The node was linked (a publish found it) and, not DEAD until now,
+	 * unmarked; a walk may have marked it since. The ids stay until the
+	 * slot's grace period, which this sweep holds back. */
+	atomic_fetch_or_explicit(&a->next, MARK, memory_order_acq_rel);
+	(void)list_find(s, ws, hash_ids(s, a->org, a->org_len, a->agent, a->agent_len), a->org,
+			a->org_len, a->agent, a->agent_len, &prev, &curr);
+	return true;
+}
+
+uint32_t fleet_forget(struct fleet_store *s, uint32_t worker, int64_t older_than_ms,
+		      uint32_t budget, uint32_t *cursor)
+{
+	uint32_t n = fleet_agent_slots(s), i, forgot = 0;
+	struct fleet_worker *ws;
+
+	if (worker >= s->nworkers || !n)
+		return 0;
+	ws = &s->workers[worker];
+	i = *cursor < n ? *cursor : 0;
+	for (budget = budget < n ? budget : n; budget; budget--) {
+		forgot += forget_slot(s, ws, i, older_than_ms);
+		i = i + 1 < n ? i + 1 : 0;
+	}
+	*cursor = i;
+	return forgot;
+}
+
+uint64_t fleet_forgotten(struct fleet_store *s)
+{
+	return atomic_load_explicit(&s->sh->forgotten, memory_order_relaxed);
 }
 
 uint64_t fleet_snapshot_bytes(struct fleet_store *s)
@@ -671,7 +1017,7 @@ static void unmap(void *p, size_t bytes)
 int fleet_store_init(struct fleet_store *s, uint32_t max_agents, uint32_t workers,
 		     size_t memory_bytes)
 {
-	size_t got = 0, positions = 16;
+	size_t got = 0, heads = 16;
 
 	memset(s, 0, sizeof *s);
 	if (!max_agents || max_agents > FLEET_MAX_AGENTS || !workers ||
@@ -687,14 +1033,14 @@ int fleet_store_init(struct fleet_store *s, uint32_t max_agents, uint32_t worker
 		}
 		got += (size_t)n;
 	}
-	while (positions < 2 * (size_t)max_agents)
-		positions *= 2;
+	while (heads < HEADS_PER_AGENT * (size_t)max_agents)
+		heads *= 2;
 	s->max_agents = max_agents;
 	s->nworkers = workers;
-	s->index_mask = (uint32_t)(positions - 1);
+	s->bucket_mask = (uint32_t)(heads - 1);
 	s->chunks = (uint32_t)(memory_bytes / FLEET_CHUNK);
 	s->mem_bytes = (size_t)s->chunks * FLEET_CHUNK;
-	s->index_bytes = positions * sizeof *s->index;
+	s->bucket_bytes = heads * sizeof *s->bucket;
 	s->agents_bytes = (size_t)max_agents * sizeof *s->agents;
 	s->slot_link_bytes = (size_t)max_agents * sizeof *s->slot_link;
 	s->link_bytes = (s->mem_bytes >> UNIT_SHIFT) * sizeof *s->link;
@@ -709,16 +1055,18 @@ int fleet_store_init(struct fleet_store *s, uint32_t max_agents, uint32_t worker
 	atomic_init(&s->sh->slot_free, NIL);
 	atomic_init(&s->sh->slot_next, 0);
 	atomic_init(&s->sh->agents, 0);
+	atomic_init(&s->sh->links, 0);
+	atomic_init(&s->sh->forgotten, 0);
 	for (unsigned c = 0; c < FLEET_CLASSES; c++)
 		atomic_init(&s->sh->free[c].head, NIL);
 	s->workers = aligned_alloc(64, workers * sizeof *s->workers);
-	s->index = map_zeroed(s->index_bytes);
+	s->bucket = map_zeroed(s->bucket_bytes);
 	s->agents = map_zeroed(s->agents_bytes);
 	s->slot_link = map_zeroed(s->slot_link_bytes);
 	s->link = map_zeroed(s->link_bytes);
 	s->chunk_class = map_zeroed(s->chunk_class_bytes);
 	s->mem = map_zeroed(s->mem_bytes);
-	if (!s->workers || !s->index || !s->agents || !s->slot_link || !s->link ||
+	if (!s->workers || !s->bucket || !s->agents || !s->slot_link || !s->link ||
 	    !s->chunk_class || !s->mem)
 		goto fail;
 	memset(s->workers, 0, workers * sizeof *s->workers);
@@ -726,6 +1074,7 @@ int fleet_store_init(struct fleet_store *s, uint32_t max_agents, uint32_t worker
 		/* Online at epoch 0: nothing retired yet is older. */
 		atomic_init(&s->workers[w].qs, 0);
 		s->workers[w].pending_head = s->workers[w].pending_tail = NIL;
+		s->workers[w].spending_head = s->workers[w].spending_tail = NIL;
 	}
 	return 0; /* uncarved memory is never read: carve() poisons a chunk */
 
@@ -744,8 +1093,11 @@ void fleet_store_fini(struct fleet_store *s)
 	unmap(s->chunk_class, s->chunk_class_bytes);
 	unmap(s->link, s->link_bytes);
 	unmap(s->slot_link, s->slot_link_bytes);
-	unmap(s->agents, s->agents_bytes);
-	unmap(s->index, s->index_bytes);
+	if (s->agents) {
+		UNPOISON(s->agents, s->agents_bytes); /* free slots, likewise */
+		munmap(s->agents, s->agents_bytes);
+	}
+	unmap(s->bucket, s->bucket_bytes);
 	free(s->workers);
 	free(s->sh);
 	memset(s, 0, sizeof *s);

@@ -2,14 +2,25 @@
  * Threaded stress of the fleet store (include/ringside/fleet_store.h).
  *
  * N threads each play one worker: random publishes of random agents,
- * random lookups and whole iterations, quiescent states at random points,
- * now and then a spell offline. Every blob carries its agent, its length,
- * its receive time and a checksum; every snapshot read is verified, and
- * up to HELD of them are kept until the thread's next quiescent state and
- * verified again then, unchanged: a torn snapshot, a blob in the wrong
- * agent's hands, or a block reused while a reader holds it is reported.
+ * random lookups and whole iterations, sweeps that forget silent agents,
+ * quiescent states at random points, now and then a spell offline. Every
+ * blob carries its agent, its length, its receive time and a checksum;
+ * every snapshot read is verified, and up to HELD of them are kept until
+ * the thread's next quiescent state and verified again then, unchanged: a
+ * torn snapshot, a blob in the wrong agent's hands, or a block or slot
+ * reused while a reader holds it is reported.
+ *
+ * Receive times come from one logical clock (a tick per publish), and the
+ * sweeps forget agents silent for -w ticks. The first eighth of the
+ * agents are hot: any thread publishes them, with times far ahead of
+ * every cutoff, so they are never forgotten and a lookup that misses one
+ * once published is a lost report. The others churn: each is published
+ * by one thread only, so its times only grow, and a lookup that misses it
+ * is a lost report unless a sweep with a cutoff above its last publish
+ * had begun. Iterations skip agents born after they began and must meet
+ * each agent once. At the end every agent that must be there is, once.
  * Build it under ThreadSanitizer and under AddressSanitizer (which also
- * sees reads of reclaimed blocks: the store poisons free blocks):
+ * sees reads of reclaimed blocks and slots: the store poisons them):
  *
  *   clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -pthread \
  *     -o build/fleet_store_stress_tsan tests/stress/fleet_store_stress.c src/fleet/store.c src/common/siphash.c
@@ -17,8 +28,10 @@
  *     -o build/fleet_store_stress_asan tests/stress/fleet_store_stress.c src/fleet/store.c src/common/siphash.c
  *
  * Usage: fleet_store_stress [-t threads] [-s seconds] [-a agents] [-m MiB]
- * (defaults 4, 10, 3000, 64; a small -m exercises exhaustion). Prints one
- * summary line; exits 1 on any corruption, 2 on bad usage.
+ *                           [-w window]
+ * (defaults 4, 10, 3000, 64, 4 x agents; a small -m exercises exhaustion,
+ * a small -w forgets more). Prints one summary line; exits 1 on any
+ * corruption, 2 on bad usage.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,16 +73,24 @@ struct thread {
 	uint32_t worker;
 	uint64_t rng;
 	uint64_t publishes, refused, lookups, iterations, verified, corrupt;
+	uint64_t sweeps, forgot, met_twice; /* met_twice: raw, before the born rule */
+	uint32_t cursor;                     /* of this thread's sweep */
 	struct held held[HELD];
 	unsigned nheld;
 	unsigned char *blob;
-	uint8_t *seen; /* per agent, for iteration */
+	uint8_t *seen, *seen_raw; /* per agent, for iteration */
 };
 
+#define HOT_AHEAD ((int64_t)1 << 40) /* hot agents' times: past every cutoff */
+
 static struct fleet_store store;
-static uint32_t agents = 3000;
+static uint32_t agents = 3000, hot, nthreads = 4;
+static int64_t window;
 static _Atomic bool stop;
-static _Atomic uint8_t *published; /* per agent: ever published */
+static _Atomic uint8_t *published;     /* per agent: ever published */
+static _Atomic int64_t *published_ms;  /* per churning agent: its last publish's time */
+static _Atomic int64_t clock_ms = 1;   /* the logical clock: a tick per publish */
+static _Atomic int64_t issued;         /* the highest cutoff any sweep began with */
 
 static uint64_t next(uint64_t *x)
 {
@@ -166,15 +187,30 @@ static void recheck_and_drop(struct thread *t)
 	t->nheld = 0;
 }
 
+/* A miss of agent k by a lookup that began after reading pub (its
+ * published_ms then) is a lost report, unless a sweep with a cutoff above
+ * pub began before the miss: `issued` is raised before every sweep, and
+ * the miss is ordered after the sweep's forget of the agent. */
+static bool lost(uint32_t k, int64_t pub)
+{
+	if (k < hot)
+		return atomic_load_explicit(&published[k], memory_order_acquire);
+	return pub && atomic_load(&issued) <= pub;
+}
+
 static void publish(struct thread *t)
 {
-	uint32_t k = (uint32_t)(next(&t->rng) % agents);
+	uint64_t r = next(&t->rng);
+	/* Half hot (any thread), half this thread's own churning agents. */
+	uint32_t per = (agents - hot) / nthreads;
+	uint32_t k = r % 2 || !per ? (uint32_t)(r >> 1) % hot
+				   : hot + (uint32_t)(r >> 1) % per * nthreads + t->worker;
 	size_t len = blob_len(&t->rng), al;
 	char org[16], agent[32];
-	struct blob_head h = {MAGIC, (uint32_t)len, k, t->worker,
-			      (int64_t)(t->publishes << 8 | t->worker), t->publishes};
+	int64_t now = atomic_fetch_add(&clock_ms, 1) + (k < hot ? HOT_AHEAD : 0);
+	struct blob_head h = {MAGIC, (uint32_t)len, k, t->worker, now, t->publishes};
 	uint64_t sum;
-	int r;
+	int rc;
 
 	memcpy(t->blob, &h, sizeof h);
 	for (size_t i = sizeof h; i + 8 < len; i += 8) {
@@ -184,24 +220,27 @@ static void publish(struct thread *t)
 	sum = checksum(t->blob, len - 8);
 	memcpy(t->blob + len - 8, &sum, 8);
 	al = ids(k, org, agent);
-	r = fleet_publish(&store, t->worker, org, strlen(org), agent, al, t->blob, len,
-			  h.received_ms);
+	rc = fleet_publish(&store, t->worker, org, strlen(org), agent, al, t->blob, len, now);
 	t->publishes++;
-	if (r == -ENOSPC) {
+	if (rc == -ENOSPC) {
 		t->refused++;
 		return;
 	}
-	if (r) {
+	if (rc) {
 		corrupt(t, "publish failed", k);
 		return;
 	}
 	atomic_store_explicit(&published[k], 1, memory_order_release);
+	if (k >= hot)
+		atomic_store_explicit(&published_ms[k], now, memory_order_release);
 	/* Ours or a later one, never nothing. */
 	const struct fleet_snapshot *p = fleet_lookup(&store, t->worker, org, strlen(org), agent, al);
-	if (!p)
-		corrupt(t, "lookup after publish found nothing", k);
-	else
+	if (!p) {
+		if (lost(k, now))
+			corrupt(t, "lookup after publish found nothing", k);
+	} else {
 		hold(t, p, verify(t, p, k));
+	}
 }
 
 static void lookup(struct thread *t)
@@ -210,13 +249,12 @@ static void lookup(struct thread *t)
 	char org[16], agent[32];
 	size_t al = ids(k, org, agent);
 	const struct fleet_snapshot *p;
+	int64_t pub = k < hot ? 0 : atomic_load_explicit(&published_ms[k], memory_order_acquire);
 
 	t->lookups++;
 	p = fleet_lookup(&store, t->worker, org, strlen(org), agent, al);
 	if (!p) {
-		/* Acquire: the publish that set it happened before; agents are
-		 * never removed. */
-		if (atomic_load_explicit(&published[k], memory_order_acquire))
+		if (lost(k, pub))
 			corrupt(t, "published agent lost", k);
 		return;
 	}
@@ -225,12 +263,16 @@ static void lookup(struct thread *t)
 		hold(t, p, sum);
 }
 
+/* A pass as the exposition makes it: agents linked after it began are
+ * left to the next, so each agent is met once. */
 static void iterate(struct thread *t)
 {
+	uint64_t mark = fleet_links(&store);
 	uint32_t n = fleet_agent_slots(&store);
 
 	t->iterations++;
 	memset(t->seen, 0, agents);
+	memset(t->seen_raw, 0, agents);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct fleet_snapshot *p = fleet_snapshot_at(&store, t->worker, i);
 		if (!p)
@@ -242,11 +284,27 @@ static void iterate(struct thread *t)
 			continue;
 		uint32_t k;
 		memcpy(&k, p->data + offsetof(struct blob_head, key), 4);
-		if (k >= agents || t->seen[k]++)
+		if (k >= agents) {
+			corrupt(t, "no such agent", k);
+			continue;
+		}
+		t->met_twice += t->seen_raw[k]++ != 0;
+		if (p->born <= mark && t->seen[k]++)
 			corrupt(t, "agent twice in one iteration", k);
 		if (next(&t->rng) % 64 == 0)
 			hold(t, p, sum);
 	}
+}
+
+static void sweep(struct thread *t)
+{
+	int64_t cutoff = atomic_load(&clock_ms) - window, was = atomic_load(&issued);
+
+	/* Raised before the sweep, to at least its cutoff. */
+	while (was < cutoff && !atomic_compare_exchange_weak(&issued, &was, cutoff))
+		;
+	t->sweeps++;
+	t->forgot += fleet_forget(&store, t->worker, cutoff, 64, &t->cursor);
 }
 
 static void *run(void *arg)
@@ -257,11 +315,13 @@ static void *run(void *arg)
 		uint64_t r = next(&t->rng) % 1000;
 		if (r < 450)
 			publish(t);
-		else if (r < 950)
+		else if (r < 940)
 			lookup(t);
-		else if (r < 952)
+		else if (r < 942)
 			iterate(t);
-		else if (r < 953) {
+		else if (r < 950)
+			sweep(t);
+		else if (r < 951) {
 			/* A spell offline: others reclaim without us. */
 			recheck_and_drop(t);
 			fleet_offline(&store, t->worker);
@@ -280,44 +340,52 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-	uint32_t nthreads = 4;
 	double seconds = 10;
 	size_t mib = 64;
 	struct thread *th;
 	struct timespec t0, t1;
 	int c, rc;
 
-	while ((c = getopt(argc, argv, "t:s:a:m:")) != -1) {
+	while ((c = getopt(argc, argv, "t:s:a:m:w:")) != -1) {
 		switch (c) {
 		case 't': nthreads = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 's': seconds = strtod(optarg, NULL); break;
 		case 'a': agents = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'm': mib = strtoul(optarg, NULL, 10); break;
+		case 'w': window = strtoll(optarg, NULL, 10); break;
 		default:
-			fprintf(stderr, "usage: %s [-t threads] [-s seconds] [-a agents] [-m MiB]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [-t threads] [-s seconds] [-a agents] [-m MiB] "
+				"[-w window]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!nthreads || nthreads > 256 || !agents || agents > 1000000 || !mib) {
+	if (!nthreads || nthreads > 256 || agents < 16 || agents > 1000000 || !mib ||
+	    window < 0) {
 		fprintf(stderr, "fleet_store_stress: bad arguments\n");
 		return 2;
 	}
-	rc = fleet_store_init(&store, agents, nthreads, mib << 20);
+	hot = agents / 8;
+	if (!window)
+		window = 4 * (int64_t)agents; /* about a fifth of the churning agents lapse */
+	/* Twice the slots: a forgotten slot comes back a grace period after
+	 * its agent left, and the agent may be back first. */
+	rc = fleet_store_init(&store, 2 * agents, nthreads, mib << 20);
 	if (rc) {
 		fprintf(stderr, "fleet_store_stress: init: %s\n", strerror(-rc));
 		return 1;
 	}
 	published = calloc(agents, 1);
+	published_ms = calloc(agents, sizeof *published_ms);
 	th = calloc(nthreads, sizeof *th);
-	if (!published || !th)
+	if (!published || !published_ms || !th)
 		return 1;
 	for (uint32_t i = 0; i < nthreads; i++) {
 		th[i].worker = i;
 		th[i].rng = 0x9e3779b97f4a7c15ull * (i + 1) ^ (uint64_t)time(NULL);
 		th[i].blob = malloc(FLEET_BLOB_MAX);
 		th[i].seen = malloc(agents);
-		if (!th[i].blob || !th[i].seen)
+		th[i].seen_raw = malloc(agents);
+		if (!th[i].blob || !th[i].seen || !th[i].seen_raw)
 			return 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -331,48 +399,64 @@ int main(int argc, char **argv)
 		pthread_join(th[i].id, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
-	/* Quiet now: every published agent is there, whole, exactly once. */
-	struct thread fin = {.worker = 0, .seen = th[0].seen};
-	uint32_t lost = 0, want = 0;
+	/* Quiet now: every agent that must be there is, whole, exactly once,
+	 * and the counts match what lookups find. */
+	struct thread fin = {.worker = 0, .seen = th[0].seen, .seen_raw = th[0].seen_raw};
+	uint32_t lost_n = 0, found = 0;
+	uint64_t forgot = 0;
 	fleet_online(&store, 0);
 	for (uint32_t k = 0; k < agents; k++) {
 		char org[16], agent[32];
 		size_t al = ids(k, org, agent);
 		const struct fleet_snapshot *p = fleet_lookup(&store, 0, org, strlen(org), agent, al);
-		if (!published[k])
+		if (!p) {
+			lost_n += lost(k, atomic_load(&published_ms[k]));
 			continue;
-		want++;
-		if (!p)
-			lost++;
-		else
-			verify(&fin, p, k);
+		}
+		found++;
+		verify(&fin, p, k);
 	}
 	iterate(&fin);
 	fin.nheld = 0;
-	if (lost)
-		corrupt(&fin, "published agents not found at the end", lost);
-	if (fleet_agent_count(&store) != want)
-		corrupt(&fin, "agent count differs from the agents published", want);
+	uint32_t in_slots = 0;
+	for (uint32_t i = 0; i < fleet_agent_slots(&store); i++)
+		in_slots += fleet_snapshot_at(&store, 0, i) != NULL;
+	if (lost_n)
+		corrupt(&fin, "published agents not found at the end", lost_n);
+	if (fin.met_twice)
+		corrupt(&fin, "an agent in two slots at the end", UINT32_MAX);
+	if (fleet_agent_count(&store) != found || in_slots != found)
+		corrupt(&fin, "agent count differs from the agents found", found);
+	for (uint32_t i = 0; i < nthreads; i++)
+		forgot += th[i].forgot;
+	if (fleet_forgotten(&store) != forgot)
+		corrupt(&fin, "forgotten count differs from the sweeps' sum", (uint32_t)forgot);
 
 	uint64_t pub = 0, ref = 0, look = 0, it = 0, ver = fin.verified, bad = fin.corrupt;
+	uint64_t sw = 0, twice = 0;
 	for (uint32_t i = 0; i < nthreads; i++) {
 		pub += th[i].publishes, ref += th[i].refused, look += th[i].lookups;
 		it += th[i].iterations, ver += th[i].verified, bad += th[i].corrupt;
+		sw += th[i].sweeps, twice += th[i].met_twice;
 	}
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	printf("fleet_store_stress: %u threads, %.1f s, %u agents, %zu MiB: %" PRIu64
-	       " publishes (%" PRIu64 " refused: memory), %" PRIu64 " lookups, %" PRIu64
-	       " iterations, %" PRIu64 " snapshots verified, %zu MiB carved, %" PRIu64
+	printf("fleet_store_stress: %u threads, %.1f s, %u agents, %zu MiB, window %" PRId64
+	       ": %" PRIu64 " publishes (%" PRIu64 " refused: memory or slots), %" PRIu64
+	       " lookups, %" PRIu64 " iterations (%" PRIu64 " agents met again in a later"
+	       " slot, skipped), %" PRIu64 " sweeps forgot %" PRIu64 " agents, %" PRIu64
+	       " snapshots verified, %zu MiB carved, %u agents at the end, %" PRIu64
 	       " corrupt: %s\n",
-	       nthreads, secs, agents, mib, pub, ref, look, it, ver,
-	       fleet_memory_carved(&store) >> 20, bad, bad ? "FAIL" : "OK");
+	       nthreads, secs, agents, mib, window, pub, ref, look, it, twice, sw, forgot, ver,
+	       fleet_memory_carved(&store) >> 20, found, bad, bad ? "FAIL" : "OK");
 
 	for (uint32_t i = 0; i < nthreads; i++) {
 		free(th[i].blob);
 		free(th[i].seen);
+		free(th[i].seen_raw);
 	}
 	free(th);
 	free(published);
+	free(published_ms);
 	fleet_store_fini(&store);
 	return bad ? 1 : 0;
 }

@@ -1,8 +1,9 @@
 /* The fleet store (include/ringside/fleet_store.h): agents' latest
- * snapshots, published and read without locks. Threads race only in
- * concurrent_first_publishes_of_one_agent_take_one_slot; the rest plays
- * several workers from one thread, which is enough to pin down when a
- * replaced snapshot may be reused. tests/stress/ has the threaded run. */
+ * snapshots, published, read and forgotten without locks. Threads race only
+ * in concurrent_first_publishes_of_one_agent_take_one_slot and
+ * publishes_racing_forgets_are_never_lost; the rest plays several workers
+ * from one thread, which is enough to pin down when a replaced snapshot or
+ * a forgotten slot may be reused. tests/stress/ has the threaded run. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -43,6 +45,8 @@ static bool holds(const struct fleet_snapshot *p, size_t len, unsigned agent, un
 	return !memcmp(p->data, want, len);
 }
 
+#define T0 1700000000000 /* received_ms of version 0 */
+
 static int put(struct fleet_store *s, uint32_t w, const char *org, const char *agent,
 	       size_t len, unsigned agent_no, unsigned version)
 {
@@ -50,7 +54,7 @@ static int put(struct fleet_store *s, uint32_t w, const char *org, const char *a
 
 	fill(b, len, agent_no, version);
 	return fleet_publish(s, w, org, strlen(org), agent, strlen(agent), b, len,
-			     1700000000000 + version);
+			     T0 + version);
 }
 
 static const struct fleet_snapshot *get(struct fleet_store *s, uint32_t w, const char *org,
@@ -394,6 +398,232 @@ static void iteration_returns_each_agent_once_with_its_latest_snapshot(void **st
 	fleet_store_fini(&s);
 }
 
+/* ---- forgetting silent agents ------------------------------------- */
+
+/* Every worker passes twice: whatever was retired before is free now. */
+static void all_pass(struct fleet_store *s)
+{
+	for (int round = 0; round < 2; round++)
+		for (uint32_t w = 0; w < s->nworkers; w++)
+			fleet_quiescent(s, w);
+}
+
+static uint32_t forget_all_before(struct fleet_store *s, uint32_t w, unsigned version)
+{
+	uint32_t cursor = 0;
+
+	return fleet_forget(s, w, T0 + version, fleet_agent_slots(s), &cursor);
+}
+
+/* One chunk of 16 KiB blocks is full; forgetting gives back the blocks,
+ * the slots and the index entries, and the next agents take them. */
+static void forgetting_frees_the_slot_the_index_entry_and_the_snapshot_memory(void **state)
+{
+	(void)state;
+	struct fleet_store s;
+	char id[32];
+
+	assert_int_equal(fleet_store_init(&s, 16, 2, FLEET_CHUNK), 0);
+	for (unsigned i = 0; i < BIG_PER_CHUNK; i++) {
+		snprintf(id, sizeof id, "agent-%u", i);
+		assert_int_equal(put(&s, 0, "org", id, BIG, i, 1), 0);
+	}
+	assert_int_equal(put(&s, 0, "org", "one-more", BIG, 99, 1), -ENOSPC);
+	assert_int_equal(fleet_snapshot_bytes(&s), BIG_PER_CHUNK * BIG);
+
+	assert_int_equal(forget_all_before(&s, 1, 2), BIG_PER_CHUNK);
+	assert_int_equal(fleet_agent_count(&s), 0);
+	assert_int_equal(fleet_forgotten(&s), BIG_PER_CHUNK);
+	assert_int_equal(fleet_snapshot_bytes(&s), 0);
+	for (unsigned i = 0; i < BIG_PER_CHUNK; i++) {
+		snprintf(id, sizeof id, "agent-%u", i);
+		assert_null(get(&s, 0, "org", id));
+		assert_null(fleet_snapshot_at(&s, 0, i));
+	}
+	all_pass(&s);
+	for (unsigned i = 0; i < BIG_PER_CHUNK; i++) {
+		snprintf(id, sizeof id, "new-%u", i);
+		assert_int_equal(put(&s, i % 2, "org", id, BIG, 100 + i, 3), 0);
+	}
+	/* The same slots and the same chunk, nothing more. */
+	assert_int_equal(fleet_agent_slots(&s), BIG_PER_CHUNK);
+	assert_int_equal(fleet_memory_carved(&s), FLEET_CHUNK);
+	assert_int_equal(fleet_agent_count(&s), BIG_PER_CHUNK);
+	for (unsigned i = 0; i < BIG_PER_CHUNK; i++) {
+		snprintf(id, sizeof id, "new-%u", i);
+		assert_true(holds(get(&s, 0, "org", id), BIG, 100 + i, 3));
+	}
+	assert_int_equal(fleet_forgotten(&s), BIG_PER_CHUNK);
+	fleet_store_fini(&s);
+}
+
+static void an_agent_that_published_after_the_cutoff_is_kept(void **state)
+{
+	(void)state;
+	struct fleet_store s;
+	const struct fleet_snapshot *p;
+	uint64_t born;
+
+	assert_int_equal(fleet_store_init(&s, 16, 1, 1024 * KIB), 0);
+	assert_int_equal(put(&s, 0, "o", "silent", 100, 1, 10), 0);
+	assert_int_equal(put(&s, 0, "o", "chatty", 200, 2, 10), 0);
+	assert_int_equal(put(&s, 0, "o", "chatty", 300, 2, 20), 0);
+	born = get(&s, 0, "o", "silent")->born;
+	/* The cutoff is exclusive: received_ms == cutoff stays. */
+	assert_int_equal(forget_all_before(&s, 0, 10), 0);
+	assert_int_equal(forget_all_before(&s, 0, 20), 1);
+	assert_null(get(&s, 0, "o", "silent"));
+	assert_true(holds(get(&s, 0, "o", "chatty"), 300, 2, 20));
+	assert_int_equal(fleet_agent_count(&s), 1);
+	assert_int_equal(fleet_forgotten(&s), 1);
+	assert_int_equal(fleet_snapshot_bytes(&s), 300);
+	/* It reports again: a new agent to the store, with a later number. */
+	assert_int_equal(put(&s, 0, "o", "silent", 150, 1, 30), 0);
+	p = get(&s, 0, "o", "silent");
+	assert_true(holds(p, 150, 1, 30));
+	assert_true(p->born > born);
+	assert_int_equal(p->born, fleet_links(&s));
+	assert_int_equal(fleet_agent_count(&s), 2);
+	assert_int_equal(fleet_snapshot_bytes(&s), 450);
+	/* Forgetting twice forgets once. */
+	assert_int_equal(forget_all_before(&s, 0, 20), 0);
+	assert_int_equal(fleet_forgotten(&s), 1);
+	fleet_store_fini(&s);
+}
+
+/* Worker 1 holds a snapshot of an agent worker 0 forgets: the block and
+ * the slot (whose ids the snapshot points to) wait for worker 1's
+ * quiescent state; until then a new agent at max_agents is refused. */
+static void a_forgotten_snapshot_stays_readable_until_the_readers_quiescent_state(void **state)
+{
+	(void)state;
+	struct fleet_store s;
+	const struct fleet_snapshot *held;
+	char id[32];
+
+	assert_int_equal(fleet_store_init(&s, 4, 2, 1024 * KIB), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		snprintf(id, sizeof id, "agent-%u", i);
+		assert_int_equal(put(&s, 0, "org", id, 600, i, i), 0);
+	}
+	held = get(&s, 1, "org", "agent-0");
+	assert_int_equal(fleet_forget(&s, 0, T0 + 1, 4, &(uint32_t){0}), 1);
+	assert_null(get(&s, 0, "org", "agent-0"));
+	for (int i = 0; i < 5; i++)
+		fleet_quiescent(&s, 0);
+	assert_int_equal(put(&s, 0, "org", "agent-4", 600, 4, 9), -ENOSPC);
+	assert_true(holds(held, 600, 0, 0));
+	assert_string_equal(held->org, "org");
+	assert_string_equal(held->agent, "agent-0");
+	assert_int_equal(held->received_ms, T0);
+	fleet_quiescent(&s, 1);
+	fleet_quiescent(&s, 0);
+	assert_int_equal(put(&s, 0, "org", "agent-4", 600, 4, 9), 0);
+	assert_int_equal(fleet_agent_slots(&s), 4);
+	assert_int_equal(get(&s, 0, "org", "agent-4")->slot, 0); /* agent-0's */
+	assert_true(holds(get(&s, 1, "org", "agent-4"), 600, 4, 9));
+	for (unsigned i = 1; i < 4; i++) {
+		snprintf(id, sizeof id, "agent-%u", i);
+		assert_true(holds(get(&s, 1, "org", id), 600, i, i));
+	}
+	assert_int_equal(fleet_agent_count(&s), 4);
+	fleet_store_fini(&s);
+}
+
+static void a_store_filled_to_max_agents_accepts_new_agents_after_forgetting(void **state)
+{
+	(void)state;
+	struct fleet_store s;
+	char id[32];
+
+	assert_int_equal(fleet_store_init(&s, 100, 2, 8192 * KIB), 0);
+	for (unsigned round = 0; round < 5; round++) {
+		for (unsigned i = 0; i < 100; i++) {
+			snprintf(id, sizeof id, "agent-%u-%u", round, i);
+			assert_int_equal(put(&s, i % 2, "org", id, 400, i, round), 0);
+		}
+		assert_int_equal(put(&s, 0, "org", "refused", 400, 0, round), -ENOSPC);
+		assert_int_equal(fleet_agent_count(&s), 100);
+		assert_int_equal(forget_all_before(&s, round % 2, round + 1), 100);
+		assert_int_equal(fleet_agent_count(&s), 0);
+		all_pass(&s);
+	}
+	assert_int_equal(fleet_agent_slots(&s), 100);
+	assert_int_equal(fleet_forgotten(&s), 500);
+	assert_null(get(&s, 0, "org", "agent-4-99"));
+	fleet_store_fini(&s);
+}
+
+static void forget_visits_at_most_budget_slots_from_the_cursor_and_wraps(void **state)
+{
+	(void)state;
+	struct fleet_store s;
+	uint32_t cursor = 0;
+	char id[32];
+
+	assert_int_equal(fleet_store_init(&s, 16, 1, 1024 * KIB), 0);
+	assert_int_equal(fleet_forget(&s, 0, T0 + 100, 5, &cursor), 0); /* empty */
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(id, sizeof id, "agent-%u", i);
+		assert_int_equal(put(&s, 0, "org", id, 100, i, i), 0);
+	}
+	assert_int_equal(fleet_forget(&s, 0, T0 + 100, 3, &cursor), 3);
+	assert_int_equal(cursor, 3);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_true(!fleet_snapshot_at(&s, 0, i) == (i < 3));
+	/* Slots 3..9 are old, 0..2 empty: a budget of 100 visits the 10 slots
+	 * once, from 3 round to 3. */
+	assert_int_equal(fleet_forget(&s, 0, T0 + 5, 100, &cursor), 2);
+	assert_int_equal(cursor, 3);
+	cursor = 8;
+	assert_int_equal(fleet_forget(&s, 0, T0 + 100, 3, &cursor), 2); /* 8, 9, 0 */
+	assert_int_equal(cursor, 1);
+	cursor = 1000; /* out of range: starts at 0 */
+	assert_int_equal(fleet_forget(&s, 0, T0 + 100, 8, &cursor), 3); /* 0 .. 7 */
+	assert_int_equal(cursor, 8);
+	assert_int_equal(fleet_agent_count(&s), 0);
+	assert_int_equal(fleet_forgotten(&s), 10);
+	assert_int_equal(fleet_forget(&s, 1, T0 + 100, 6, &cursor), 0); /* no such worker */
+	fleet_store_fini(&s);
+}
+
+/* A pass meets agent-0 in slot 0, then agent-0 is forgotten and reports
+ * again: it links into a slot ahead of the pass (slot 0 waits for its
+ * grace period). The raw pass meets it twice; skipping born > the mark
+ * taken at the start meets it once. */
+static void a_pass_skipping_agents_born_after_its_start_meets_each_agent_once(void **state)
+{
+	(void)state;
+	struct fleet_store s;
+	char id[32];
+	unsigned raw = 0, marked = 0;
+	uint64_t mark;
+
+	assert_int_equal(fleet_store_init(&s, 16, 1, 1024 * KIB), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		snprintf(id, sizeof id, "agent-%u", i);
+		assert_int_equal(put(&s, 0, "org", id, 100, i, 1), 0);
+	}
+	mark = fleet_links(&s);
+	assert_int_equal(mark, 4);
+	for (uint32_t i = 0; i < fleet_agent_slots(&s); i++) {
+		const struct fleet_snapshot *p = fleet_snapshot_at(&s, 0, i);
+		if (i == 1) {
+			uint32_t cursor = 0;
+			assert_int_equal(fleet_forget(&s, 0, T0 + 2, 1, &cursor), 1);
+			assert_int_equal(put(&s, 0, "org", "agent-0", 100, 0, 2), 0);
+			assert_int_equal(get(&s, 0, "org", "agent-0")->slot, 4);
+		}
+		if (p && !strcmp(p->agent, "agent-0")) {
+			raw++;
+			marked += p->born <= mark;
+		}
+	}
+	assert_int_equal(raw, 2);
+	assert_int_equal(marked, 1);
+	fleet_store_fini(&s);
+}
+
 /* ---- threads: first publishes of the same new agents, at once ------- */
 
 #define RACERS 4
@@ -468,6 +698,153 @@ static void concurrent_first_publishes_of_one_agent_take_one_slot(void **state)
 	}
 }
 
+/* ---- threads: publishes and forgets of the same agents, at once ---- */
+
+#define CHURN_AGENTS 64   /* 0..31 report often, 32..63 seldom */
+#define CHURN_WINDOW 1024 /* ticks of the logical clock an agent may stay silent */
+
+struct churn {
+	struct fleet_store *s;
+	pthread_barrier_t *go;
+	_Atomic int64_t *clock;    /* received_ms of the next publish */
+	_Atomic int64_t *issued;   /* the highest cutoff a forget has started with */
+	_Atomic bool *stop;
+	uint32_t worker;
+	unsigned lost, wrong, failed, refused;
+	uint32_t forgot;
+};
+
+static void *churn_publish(void *arg)
+{
+	struct churn *c = arg;
+	unsigned char blob[64];
+	char id[32];
+	uint32_t x = c->worker * 2654435761u + 1;
+
+	pthread_barrier_wait(c->go);
+	for (unsigned i = 0; i < 100000; i++) {
+		x = x * 1664525u + 1013904223u;
+		/* The seldom ones come about every 3000 ticks: most of their
+		 * reports meet a forget of them. */
+		unsigned k = (x >> 8) % 64 ? (x >> 16) % 32 : 32 + (x >> 16) % 32;
+		int n = snprintf(id, sizeof id, "agent-%u", k);
+		int64_t t = atomic_fetch_add(c->clock, 1);
+		int r;
+		memset(blob, (int)k, sizeof blob);
+		r = fleet_publish(c->s, c->worker, "org", 3, id, (size_t)n, blob, sizeof blob, t);
+		if (r) {
+			/* Memory or slots still in a grace period: refused whole. */
+			c->refused += r == -ENOSPC;
+			c->failed += r != -ENOSPC;
+			continue;
+		}
+		const struct fleet_snapshot *p =
+			fleet_lookup(c->s, c->worker, "org", 3, id, (size_t)n);
+		/* Gone only if a forget whose cutoff passed t began meanwhile. */
+		if (!p && atomic_load(c->issued) <= t)
+			c->lost++;
+		if (p && (p->len != sizeof blob || p->data[0] != k || strcmp(p->agent, id)))
+			c->wrong++;
+		if (i % 8 == 0)
+			fleet_quiescent(c->s, c->worker);
+	}
+	fleet_offline(c->s, c->worker);
+	return NULL;
+}
+
+static void *churn_forget(void *arg)
+{
+	struct churn *c = arg;
+	uint32_t cursor = 0;
+
+	pthread_barrier_wait(c->go);
+	while (!atomic_load(c->stop)) {
+		int64_t cutoff = atomic_load(c->clock) - CHURN_WINDOW;
+		if (cutoff > atomic_load(c->issued))
+			atomic_store(c->issued, cutoff); /* one forgetting thread */
+		c->forgot += fleet_forget(c->s, c->worker, cutoff, 32, &cursor);
+		/* Offline while it sleeps, as a worker blocking without a timer:
+		 * a record that neither passes nor is offline holds back all
+		 * reuse. */
+		fleet_offline(c->s, c->worker);
+		nanosleep(&(struct timespec){0, 20000}, NULL);
+		fleet_online(c->s, c->worker);
+	}
+	fleet_offline(c->s, c->worker);
+	return NULL;
+}
+
+/* Two workers publish 64 agents, half of them seldom, while a third
+ * forgets every agent silent for 1024 publishes, all at once: a publish
+ * is never lost (its worker's next lookup finds the agent unless a forget
+ * with a later cutoff began), and in the end each agent has one slot,
+ * found by lookup, and the counts add up. */
+static void publishes_racing_forgets_are_never_lost(void **state)
+{
+	(void)state;
+	struct fleet_store s;
+	pthread_barrier_t go;
+	pthread_t t[3];
+	struct churn c[3];
+	_Atomic int64_t clock = T0, issued = 0;
+	_Atomic bool stop = false;
+	uint32_t forgot = 0, published = 0, refused = 0;
+
+	for (int round = 0; round < 5; round++) {
+		/* Slots and blocks for the agents, and for those forgotten or
+		 * replaced within one grace period, which lasts while a worker
+		 * is preempted (three threads may share two CPUs). */
+		assert_int_equal(fleet_store_init(&s, 8 * CHURN_AGENTS, 3, 65536 * KIB), 0);
+		pthread_barrier_init(&go, NULL, 3);
+		atomic_store(&stop, false);
+		for (uint32_t i = 0; i < 3; i++) {
+			c[i] = (struct churn){&s, &go, &clock, &issued, &stop, i, 0, 0, 0, 0, 0};
+			void *(*run)(void *) = i < 2 ? churn_publish : churn_forget;
+			assert_int_equal(pthread_create(&t[i], NULL, run, &c[i]), 0);
+		}
+		for (uint32_t i = 0; i < 3; i++) {
+			if (i == 2)
+				atomic_store(&stop, true);
+			pthread_join(t[i], NULL);
+			assert_int_equal(c[i].lost, 0);
+			assert_int_equal(c[i].wrong, 0);
+			assert_int_equal(c[i].failed, 0);
+			refused += c[i].refused;
+			published += i < 2 ? 100000 - c[i].refused : 0;
+		}
+		pthread_barrier_destroy(&go);
+		forgot += c[2].forgot;
+		assert_int_equal(fleet_forgotten(&s), c[2].forgot);
+
+		unsigned found = 0, in_slots = 0;
+		bool seen[CHURN_AGENTS] = {false};
+		fleet_online(&s, 0);
+		for (uint32_t i = 0; i < fleet_agent_slots(&s); i++) {
+			const struct fleet_snapshot *p = fleet_snapshot_at(&s, 0, i);
+			unsigned k;
+			if (!p)
+				continue;
+			in_slots++;
+			assert_int_equal(sscanf(p->agent, "agent-%u", &k), 1);
+			assert_false(seen[k]);
+			seen[k] = true;
+			assert_ptr_equal(get(&s, 0, "org", p->agent), p);
+		}
+		for (unsigned k = 0; k < CHURN_AGENTS; k++) {
+			char id[32];
+			snprintf(id, sizeof id, "agent-%u", k);
+			found += get(&s, 0, "org", id) != NULL;
+		}
+		assert_int_equal(found, in_slots);
+		assert_int_equal(fleet_agent_count(&s), found);
+		fleet_store_fini(&s);
+	}
+	/* The test raced only if forgets happened, and proved something only
+	 * if most publishes went through. */
+	assert_true(forgot > 100);
+	assert_true(refused < published / 10);
+}
+
 static void init_rejects_what_it_cannot_hold(void **state)
 {
 	(void)state;
@@ -500,7 +877,14 @@ int main(void)
 		cmocka_unit_test(a_small_blob_takes_a_larger_free_block_when_its_class_has_none),
 		cmocka_unit_test(blocks_come_in_half_power_classes),
 		cmocka_unit_test(iteration_returns_each_agent_once_with_its_latest_snapshot),
+		cmocka_unit_test(forgetting_frees_the_slot_the_index_entry_and_the_snapshot_memory),
+		cmocka_unit_test(an_agent_that_published_after_the_cutoff_is_kept),
+		cmocka_unit_test(a_forgotten_snapshot_stays_readable_until_the_readers_quiescent_state),
+		cmocka_unit_test(a_store_filled_to_max_agents_accepts_new_agents_after_forgetting),
+		cmocka_unit_test(forget_visits_at_most_budget_slots_from_the_cursor_and_wraps),
+		cmocka_unit_test(a_pass_skipping_agents_born_after_its_start_meets_each_agent_once),
 		cmocka_unit_test(concurrent_first_publishes_of_one_agent_take_one_slot),
+		cmocka_unit_test(publishes_racing_forgets_are_never_lost),
 		cmocka_unit_test(init_rejects_what_it_cannot_hold),
 	};
 

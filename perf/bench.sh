@@ -27,6 +27,8 @@
 #      repo root: ingest-full.json, the body of the ingest scenario)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 
 # One scenario per line: name, method, path, wrk script, then, to the end
 # of the line, the nginx location giving the same answer. The wrk script is
@@ -97,39 +99,12 @@ micro_limit=600 cmd_limit=30
 tmp=$(mktemp -d /tmp/ringside-bench.XXXXXX)
 chmod 755 "$tmp" # nginx workers drop root and read @BODY@ files here
 pids=()
-# stop_servers: SIGTERM to this arrangement's servers, SIGKILL to those
-# still running after 10 s (Ringside finishes in-flight requests first).
-stop_servers() {
-	local pid alive
-	[ ${#pids[@]} -gt 0 ] || return 0
-	kill "${pids[@]}" 2>/dev/null || true
-	for _ in $(seq 100); do
-		alive=0
-		for pid in "${pids[@]}"; do
-			if kill -0 "$pid" 2>/dev/null; then alive=1; fi
-		done
-		[ $alive -eq 1 ] || break
-		sleep 0.1
-	done
-	kill -KILL "${pids[@]}" 2>/dev/null || true
-	wait "${pids[@]}" 2>/dev/null || true
-	pids=()
-}
 cleanup() {
 	stop_servers
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# A port nothing answers on, below the ephemeral range wrk's sockets use.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 10000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
 
 # wait_port PID PORT LOG: until the server accepts, or die with its log.
 wait_port() {

@@ -23,6 +23,8 @@
 # shellcheck disable=SC2086 # result rows are split into fields on purpose
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 
 ringside=${RINGSIDE_BIN:-build/ringside}
 bindir=${PERF_BIN_DIR:-build/perf}
@@ -42,29 +44,8 @@ done
 
 tmp=$(mktemp -d /tmp/ringside-fleet.XXXXXX)
 pids=()
-stop_all() {
-	[ ${#pids[@]} -gt 0 ] || return 0
-	kill "${pids[@]}" 2>/dev/null || true
-	for _ in $(seq 100); do
-		local alive=0
-		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		[ $alive -eq 1 ] || break
-		sleep 0.1
-	done
-	kill -KILL "${pids[@]}" 2>/dev/null || true
-	wait "${pids[@]}" 2>/dev/null || true
-	pids=()
-}
-trap 'stop_all; rm -rf "$tmp"' EXIT
+trap 'stop_servers; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 10000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
 
 # metric NAME: the value of an unlabelled series in Ringside's /metrics.
 metric() {
@@ -151,7 +132,7 @@ for agents in $sizes; do
 	rm -f "$tmp/scrapes"
 	echo "  scraping ($n_scrapes scrapes): ingest p99 $s_p99 us, /health p99 $s_probe99 us max $s_probe_max us ($s_rps reports/s)" >&2
 	rows+=("load $agents $base_p99 $base_probe_max $s_p99 $s_probe_max $n_scrapes $bytes_held")
-	stop_all
+	stop_servers
 done
 
 prom_row=
@@ -175,8 +156,9 @@ if [ "$prom_seconds" -gt 0 ]; then
 	"$prometheus" --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
 		--web.listen-address="127.0.0.1:$pport" >"$tmp/prometheus.log" 2>&1 &
 	pids+=($!)
-	# About 10 000 reports/s: 100 connections, 10 ms apart.
-	BENCH_DELAY_MS=10 timeout $((prom_seconds + 60)) wrk -t1 -c100 -d"${prom_seconds}s" \
+	# About 10 000 reports/s: 140 connections, 10 ms apart (plus each
+	# request's own time).
+	BENCH_DELAY_MS=10 timeout $((prom_seconds + 60)) wrk -t1 -c140 -d"${prom_seconds}s" \
 		-s "$tmp/paced.lua" "http://127.0.0.1:$port" >"$tmp/wrk.out" 2>&1 ||
 		{ cat "$tmp/wrk.out" >&2; die "wrk failed"; }
 	read -r _ _ _ _ p_p99 _ < <(grep '^bench-result' "$tmp/wrk.out")
@@ -188,10 +170,38 @@ if [ "$prom_seconds" -gt 0 ]; then
 	scrapes=$(q "sum(count_over_time(up{job=~\"fleet-.*\"}[$range]))")
 	dur_max=$(q "max(max_over_time(scrape_duration_seconds{job=~\"fleet-.*\"}[$range]))")
 	samples=$(q "sum(scrape_samples_scraped{job=~\"fleet-.*\"})")
-	prom_row="$prom_agents $prom_seconds $scrapes $up_min $dur_max $samples $p_p99 $p_rps"
+	stop_servers
+	# The load generator's own floor: nginx answering the same reports at
+	# the same pace (read and dropped, 202), with nothing else running.
+	nport=$(free_port)
+	mkdir -p "$tmp/nginx"
+	cat >"$tmp/nginx/nginx.conf" <<-EOF
+		worker_processes 2;
+		pid $tmp/nginx/nginx.pid;
+		error_log $tmp/nginx/error.log warn;
+		events { worker_connections 4096; }
+		http {
+			access_log off;
+			server {
+				listen 127.0.0.1:$nport;
+				location = /api/metrics/ingest { client_max_body_size 1m;
+					client_body_buffer_size 64k; return 202; }
+			}
+		}
+	EOF
+	/usr/sbin/nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' \
+		>"$tmp/nginx/out.log" 2>&1 &
+	pids+=($!)
+	sleep 0.5
+	BENCH_DELAY_MS=10 timeout 120 wrk -t1 -c140 -d30s -s "$tmp/paced.lua" \
+		"http://127.0.0.1:$nport" >"$tmp/wrk.out" 2>&1 || { cat "$tmp/wrk.out" >&2; die "wrk failed"; }
+	read -r _ _ _ _ n_p99 _ < <(grep '^bench-result' "$tmp/wrk.out")
+	n_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
+	stop_servers
+	prom_row="$prom_agents $prom_seconds $scrapes $up_min $dur_max $samples $p_p99 $p_rps $n_p99 $n_rps"
 	echo "  $scrapes scrapes, min(up) $up_min, longest $dur_max s, $samples samples a round;" \
-		"ingest p99 $p_p99 us at $p_rps reports/s" >&2
-	stop_all
+		"ingest p99 $p_p99 us at $p_rps reports/s; nginx at the same pace alone: p99 $n_p99 us" \
+		"at $n_rps/s" >&2
 fi
 
 mkdir -p "${out%/*}"
@@ -229,7 +239,9 @@ mkdir -p "${out%/*}"
 		echo
 		echo "Prometheus 2.42, $1 agents as 4 jobs (\`?shard=I&of=4\`) every 15 s for $2 s:" \
 			"$3 scrapes, min(up) $4 (1: none failed), longest scrape $5 s, $6 samples" \
-			"a round; ingest p99 $(awk -v u="$7" 'BEGIN { printf "%.2f", u / 1000 }') ms at $8 reports/s."
+			"a round; ingest p99 $(awk -v u="$7" 'BEGIN { printf "%.2f", u / 1000 }') ms at $8 reports/s." \
+			"The load generator's floor, nginx answering the same reports at the same pace with" \
+			"nothing else running: p99 $(awk -v u="$9" 'BEGIN { printf "%.2f", u / 1000 }') ms at ${10}/s."
 	fi
 } >"$out"
 cat "$out"

@@ -45,8 +45,9 @@ struct token_cache {
 };
 
 /*
- * Allocates entries slots (a power of two, at least TOKEN_CACHE_WAYS and at
- * most 1 << 24; e.g. 4096 = 1 MiB) and draws the hash key from getrandom.
+ * Maps entries slots (a power of two, at least TOKEN_CACHE_WAYS and at
+ * most 1 << 24; 256 bytes each: 4096 = 1 MiB), touched as they are used,
+ * and draws the hash key from getrandom.
  * max_age starts at TOKEN_CACHE_MAX_AGE. Returns 0, -EINVAL, -ENOMEM, or
  * the negative errno of getrandom.
  */

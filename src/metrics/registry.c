@@ -221,6 +221,22 @@ static void counter(struct expo *e, const char *name, const char *help, double v
 	expo_sample(e, name, NULL, NULL, 0, NULL, v);
 }
 
+/* A counter family with one series per reason (a `reason` label). */
+struct reason_row {
+	enum metrics_counter id;
+	const char *reason;
+};
+
+static void counters_by_reason(struct expo *e, const struct metrics_registry *r, const char *name,
+			       const char *help, const struct reason_row *rows, size_t n)
+{
+	expo_family(e, name, EXPO_COUNTER, help);
+	for (size_t i = 0; i < n; i++) {
+		const struct expo_label label = {"reason", rows[i].reason};
+		expo_sample(e, name, NULL, &label, 1, NULL, (double)counter_sum(r, rows[i].id));
+	}
+}
+
 void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *scratch,
 			      struct expo *e)
 {
@@ -320,38 +336,24 @@ void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *
 	counter(e, "ringside_ingest_reports_accepted_total",
 		"Agent reports accepted and stored as their agent's latest.",
 		(double)counter_sum(r, METRIC_INGEST_ACCEPTED));
-	expo_family(e, "ringside_ingest_reports_refused_total", EXPO_COUNTER,
-		    "Agent reports refused, by reason (body timeouts are 408s in "
-		    "http_requests_total).");
-	static const struct {
-		enum metrics_counter id;
-		const char *reason;
-	} refusals[] = {
+	static const struct reason_row refusals[] = {
 #define REFUSAL_ROW(id, label) {METRIC_INGEST_REFUSED_##id, label},
 		METRICS_INGEST_REFUSALS(REFUSAL_ROW)
 #undef REFUSAL_ROW
 	};
-	for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
-		const struct expo_label label = {"reason", refusals[i].reason};
-		expo_sample(e, "ringside_ingest_reports_refused_total", NULL, &label, 1, NULL,
-			    (double)counter_sum(r, refusals[i].id));
-	}
-	expo_family(e, "ringside_fleet_series_dropped_total", EXPO_COUNTER,
-		    "Series /metrics/fleet scrapes left out, by reason (summed over the scrapes "
-		    "that ended).");
-	static const struct {
-		enum metrics_counter id;
-		const char *reason;
-	} fleet_drops[] = {
+	counters_by_reason(e, r, "ringside_ingest_reports_refused_total",
+			   "Agent reports refused, by reason (body timeouts are 408s in "
+			   "http_requests_total).",
+			   refusals, sizeof refusals / sizeof refusals[0]);
+	static const struct reason_row fleet_drops[] = {
 #define FLEET_DROP_ROW(id, label) {METRIC_FLEET_DROPPED_##id, label},
 		METRICS_FLEET_DROPS(FLEET_DROP_ROW)
 #undef FLEET_DROP_ROW
 	};
-	for (size_t i = 0; i < sizeof fleet_drops / sizeof fleet_drops[0]; i++) {
-		const struct expo_label label = {"reason", fleet_drops[i].reason};
-		expo_sample(e, "ringside_fleet_series_dropped_total", NULL, &label, 1, NULL,
-			    (double)counter_sum(r, fleet_drops[i].id));
-	}
+	counters_by_reason(e, r, "ringside_fleet_series_dropped_total",
+			   "Series /metrics/fleet scrapes left out, by reason (summed over the "
+			   "scrapes that ended).",
+			   fleet_drops, sizeof fleet_drops / sizeof fleet_drops[0]);
 	counter(e, "ringside_http_uploads_aborted_total",
 		"Request bodies the client stopped sending (it closed or reset the connection).",
 		(double)counter_sum(r, METRIC_UPLOADS_ABORTED));

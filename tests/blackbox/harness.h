@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include <cmocka.h>
@@ -437,6 +438,24 @@ void h_exchange(uint16_t port, const char *req, bool for_head,
  */
 char *h_mint_token(const char *secret_path, const char *sub, const char *org,
 		   const char *scope);
+
+/*
+ * A /health prober: a thread that sends GET /health on a connection of its
+ * own every every_ms and keeps the worst wait, to tell whether something
+ * else (a long scrape) holds the server. Start it, do the work, stop it:
+ * h_prober_stop joins the thread and fails the test if a probe failed.
+ */
+struct h_prober {
+	uint16_t port;
+	int every_ms;
+	_Atomic bool stop;
+	int64_t worst_ms;     /* the longest wait for an answer */
+	int count;            /* answers */
+	char failure[256];
+	pthread_t thread;
+};
+void h_prober_start(struct h_prober *p, uint16_t port, int every_ms);
+void h_prober_stop(struct h_prober *p);
 
 /* A sample agent report from $RINGSIDE_SAMPLES, else samples/ (tests run
  * from the repository root): malloc'd, NUL-terminated, *len bytes. Fails

@@ -185,7 +185,11 @@ static void silent_agents_are_forgotten_and_their_slots_reused(void **state)
 		expo_find(r->body, "ringside_fleet_agents", &held);
 	}
 	CHECK(forgotten >= 4 && held == 0, "after 10 s: %g forgotten, %g held", forgotten, held);
-	post_report(s.port, "agent-new", "org-0");
+	/* A forgotten slot serves again once every worker has passed a
+	 * quiescent state (a loop pass: within a tick, 50 ms). */
+	for (int t = 0; t < 40 && (status = try_post(s.port, "agent-new", "org-0")) == 503; t++)
+		h_sleep_ms(50);
+	CHECK(status == 202, "a new agent in a forgotten slot: %d", status);
 	char *reader = h_mint_token(SECRET, "reader", "org-0", "agents:read");
 	char *auth = h_strf("GET /api/metrics/agents/agent-0/latest HTTP/1.1\r\nHost: t\r\n"
 			    "Authorization: Bearer %s\r\n\r\n",

@@ -64,60 +64,13 @@ static void fill_fleet(uint16_t port)
 	conn_close(c);
 }
 
-struct prober {
-	uint16_t port;
-	atomic_bool stop;
-	int64_t worst_ms;
-	int count;
-	char failure[256];
-};
-
-/* GET /health every 2 ms on its own connection until told to stop. */
-static void *probe(void *arg)
-{
-	struct prober *p = arg;
-	int fd = h_try_connect(p->port);
-	if (fd < 0) {
-		snprintf(p->failure, sizeof p->failure, "connect: %d", fd);
-		return NULL;
-	}
-	char buf[4096];
-	static const char req[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
-	for (int i = 0; i < 100000 && !atomic_load(&p->stop); i++) {
-		int64_t t0 = h_now_ms();
-		size_t got = 0;
-		if (h_send_all(fd, req, sizeof req - 1) < 0) {
-			snprintf(p->failure, sizeof p->failure, "send failed");
-			break;
-		}
-		/* The answer is one small read; wait for its end. */
-		while (!memmem(buf, got, "{\"status\":\"ok\"}", 15)) {
-			ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
-			if (n <= 0) {
-				snprintf(p->failure, sizeof p->failure, "recv: %zd", n);
-				close(fd);
-				return NULL;
-			}
-			got += (size_t)n;
-		}
-		int64_t took = h_now_ms() - t0;
-		if (took > p->worst_ms)
-			p->worst_ms = took;
-		p->count++;
-		h_sleep_ms(2);
-	}
-	close(fd);
-	return NULL;
-}
-
 static void capped_scrape_of_30000_agents_never_holds_health_past_20_ms(void **state)
 {
 	uint16_t port = port_of(state);
 	fill_fleet(port);
 
-	struct prober p = {.port = port};
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, probe, &p) == 0, "prober thread");
+	struct h_prober p;
+	h_prober_start(&p, port, 2);
 	h_sleep_ms(100);
 	struct conn *c = conn_open(port);
 	conn_send_str(c, "GET /metrics/fleet?include=all HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -141,9 +94,7 @@ static void capped_scrape_of_30000_agents_never_holds_health_past_20_ms(void **s
 	}
 	tail[tail_len] = '\0';
 	int64_t scrape_ms = h_now_ms() - t0;
-	atomic_store(&p.stop, true);
-	pthread_join(t, NULL);
-	CHECK(!p.failure[0], "the /health prober failed: %s", p.failure);
+	h_prober_stop(&p);
 	double dropped = 0;
 	CHECK(expo_find(tail, "fleet_series_dropped{reason=\"max_series\"}", &dropped) &&
 		      dropped > 0,

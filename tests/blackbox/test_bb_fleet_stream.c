@@ -388,51 +388,6 @@ static void a_scrape_cut_short_is_counted_at_the_close(void **state)
 	free(r);
 }
 
-struct prober {
-	uint16_t port;
-	atomic_bool stop;
-	int64_t worst_ms;
-	int count;
-	char failure[256];
-};
-
-/* GET /health every 5 ms on its own connection until told to stop. */
-static void *probe(void *arg)
-{
-	struct prober *p = arg;
-	int fd = h_try_connect(p->port);
-	if (fd < 0) {
-		snprintf(p->failure, sizeof p->failure, "connect: %d", fd);
-		return NULL;
-	}
-	char buf[4096];
-	static const char req[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
-	for (int i = 0; i < 100000 && !atomic_load(&p->stop); i++) {
-		int64_t t0 = h_now_ms();
-		size_t got = 0;
-		if (h_send_all(fd, req, sizeof req - 1) < 0) {
-			snprintf(p->failure, sizeof p->failure, "send failed");
-			break;
-		}
-		while (!memmem(buf, got, "{\"status\":\"ok\"}", 15)) {
-			ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
-			if (n <= 0) {
-				snprintf(p->failure, sizeof p->failure, "recv: %zd", n);
-				close(fd);
-				return NULL;
-			}
-			got += (size_t)n;
-		}
-		int64_t took = h_now_ms() - t0;
-		if (took > p->worst_ms)
-			p->worst_ms = took;
-		p->count++;
-		h_sleep_ms(5);
-	}
-	close(fd);
-	return NULL;
-}
-
 /* The producer is called once per piece and the worker serves its other
  * connections between pieces: /health, on the same (only) worker, waits
  * at most for one piece (render and compress 64 KiB: well under a ms).
@@ -441,9 +396,8 @@ static void *probe(void *arg)
 static void health_is_answered_while_a_fleet_body_streams(void **state)
 {
 	uint16_t port = port_of(state);
-	struct prober p = {.port = port};
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, probe, &p) == 0, "prober thread");
+	struct h_prober p;
+	h_prober_start(&p, port, 5);
 	struct http_response *r = resp_new();
 	struct body b = {0};
 	int scrapes = 0;
@@ -454,9 +408,7 @@ static void health_is_answered_while_a_fleet_body_streams(void **state)
 		bytes += b.len;
 		scrapes++;
 	}
-	atomic_store(&p.stop, true);
-	pthread_join(t, NULL);
-	CHECK(!p.failure[0], "the /health prober failed: %s", p.failure);
+	h_prober_stop(&p);
 	print_message("%d scrapes (%zu bytes on the wire) in %lld ms; /health asked %d times, "
 		      "worst %lld ms\n",
 		      scrapes, bytes, (long long)(h_now_ms() - t0), p.count, (long long)p.worst_ms);

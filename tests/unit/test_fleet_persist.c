@@ -23,6 +23,8 @@
 #include "ringside/fleet_persist.h"
 #include "ringside/fleet_store.h"
 
+#include "fleet_blobs.h"
+
 #define KIB 1024u
 #define T0 1700000000000
 
@@ -44,27 +46,6 @@ static void dir_remove(struct dir *d)
 
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->path);
 	assert_int_equal(system(cmd), 0);
-}
-
-/* A blob that says which agent and version it is, byte for byte. */
-static void fill(unsigned char *b, size_t len, unsigned agent, unsigned version)
-{
-	uint32_t x = agent * 2654435761u ^ version * 40503u ^ (uint32_t)len;
-
-	for (size_t i = 0; i < len; i++) {
-		x = x * 1664525u + 1013904223u;
-		b[i] = (unsigned char)(x >> 24);
-	}
-}
-
-static bool holds(const struct fleet_snapshot *p, size_t len, unsigned agent, unsigned version)
-{
-	static unsigned char want[FLEET_BLOB_MAX];
-
-	if (!p || p->len != len)
-		return false;
-	fill(want, len, agent, version);
-	return !memcmp(p->data, want, len);
 }
 
 static int put_at(struct fleet_store *s, uint32_t w, const char *org, const char *agent,

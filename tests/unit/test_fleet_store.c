@@ -19,31 +19,12 @@
 
 #include "ringside/fleet_store.h"
 
+#include "fleet_blobs.h"
+
 #define KIB 1024u
 /* A blob of BIG bytes takes a 16 KiB block: a chunk holds BIG_PER_CHUNK. */
 #define BIG 16000
 #define BIG_PER_CHUNK (FLEET_CHUNK / (16 * KIB))
-
-/* A blob that says which agent and version it is, byte for byte. */
-static void fill(unsigned char *b, size_t len, unsigned agent, unsigned version)
-{
-	uint32_t x = agent * 2654435761u ^ version * 40503u ^ (uint32_t)len;
-
-	for (size_t i = 0; i < len; i++) {
-		x = x * 1664525u + 1013904223u;
-		b[i] = (unsigned char)(x >> 24);
-	}
-}
-
-static bool holds(const struct fleet_snapshot *p, size_t len, unsigned agent, unsigned version)
-{
-	static unsigned char want[FLEET_BLOB_MAX];
-
-	if (!p || p->len != len)
-		return false;
-	fill(want, len, agent, version);
-	return !memcmp(p->data, want, len);
-}
 
 #define T0 1700000000000 /* received_ms of version 0 */
 

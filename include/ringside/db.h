@@ -1,0 +1,133 @@
+/*
+ * The database thread (DESIGN.md "Threads"): one thread runs libpq in
+ * non-blocking pipeline mode over --db-connections connections; all SQL
+ * runs there and workers never block. A worker hands it a request through
+ * its own bounded single-producer queue (db_submit, then db_kick once per
+ * loop pass); the thread writes the result into memory the request names
+ * and posts the request's token back to that worker (db_post_fn: the ring
+ * turns it into a completion in the worker's own io_uring).
+ */
+#ifndef RINGSIDE_DB_H
+#define RINGSIDE_DB_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Query classes: each has its own statement timeout (--db-timeout-*). */
+enum db_class {
+	DB_CLASS_PING,  /* round trips that prove the database answers (/ready) */
+	DB_CLASS_READ,  /* a few rows by key */
+	DB_CLASS_WRITE, /* a few rows written */
+	DB_CLASS_COUNT
+};
+
+/* The prepared statements, X(name, class, sql): prepared on every
+ * connection when it connects; later issues add theirs here. */
+#define DB_STATEMENTS(X) X(DB_PING, DB_CLASS_PING, "SELECT 1")
+
+enum db_statement {
+#define DB_STATEMENT_ENUM(name, cls, sql) name,
+	DB_STATEMENTS(DB_STATEMENT_ENUM)
+#undef DB_STATEMENT_ENUM
+	DB_STATEMENT_COUNT
+};
+
+enum db_status {
+	DB_OK = 0,
+	DB_UNAVAILABLE, /* no connection could run it (down, lost mid-query, queue full) */
+	DB_TIMEOUT,     /* its class's statement timeout passed (SQLSTATE 57014) */
+	DB_ERROR,       /* PostgreSQL refused it: sqlstate and message say why */
+	DB_TOO_LARGE,   /* its rows do not fit the caller's buffer */
+};
+
+#define DB_PARAMS_MAX 8u
+#define DB_PARAM_BYTES 1024u
+#define DB_MESSAGE_MAX 160u
+
+/* What the thread writes back: status and, for DB_OK, the rows as text,
+ * packed in the caller's buffer (db_value reads them). `done` is stored
+ * last, with release order: a reader that sees it set (acquire) sees the
+ * rest. */
+struct db_result {
+	_Atomic uint32_t done;
+	uint8_t status;             /* enum db_status */
+	char sqlstate[6];           /* DB_ERROR / DB_TIMEOUT: NUL-terminated */
+	char message[DB_MESSAGE_MAX]; /* always NUL-terminated, "" if none */
+	uint32_t rows, cols;
+	uint32_t len;               /* bytes of buf used */
+	char *buf;                  /* caller's, with cap bytes */
+	uint32_t cap;
+};
+
+/* One query: a prepared statement with text parameters packed in
+ * `params` (param_len[i] bytes each, in order; DB_NULL_PARAM for NULL).
+ * The caller keeps *result valid until the token comes back: a worker
+ * keeps the connection's slot until then, even if its client left. */
+#define DB_NULL_PARAM UINT16_MAX
+struct db_request {
+	uint16_t statement; /* enum db_statement */
+	uint8_t nparams;
+	uint16_t param_len[DB_PARAMS_MAX];
+	char params[DB_PARAM_BYTES];
+	struct db_result *result;
+	uint64_t token;     /* handed back to db_post_fn unchanged */
+};
+
+/* Appends one text parameter; false if it does not fit. */
+bool db_request_param(struct db_request *q, const char *s, size_t len);
+
+/* Value (row, col) of a DB_OK result: its bytes (not NUL-terminated) and
+ * length; NULL for SQL NULL or out of range. */
+const char *db_value(const struct db_result *r, uint32_t row, uint32_t col, uint32_t *len);
+
+/* Called on the db thread, once per request, after its result is
+ * written: token is db_request.token. */
+typedef void (*db_post_fn)(void *arg, uint32_t worker, uint64_t token);
+
+struct db_config {
+	const char *url;            /* libpq connection string or URI */
+	uint32_t connections;       /* --db-connections */
+	uint32_t workers;           /* queues, one per worker */
+	uint32_t queue_depth;       /* per worker, a power of two */
+	uint32_t timeout_ms[DB_CLASS_COUNT];
+	db_post_fn post;
+	void *post_arg;
+};
+
+struct db;
+
+/* Applies the migrations (db_migrate) and starts the thread; it connects
+ * by itself and keeps reconnecting with backoff. Returns 0, or a
+ * negative errno after logging why (a failed migration names its file
+ * and PostgreSQL's message). */
+int db_start(struct db **out, const struct db_config *cfg);
+
+/* Worker `worker` only (single producer): queues a copy of q. Never
+ * blocks. -EAGAIN when its queue is full (answer 503). */
+int db_submit(struct db *db, uint32_t worker, const struct db_request *q);
+
+/* Once per loop pass of worker `worker`: wakes the thread if it queued
+ * something since the last kick (one syscall at most, none when the
+ * thread is awake anyway). */
+void db_kick(struct db *db, uint32_t worker);
+
+/* Requests still in flight fail DB_UNAVAILABLE and are posted; then the
+ * thread ends and everything is freed. After the workers stopped
+ * submitting. */
+void db_stop(struct db *db);
+
+/* Seed 000's pool gauges: connections open, those with nothing in
+ * flight, requests queued and not yet sent to PostgreSQL. */
+struct db_pool_stats {
+	uint32_t total, idle, waiting;
+};
+void db_pool_stats(const struct db *db, struct db_pool_stats *out);
+
+/* Applies src/db/migrations/*.sql (built into the binary) in order, each
+ * once, each in a transaction, under an advisory lock, recording them in
+ * schema_migrations. Blocking; for start-up. Returns 0 or -1 (logged). */
+int db_migrate(const char *url);
+
+#endif

@@ -23,6 +23,10 @@
  * later (the ids a token named, say), without holding anything else. */
 #define HTTP_HANDLER_SPACE 160u
 
+/* Bytes of the route parameters of one request, percent-decoded, each
+ * NUL-terminated (http_param). */
+#define HTTP_PARAM_BYTES 256u
+
 /* "Date: Sun, 22 Nov 2026 15:00:00 GMT\r\n" */
 #define HTTP_DATE_LINE_LEN 37u
 
@@ -71,7 +75,24 @@ struct http_exchange {
 	 * validation, say): the server reads and discards the rest, stops
 	 * calling on_body, and still calls on_request to answer. */
 	bool discard_body;
+	/* The route's parameters ({agentId}), parsed once by the router and
+	 * percent-decoded: http_param. */
+	uint8_t param_count;
+	uint16_t param_off[ROUTER_MAX_PARAMS], param_len[ROUTER_MAX_PARAMS];
+	char param_bytes[HTTP_PARAM_BYTES];
 };
+
+/* Route parameter i of the exchange (in pattern order), NUL-terminated
+ * and percent-decoded (no NUL inside: the router answers 404 for a %00),
+ * and its length; NULL past the last. */
+static inline const char *http_param(const struct http_exchange *x, unsigned i, size_t *len)
+{
+	if (i >= x->param_count)
+		return NULL;
+	if (len)
+		*len = x->param_len[i];
+	return x->param_bytes + x->param_off[i];
+}
 
 struct http_handler {
 	/* Optional. The head is complete and `buf` holds it (valid only during
@@ -84,9 +105,14 @@ struct http_handler {
 			    const struct http_request *req);
 	/* Optional. Each run of body bytes, de-chunked; same return rule. */
 	unsigned (*on_body)(struct http_exchange *x, const char *data, size_t len);
-	/* The whole request has arrived: reply. Required, unless on_head
-	 * always replies (a GET answered at its head). */
+	/* The whole request has arrived: reply, or park (http_park).
+	 * Required, unless on_head always replies (a GET answered at its
+	 * head). */
 	void (*on_request)(struct http_exchange *x);
+	/* Required by a handler that parks: the completion of its park came
+	 * back (`result` as posted, ring_server_post): reply, or park again.
+	 * Runs on the exchange's worker. */
+	void (*on_resume)(struct http_exchange *x, int32_t result);
 	/* Optional. Called exactly once for every exchange whose on_head ran,
 	 * when it ends: after on_request, or when the connection closed before
 	 * the request was complete. Gives back what on_head took. */
@@ -125,7 +151,25 @@ int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
 int http_reply_head(struct http_exchange *x, unsigned status, const char *content_type,
 		    const char *extra_headers, uint64_t content_length);
 
-/* ---- Server services for handlers (implemented in src/ring/conn.c) ---- */
+/* ---- Server services for handlers (implemented in src/server/) ---- */
+
+/*
+ * Parks the exchange: the handler returns from on_request (or on_resume)
+ * without replying, and hands the ticket to another thread, which posts
+ * it back exactly once with a result (ring_server_post; a database
+ * request's token, say). The worker then calls on_resume with that
+ * result. Past timeout_ms the server answers 504 (the route family's
+ * code) itself, calls on_end, and drops the completion when it comes.
+ * The connection's slot, and the exchange's handler_space, stay the
+ * handler's until the completion is back, whatever happens to the
+ * client: the other thread may write there until it posts. Requests
+ * pipelined behind wait; their answers stay in order.
+ * Returns the ticket, or 0 if the exchange cannot park (it is not in
+ * on_request or on_resume, or too many earlier parks of the
+ * connection are still owed): answer otherwise.
+ */
+typedef uint64_t http_ticket;
+http_ticket http_park(struct http_exchange *x, uint32_t timeout_ms);
 
 /* Per-worker scratch memory, valid only during the handler call (and
  * during an event render). */

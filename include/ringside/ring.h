@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "ringside/config.h"
+#include "ringside/http_response.h"
 #include "ringside/router.h"
 
 struct worker;
@@ -57,6 +58,21 @@ void ring_server_stop(struct ring_server *s);
 /* Bytes of worker i's own memory in RAM (connection slab, buffers, ring):
  * mincore, for a thread that may block; safe while the worker runs. */
 uint64_t ring_worker_resident(const struct ring_server *s, uint32_t i);
+
+/*
+ * From any thread but the workers': hands worker `worker` the completion
+ * of a parked exchange (http_park's ticket) with `result` for its
+ * on_resume. It arrives as a CQE in the worker's own ring
+ * (IORING_OP_MSG_RING from a small ring of the calling thread's), so a
+ * worker waiting for I/O wakes for it, and no lock or queue is shared.
+ * Posts are queued, and submitted when ring_post_flush is called (once
+ * per batch) or the thread's queue is full. Returns 0, or a negative
+ * errno (logged) if the thread's ring cannot be made.
+ */
+int ring_server_post(struct ring_server *s, uint32_t worker, http_ticket ticket, int32_t result);
+void ring_post_flush(void);
+/* The calling thread posts no more: flushes and frees its ring. */
+void ring_post_thread_done(void);
 
 /* Joins the workers (they end by themselves after ring_server_stop) and
  * frees everything. */

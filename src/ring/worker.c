@@ -1,7 +1,9 @@
 /*
- * The io_uring side of a worker: ring set-up, the accept/recv/send/close
- * operations, the buffer ring, the timer tick and shutdown. What a
- * connection's bytes mean is conn.c's business.
+ * A worker's io_uring: ring set-up, the accept/recv/send/close
+ * operations, the buffer ring, the timer tick, completions posted by
+ * other threads (MSG_RING) and shutdown. What a connection's bytes mean
+ * is the engine's business (ringside/server.h), reached through the
+ * connection's transport (ringside/transport.h).
  */
 #include "worker_int.h"
 
@@ -26,22 +28,18 @@
 #define CQ_BATCH 256u
 /* The kernel's largest CQ (IORING_MAX_CQ_ENTRIES). */
 #define CQ_ENTRIES_MAX 65536u
-/* A stream compressor per producer entry: 272 KiB each, 4.25 MiB per
- * worker reserved; resident only as streams use them (~172 KiB for one
- * that compressed a body; its held input only when the output fell
- * short). */
-#define GZIP_MEM_SIZE ((size_t)HTTP_STREAMS_MAX * HTTP_GZIP_STREAM_BYTES)
 
 /*
  * A CQ that can hold every completion the worker can have outstanding, so
  * it never overflows (an overflowing CQ makes submits fail with -EBUSY on
  * some kernels, and worker_get_sqe() submits from inside the completion loop):
- * per slot a recv end, a send and a close; one per provided buffer; slack
- * for accepts and timers.
+ * per slot a recv end, a send, a close and a posted completion; one per
+ * provided buffer; slack for accepts and timers. (A CQ that overflows all
+ * the same keeps its CQEs: IORING_FEAT_NODROP.)
  */
 static unsigned cq_entries_for(uint32_t slots)
 {
-	uint64_t need = 4ull * slots + 2ull * RECV_BUF_COUNT + 1024u;
+	uint64_t need = 5ull * slots + 2ull * RECV_BUF_COUNT + 1024u;
 	unsigned n = 4 * SQ_ENTRIES;
 	while (n < need && n < CQ_ENTRIES_MAX)
 		n <<= 1;
@@ -55,50 +53,17 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- buffer pools ---- */
-
-static int buf_pool_init(struct buf_pool *p, uint32_t size, uint32_t count)
+static struct worker *worker_of(struct server *s)
 {
-	p->size = size;
-	p->count = count;
-	p->base = mmap(NULL, (size_t)size * count, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p->base == MAP_FAILED)
-		return -errno;
-	p->free = calloc(count, sizeof *p->free);
-	if (!p->free) {
-		munmap(p->base, (size_t)size * count);
-		return -ENOMEM;
-	}
-	/* Lowest index on top, so a quiet server touches few pages. */
-	for (uint32_t i = 0; i < count; i++)
-		p->free[i] = count - 1 - i;
-	p->free_top = count;
-	return 0;
+	return (struct worker *)(void *)((char *)s - offsetof(struct worker, server));
 }
 
-static void buf_pool_fini(struct buf_pool *p)
+static struct ring_conn *ring_conn_of(struct server_conn *c)
 {
-	if (p->base && p->base != MAP_FAILED)
-		munmap(p->base, (size_t)p->size * p->count);
-	free(p->free);
+	return (struct ring_conn *)(void *)((char *)c - offsetof(struct ring_conn, sc));
 }
 
-char *buf_pool_get(struct buf_pool *p)
-{
-	/* in and out pools hold one buffer per slot, so they cannot run dry;
-	 * the body pool can (its users answer 503). */
-	if (p->free_top == 0)
-		return NULL;
-	return p->base + (size_t)p->free[--p->free_top] * p->size;
-}
-
-void buf_pool_put(struct buf_pool *p, char *buf)
-{
-	p->free[p->free_top++] = (uint32_t)((size_t)(buf - p->base) / p->size);
-}
-
-uint32_t conn_slot(const struct worker *w, const struct conn *c)
+static uint32_t conn_slot(const struct worker *w, const struct ring_conn *c)
 {
 	return (uint32_t)(c - w->conns);
 }
@@ -126,7 +91,7 @@ static void arm_accept(struct worker *w, enum listener l)
 	w->accept_armed[l] = true;
 }
 
-static void arm_recv(struct worker *w, struct conn *c)
+static void arm_recv(struct worker *w, struct ring_conn *c)
 {
 	struct io_uring_sqe *sqe = worker_get_sqe(w);
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -150,54 +115,13 @@ static void arm_wake(struct worker *w)
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_WAKE, 0, 0));
 }
 
-/* Sends what is pending: the output buffer first, then a body buffer
- * (whose head is the last thing in the output buffer). */
-void worker_send(struct worker *w, struct conn *c)
-{
-	if (c->send_busy || c->phase == PHASE_CLOSING)
-		return;
-	const char *data;
-	size_t len;
-	c->send_from_body = c->out.len == c->out_sent;
-	if (!c->send_from_body) {
-		data = c->out.buf + c->out_sent;
-		len = c->out.len - c->out_sent;
-	} else if (c->body_len > c->body_sent) {
-		data = c->body_buf + c->body_sent;
-		len = c->body_len - c->body_sent;
-	} else {
-		return;
-	}
-	struct io_uring_sqe *sqe = worker_get_sqe(w);
-	io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, conn_slot(w, c), c->gen));
-	c->send_busy = true;
-}
-
-void worker_shutdown_write(struct worker *w, struct conn *c)
-{
-	(void)w;
-	/* Sends our FIN at once; rare (closing responses only), so a plain
-	 * syscall is simpler than another operation to track. */
-	shutdown(c->fd, SHUT_WR);
-}
-
-/*
- * Cancels whatever is outstanding on the fd and closes it. The close is
+/* Cancels whatever is outstanding on the fd and closes it. The close is
  * hard-linked to the cancel so it runs even when there was nothing to
- * cancel. The slot is reused only when every CQE of this connection is in
- * (see maybe_free_slot), never while the kernel may still write to it.
- */
-void worker_close(struct worker *w, struct conn *c)
+ * cancel. The slot is reused only when every CQE of this connection is
+ * in and the engine owes nothing (see maybe_free_slot), never while the
+ * kernel or another thread may still write to it. */
+static void close_now(struct worker *w, struct ring_conn *c)
 {
-	if (c->phase == PHASE_CLOSING)
-		return;
-	c->phase = PHASE_CLOSING;
-	timer_wheel_cancel(&w->wheel, &c->timer);
-	conn_end_exchange(c); /* a request cut off: its handler gives back */
-	conn_count_stream_end(w, c); /* a stream cut off: counted, with what was sent */
-	conn_set_pool_state(w, c, POOL_NONE);
-	conn_stream_remove(w, c);
 	uint64_t ud = ud_encode(OP_CLOSE, conn_slot(w, c), c->gen);
 	if (c->recv_armed || c->send_busy) {
 		struct io_uring_sqe *cancel = worker_get_sqe(w);
@@ -209,21 +133,120 @@ void worker_close(struct worker *w, struct conn *c)
 	io_uring_prep_close(sqe, c->fd);
 	io_uring_sqe_set_data64(sqe, ud);
 	c->close_pending = true;
+	c->flush_then_close = false;
 }
+
+/* Sends what the transport has to send (one send in flight at a time);
+ * with nothing left, a goodbye that waited for it ends in the close. */
+static void send_next(struct worker *w, struct ring_conn *c)
+{
+	if (c->send_busy || c->close_pending)
+		return;
+	size_t len = 0;
+	const char *data = c->transport.cls->output(&c->transport, &w->server, &c->sc, &len);
+	if (!data || !len) {
+		if (c->flush_then_close)
+			close_now(w, c);
+		return;
+	}
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
+	io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, conn_slot(w, c), c->gen));
+	c->send_busy = true;
+}
+
+/* ---- The engine's host (struct server_host) ---- */
+
+static void host_send(struct server *s, struct server_conn *sc)
+{
+	struct ring_conn *c = ring_conn_of(sc);
+	if (!c->closing)
+		send_next(worker_of(s), c);
+}
+
+static void host_close(struct server *s, struct server_conn *sc)
+{
+	struct worker *w = worker_of(s);
+	struct ring_conn *c = ring_conn_of(sc);
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (!c->transport.error && c->transport.cls->close(&c->transport, s, sc)) {
+		c->flush_then_close = true;
+		send_next(w, c);
+	} else {
+		close_now(w, c);
+	}
+}
+
+static void host_shutdown_write(struct server *s, struct server_conn *sc)
+{
+	(void)s;
+	/* Sends our FIN at once; rare (closing responses only), so a plain
+	 * syscall is simpler than another operation to track. */
+	shutdown(ring_conn_of(sc)->fd, SHUT_WR);
+}
+
+static void host_limit_send_buffer(struct server *s, struct server_conn *sc, int bytes)
+{
+	(void)s;
+	setsockopt(ring_conn_of(sc)->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+}
+
+/* The client's address, looked up once per connection, when its first
+ * line is logged. */
+static const char *host_peer(struct server *s, struct server_conn *sc)
+{
+	(void)s;
+	struct ring_conn *c = ring_conn_of(sc);
+	if (!c->peer[0]) {
+		struct sockaddr_storage a;
+		socklen_t len = sizeof a;
+		/* sin_port and sin6_port are at the same offset. */
+		if (getpeername(c->fd, (struct sockaddr *)&a, &len) == 0)
+			config_format_addr(&a, ntohs(((struct sockaddr_in *)(void *)&a)->sin_port),
+					   c->peer, sizeof c->peer);
+		else
+			memcpy(c->peer, "-", 2);
+	}
+	return c->peer;
+}
+
+static char *host_log_reserve(struct server *s, size_t n)
+{
+	return access_log_reserve(worker_of(s), n);
+}
+
+static void host_log_commit(struct server *s, size_t n)
+{
+	access_log_commit(worker_of(s), n);
+}
+
+static const struct server_host ring_host = {
+	.send = host_send,
+	.close = host_close,
+	.shutdown_write = host_shutdown_write,
+	.limit_send_buffer = host_limit_send_buffer,
+	.peer = host_peer,
+	.log_reserve = host_log_reserve,
+	.log_commit = host_log_commit,
+};
 
 /* ringside_open_connections{listener}: this worker is the only writer. */
 static void count_open(struct worker *w, unsigned listener, int delta)
 {
-	_Atomic uint32_t *g = &w->ctx.shard->view.open[listener];
+	_Atomic uint32_t *g = &w->server.ctx.shard->view.open[listener];
 	metrics_set_u32(g, atomic_load_explicit(g, memory_order_relaxed) + (uint32_t)delta);
 }
 
-static void maybe_free_slot(struct worker *w, struct conn *c)
+static void maybe_free_slot(struct worker *w, struct ring_conn *c)
 {
-	if (c->phase != PHASE_CLOSING || c->close_pending || c->recv_armed || c->send_busy)
+	if (!c->closing || c->close_pending || c->recv_armed || c->send_busy ||
+	    c->flush_then_close || !server_conn_releasable(&c->sc))
 		return;
-	conn_release_buffers(w, c);
-	c->phase = PHASE_FREE;
+	server_conn_release(&w->server, &c->sc);
+	c->in_use = false;
+	c->closing = false;
 	c->fd = -1;
 	c->gen++;
 	w->free_slots[w->free_top++] = conn_slot(w, c);
@@ -245,13 +268,11 @@ static void return_recv_buffer(struct worker *w, uint32_t bid)
 static void reject_connection(struct worker *w, int fd)
 {
 	char buf[512];
-	struct http_out out = {buf, 0, sizeof buf};
-	struct http_exchange x = {.close = true, .date_line = w->date_line, .out = &out};
-	conn_format_request_id(w, &x);
-	if (http_reply_error(&x, 503, NULL, "Too many open connections. Retry later.", NULL,
-			     NULL, "Retry-After: 1\r\n") == 0) {
-		ssize_t n = send(fd, out.buf, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		(void)n;
+	size_t n = server_refusal(&w->server, buf, sizeof buf, 503,
+				  "Too many open connections. Retry later.");
+	if (n) {
+		ssize_t sent = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)sent;
 	}
 	shutdown(fd, SHUT_WR);
 	close(fd);
@@ -286,38 +307,45 @@ static void on_accept(struct worker *w, enum listener l, struct io_uring_cqe *cq
 		return;
 	}
 	uint32_t slot = w->free_slots[--w->free_top];
-	struct conn *c = &w->conns[slot];
+	struct ring_conn *c = &w->conns[slot];
 	w->open_conns++;
 	if (slot >= w->slots_used)
 		w->slots_used = slot + 1;
 	c->fd = fd;
-	conn_open(w, c);
+	c->in_use = true;
 	c->listener = (uint8_t)l;
+	c->peer[0] = '\0';
+	c->recv_armed = c->send_busy = c->closing = c->close_pending = c->flush_then_close = false;
+	c->transport = (struct transport){.cls = &transport_plain};
 	count_open(w, l, +1);
+	server_conn_open(&w->server, &c->sc, l, slot, c->gen);
 	arm_recv(w, c);
 }
 
-static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+static void on_recv(struct worker *w, struct ring_conn *c, struct io_uring_cqe *cqe)
 {
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	if (!more)
 		c->recv_armed = false;
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		if (cqe->res > 0 && c->phase != PHASE_CLOSING)
-			conn_on_input(w, c, w->recv_bufs + (size_t)bid * RECV_BUF_SIZE,
-				      (size_t)cqe->res);
+		if (cqe->res > 0 && !c->closing)
+			c->transport.cls->recv(&c->transport, &w->server, &c->sc,
+					       w->recv_bufs + (size_t)bid * RECV_BUF_SIZE,
+					       (size_t)cqe->res);
 		return_recv_buffer(w, bid);
 	}
-	if (c->phase == PHASE_CLOSING) {
+	if (!c->closing && c->transport.error)
+		server_conn_reset(&w->server, &c->sc); /* the transport gave up */
+	if (c->closing) {
 		maybe_free_slot(w, c);
 		return;
 	}
 	if (cqe->res == 0) {
-		conn_on_eof(w, c);
+		server_conn_eof(&w->server, &c->sc);
 	} else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
-		conn_on_reset(w, c); /* -ECONNRESET and friends */
-	} else if (!more && !c->recv_armed && c->phase != PHASE_CLOSING) {
+		server_conn_reset(&w->server, &c->sc); /* -ECONNRESET and friends */
+	} else if (!more && !c->recv_armed && !c->closing) {
 		/* The multishot ended (-ENOBUFS, or the kernel's choice): re-arm.
 		 * Buffers come back at the end of this loop, before the submit. */
 		arm_recv(w, c);
@@ -325,29 +353,37 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
 	maybe_free_slot(w, c);
 }
 
-static void on_send(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+static void on_send(struct worker *w, struct ring_conn *c, struct io_uring_cqe *cqe)
 {
 	c->send_busy = false;
-	if (c->phase == PHASE_CLOSING) {
+	if (c->close_pending) {
 		maybe_free_slot(w, c);
 		return;
 	}
 	if (cqe->res < 0) {
-		worker_close(w, c);
+		if (c->closing)
+			close_now(w, c); /* the goodbye cannot go out */
+		else
+			server_conn_abort(&w->server, &c->sc);
 		return;
 	}
-	if (c->send_from_body)
-		c->body_sent += (uint32_t)cqe->res;
-	else
-		c->out_sent += (uint32_t)cqe->res;
-	conn_on_sent(w, c);
+	c->transport.cls->sent(&c->transport, &w->server, &c->sc, (size_t)cqe->res);
+	if (c->closing)
+		send_next(w, c); /* the rest of the goodbye, then the close */
 }
 
-static void fire_timer(struct timer_node *n, void *ctx)
+/* A completion another thread posted for a parked exchange. The slot is
+ * still this connection's: it is freed only once nothing is owed. */
+static void on_resume(struct worker *w, union user_data ud, int32_t result)
 {
-	struct worker *w = ctx;
-	struct conn *c = (struct conn *)(void *)((char *)n - offsetof(struct conn, timer));
-	conn_on_timer(w, c);
+	struct ring_conn *c = ud.slot < w->conn_count ? &w->conns[ud.slot] : NULL;
+	if (!c || !c->in_use || c->gen != ud.gen) {
+		log_error("completion for no parked exchange", "worker=%u slot=%u", w->id,
+			  ud.slot);
+		return;
+	}
+	server_conn_resume(&w->server, &c->sc, ud.extra, result);
+	maybe_free_slot(w, c);
 }
 
 static void begin_stop(struct worker *w)
@@ -355,8 +391,8 @@ static void begin_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
-	atomic_store_explicit(&w->ctx.shard->view.stopping, true, memory_order_relaxed);
-	w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_timeout_ms;
+	atomic_store_explicit(&w->server.ctx.shard->view.stopping, true, memory_order_relaxed);
+	w->stop_deadline_ms = w->server.now_ms + w->cfg->shutdown_timeout_ms;
 	for (int l = 0; l < LISTENER_COUNT; l++) {
 		if (!w->accept_armed[l])
 			continue;
@@ -364,9 +400,10 @@ static void begin_stop(struct worker *w)
 		io_uring_prep_cancel64(sqe, ud_encode(OP_ACCEPT, (uint32_t)l, 0), 0);
 		io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, 0, 0));
 	}
-	for (uint32_t i = 0; i < w->conn_count; i++)
-		if (w->conns[i].phase != PHASE_FREE)
-			conn_on_stop(w, &w->conns[i]);
+	server_stop(&w->server);
+	for (uint32_t i = 0; i < w->slots_used; i++)
+		if (w->conns[i].in_use)
+			server_conn_stop(&w->server, &w->conns[i].sc);
 }
 
 /* /metrics/api/metrics/stats's heapUsed: the bytes this worker holds for
@@ -376,57 +413,46 @@ static void begin_stop(struct worker *w)
  * ring_worker_resident). Once a second: a walk of the slab. */
 static void publish_memory(struct worker *w)
 {
-	if (w->now_ms < w->next_memory_ms)
+	if (w->server.now_ms < w->next_memory_ms)
 		return;
-	w->next_memory_ms = w->now_ms + 1000;
+	w->next_memory_ms = w->server.now_ms + 1000;
 	uint64_t held = 0;
 	/* Only slots ever used: the rest of the slab is untouched pages. */
-	for (uint32_t i = 0; i < w->slots_used; i++) {
-		const struct conn *c = &w->conns[i];
-		if (c->phase != PHASE_FREE)
-			held += sizeof *c + c->in_len + (c->out.buf ? c->out.len - c->out_sent : 0) +
-				c->body_len - c->body_sent;
-	}
-	atomic_store_explicit(&w->ctx.shard->view.memory_in_use, held, memory_order_relaxed);
+	for (uint32_t i = 0; i < w->slots_used; i++)
+		if (w->conns[i].in_use)
+			held += sizeof w->conns[i] - sizeof w->conns[i].sc +
+				server_conn_held(&w->conns[i].sc);
+	atomic_store_explicit(&w->server.ctx.shard->view.memory_in_use, held,
+			      memory_order_relaxed);
 }
 
 uint64_t ring_worker_resident(const struct ring_server *s, uint32_t i)
 {
 	const struct worker *w = s->workers[i];
 	const struct io_uring *r = &w->ring;
-	const struct buf_pool *pools[] = {&w->in_pool, &w->out_pool, &w->body_pool};
-	uint64_t n = resident_bytes(w, sizeof *w) +
-		     resident_bytes(w->conns, (size_t)w->conn_count * sizeof *w->conns) +
-		     resident_bytes(w->free_slots, (size_t)w->conn_count * sizeof *w->free_slots) +
-		     resident_bytes(w->streams, (size_t)w->conn_count * sizeof *w->streams) +
-		     resident_bytes(w->recv_ring, RECV_BUF_COUNT * sizeof(struct io_uring_buf)) +
-		     resident_bytes(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE) +
-		     resident_bytes(w->scratch, SCRATCH_SIZE) +
-		     (w->gzip_mem ? resident_bytes(w->gzip_mem, GZIP_MEM_SIZE) : 0) +
-		     resident_bytes(r->sq.ring_ptr, r->sq.ring_sz) +
-		     resident_bytes(r->sq.sqes, (size_t)r->sq.ring_entries * sizeof *r->sq.sqes) +
-		     (r->cq.ring_ptr != r->sq.ring_ptr ? resident_bytes(r->cq.ring_ptr, r->cq.ring_sz)
-						       : 0) +
-		     (w->access_log.buf[0] ? resident_bytes(w->access_log.buf[0], 2 * ACCESS_LOG_BUF_SIZE) : 0);
-	for (size_t p = 0; p < sizeof pools / sizeof pools[0]; p++)
-		n += resident_bytes(pools[p]->base, (size_t)pools[p]->size * pools[p]->count);
-	return n;
+	return resident_bytes(w, sizeof *w) +
+	       resident_bytes(w->conns, (size_t)w->conn_count * sizeof *w->conns) +
+	       resident_bytes(w->free_slots, (size_t)w->conn_count * sizeof *w->free_slots) +
+	       resident_bytes(w->recv_ring, RECV_BUF_COUNT * sizeof(struct io_uring_buf)) +
+	       resident_bytes(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE) +
+	       server_resident(&w->server) + resident_bytes(r->sq.ring_ptr, r->sq.ring_sz) +
+	       resident_bytes(r->sq.sqes, (size_t)r->sq.ring_entries * sizeof *r->sq.sqes) +
+	       (r->cq.ring_ptr != r->sq.ring_ptr ? resident_bytes(r->cq.ring_ptr, r->cq.ring_sz)
+						 : 0) +
+	       (w->access_log.buf[0] ? resident_bytes(w->access_log.buf[0], 2 * ACCESS_LOG_BUF_SIZE)
+				     : 0);
 }
 
 static void on_tick(struct worker *w)
 {
-	timer_wheel_advance(&w->wheel, w->now_ms, fire_timer, w);
-	if (w->stream_count && w->now_ms >= w->next_event_ms) {
-		conn_push_events(w);
-		w->next_event_ms = w->now_ms + w->cfg->sse_interval_ms;
-	}
+	server_tick(&w->server);
 	publish_memory(w);
 	access_log_tick(w);
-	if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
+	if (w->stopping && w->server.now_ms >= w->stop_deadline_ms) {
 		/* Out of time: close what is left, whatever it is doing. */
-		for (uint32_t i = 0; i < w->conn_count; i++)
-			if (w->conns[i].phase != PHASE_FREE)
-				worker_close(w, &w->conns[i]);
+		for (uint32_t i = 0; i < w->slots_used; i++)
+			if (w->conns[i].in_use)
+				server_conn_abort(&w->server, &w->conns[i].sc);
 	}
 	arm_timer(w);
 }
@@ -434,10 +460,10 @@ static void on_tick(struct worker *w)
 static void handle_cqe(struct worker *w, struct io_uring_cqe *cqe)
 {
 	union user_data ud = ud_decode(io_uring_cqe_get_data64(cqe));
-	struct conn *c = NULL;
+	struct ring_conn *c = NULL;
 	if (ud.op == OP_RECV || ud.op == OP_SEND || ud.op == OP_CLOSE) {
 		c = &w->conns[ud.slot];
-		if (c->gen != ud.gen || c->phase == PHASE_FREE) {
+		if (c->gen != ud.gen || !c->in_use) {
 			/* Cannot happen: a slot is freed only after its last CQE.
 			 * Still return a buffer rather than leak it. */
 			if (cqe->flags & IORING_CQE_F_BUFFER)
@@ -472,6 +498,9 @@ static void handle_cqe(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_LOG_WRITE:
 		access_log_on_write(w, ud.slot, cqe->res);
 		break;
+	case OP_RESUME:
+		on_resume(w, ud, cqe->res);
+		break;
 	default:
 		log_error("unknown completion", "worker=%u op=%u", w->id, ud.op);
 	}
@@ -479,18 +508,10 @@ static void handle_cqe(struct worker *w, struct io_uring_cqe *cqe)
 
 static void refresh_clock(struct worker *w)
 {
-	w->now_ns = monotonic_ns();
-	w->now_ms = w->now_ns / 1000000u;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	if (ts.tv_sec != w->date_second) {
-		w->date_second = ts.tv_sec;
-		http_format_date_line(w->date_line, ts.tv_sec);
-		struct tm tm;
-		gmtime_r(&ts.tv_sec, &tm);
-		strftime(w->log_time, sizeof w->log_time, "%Y-%m-%dT%H:%M:%S.", &tm);
-	}
-	w->now_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	server_set_clock(&w->server, monotonic_ns(),
+			 (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
 static void run_loop(struct worker *w)
@@ -499,7 +520,7 @@ static void run_loop(struct worker *w)
 		if (w->stopping && w->open_conns == 0 && !w->accept_armed[LISTENER_MAIN] &&
 		    !w->accept_armed[LISTENER_METRICS])
 			break;
-		if (w->stopping && w->now_ms > w->stop_deadline_ms + 1000) {
+		if (w->stopping && w->server.now_ms > w->stop_deadline_ms + 1000) {
 			log_error("shutdown: connections still open after force-close",
 				  "worker=%u open=%u", w->id, w->open_conns);
 			break;
@@ -519,10 +540,9 @@ static void run_loop(struct worker *w)
 		 * long as a producer has work and no bytes: that is work, not
 		 * spinning, and each pass serves every event.
 		 */
-		w->producers_due = w->producers_again;
-		w->producers_again = 0;
-		int r = w->producers_due ? io_uring_submit_and_get_events(&w->ring)
-					 : io_uring_submit_and_wait(&w->ring, 1);
+		bool due = server_pass_begin(&w->server);
+		int r = due ? io_uring_submit_and_get_events(&w->ring)
+			    : io_uring_submit_and_wait(&w->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME) {
 			log_error("io_uring wait failed", "worker=%u err=%d", w->id, -r);
 			break;
@@ -541,13 +561,13 @@ static void run_loop(struct worker *w)
 			io_uring_buf_ring_advance(w->recv_ring, (int)w->recv_returned);
 			w->recv_returned = 0;
 		}
-		conn_produce_due(w);
-		if (w->server->hooks.pass)
-			w->server->hooks.pass(w->server->hooks.api, w->id);
+		server_pass_end(&w->server);
+		if (w->owner->hooks.pass)
+			w->owner->hooks.pass(w->owner->hooks.api, w->id);
 	}
 	access_log_drain(w);
-	if (w->server->hooks.stopped)
-		w->server->hooks.stopped(w->server->hooks.api, w->id);
+	if (w->owner->hooks.stopped)
+		w->owner->hooks.stopped(w->owner->hooks.api, w->id);
 }
 
 /* ---- set-up ---- */
@@ -594,12 +614,12 @@ static int setup_ring(struct worker *w)
 	return 0;
 }
 
-static int setup_worker_memory(struct worker *w, uint32_t slots)
+static int setup_worker_memory(struct worker *w, uint32_t slots, const struct server_params *p)
 {
 	w->conn_count = slots;
 	/* Zeroed pages, touched as slots are first used (lowest first): an
 	 * idle server's slab costs what its busiest moment needed. A free
-	 * slot is known by its phase, not its fd. */
+	 * slot is known by in_use, not its fd. */
 	void *slab = mmap(NULL, (size_t)slots * sizeof *w->conns, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (slab == MAP_FAILED)
@@ -611,49 +631,9 @@ static int setup_worker_memory(struct worker *w, uint32_t slots)
 	for (uint32_t i = 0; i < slots; i++)
 		w->free_slots[i] = slots - 1 - i;
 	w->free_top = slots;
-	/* A connection holds at most one of each; room for a whole head plus
-	 * one recv buffer that arrives while it waits. */
-	w->in_buf_size = w->cfg->max_header_bytes + RECV_BUF_SIZE;
-	int r = buf_pool_init(&w->in_pool, w->in_buf_size, slots);
-	if (r == 0)
-		r = buf_pool_init(&w->out_pool, OUT_BUF_SIZE, slots);
-	if (r == 0)
-		r = buf_pool_init(&w->body_pool, BODY_BUF_SIZE, BODY_BUF_COUNT);
-	if (r < 0)
-		return r;
-	w->scratch = mmap(NULL, SCRATCH_SIZE, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	w->streams = calloc(slots, sizeof *w->streams);
-	w->ctx.gzip = &w->gzip;
-	if (w->scratch == MAP_FAILED) {
-		w->scratch = NULL;
+	if (access_log_init(&w->access_log, w->owner->access_log_fd) < 0)
 		return -ENOMEM;
-	}
-	if (!w->streams || access_log_init(&w->access_log, w->server->access_log_fd) < 0)
-		return -ENOMEM;
-	w->gzip_mem = mmap(NULL, GZIP_MEM_SIZE, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (w->gzip_mem == MAP_FAILED) {
-		w->gzip_mem = NULL;
-		return -ENOMEM;
-	}
-	/* The first stream compressor now: proves that zlib's state fits
-	 * HTTP_GZIP_STATE_BYTES (the others are set up alike, when used). */
-	if (!worker_gzip_stream(w, 0))
-		return -ENOMEM;
-	return http_gzip_init(&w->gzip);
-}
-
-struct http_gzip *worker_gzip_stream(struct worker *w, unsigned i)
-{
-	struct http_gzip *g = &w->gzip_streams[i];
-	if (!g->ready &&
-	    http_gzip_init_in(g, w->gzip_mem + (size_t)i * HTTP_GZIP_STREAM_BYTES,
-			      HTTP_GZIP_STREAM_BYTES) < 0) {
-		log_error("gzip stream compressor set-up failed", "worker=%u slot=%u", w->id, i);
-		return NULL;
-	}
-	return g;
+	return server_init(&w->server, p);
 }
 
 static void worker_fini(struct worker *w)
@@ -664,21 +644,11 @@ static void worker_fini(struct worker *w)
 		munmap(w->recv_ring, RECV_BUF_COUNT * sizeof(struct io_uring_buf));
 	if (w->recv_bufs && w->recv_bufs != MAP_FAILED)
 		munmap(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE);
-	buf_pool_fini(&w->in_pool);
-	buf_pool_fini(&w->out_pool);
-	buf_pool_fini(&w->body_pool);
-	http_gzip_fini(&w->gzip);
-	for (unsigned i = 0; i < HTTP_STREAMS_MAX; i++)
-		http_gzip_fini(&w->gzip_streams[i]);
-	if (w->gzip_mem)
-		munmap(w->gzip_mem, GZIP_MEM_SIZE);
+	server_fini(&w->server);
 	access_log_fini(&w->access_log);
-	if (w->scratch)
-		munmap(w->scratch, SCRATCH_SIZE);
 	if (w->conns)
 		munmap(w->conns, (size_t)w->conn_count * sizeof *w->conns);
 	free(w->free_slots);
-	free(w->streams);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	for (int l = 0; l < LISTENER_COUNT; l++)
@@ -688,7 +658,7 @@ static void worker_fini(struct worker *w)
 
 static void report_started(struct worker *w, int err)
 {
-	struct ring_server *s = w->server;
+	struct ring_server *s = w->owner;
 	pthread_mutex_lock(&s->lock);
 	if (err)
 		s->failed++;
@@ -752,8 +722,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	refresh_clock(w);
-	timer_wheel_init(&w->wheel, w->now_ms, (uint32_t)(w->tick.tv_nsec / 1000000));
-	w->ctx.shard->view.started_unix_ms = (int64_t)time(NULL) * 1000;
+	w->server.ctx.shard->view.started_unix_ms = (int64_t)time(NULL) * 1000;
 	for (int l = 0; l < LISTENER_COUNT; l++)
 		if (w->listen_fd[l] >= 0)
 			arm_accept(w, (enum listener)l);
@@ -910,37 +879,32 @@ int ring_server_start(struct ring_server *s, const struct config *cfg,
 		}
 		memset(w, 0, sizeof *w);
 		s->workers[i] = w;
-		w->server = s;
+		w->owner = s;
 		w->cfg = cfg;
-		w->router = router;
 		w->id = i;
-		w->ctx = (struct http_context){
-			.cfg = cfg,
-			.metrics = metrics,
-			.shard = metrics_shard(metrics, i),
-			.api = s->hooks.api,
-			.worker_id = i,
-		};
 		w->cpu = cpu_for_worker(i);
 		w->wake_fd = -1;
-		w->limits = (struct http_limits){
-			.max_head_bytes = cfg->max_header_bytes,
-			.max_target_bytes = HTTP_DEFAULT_MAX_TARGET_BYTES,
-			.max_fields = HTTP_DEFAULT_MAX_FIELDS,
+		struct server_params sp = {
+			.cfg = cfg,
+			.router = router,
+			.metrics = metrics,
+			.api = s->hooks.api,
+			.worker_id = i,
+			.slots = slots,
+			.request_id_nonce = nonce,
+			.access_log = access_log_fd >= 0,
+			.host = &ring_host,
 		};
-		/* Ticks fine enough for the event interval, at most 50 ms. */
-		uint32_t tick_ms = cfg->sse_interval_ms < TICK_MS ? cfg->sse_interval_ms : TICK_MS;
-		w->tick = (struct __kernel_timespec){.tv_nsec = (long)tick_ms * 1000000L};
-		snprintf(w->request_id_prefix, sizeof w->request_id_prefix, "req_%08x%02x",
-			 nonce, i & 0xff);
 		if ((r = open_listeners(s, w)) < 0)
 			break;
 		w->wake_fd = eventfd(0, EFD_CLOEXEC);
-		if (w->wake_fd < 0 || (r = setup_worker_memory(w, slots)) < 0) {
+		if (w->wake_fd < 0 || (r = setup_worker_memory(w, slots, &sp)) < 0) {
 			r = r < 0 ? r : -errno;
 			log_error("worker set-up failed", "worker=%u err=\"%s\"", i, strerror(-r));
 			break;
 		}
+		w->tick = (struct __kernel_timespec){
+			.tv_nsec = (long)server_tick_ms(&w->server) * 1000000L};
 		if ((r = -pthread_create(&w->thread, NULL, worker_main, w)) < 0) {
 			log_error("cannot start worker", "worker=%u err=\"%s\"", i, strerror(-r));
 			break;

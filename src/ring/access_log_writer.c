@@ -12,21 +12,18 @@
  * are cut to that. SIGHUP makes the main thread reopen the file onto the
  * same descriptor number (dup3), so the workers need not know.
  *
- * A line is logfmt: ts, remote, method, route, path, status, bytes (the
- * whole response), duration_us and request_id.
+ * The lines themselves are the engine's (src/server/access_line.c).
  */
 #include "worker_int.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ringside/decimal.h"
 #include "ringside/log.h"
 
 
@@ -76,7 +73,7 @@ char *access_log_reserve(struct worker *w, size_t n)
 		return NULL;
 	if (l->len[l->filling] + n > l->cap) {
 		if (l->writing) {
-			metrics_add(&w->ctx.shard->counters[METRIC_ACCESS_LOG_DROPPED], 1);
+			metrics_add(&w->server.ctx.shard->counters[METRIC_ACCESS_LOG_DROPPED], 1);
 			return NULL;
 		}
 		submit_filling(w);
@@ -115,108 +112,13 @@ void access_log_on_write(struct worker *w, unsigned b, int res)
 			log_error("access log write failed; its lines are dropped until it works",
 				  "worker=%u err=\"%s\"", w->id, strerror(-res));
 		l->failed = true;
-		metrics_add(&w->ctx.shard->counters[METRIC_ACCESS_LOG_DROPPED], l->lines[b]);
+		metrics_add(&w->server.ctx.shard->counters[METRIC_ACCESS_LOG_DROPPED], l->lines[b]);
 	} else {
 		l->failed = false;
 	}
 	l->len[b] = 0;
 	l->lines[b] = 0;
 	l->writing = false;
-}
-
-/* ---- The line of one exchange ---- */
-
-static char *put_mem(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-#define PUT_STR(p, s) put_mem((p), (s), strlen(s))
-
-/* A logfmt value: as is when it is plain, else quoted with \" \\ and
- * \xHH escapes, so a client's path cannot forge fields or lines. At most
- * 4 * n + 2 bytes. */
-static char *put_logfmt_value(char *p, const char *s, size_t n)
-{
-	bool plain = n > 0;
-	for (size_t i = 0; i < n && plain; i++)
-		plain = s[i] > ' ' && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' && s[i] != '=';
-	if (plain)
-		return put_mem(p, s, n);
-	*p++ = '"';
-	for (size_t i = 0; i < n; i++) {
-		unsigned char b = (unsigned char)s[i];
-		if (b == '"' || b == '\\') {
-			*p++ = '\\';
-			*p++ = (char)b;
-		} else if (b < ' ' || b >= 0x7f) {
-			*p++ = '\\';
-			*p++ = 'x';
-			*p++ = "0123456789abcdef"[b >> 4];
-			*p++ = "0123456789abcdef"[b & 15];
-		} else {
-			*p++ = (char)b;
-		}
-	}
-	*p++ = '"';
-	return p;
-}
-
-/* The client's address, looked up once per connection, when its first
- * line is logged. */
-static const char *peer_of(struct conn *c)
-{
-	if (!c->peer[0]) {
-		struct sockaddr_storage a;
-		socklen_t len = sizeof a;
-		/* sin_port and sin6_port are at the same offset. */
-		if (getpeername(c->fd, (struct sockaddr *)&a, &len) == 0)
-			config_format_addr(&a, ntohs(((struct sockaddr_in *)(void *)&a)->sin_port),
-					   c->peer, sizeof c->peer);
-		else
-			memcpy(c->peer, "-", 2);
-	}
-	return c->peer;
-}
-
-/* Room a line may need: the fixed fields and the escaped path. */
-#define LOG_LINE_MAX (400u + 4u * CONN_LOG_PATH_MAX)
-
-/* One line for the exchange: time, client, method, route, path, status,
- * bytes of the response, duration and request id. */
-void access_log_request(struct worker *w, struct conn *c, uint64_t end_ns)
-{
-	if (w->access_log.fd < 0)
-		return;
-	char *start = access_log_reserve(w, LOG_LINE_MAX), *p = start;
-	if (!p)
-		return;
-	const struct http_exchange *x = &c->x;
-	int64_t ms = w->now_wall_ms % 1000;
-	p = PUT_STR(p, "ts=");
-	p = PUT_STR(p, w->log_time);
-	*p++ = (char)('0' + ms / 100);
-	*p++ = (char)('0' + ms / 10 % 10);
-	*p++ = (char)('0' + ms % 10);
-	p = PUT_STR(p, "Z remote=");
-	p = PUT_STR(p, peer_of(c));
-	p = PUT_STR(p, " method=");
-	p = PUT_STR(p, http_method_name(x->method));
-	p = PUT_STR(p, " route=");
-	p = PUT_STR(p, x->route ? x->route->pattern : "-");
-	p = PUT_STR(p, " path=");
-	p = c->log_path_len ? put_logfmt_value(p, c->log_path, c->log_path_len) : PUT_STR(p, "-");
-	p = PUT_STR(p, " status=");
-	p = decimal_u64(p, x->status);
-	p = PUT_STR(p, " bytes=");
-	p = decimal_u64(p, x->reply_bytes);
-	p = PUT_STR(p, " duration_us=");
-	p = decimal_u64(p, end_ns > c->request_start_ns ? (end_ns - c->request_start_ns) / 1000 : 0);
-	p = PUT_STR(p, " request_id=");
-	p = put_mem(p, x->request_id, x->request_id_len);
-	*p++ = '\n';
-	access_log_commit(w, (size_t)(p - start));
 }
 
 void access_log_drain(struct worker *w)

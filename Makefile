@@ -49,10 +49,11 @@ $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -ljansson
 
-# The harness library's objects stay between links (.SECONDARY: never
-# deleted as intermediate, so never compiled again for the next test). The
-# archive is rebuilt whole, so an object whose source is gone leaves it.
-.SECONDARY: $(BB_LIB_OBJS)
+# The harness library and the tests' objects stay between links
+# (.SECONDARY: never deleted as intermediate, so never compiled again for
+# the next link or the next make). The archive is rebuilt whole, so an
+# object whose source is gone leaves it.
+.SECONDARY: $(BB_LIB_OBJS) $(BB_BINS:%=%.o)
 $(BB_HARNESS): $(BB_LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^

@@ -34,7 +34,11 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 BB_SRCS   := $(sort $(wildcard tests/blackbox/test_*.c))
 BB_BINS   := $(BB_SRCS:tests/blackbox/%.c=$(BUILD)/tests/blackbox/%)
-BB_HARNESS := $(BUILD)/tests/blackbox/harness.o
+# The harness is a library, one idea per file in tests/blackbox/lib/,
+# archived so each test links only the members it uses.
+BB_LIB_SRCS := $(sort $(wildcard tests/blackbox/lib/*.c))
+BB_LIB_OBJS := $(BB_LIB_SRCS:%.c=$(BUILD)/%.o)
+BB_HARNESS := $(BUILD)/tests/blackbox/libharness.a
 
 .PHONY: all deps run test unit blackbox bench fuzz stress clean
 all: $(BIN)
@@ -52,9 +56,14 @@ $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -ljansson
 
-# Made by a pattern rule, so make would delete it as intermediate after
-# each link and compile it again for the next.
-.SECONDARY: $(BB_HARNESS)
+# The harness library and the tests' objects stay between links
+# (.SECONDARY: never deleted as intermediate, so never compiled again for
+# the next link or the next make). The archive is rebuilt whole, so an
+# object whose source is gone leaves it.
+.SECONDARY: $(BB_LIB_OBJS) $(BB_BINS:%=%.o)
+$(BB_HARNESS): $(BB_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
 $(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -pthread
 

@@ -1,0 +1,51 @@
+/*
+ * Client sockets on loopback: a free port, connect, send everything, close
+ * with a reset, and watch a peer close, every wait under a deadline.
+ */
+#ifndef RINGSIDE_TESTS_BB_SOCK_H
+#define RINGSIDE_TESTS_BB_SOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Picks a free loopback TCP port (bind port 0, read it, close). */
+uint16_t h_free_port(void);
+
+/*
+ * Connects to 127.0.0.1:port (blocking, SO_RCVTIMEO/SO_SNDTIMEO 5 s,
+ * TCP_NODELAY). Returns the fd, or -errno. h_connect fails the test instead.
+ */
+int h_try_connect(uint16_t port);
+int h_connect(uint16_t port);
+
+/* Closes with SO_LINGER {1, 0}: the peer sees a RST. */
+void h_close_rst(int fd);
+
+/* Sends all bytes (MSG_NOSIGNAL). Returns 0, or -errno. */
+int h_send_all(int fd, const void *buf, size_t len);
+
+/* h_send_all of a NUL-terminated string. Returns 0, or -errno. */
+int h_try_send_str(int fd, const char *s);
+
+/* h_send_all that fails the test on error. */
+void h_send(int fd, const void *buf, size_t len);
+void h_send_str(int fd, const char *s);
+
+enum h_peer {
+	H_PEER_EOF = 1,     /* recv returned 0 */
+	H_PEER_RESET,       /* ECONNRESET (or EPIPE) */
+	H_PEER_OPEN,        /* still open and silent at the deadline */
+	H_PEER_DATA,        /* bytes arrived (they are consumed) */
+};
+
+const char *h_peer_name(enum h_peer p);
+
+/*
+ * Waits up to timeout_ms for the peer to close. Consumes and counts any
+ * bytes that arrive before the close (*got may be NULL); returns H_PEER_EOF
+ * or H_PEER_RESET when closed, H_PEER_DATA if bytes arrived and the peer
+ * did not close by the deadline, H_PEER_OPEN if nothing at all happened.
+ */
+enum h_peer h_wait_close(int fd, int timeout_ms, size_t *got);
+
+#endif

@@ -15,43 +15,6 @@
 #include "ringside/http_query.h"
 #include "ringside/metrics_expo.h"
 
-#define LATEST_PREFIX "/api/metrics/agents/"
-#define LATEST_SUFFIX "/latest"
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* The {agentId} segment, percent-decoded (RFC 3986 2.1) into out.
- * Returns its length, or -1 if it is not a valid id. */
-static int agent_id_of(const char *path, size_t len, char out[JWT_ID_CAP])
-{
-	const size_t pre = sizeof LATEST_PREFIX - 1, suf = sizeof LATEST_SUFFIX - 1;
-	if (len <= pre + suf) /* the router matched the pattern: it has both */
-		return -1;
-	const char *p = path + pre, *end = path + len - suf;
-	int n = 0;
-	while (p < end) {
-		if (n == JWT_ID_CAP - 1)
-			return -1;
-		if (*p != '%') {
-			out[n++] = *p++;
-			continue;
-		}
-		int hi = end - p > 2 ? hex_value(p[1]) : -1, lo = hi < 0 ? -1 : hex_value(p[2]);
-		if (lo < 0)
-			return -1;
-		out[n++] = (char)(hi << 4 | lo);
-		p += 3;
-	}
-	out[n] = '\0';
-	return n && (size_t)n == strlen(out) ? n : -1; /* no %00 */
-}
-
 static void not_found(struct http_exchange *x)
 {
 	http_reply_error(x, 404, "NOT_FOUND", "No report from this agent.", NULL,
@@ -67,10 +30,11 @@ static unsigned latest_head(struct http_exchange *x, const char *buf,
 		api_authenticate(x, buf, req, JWT_SCOPE_AGENTS_READ | JWT_SCOPE_METRICS_WRITE);
 	if (!c)
 		return 0;
-	char agent[JWT_ID_CAP], org[JWT_ID_CAP];
-	int agent_len = agent_id_of(http_span_ptr(buf, req->path), req->path.len, agent);
-	if (agent_len < 0) {
-		not_found(x);
+	char org[JWT_ID_CAP];
+	size_t agent_len = 0;
+	const char *agent = http_param(x, 0, &agent_len); /* {agentId}, decoded */
+	if (agent_len >= JWT_ID_CAP) {
+		not_found(x); /* longer than any agent id a token can carry */
 		return 0;
 	}
 	strcpy(org, c->organization_id); /* c may be in the scratch, used below */
@@ -79,7 +43,7 @@ static unsigned latest_head(struct http_exchange *x, const char *buf,
 	/* Keyed by the token's organization: another organization's agent
 	 * of the same id is simply not found. */
 	const struct fleet_snapshot *s =
-		fleet_lookup(&a->fleet, worker, org, strlen(org), agent, (size_t)agent_len);
+		fleet_lookup(&a->fleet, worker, org, strlen(org), agent, agent_len);
 	struct fleet_report v;
 	if (!s || fleet_report_view(&v, s->data, s->len) < 0) {
 		not_found(x);

@@ -170,6 +170,10 @@ int http_reply_head(struct http_exchange *x, unsigned status, const char *conten
  */
 typedef uint64_t http_ticket;
 http_ticket http_park(struct http_exchange *x, uint32_t timeout_ms);
+/* Undoes the park of this same handler call, whose ticket could not be
+ * handed over (a full queue, say): nothing is owed, and the handler
+ * answers as if it had never parked. */
+void http_unpark(struct http_exchange *x);
 
 /* Per-worker scratch memory, valid only during the handler call (and
  * during an event render). */

@@ -907,6 +907,17 @@ http_ticket http_park(struct http_exchange *x, uint32_t timeout_ms)
 	return (http_ticket)c->slot | (http_ticket)c->gen << 32 | (http_ticket)c->park << 48;
 }
 
+void http_unpark(struct http_exchange *x)
+{
+	struct server_conn *c = conn_of(x);
+	if (!c->parking)
+		return;
+	c->parking = false;
+	c->owed--;
+	c->park--; /* the ticket was never handed over: reuse its number */
+	timer_wheel_cancel(&server_of(x)->wheel, &c->timer);
+}
+
 char *http_scratch(struct http_exchange *x, size_t *cap)
 {
 	*cap = SERVER_SCRATCH_SIZE;

@@ -7,7 +7,7 @@
  * client gone while parked (the slot waits for the completion); the
  * deadline (504, the late completion dropped, the connection goes on);
  * requests pipelined behind a parked one answered in order; parking
- * twice in one exchange.
+ * twice in one exchange; a park undone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -147,6 +147,14 @@ static void park_end(struct http_exchange *x)
 	atomic_fetch_add(&ended, 1);
 }
 
+/* GET /unpark: parks, cannot hand the ticket over, undoes it, answers. */
+static void unpark_request(struct http_exchange *x)
+{
+	assert_true(http_park(x, 5000) != 0);
+	http_unpark(x);
+	http_reply(x, 503, "text/plain", NULL, "full", 4);
+}
+
 static void ping_request(struct http_exchange *x)
 {
 	http_reply(x, 200, "text/plain", NULL, "pong", 4);
@@ -155,12 +163,14 @@ static void ping_request(struct http_exchange *x)
 static const struct http_handler park_h = {
 	.on_request = park_request, .on_resume = park_resume, .on_end = park_end};
 static const struct http_handler ping_h = {.on_request = ping_request};
+static const struct http_handler unpark_h = {.on_request = unpark_request};
 
 static const struct http_route routes[] = {
 	{HTTP_GET, "/park", &park_h, 0},
 	{HTTP_GET, "/park2", &park_h, 0},
 	{HTTP_GET, "/slow", &park_h, 0},
 	{HTTP_GET, "/ping", &ping_h, 0},
+	{HTTP_GET, "/unpark", &unpark_h, 0},
 };
 static const struct router router = {routes, sizeof routes / sizeof routes[0]};
 
@@ -428,6 +438,22 @@ static void half_closed_while_parked_is_still_answered(void **state)
 	close(fd);
 }
 
+static void an_undone_park_owes_nothing(void **state)
+{
+	(void)state;
+	char body[64];
+	int fd = connect_to_server();
+	for (int i = 0; i < 300; i++) { /* past PARKS_OWED_MAX and a wrap of the park count */
+		send_str(fd, "GET /unpark HTTP/1.1\r\nHost: t\r\n\r\n");
+		assert_int_equal(read_response(fd, body, sizeof body, 5000), 503);
+	}
+	send_str(fd, "GET /park HTTP/1.1\r\nHost: t\r\n\r\n");
+	assert_int_equal(read_response(fd, body, sizeof body, 5000), 200);
+	assert_string_equal(body, "7");
+	close(fd);
+	wait_for(open_connections, 0, 5000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +463,7 @@ int main(void)
 		cmocka_unit_test(past_its_deadline_a_parked_exchange_answers_504),
 		cmocka_unit_test(pipelined_requests_behind_a_parked_one_stay_in_order),
 		cmocka_unit_test(half_closed_while_parked_is_still_answered),
+		cmocka_unit_test(an_undone_park_owes_nothing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

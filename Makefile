@@ -6,7 +6,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wpointer-arith \
 	-Werror -Iinclude -MMD -MP -pthread
-LDLIBS  = -luring -ljwt -lcrypto -lz -lm -pthread
+LDLIBS  = -luring -ljwt -lcrypto -lz -lpq -lm -pthread
 
 # `make SANITIZE=address,undefined test` builds a separate tree, so the
 # plain build/ringside is never replaced by an instrumented one.
@@ -65,10 +65,13 @@ $(RUN_SECRET):
 
 # The fleet survives a restart of `make run`: saved at shutdown, loaded at start.
 RUN_STATE := $(if $(filter --fleet-state%,$(ARGS))$(RINGSIDE_FLEET_STATE),,--fleet-state var/fleet.state)
+# scripts/run.sh starts the private PostgreSQL cluster in var/pg (unless a
+# database is given: --database-url in ARGS, RINGSIDE_DATABASE_URL or
+# DATABASE_URL), serves with it and stops it when the server exits.
 run: deps
 	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_SECRET))
 	@mkdir -p var
-	exec $(BIN) $(RUN_KEY) $(RUN_STATE) $(ARGS)
+	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_STATE) $(ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
 # runner's "N passed, N failed" line.

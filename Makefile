@@ -6,6 +6,9 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wpointer-arith \
 	-Werror -Iinclude -MMD -MP -pthread
+# libpq's header (Debian: /usr/include/postgresql).
+PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
+override CFLAGS += $(PQ_CFLAGS)
 LDLIBS  = -luring -ljwt -lcrypto -lz -lpq -lm -pthread
 
 # `make SANITIZE=address,undefined test` builds a separate tree, so the
@@ -28,6 +31,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 BB_SRCS   := $(sort $(wildcard tests/blackbox/test_*.c))
 BB_BINS   := $(BB_SRCS:tests/blackbox/%.c=$(BUILD)/tests/blackbox/%)
 BB_HARNESS := $(BUILD)/tests/blackbox/harness.o
+# Helpers both kinds of test link (tests/common/test_db: a database per test).
+TEST_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/common/*.c)))
 
 .PHONY: all deps run test unit blackbox bench fuzz stress clean
 all: $(BIN)
@@ -42,14 +47,15 @@ $(BUILD)/%.o: %.c
 $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS)
+# Made by a pattern rule, so make would delete them as intermediate after
+# each link and compile them again for the next.
+.SECONDARY: $(BB_HARNESS) $(TEST_COMMON)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS) $(TEST_COMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -ljansson
 
-# Made by a pattern rule, so make would delete it as intermediate after
-# each link and compile it again for the next.
-.SECONDARY: $(BB_HARNESS)
-$(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -pthread
+$(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS) $(TEST_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -lpq -pthread
 
 # `make run` installs what is missing, builds, and serves on 127.0.0.1:3000.
 # Agents need a token key: unless a key flag is given (in ARGS or the
@@ -74,17 +80,19 @@ run: deps
 	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_STATE) $(ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
-# runner's "N passed, N failed" line.
+# runner's "N passed, N failed" line. One throwaway PostgreSQL cluster
+# serves the whole run (scripts/with_test_pg.sh: RINGSIDE_TEST_DATABASE_URL,
+# RINGSIDE_TEST_PG_DIR); each database test makes its own database in it.
 test: deps
 	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(BB_BINS)
 	@scripts/check_symbols.sh $(BIN) $(BUILD)/src/main.o $(LIB_OBJS)
-	@BUILD=$(BUILD) tests/run.sh $(UNIT_BINS) $(BB_BINS)
+	@BUILD=$(BUILD) scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS) $(BB_BINS)
 
 unit: $(UNIT_BINS)
-	@BUILD=$(BUILD) tests/run.sh $(UNIT_BINS)
+	@BUILD=$(BUILD) scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS)
 
 blackbox: $(BIN) $(BB_BINS)
-	@BUILD=$(BUILD) tests/run.sh $(BB_BINS)
+	@BUILD=$(BUILD) scripts/with_test_pg.sh tests/run.sh $(BB_BINS)
 
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \

@@ -189,6 +189,10 @@ init_cluster() {
 	if [ -d "$pgdir" ] && [ -n "$(ls -A "$pgdir")" ]; then
 		die "$pgdir is neither empty nor a PostgreSQL cluster: remove it or set RINGSIDE_PG_DIR"
 	fi
+	# An empty directory made for it (mktemp -d) is taken over.
+	if [ -d "$pgdir" ] && [ ! -L "$pgdir" ] && [ "$as_root" -eq 1 ]; then
+		chown "$pguser:" "$pgdir"
+	fi
 	own_dir "$pgdir"
 	set -- --encoding=UTF8 --locale=C.UTF-8 --username="$pguser" \
 		--auth-local=trust --auth-host=scram-sha-256

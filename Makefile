@@ -86,13 +86,13 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(BB_BINS)
 	@scripts/check_symbols.sh $(BIN) $(BUILD)/src/main.o $(LIB_OBJS)
-	@BUILD=$(BUILD) scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS) $(BB_BINS)
+	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS) $(BB_BINS)
 
 unit: $(UNIT_BINS)
-	@BUILD=$(BUILD) scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS)
+	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS)
 
 blackbox: $(BIN) $(BB_BINS)
-	@BUILD=$(BUILD) scripts/with_test_pg.sh tests/run.sh $(BB_BINS)
+	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(BB_BINS)
 
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \

@@ -128,8 +128,25 @@ url() {
 		"$(urlencode "$s")" "$p" "$(urlencode "$pguser")"
 }
 
+# pg_ctl's "running" (the pid in postmaster.pid exists), unless that pid
+# is a zombie: a postmaster killed outright stays one until its parent
+# (init) reaps it, which some inits do late.
 running() {
-	[ -f "$pgdir/PG_VERSION" ] && pg_ctl status >/dev/null 2>&1
+	[ -f "$pgdir/PG_VERSION" ] && pg_ctl status >/dev/null 2>&1 || return 1
+	pm=$(head -n 1 "$pgdir/postmaster.pid" 2>/dev/null) || return 0
+	[ "$(sed -n 's/.*) \(.\) .*/\1/p' "/proc/$pm/stat" 2>/dev/null)" != Z ]
+}
+
+# After a SIGKILL the old postmaster.pid stays; PostgreSQL starts over it
+# once that process is gone for good. Waits for that, 10 s at most.
+wait_old_postmaster() {
+	pm=$(head -n 1 "$pgdir/postmaster.pid" 2>/dev/null) || return 0
+	i=0
+	while [ -n "$pm" ] && [ "$i" -lt 100 ] &&
+		grep -q '^[0-9]* (postgres) \|) Z ' "/proc/$pm/stat" 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
 }
 
 show_log() {
@@ -243,6 +260,7 @@ start() {
 	printf "# Written by scripts/pg.sh at each start.\nport = %s\nunix_socket_directories = '%s'\n" \
 		"$port" "$sq" >"$pgdir/ringside.conf"
 	[ "$as_root" -eq 0 ] || chown "$pguser:" "$pgdir/ringside.conf"
+	wait_old_postmaster
 	if ! out=$(pg_ctl start -w -t 60 -s -l "$log" 2>&1); then
 		printf '%s\n' "$out" >&2
 		show_log
@@ -297,6 +315,7 @@ status() {
 	fi
 	rc=0
 	pg_ctl status >/dev/null 2>&1 || rc=$?
+	[ "$rc" -ne 0 ] || running || rc=3
 	if [ "$rc" -eq 0 ]; then
 		echo "running: $pgdir, pid $(head -n 1 "$pgdir/postmaster.pid"), $(url)"
 	else

@@ -6,7 +6,10 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wpointer-arith \
 	-Werror -Iinclude -MMD -MP -pthread
-LDLIBS  = -luring -ljwt -lcrypto -lz -lm -pthread
+# libpq's header (Debian: /usr/include/postgresql).
+PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
+override CFLAGS += $(PQ_CFLAGS)
+LDLIBS  = -luring -ljwt -lcrypto -lz -lpq -lm -pthread
 
 # `make SANITIZE=address,undefined test` builds a separate tree, so the
 # plain build/ringside is never replaced by an instrumented one.
@@ -39,6 +42,8 @@ BB_BINS   := $(BB_SRCS:tests/blackbox/%.c=$(BUILD)/tests/blackbox/%)
 BB_LIB_SRCS := $(sort $(wildcard tests/blackbox/lib/*.c))
 BB_LIB_OBJS := $(BB_LIB_SRCS:%.c=$(BUILD)/%.o)
 BB_HARNESS := $(BUILD)/tests/blackbox/libharness.a
+# Helpers both kinds of test link (tests/common/test_db: a database per test).
+TEST_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/common/*.c)))
 
 .PHONY: all deps run test unit blackbox bench fuzz stress clean
 all: $(BIN)
@@ -53,19 +58,19 @@ $(BUILD)/%.o: %.c
 $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB_OBJS) $(TEST_COMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -ljansson
 
-# The harness library and the tests' objects stay between links
-# (.SECONDARY: never deleted as intermediate, so never compiled again for
-# the next link or the next make). The archive is rebuilt whole, so an
-# object whose source is gone leaves it.
-.SECONDARY: $(BB_LIB_OBJS) $(BB_BINS:%=%.o)
+# The harness library, the tests' common helpers and the tests' objects
+# stay between links (.SECONDARY: never deleted as intermediate, so never
+# compiled again for the next link or the next make). The archive is
+# rebuilt whole, so an object whose source is gone leaves it.
+.SECONDARY: $(BB_LIB_OBJS) $(BB_BINS:%=%.o) $(TEST_COMMON)
 $(BB_HARNESS): $(BB_LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
-$(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -pthread
+$(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS) $(TEST_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -lpq -pthread
 
 # `make run` installs what is missing, builds, and serves on 127.0.0.1:3000.
 # Agents need a token key: unless a key flag is given (in ARGS or the
@@ -81,23 +86,28 @@ $(RUN_SECRET):
 
 # The fleet survives a restart of `make run`: saved at shutdown, loaded at start.
 RUN_STATE := $(if $(filter --fleet-state%,$(ARGS))$(RINGSIDE_FLEET_STATE),,--fleet-state var/fleet.state)
+# scripts/run.sh starts the private PostgreSQL cluster in var/pg (unless a
+# database is given: --database-url in ARGS, RINGSIDE_DATABASE_URL or
+# DATABASE_URL), serves with it and stops it when the server exits.
 run: deps
 	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_SECRET))
 	@mkdir -p var
-	exec $(BIN) $(RUN_KEY) $(RUN_STATE) $(ARGS)
+	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_STATE) $(ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
-# runner's "N passed, N failed" line.
+# runner's "N passed, N failed" line. One throwaway PostgreSQL cluster
+# serves the whole run (scripts/with_test_pg.sh: RINGSIDE_TEST_DATABASE_URL,
+# RINGSIDE_TEST_PG_DIR); each database test makes its own database in it.
 test: deps
 	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(BB_BINS)
 	@scripts/check_symbols.sh $(BIN) $(BUILD)/src/main.o $(LIB_OBJS)
-	@BUILD=$(BUILD) tests/run.sh $(UNIT_BINS) $(BB_BINS)
+	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS) $(BB_BINS)
 
 unit: $(UNIT_BINS)
-	@BUILD=$(BUILD) tests/run.sh $(UNIT_BINS)
+	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(UNIT_BINS)
 
 blackbox: $(BIN) $(BB_BINS)
-	@BUILD=$(BUILD) tests/run.sh $(BB_BINS)
+	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(BB_BINS)
 
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \

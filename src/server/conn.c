@@ -240,6 +240,7 @@ static const char *route_error_code(const struct server_conn *c, unsigned status
  * no longer be trusted or a deadline passed. The exchange has begun. */
 static void fail(struct server *s, struct server_conn *c, unsigned status, const char *message)
 {
+	conn_ensure_out(s, c);
 	c->x.close = true;
 	end_exchange(c);
 	if (http_reply_error(&c->x, status, route_error_code(c, status), message, NULL, NULL,
@@ -734,7 +735,10 @@ void conn_on_sent(struct server *s, struct server_conn *c)
 		conn_close(s, c);
 		return;
 	}
-	if (c->out.buf) {
+	/* An idle connection holds no output buffer. One whose exchange is
+	 * still going (a refusal answered at the head while the body is
+	 * read and dropped, say) keeps it: the exchange may still answer. */
+	if (c->out.buf && (c->phase == SERVER_PHASE_LINGER || c->between_requests)) {
 		buf_pool_put(&s->out_pool, c->out.buf);
 		c->out.buf = NULL;
 	}

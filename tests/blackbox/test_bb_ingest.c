@@ -476,6 +476,40 @@ static void ingest_202_carries_exactly_the_tokens_ids_in_valid_json(void **state
 	conn_close(shared);
 }
 
+/* A refusal at the head (401 here) leaves the body to be read and
+ * dropped; when that body then breaks its framing (or stalls past the
+ * body deadline, or grows past the limit), the server must still answer
+ * and close. It crashed instead (the output buffer had been given back
+ * once the 401 was sent, and the error was written into none): one
+ * unauthenticated client took the whole server down. */
+static void a_body_that_breaks_after_a_refusal_does_not_crash_the_server(void **state)
+{
+	uint16_t port = port_of(state);
+	static const char *const tails[] = {
+		"zz\r\n",                        /* not a chunk size */
+		"5\r\nhelloXX",                  /* no CRLF after the data */
+		"FFFFFFFFFFFFFFFFF\r\n",         /* a chunk size past any limit */
+	};
+	for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+		struct conn *c = conn_open(port);
+		conn_send_str(c, "POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\n"
+				 "Authorization: Bearer not.a.token\r\n"
+				 "Content-Type: application/json\r\n"
+				 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+		struct http_response *r = resp_new();
+		expect_response(c, r, false);
+		CHECK(r->status == 401, "status %d", r->status);
+		h_sleep_ms(100); /* the 401 is sent and its buffer given back */
+		conn_send_str(c, tails[i]);
+		expect_response(c, r, false);
+		CHECK(r->status == 400 || r->status == 413, "status %d after %zu", r->status, i);
+		expect_conn_closed(c, 3000);
+		conn_close(c);
+		free(r);
+		expect_health_on_port(port);
+	}
+}
+
 int main(void)
 {
 	h_init();
@@ -492,6 +526,7 @@ int main(void)
 		BB_TEST(reports_past_the_rate_limit_get_429),
 		BB_TEST(reports_past_an_ingest_limit_get_413),
 		BB_TEST(without_a_key_the_agent_routes_answer_503),
+		BB_TEST(a_body_that_breaks_after_a_refusal_does_not_crash_the_server),
 	};
 	return H_RUN_GROUP("ingest", tests, setup, teardown);
 }

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct json_writer {
 	char *buf;
@@ -62,7 +63,6 @@ void jsonw_end_array(struct json_writer *w);
 
 /* `"name":`, name being a key that needs no escaping (a literal, a
  * schema's field name). */
-void jsonw_key(struct json_writer *w, const char *name);
 void jsonw_key_n(struct json_writer *w, const char *name, size_t n);
 
 /* s[0, n) as an escaped key (one that came from a client: a label). */
@@ -73,8 +73,17 @@ void jsonw_key_string(struct json_writer *w, const char *s, size_t n);
  * bytes as they are (s is meant to be UTF-8; it is not checked). */
 void jsonw_string(struct json_writer *w, const char *s, size_t n);
 
-/* The same for a NUL-terminated s. */
-void jsonw_cstring(struct json_writer *w, const char *s);
+/* Inline, so that a literal's length is known when compiling. */
+static inline void jsonw_key(struct json_writer *w, const char *name)
+{
+	jsonw_key_n(w, name, strlen(name));
+}
+
+/* jsonw_string for a NUL-terminated s. */
+static inline void jsonw_cstring(struct json_writer *w, const char *s)
+{
+	jsonw_string(w, s, strlen(s));
+}
 
 /* A double in its shortest form that reads back the same (-0 as -0;
  * integers below 2^53 as digits), the exposition's formatting

@@ -175,9 +175,12 @@ static void ingest_request(struct http_exchange *x)
 	char body[512];
 	struct json_writer w;
 	jsonw_init(&w, body, sizeof body);
-	jsonw_lit(&w, "{\"accepted\":true,\"agentId\":");
+	jsonw_start_object(&w);
+	jsonw_key(&w, "accepted");
+	jsonw_bool(&w, true);
+	jsonw_key(&w, "agentId");
 	jsonw_string(&w, r->agent, r->agent_len);
-	jsonw_lit(&w, ",\"organizationId\":");
+	jsonw_key(&w, "organizationId");
 	jsonw_string(&w, r->org, r->org_len);
 	const struct {
 		const char *key;
@@ -192,11 +195,10 @@ static void ingest_request(struct http_exchange *x)
 		{"processes", rep->n_process},
 	};
 	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
-		jsonw_lit(&w, ",");
 		jsonw_key(&w, counts[i].key);
 		jsonw_u64(&w, counts[i].value);
 	}
-	jsonw_lit(&w, "}");
+	jsonw_end_object(&w);
 	http_reply(x, 202, "application/json", NULL, body, jsonw_done(&w));
 }
 

@@ -113,7 +113,7 @@ $(BUILD)/perf/bench_fleet_expo: perf/bench_fleet_expo.c src/fleet/expo.c src/fle
 # The JSON writer's bodies: /latest of the full sample, an error response.
 $(BUILD)/perf/bench_json: perf/bench_json.c src/fleet/report_json.c src/fleet/report.c \
 		src/common/json_writer.c src/common/rfc3339.c src/metrics/expo.c \
-		src/http/response.c src/http/status.c \
+		src/http/response.c src/http/status.c src/http/api_errors.c \
 		$(wildcard src/ingest/*.c) src/common/siphash.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lm

@@ -63,7 +63,7 @@ static unsigned ingest_head(struct http_exchange *x, const char *buf,
 	struct http_span ct = req->hdr[HTTP_HDR_CONTENT_TYPE];
 	if (!is_json(http_span_ptr(buf, ct), ct.len)) {
 		api_count(x, METRIC_INGEST_REFUSED_MEDIA_TYPE);
-		http_reply_error(x, 415, "VALIDATION_ERROR",
+		http_reply_agent_error(x, 415, API_AGENT_VALIDATION_ERROR,
 				 "The body must be JSON (Content-Type: application/json).",
 				 NULL, "Send the report with `Content-Type: application/json`.", NULL);
 		return 0;
@@ -83,8 +83,8 @@ static unsigned ingest_head(struct http_exchange *x, const char *buf,
 		snprintf(hint, sizeof hint, "Send the next report in %u s; this agent may send %g per second.",
 			 seconds, a->cfg->ingest_rate_milli / 1000.0);
 		api_count(x, METRIC_INGEST_REFUSED_RATE_LIMITED);
-		http_reply_error(x, 429, "RATE_LIMITED", "This agent sends reports too often.",
-				 NULL, hint, headers);
+		http_reply_agent_error(x, 429, API_AGENT_RATE_LIMITED,
+				       "This agent sends reports too often.", NULL, hint, headers);
 		return 0;
 	}
 	x->handler_data = r; /* on_end: there may be a validator to give back */
@@ -128,17 +128,17 @@ static void ingest_request(struct http_exchange *x)
 		take_slot(x, r);
 	if (r->no_slot) {
 		api_count(x, METRIC_INGEST_REFUSED_NO_VALIDATOR);
-		http_reply_error(x, 503, "SERVICE_UNAVAILABLE",
-				 "Too many reports are being received at once. Retry.", NULL,
-				 "The operator can raise --ingest-slots.", "Retry-After: 1\r\n");
+		http_reply_agent_error(x, 503, API_AGENT_SERVICE_UNAVAILABLE,
+				       "Too many reports are being received at once. Retry.", NULL,
+				       "The operator can raise --ingest-slots.", "Retry-After: 1\r\n");
 		return;
 	}
 	struct ingest_parser *p = &r->slot->parser;
 	if (ingest_parser_finish(p) < 0) {
 		api_count(x, p->err.status == 413 ? METRIC_INGEST_REFUSED_TOO_LARGE
 						  : METRIC_INGEST_REFUSED_INVALID);
-		http_reply_error(x, p->err.status, "VALIDATION_ERROR", p->err.message,
-				 p->err.path[0] ? p->err.path : NULL, p->err.hint, NULL);
+		http_reply_agent_error(x, p->err.status, API_AGENT_VALIDATION_ERROR, p->err.message,
+				       p->err.path[0] ? p->err.path : NULL, p->err.hint, NULL);
 		return;
 	}
 	const struct ingest_report *rep = r->slot->report;
@@ -150,22 +150,22 @@ static void ingest_request(struct http_exchange *x)
 		      : -EMSGSIZE;
 	if (err == -EMSGSIZE) {
 		api_count(x, METRIC_INGEST_REFUSED_TOO_LARGE);
-		http_reply_error(x, 413, "VALIDATION_ERROR",
-				 "The report is larger than a stored snapshot may be.", NULL,
-				 "Send fewer containers, checks or labels, or shorter texts.", NULL);
+		http_reply_agent_error(x, 413, API_AGENT_VALIDATION_ERROR,
+				       "The report is larger than a stored snapshot may be.", NULL,
+				       "Send fewer containers, checks or labels, or shorter texts.", NULL);
 		return;
 	}
 	if (err < 0) {
 		bool full = fleet_agent_count(&a->fleet) >= a->fleet.max_agents;
 		api_count(x, full ? METRIC_INGEST_REFUSED_FLEET_FULL
 				  : METRIC_INGEST_REFUSED_FLEET_MEMORY);
-		http_reply_error(x, 503, "SERVICE_UNAVAILABLE",
-				 full ? "This server keeps as many agents as it may."
-				      : "Snapshot memory is exhausted. Retry.",
-				 NULL,
-				 full ? "The operator can raise --fleet-max-agents."
-				      : "The operator can raise --fleet-memory.",
-				 full ? NULL : "Retry-After: 5\r\n");
+		http_reply_agent_error(x, 503, API_AGENT_SERVICE_UNAVAILABLE,
+				       full ? "This server keeps as many agents as it may."
+					    : "Snapshot memory is exhausted. Retry.",
+				       NULL,
+				       full ? "The operator can raise --fleet-max-agents."
+					    : "The operator can raise --fleet-memory.",
+				       full ? NULL : "Retry-After: 5\r\n");
 		return;
 	}
 	api_count(x, METRIC_INGEST_ACCEPTED);

@@ -101,9 +101,8 @@ static void pool_prometheus_request(struct http_exchange *x)
 static void pool_sse_request(struct http_exchange *x)
 {
 	if (http_start_event_stream(x, render_pool_json) < 0)
-		http_reply_error(x, 500, "INTERNAL_SERVER_ERROR",
-				 "An unexpected error occurred. Please try again later.", NULL, NULL,
-				 NULL);
+		http_reply_core_error(x, 500, API_CORE_INTERNAL_SERVER_ERROR, NULL, NULL, NULL,
+				      NULL);
 }
 
 static void pool_stats_request(struct http_exchange *x)

@@ -19,7 +19,7 @@ static uint64_t bucket_bound_ns[METRICS_BUCKETS];
 /* The status label set: every status of the table, then "other" for a
  * status a handler invented (never expected; keeps the set fixed). */
 static const unsigned status_codes[] = {
-#define STATUS_CODE(code, reason, err, message) code,
+#define STATUS_CODE(code, reason) code,
 	HTTP_STATUS_MAP(STATUS_CODE)
 #undef STATUS_CODE
 };

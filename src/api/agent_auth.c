@@ -6,9 +6,10 @@
 #include "api_int.h"
 
 #include <stdio.h>
-#include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "ringside/api_errors.h"
 
 int64_t api_now_ms(void)
 {

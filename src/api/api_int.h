@@ -5,8 +5,12 @@
 
 #include "ringside/api.h"
 #include "ringside/http_response.h"
+#include "ringside/ingest.h"
+#include "ringside/jwt.h"
 #include "ringside/metrics.h"
 #include "ringside/token_cache.h"
+
+struct expo;
 
 extern const struct http_handler api_health;
 extern const struct http_handler api_metrics;

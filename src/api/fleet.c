@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ringside/api_errors.h"
+#include "ringside/config.h"
 #include "ringside/fleet_expo.h"
 #include "ringside/fleet_report.h"
+#include "ringside/fleet_store.h"
 #include "ringside/http_query.h"
 #include "ringside/metrics_expo.h"
 

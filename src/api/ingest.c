@@ -12,12 +12,17 @@
 #include "api_int.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "ringside/api_errors.h"
+#include "ringside/config.h"
 #include "ringside/fleet_report.h"
+#include "ringside/fleet_store.h"
 #include "ringside/json_writer.h"
+#include "ringside/rate_limit.h"
 
 /* application/json or any application/...+json (RFC 6839), with
  * parameters (charset) allowed. */

@@ -6,6 +6,7 @@
  */
 #include "api_int.h"
 
+#include <stdatomic.h>
 #include <time.h>
 
 #include "ringside/decimal.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ringside/fleet_store.h"
+#include "ringside/ingest.h"
 #include "ringside/json_writer.h"
 
 /* The types whose objects are items of an array, each in its pool. */

@@ -1,12 +1,17 @@
 #include "ringside/metrics.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "ringside/config.h"
+#include "ringside/http_parser.h"
 #include "ringside/http_status.h"
+#include "ringside/metrics_expo.h"
+#include "ringside/metrics_process.h"
+#include "ringside/router.h"
 
 const double metrics_bucket_bounds[METRICS_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,

@@ -145,7 +145,8 @@ int http_reply_agent_error(struct http_exchange *x, unsigned status, enum api_ag
  * before extra_headers. status 0: the error's own (400, 401 for
  * invalid_client and invalid_token, 403 for insufficient_scope); an
  * invalid_client answered 401 needs the WWW-Authenticate of the scheme
- * the client used, in extra_headers. description NULL: the table's.
+ * the client used, in extra_headers. description NULL or "": the table's
+ * (5.2 wants at least one character).
  * Bytes section 5.2 does not allow in a description (outside %x20-21 /
  * %x23-5B / %x5D-7E: '"', backslash, control bytes, non-ASCII) are sent
  * as '?'; one longer than HTTP_OAUTH_DESCRIPTION_MAX bytes is cut there.

@@ -112,7 +112,8 @@ blackbox: $(BIN) $(BB_BINS)
 # Microbenchmarks beside a peer library, then Ringside beside nginx.
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
 	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator \
-	$(BUILD)/perf/bench_fleet_expo $(BUILD)/perf/mint_tokens $(BUILD)/perf/probe_latency
+	$(BUILD)/perf/bench_fleet_expo $(BUILD)/perf/bench_json $(BUILD)/perf/mint_tokens \
+	$(BUILD)/perf/probe_latency
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^)
@@ -132,6 +133,14 @@ $(BUILD)/perf/bench_ingest_validator: perf/bench_ingest_validator.c $(wildcard s
 # (no peer: only the pieces it runs, no liburing or libjwt).
 $(BUILD)/perf/bench_fleet_expo: perf/bench_fleet_expo.c src/fleet/expo.c src/fleet/report.c \
 		src/fleet/store.c $(wildcard src/ingest/*.c) src/common/siphash.c src/metrics/expo.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lm
+
+# The JSON writer's bodies: /latest of the full sample, an error response.
+$(BUILD)/perf/bench_json: perf/bench_json.c src/fleet/report_json.c src/fleet/report.c \
+		src/common/json_writer.c src/common/rfc3339.c src/metrics/expo.c \
+		src/http/response.c src/http/status.c src/http/api_errors.c \
+		$(wildcard src/ingest/*.c) src/common/siphash.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lm
 

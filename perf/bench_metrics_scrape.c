@@ -15,6 +15,7 @@
 #include "ringside/api.h"
 #include "ringside/http_gzip.h"
 #include "ringside/metrics.h"
+#include "ringside/metrics_expo.h"
 
 static char text[2 << 20], packed[2 << 20];
 

@@ -2,11 +2,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "ringside/ingest_limits.h"
+#include "ringside/log.h"
 
 enum opt_kind { OPT_LISTEN, OPT_COUNT, OPT_SIZE, OPT_DURATION, OPT_CHOICE, OPT_STRING, OPT_RATE, OPT_INGEST_LIMITS };
 

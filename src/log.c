@@ -5,23 +5,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ringside/rfc3339.h"
+
 enum log_level log_threshold = LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_event(enum log_level l, const char *msg, const char *fields_fmt, ...)
 {
-	char line[1024];
+	char line[1024], stamp[RFC3339_MS_LEN];
 	struct timespec ts;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	rfc3339_format_ms(stamp, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	/* Leave one byte for the newline; vsnprintf truncates the rest. */
 	const size_t room = sizeof line - 1;
-	int r = snprintf(line, room,
-			 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"%s\"",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+	int r = snprintf(line, room, "ts=%.*s level=%s msg=\"%s\"", (int)RFC3339_MS_LEN, stamp,
 			 level_names[l], msg);
 	size_t n = r < 0 ? 0 : (size_t)r < room ? (size_t)r : room - 1;
 	if (fields_fmt && n + 1 < room) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -19,6 +20,7 @@
 #include "ringside/jwt.h"
 #include "ringside/log.h"
 #include "ringside/metrics.h"
+#include "ringside/metrics_process.h"
 #include "ringside/ring.h"
 
 /* Every connection is a descriptor: ask for as many as the hard limit

@@ -6,12 +6,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ringside/config.h"
 #include "ringside/fleet_store.h"
-#include "ringside/ingest.h"
+#include "ringside/ingest_limits.h"
 #include "ringside/jwt.h"
 #include "ringside/rate_limit.h"
-#include "ringside/router.h"
+
+struct config;
+struct router;
 
 extern const struct router api_router;
 

@@ -6,17 +6,16 @@
 #ifndef RINGSIDE_CONFIG_H
 #define RINGSIDE_CONFIG_H
 
-#include <netinet/in.h>
 #include <stdbool.h>
-#include <sys/socket.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
-#include "ringside/ingest.h"
+#include "ringside/ingest_limits.h"
+#include "ringside/log.h"
 
 #define RINGSIDE_VERSION "0.1.0"
-
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 #define CONFIG_PATH_MAX 512
 #define CONFIG_NAME_MAX 256

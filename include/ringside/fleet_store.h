@@ -43,7 +43,6 @@
 #ifndef RINGSIDE_FLEET_STORE_H
 #define RINGSIDE_FLEET_STORE_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringside/api_errors.h"
 #include "ringside/http_parser.h"
 #include "ringside/router.h"
 
@@ -120,7 +121,8 @@ struct http_handler {
 	/* Optional. The `code` of the error envelope for a status the server
 	 * answers on this route by itself (413 for a body over
 	 * --max-body-bytes, say), where the route family's contract names
-	 * its own (seed 003: VALIDATION_ERROR); NULL: the status table's. */
+	 * its own (seed 003: VALIDATION_ERROR): a family's table
+	 * (api_errors.h: api_agent_error_code). NULL: the core family's. */
 	const char *(*error_code)(unsigned status);
 };
 
@@ -135,13 +137,50 @@ int http_reply(struct http_exchange *x, unsigned status, const char *content_typ
 	       const char *extra_headers, const void *body, size_t len);
 
 /*
- * Appends the JSON error envelope {code, message, field?, hint?, requestId}
- * as `status`. code/message NULL: the status table's (http_status.h).
- * Strings are JSON-escaped. Returns 0 or -ENOSPC.
+ * Appends the JSON error envelope {code, message, field?, hint?,
+ * requestId} as `status`. code NULL: the core family's for the status
+ * (api_core_error_of); message NULL: that status's core message. Strings
+ * are JSON-escaped. Returns 0 or -ENOSPC.
+ *
+ * For the server's own answers, whose code comes from the route's
+ * error_code hook. Handlers name their error by its enum instead
+ * (http_reply_core_error, http_reply_agent_error).
  */
 int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
 		     const char *message, const char *field, const char *hint,
 		     const char *extra_headers);
+
+/*
+ * The same envelope with an error of the core family (seed 000/002,
+ * openapi/core.yaml) or of the agent family (seed 003), named by its
+ * enum (api_errors.h). status 0: the error's own; message NULL: the
+ * error's default message. field, hint, extra_headers: as for
+ * http_reply_error. Returns 0 or -ENOSPC.
+ */
+int http_reply_core_error(struct http_exchange *x, unsigned status, enum api_core_error code,
+			  const char *message, const char *field, const char *hint,
+			  const char *extra_headers);
+int http_reply_agent_error(struct http_exchange *x, unsigned status, enum api_agent_error code,
+			   const char *message, const char *field, const char *hint,
+			   const char *extra_headers);
+
+/*
+ * An OAuth 2.0 error (RFC 6749 section 5.2): the body is exactly
+ * {"error":"<code>","error_description":"<description>"}, with
+ * Cache-Control: no-store and Pragma: no-cache (sections 5.1, 5.2)
+ * before extra_headers. status 0: the error's own (400, 401 for
+ * invalid_client and invalid_token, 403 for insufficient_scope); an
+ * invalid_client answered 401 needs the WWW-Authenticate of the scheme
+ * the client used, in extra_headers. description NULL or "": the table's
+ * (5.2 wants at least one character).
+ * Bytes section 5.2 does not allow in a description (outside %x20-21 /
+ * %x23-5B / %x5D-7E: '"', backslash, control bytes, non-ASCII) are sent
+ * as '?'; one longer than HTTP_OAUTH_DESCRIPTION_MAX bytes is cut there.
+ * Returns 0 or -ENOSPC.
+ */
+#define HTTP_OAUTH_DESCRIPTION_MAX 512u
+int http_reply_oauth_error(struct http_exchange *x, unsigned status, enum api_oauth_error error,
+			   const char *description, const char *extra_headers);
 
 /* Appends only the head of a response whose body of content_length bytes
  * the caller sends otherwise (see http_reply_body_buffer). With

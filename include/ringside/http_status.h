@@ -1,50 +1,38 @@
 /*
- * The one table of HTTP statuses Ringside sends: reason phrase, the JSON
- * error `code` of the envelope (DESIGN.md "Error envelope"), and the
- * default message. Generated once (libuv's UV_ERRNO_MAP style) for the
- * lookup functions below.
+ * The HTTP statuses Ringside sends and their reason phrases (RFC 9110
+ * section 15), generated once (libuv's UV_ERRNO_MAP style). The JSON
+ * error codes and messages of each status are the contract families'
+ * (api_errors.h), not HTTP's.
  */
 #ifndef RINGSIDE_HTTP_STATUS_H
 #define RINGSIDE_HTTP_STATUS_H
 
 #define HTTP_STATUS_MAP(X)                                                             \
-	X(100, "Continue", NULL, NULL)                                                 \
-	X(200, "OK", NULL, NULL)                                                       \
-	X(202, "Accepted", NULL, NULL)                                                 \
-	X(204, "No Content", NULL, NULL)                                               \
-	X(400, "Bad Request", "BAD_REQUEST", "The request is malformed.")              \
-	X(401, "Unauthorized", "UNAUTHORIZED", "Missing or invalid bearer token.")     \
-	X(403, "Forbidden", "FORBIDDEN", "The token does not allow this.")             \
-	X(404, "Not Found", "NOT_FOUND", "No resource at this path.")                  \
-	X(405, "Method Not Allowed", "METHOD_NOT_ALLOWED",                             \
-	  "This method is not allowed on this path.")                                  \
-	X(408, "Request Timeout", "REQUEST_TIMEOUT",                                   \
-	  "The request was not received in time.")                                     \
-	X(413, "Content Too Large", "PAYLOAD_TOO_LARGE",                               \
-	  "The request body is larger than the server accepts.")                       \
-	X(414, "URI Too Long", "URI_TOO_LONG",                                         \
-	  "The request target is longer than the server accepts.")                     \
-	X(415, "Unsupported Media Type", "UNSUPPORTED_MEDIA_TYPE",                     \
-	  "The request body has a media type this endpoint does not accept.")         \
-	X(417, "Expectation Failed", "EXPECTATION_FAILED",                             \
-	  "Only the 100-continue expectation is supported.")                           \
-	X(429, "Too Many Requests", "RATE_LIMITED", "Too many requests.")             \
-	X(431, "Request Header Fields Too Large", "HEADERS_TOO_LARGE",                 \
-	  "The request head is larger than the server accepts.")                       \
-	X(500, "Internal Server Error", "INTERNAL_SERVER_ERROR",                       \
-	  "An unexpected error occurred. Please try again later.")                     \
-	X(501, "Not Implemented", "NOT_IMPLEMENTED",                                   \
-	  "The server does not support this transfer coding.")                         \
-	X(503, "Service Unavailable", "SERVICE_UNAVAILABLE",                           \
-	  "The server is at capacity or shutting down. Retry later.")                  \
-	X(505, "HTTP Version Not Supported", "HTTP_VERSION_NOT_SUPPORTED",             \
-	  "Only HTTP/1.0 and HTTP/1.1 are supported.")
+	X(100, "Continue")                                                             \
+	X(200, "OK")                                                                   \
+	X(202, "Accepted")                                                             \
+	X(204, "No Content")                                                           \
+	X(400, "Bad Request")                                                          \
+	X(401, "Unauthorized")                                                         \
+	X(403, "Forbidden")                                                            \
+	X(404, "Not Found")                                                            \
+	X(405, "Method Not Allowed")                                                   \
+	X(408, "Request Timeout")                                                      \
+	X(409, "Conflict")                                                             \
+	X(413, "Content Too Large")                                                    \
+	X(414, "URI Too Long")                                                         \
+	X(415, "Unsupported Media Type")                                               \
+	X(417, "Expectation Failed")                                                   \
+	X(422, "Unprocessable Content")                                                \
+	X(429, "Too Many Requests")                                                    \
+	X(431, "Request Header Fields Too Large")                                      \
+	X(500, "Internal Server Error")                                                \
+	X(501, "Not Implemented")                                                      \
+	X(503, "Service Unavailable")                                                  \
+	X(504, "Gateway Timeout")                                                      \
+	X(505, "HTTP Version Not Supported")
 
 /* "Not Found"; "Unknown" for a status not in the table. */
 const char *http_status_reason(unsigned status);
-/* "NOT_FOUND"; "INTERNAL_SERVER_ERROR" for a status without a code. */
-const char *http_status_code(unsigned status);
-/* The table's default message for the status. */
-const char *http_status_message(unsigned status);
 
 #endif

@@ -8,7 +8,8 @@
 #ifndef RINGSIDE_LOG_H
 #define RINGSIDE_LOG_H
 
-#include "ringside/config.h"
+/* --log-level: a line is written when its level is at most the threshold. */
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 extern enum log_level log_threshold;
 

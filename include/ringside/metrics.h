@@ -15,13 +15,14 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
 #include "ringside/http_parser.h"
-#include "ringside/metrics_expo.h"
 #include "ringside/metrics_process.h"
-#include "ringside/router.h"
+
+struct expo;
+struct http_route;
+struct router;
 
 /* prom-client's default buckets, in seconds. */
 #define METRICS_BUCKETS 11

@@ -14,7 +14,6 @@
 #ifndef RINGSIDE_RATE_LIMIT_H
 #define RINGSIDE_RATE_LIMIT_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 

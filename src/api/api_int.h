@@ -5,8 +5,12 @@
 
 #include "ringside/api.h"
 #include "ringside/http_response.h"
+#include "ringside/ingest.h"
+#include "ringside/jwt.h"
 #include "ringside/metrics.h"
 #include "ringside/token_cache.h"
+
+struct expo;
 
 extern const struct http_handler api_health;
 extern const struct http_handler api_metrics;
@@ -49,15 +53,13 @@ static inline struct api_worker *api_worker_of(struct http_exchange *x)
  * The agent token of the request (Authorization: Bearer, RFC 6750),
  * verified through the worker's cache, with `scope` (JWT_SCOPE_* bits, any
  * of them; 0: none needed). Returns its claims (valid during this handler
- * call), or NULL after replying 401 (no or invalid token, with
- * WWW-Authenticate), 403 FORBIDDEN_SCOPE, or 503 (no key configured).
+ * call), or NULL after replying 401 UNAUTHORIZED (no or invalid token,
+ * with WWW-Authenticate), 403 FORBIDDEN_SCOPE, or 503 (no key
+ * configured). The agent routes' error_code is api_agent_error_code
+ * (api_errors.h).
  */
 const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *buf,
 					  const struct http_request *req, uint32_t scope);
-
-/* Seed 003's error codes, for the statuses the server answers by itself
- * on the agent routes (struct http_handler.error_code). */
-const char *api_agent_error_code(unsigned status);
 
 /* Appends the handlers' own families to a /metrics exposition: the
  * fleet store and the validators. */

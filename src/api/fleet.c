@@ -10,16 +10,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ringside/api_errors.h"
+#include "ringside/config.h"
 #include "ringside/fleet_expo.h"
 #include "ringside/fleet_report.h"
+#include "ringside/fleet_store.h"
 #include "ringside/http_query.h"
 #include "ringside/metrics_expo.h"
 
 static void not_found(struct http_exchange *x)
 {
-	http_reply_error(x, 404, "NOT_FOUND", "No report from this agent.", NULL,
-			 "Agents are visible only to tokens of their organization, once they "
-			 "have sent a report.", NULL);
+	http_reply_agent_error(x, 404, API_AGENT_NOT_FOUND, "No report from this agent.", NULL,
+			       "Agents are visible only to tokens of their organization, once they "
+			       "have sent a report.", NULL);
 }
 
 /* A GET: everything happens here, while the head is at hand. */
@@ -53,8 +56,8 @@ static unsigned latest_head(struct http_exchange *x, const char *buf,
 	char *out = http_scratch(x, &cap);
 	size_t n = fleet_report_json(out, cap, s, &v, api_now_ms(), a->cfg->fleet_stale_ms);
 	if (!n) {
-		http_reply_error(x, 500, "INTERNAL", "The report could not be rendered.", NULL,
-				 NULL, NULL);
+		http_reply_agent_error(x, 500, API_AGENT_INTERNAL, "The report could not be rendered.",
+				       NULL, NULL, NULL);
 		return 0;
 	}
 	http_reply_any(x, 200, "application/json", "Cache-Control: no-store\r\n", out, n);
@@ -90,10 +93,10 @@ static size_t fleet_piece(void *state, struct http_context *ctx, char *buf, size
 /* A 400 naming the query parameter a scrape got wrong. */
 static unsigned bad_selection(struct http_exchange *x, const char *field, const char *message)
 {
-	http_reply_error(x, 400, NULL, message, field,
-			 "See the README: ?org=ID, ?shard=I&of=N, "
-			 "?include=services,checks,containers,processes or all.",
-			 NULL);
+	http_reply_core_error(x, 400, API_CORE_BAD_REQUEST, message, field,
+			      "See the README: ?org=ID, ?shard=I&of=N, "
+			      "?include=services,checks,containers,processes or all.",
+			      NULL);
 	return 0;
 }
 
@@ -193,8 +196,9 @@ static unsigned fleet_head(struct http_exchange *x, const char *buf,
 				  "Vary: Accept, Accept-Encoding\r\n", gzip ? HTTP_STREAM_GZIP : 0,
 				  fleet_piece, &cursor, sizeof cursor);
 	if (r == -EBUSY)
-		http_reply_error(x, 503, NULL, "Too many fleet scrapes at once. Retry.", NULL,
-				 NULL, "Retry-After: 1\r\n");
+		http_reply_core_error(x, 503, API_CORE_SERVICE_UNAVAILABLE,
+				      "Too many fleet scrapes at once. Retry.", NULL, NULL,
+				      "Retry-After: 1\r\n");
 	return 0;
 }
 

@@ -12,12 +12,17 @@
 #include "api_int.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "ringside/api_errors.h"
+#include "ringside/config.h"
 #include "ringside/fleet_report.h"
+#include "ringside/fleet_store.h"
 #include "ringside/json_writer.h"
+#include "ringside/rate_limit.h"
 
 /* application/json or any application/...+json (RFC 6839), with
  * parameters (charset) allowed. */
@@ -63,7 +68,7 @@ static unsigned ingest_head(struct http_exchange *x, const char *buf,
 	struct http_span ct = req->hdr[HTTP_HDR_CONTENT_TYPE];
 	if (!is_json(http_span_ptr(buf, ct), ct.len)) {
 		api_count(x, METRIC_INGEST_REFUSED_MEDIA_TYPE);
-		http_reply_error(x, 415, "VALIDATION_ERROR",
+		http_reply_agent_error(x, 415, API_AGENT_VALIDATION_ERROR,
 				 "The body must be JSON (Content-Type: application/json).",
 				 NULL, "Send the report with `Content-Type: application/json`.", NULL);
 		return 0;
@@ -83,8 +88,8 @@ static unsigned ingest_head(struct http_exchange *x, const char *buf,
 		snprintf(hint, sizeof hint, "Send the next report in %u s; this agent may send %g per second.",
 			 seconds, a->cfg->ingest_rate_milli / 1000.0);
 		api_count(x, METRIC_INGEST_REFUSED_RATE_LIMITED);
-		http_reply_error(x, 429, "RATE_LIMITED", "This agent sends reports too often.",
-				 NULL, hint, headers);
+		http_reply_agent_error(x, 429, API_AGENT_RATE_LIMITED,
+				       "This agent sends reports too often.", NULL, hint, headers);
 		return 0;
 	}
 	x->handler_data = r; /* on_end: there may be a validator to give back */
@@ -128,17 +133,17 @@ static void ingest_request(struct http_exchange *x)
 		take_slot(x, r);
 	if (r->no_slot) {
 		api_count(x, METRIC_INGEST_REFUSED_NO_VALIDATOR);
-		http_reply_error(x, 503, "SERVICE_UNAVAILABLE",
-				 "Too many reports are being received at once. Retry.", NULL,
-				 "The operator can raise --ingest-slots.", "Retry-After: 1\r\n");
+		http_reply_agent_error(x, 503, API_AGENT_SERVICE_UNAVAILABLE,
+				       "Too many reports are being received at once. Retry.", NULL,
+				       "The operator can raise --ingest-slots.", "Retry-After: 1\r\n");
 		return;
 	}
 	struct ingest_parser *p = &r->slot->parser;
 	if (ingest_parser_finish(p) < 0) {
 		api_count(x, p->err.status == 413 ? METRIC_INGEST_REFUSED_TOO_LARGE
 						  : METRIC_INGEST_REFUSED_INVALID);
-		http_reply_error(x, p->err.status, "VALIDATION_ERROR", p->err.message,
-				 p->err.path[0] ? p->err.path : NULL, p->err.hint, NULL);
+		http_reply_agent_error(x, p->err.status, API_AGENT_VALIDATION_ERROR, p->err.message,
+				       p->err.path[0] ? p->err.path : NULL, p->err.hint, NULL);
 		return;
 	}
 	const struct ingest_report *rep = r->slot->report;
@@ -150,22 +155,22 @@ static void ingest_request(struct http_exchange *x)
 		      : -EMSGSIZE;
 	if (err == -EMSGSIZE) {
 		api_count(x, METRIC_INGEST_REFUSED_TOO_LARGE);
-		http_reply_error(x, 413, "VALIDATION_ERROR",
-				 "The report is larger than a stored snapshot may be.", NULL,
-				 "Send fewer containers, checks or labels, or shorter texts.", NULL);
+		http_reply_agent_error(x, 413, API_AGENT_VALIDATION_ERROR,
+				       "The report is larger than a stored snapshot may be.", NULL,
+				       "Send fewer containers, checks or labels, or shorter texts.", NULL);
 		return;
 	}
 	if (err < 0) {
 		bool full = fleet_agent_count(&a->fleet) >= a->fleet.max_agents;
 		api_count(x, full ? METRIC_INGEST_REFUSED_FLEET_FULL
 				  : METRIC_INGEST_REFUSED_FLEET_MEMORY);
-		http_reply_error(x, 503, "SERVICE_UNAVAILABLE",
-				 full ? "This server keeps as many agents as it may."
-				      : "Snapshot memory is exhausted. Retry.",
-				 NULL,
-				 full ? "The operator can raise --fleet-max-agents."
-				      : "The operator can raise --fleet-memory.",
-				 full ? NULL : "Retry-After: 5\r\n");
+		http_reply_agent_error(x, 503, API_AGENT_SERVICE_UNAVAILABLE,
+				       full ? "This server keeps as many agents as it may."
+					    : "Snapshot memory is exhausted. Retry.",
+				       NULL,
+				       full ? "The operator can raise --fleet-max-agents."
+					    : "The operator can raise --fleet-memory.",
+				       full ? NULL : "Retry-After: 5\r\n");
 		return;
 	}
 	api_count(x, METRIC_INGEST_ACCEPTED);
@@ -175,9 +180,12 @@ static void ingest_request(struct http_exchange *x)
 	char body[512];
 	struct json_writer w;
 	jsonw_init(&w, body, sizeof body);
-	jsonw_lit(&w, "{\"accepted\":true,\"agentId\":");
+	jsonw_start_object(&w);
+	jsonw_key(&w, "accepted");
+	jsonw_bool(&w, true);
+	jsonw_key(&w, "agentId");
 	jsonw_string(&w, r->agent, r->agent_len);
-	jsonw_lit(&w, ",\"organizationId\":");
+	jsonw_key(&w, "organizationId");
 	jsonw_string(&w, r->org, r->org_len);
 	const struct {
 		const char *key;
@@ -192,11 +200,10 @@ static void ingest_request(struct http_exchange *x)
 		{"processes", rep->n_process},
 	};
 	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
-		jsonw_lit(&w, ",");
 		jsonw_key(&w, counts[i].key);
 		jsonw_u64(&w, counts[i].value);
 	}
-	jsonw_lit(&w, "}");
+	jsonw_end_object(&w);
 	http_reply(x, 202, "application/json", NULL, body, jsonw_done(&w));
 }
 

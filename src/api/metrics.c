@@ -25,8 +25,7 @@ static unsigned metrics_head(struct http_exchange *x, const char *buf,
  * buffers, or compression failed). */
 static void collection_failed(struct http_exchange *x)
 {
-	http_reply_error(x, 500, "INTERNAL_SERVER_ERROR",
-			 "An unexpected error occurred. Please try again later.", NULL, NULL, NULL);
+	http_reply_core_error(x, 500, API_CORE_INTERNAL_SERVER_ERROR, NULL, NULL, NULL, NULL);
 }
 
 static void metrics_request(struct http_exchange *x)

@@ -6,55 +6,30 @@
  */
 #include "api_int.h"
 
-#include <string.h>
+#include <stdatomic.h>
 #include <time.h>
 
+#include "ringside/decimal.h"
+#include "ringside/json_writer.h"
 #include "ringside/metrics.h"
 #include "ringside/metrics_expo.h"
 
-/* A tiny appender for the few fixed JSON and text shapes here. */
-struct text {
-	char *p;
-	size_t len, cap;
-	bool overflow;
-};
-
-static void put(struct text *t, const char *s, size_t n)
+static void put_pool(struct json_writer *w, const struct metrics_pool *p)
 {
-	if (t->overflow || n > t->cap - t->len) {
-		t->overflow = true;
-		return;
-	}
-	memcpy(t->p + t->len, s, n);
-	t->len += n;
-}
-
-static void put_str(struct text *t, const char *s)
-{
-	put(t, s, strlen(s));
-}
-
-static void put_num(struct text *t, double v)
-{
-	char buf[33];
-	put(t, buf, expo_format_double(buf, v));
-}
-
-static void put_pool(struct text *t, const struct metrics_pool *p)
-{
-	put_str(t, "{\"size\":");
-	put_num(t, (double)p->size);
-	put_str(t, ",\"active\":");
-	put_num(t, (double)p->active);
-	put_str(t, ",\"idle\":");
-	put_num(t, (double)p->idle);
-	put_str(t, ",\"creating\":");
-	put_num(t, (double)p->creating);
-	put_str(t, ",\"total\":");
-	put_num(t, (double)p->total);
-	put_str(t, ",\"utilization\":");
-	put_num(t, p->utilization);
-	put_str(t, "}");
+	jsonw_start_object(w);
+	jsonw_key(w, "size");
+	jsonw_u64(w, p->size);
+	jsonw_key(w, "active");
+	jsonw_u64(w, p->active);
+	jsonw_key(w, "idle");
+	jsonw_u64(w, p->idle);
+	jsonw_key(w, "creating");
+	jsonw_u64(w, p->creating);
+	jsonw_key(w, "total");
+	jsonw_u64(w, p->total);
+	jsonw_key(w, "utilization");
+	jsonw_double(w, p->utilization);
+	jsonw_end_object(w);
 }
 
 static int64_t now_unix_ms(void)
@@ -62,23 +37,6 @@ static int64_t now_unix_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "2024-01-23T10:30:00.000Z" */
-static void put_timestamp(struct text *t, int64_t unix_ms)
-{
-	time_t secs = (time_t)(unix_ms / 1000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	char buf[32];
-	size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-	int ms = (int)(unix_ms % 1000);
-	buf[n++] = '.';
-	buf[n++] = (char)('0' + ms / 100);
-	buf[n++] = (char)('0' + ms / 10 % 10);
-	buf[n++] = (char)('0' + ms % 10);
-	buf[n++] = 'Z';
-	put(t, buf, n);
 }
 
 static uint64_t uptime_seconds(const struct metrics_registry *r, int64_t now_ms)
@@ -90,18 +48,20 @@ static uint64_t uptime_seconds(const struct metrics_registry *r, int64_t now_ms)
  * event's data. */
 static size_t render_pool_json(char *buf, size_t cap, struct http_context *ctx)
 {
-	struct text t = {buf, 0, cap, false};
+	struct json_writer w;
 	struct metrics_pool p;
 	int64_t now = now_unix_ms();
 	metrics_pool_read(ctx->metrics, &p);
-	put_str(&t, "{\"pool\":");
-	put_pool(&t, &p);
-	put_str(&t, ",\"uptime\":");
-	put_num(&t, (double)uptime_seconds(ctx->metrics, now));
-	put_str(&t, ",\"timestamp\":\"");
-	put_timestamp(&t, now);
-	put_str(&t, "\"}");
-	return t.overflow ? 0 : t.len;
+	jsonw_init(&w, buf, cap);
+	jsonw_start_object(&w);
+	jsonw_key(&w, "pool");
+	put_pool(&w, &p);
+	jsonw_key(&w, "uptime");
+	jsonw_u64(&w, uptime_seconds(ctx->metrics, now));
+	jsonw_key(&w, "timestamp");
+	jsonw_time_ms(&w, now);
+	jsonw_end_object(&w);
+	return jsonw_done(&w);
 }
 
 static void pool_json_request(struct http_exchange *x)
@@ -142,46 +102,55 @@ static void pool_prometheus_request(struct http_exchange *x)
 static void pool_sse_request(struct http_exchange *x)
 {
 	if (http_start_event_stream(x, render_pool_json) < 0)
-		http_reply_error(x, 500, "INTERNAL_SERVER_ERROR",
-				 "An unexpected error occurred. Please try again later.", NULL, NULL,
-				 NULL);
+		http_reply_core_error(x, 500, API_CORE_INTERNAL_SERVER_ERROR, NULL, NULL, NULL,
+				      NULL);
 }
 
 static void pool_stats_request(struct http_exchange *x)
 {
 	size_t cap;
 	char *buf = http_scratch(x, &cap);
-	struct text t = {buf, 0, cap, false};
+	struct json_writer w;
 	const struct metrics_registry *r = x->ctx->metrics;
 	struct metrics_pool p;
 	int64_t now = now_unix_ms();
 	metrics_pool_read(r, &p);
-	put_str(&t, "{\"pool\":");
-	put_pool(&t, &p);
-	put_str(&t, ",\"workers\":[");
+	jsonw_init(&w, buf, cap);
+	jsonw_start_object(&w);
+	jsonw_key(&w, "pool");
+	put_pool(&w, &p);
+	jsonw_key(&w, "workers");
+	jsonw_start_array(&w);
 	for (uint32_t i = 0; i < r->shard_count; i++) {
 		const struct metrics_worker_view *v = &r->shards[i].view;
 		const char *state = atomic_load_explicit(&v->stopping, memory_order_relaxed) ? "terminated"
 				    : atomic_load_explicit(&v->active, memory_order_relaxed) ? "active"
 											  : "idle";
-		put_str(&t, i ? ",{\"id\":\"worker-" : "{\"id\":\"worker-");
-		put_num(&t, i);
-		put_str(&t, "\",\"app\":\"");
-		put_str(&t, r->app);
-		put_str(&t, "\",\"state\":\"");
-		put_str(&t, state);
-		put_str(&t, "\",\"requests\":");
-		put_num(&t, (double)atomic_load_explicit(&v->requests, memory_order_relaxed));
-		put_str(&t, ",\"uptime\":");
-		put_num(&t, (double)(now > v->started_unix_ms ? (now - v->started_unix_ms) / 1000 : 0));
-		put_str(&t, ",\"memory\":{\"rss\":");
-		put_num(&t, (double)atomic_load_explicit(&v->memory_resident, memory_order_relaxed));
-		put_str(&t, ",\"heapUsed\":");
-		put_num(&t, (double)atomic_load_explicit(&v->memory_in_use, memory_order_relaxed));
-		put_str(&t, "}}");
+		char id[32] = "worker-";
+		char *end = decimal_u64(id + 7, i);
+		jsonw_start_object(&w);
+		jsonw_key(&w, "id");
+		jsonw_string(&w, id, (size_t)(end - id));
+		jsonw_key(&w, "app");
+		jsonw_cstring(&w, r->app);
+		jsonw_key(&w, "state");
+		jsonw_cstring(&w, state);
+		jsonw_key(&w, "requests");
+		jsonw_u64(&w, atomic_load_explicit(&v->requests, memory_order_relaxed));
+		jsonw_key(&w, "uptime");
+		jsonw_u64(&w, now > v->started_unix_ms ? (uint64_t)(now - v->started_unix_ms) / 1000 : 0);
+		jsonw_key(&w, "memory");
+		jsonw_start_object(&w);
+		jsonw_key(&w, "rss");
+		jsonw_u64(&w, atomic_load_explicit(&v->memory_resident, memory_order_relaxed));
+		jsonw_key(&w, "heapUsed");
+		jsonw_u64(&w, atomic_load_explicit(&v->memory_in_use, memory_order_relaxed));
+		jsonw_end_object(&w);
+		jsonw_end_object(&w);
 	}
-	put_str(&t, "]}");
-	http_reply_any(x, 200, "application/json", NULL, buf, t.overflow ? 0 : t.len);
+	jsonw_end_array(&w);
+	jsonw_end_object(&w);
+	http_reply_any(x, 200, "application/json", NULL, buf, jsonw_done(&w));
 }
 
 const struct http_handler api_pool_json = {.on_request = pool_json_request};

@@ -2,6 +2,9 @@
 
 #include "api_int.h"
 
+#include "ringside/http_parser.h"
+#include "ringside/router.h"
+
 /* Where every request goes. The pattern is also the `route` label of
  * the request metrics, so it must never be the raw path. */
 static const struct http_route routes[] = {

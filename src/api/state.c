@@ -2,13 +2,17 @@
  * the workers start, so no request allocates. */
 #include "api_int.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "ringside/config.h"
 #include "ringside/fleet_persist.h"
+#include "ringside/fleet_store.h"
 #include "ringside/log.h"
 #include "ringside/metrics_expo.h"
+#include "ringside/rate_limit.h"
 #include "ringside/resident.h"
 
 /* Verified tokens cached per worker: one slot per agent the fleet may

@@ -30,6 +30,9 @@
 #include <string.h>
 
 #include "ringside/fleet_report.h"
+#include "ringside/fleet_store.h"
+#include "ringside/ingest.h"
+#include "ringside/metrics_expo.h"
 
 /* ---- The families ---- */
 

@@ -9,12 +9,13 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "ringside/fleet_store.h"
 
 static const unsigned char magic[8] = {'R', 'S', 'F', 'L', 'E', 'E', 'T', '\n'};
 

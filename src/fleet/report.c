@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "ringside/ingest.h"
+
 _Static_assert(offsetof(struct ingest_report, arena_len) ==
 		       offsetof(struct ingest_report_head, arena_len) &&
 	       offsetof(struct ingest_report, service) >= sizeof(struct ingest_report_head),

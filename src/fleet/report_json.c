@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ringside/fleet_store.h"
+#include "ringside/ingest.h"
 #include "ringside/json_writer.h"
 
 /* The types whose objects are items of an array, each in its pool. */
@@ -42,19 +43,15 @@ static void put_object(struct json_writer *w, const struct fleet_report *v, unsi
 	unsigned n;
 	const struct ingest_field *f = ingest_schema_fields(t, &n);
 	uint32_t has;
-	char sep = '{';
 
 	memcpy(&has, obj, sizeof has); /* the first member of every object */
+	jsonw_start_object(w);
 	for (unsigned i = 0; i < n && !w->overflow; i++, f++) {
 		const char *m = obj + f->off;
 
 		if (!((has >> i) & 1u))
 			continue;
-		jsonw_raw(w, &sep, 1);
-		sep = ',';
-		jsonw_raw(w, "\"", 1);
-		jsonw_raw(w, f->name, f->len);
-		jsonw_lit(w, "\":");
+		jsonw_key_n(w, f->name, f->len);
 		switch (f->kind) {
 		case INGEST_KIND_NUM: {
 			double d;
@@ -65,10 +62,7 @@ static void put_object(struct json_writer *w, const struct fleet_report *v, unsi
 		case INGEST_KIND_BOOL: {
 			bool b;
 			memcpy(&b, m, sizeof b);
-			if (b)
-				jsonw_lit(w, "true");
-			else
-				jsonw_lit(w, "false");
+			jsonw_bool(w, b);
 			break;
 		}
 		case INGEST_KIND_STR:
@@ -83,13 +77,10 @@ static void put_object(struct json_writer *w, const struct fleet_report *v, unsi
 			size_t size;
 			const char *pool = pool_of(v, f->child, &size);
 			memcpy(&r, m, sizeof r);
-			jsonw_lit(w, "[");
-			for (uint32_t k = 0; k < r.count; k++) {
-				if (k)
-					jsonw_lit(w, ",");
+			jsonw_start_array(w);
+			for (uint32_t k = 0; k < r.count; k++)
 				put_object(w, v, f->child, pool + (size_t)(r.first + k) * size);
-			}
-			jsonw_lit(w, "]");
+			jsonw_end_array(w);
 			break;
 		}
 		case INGEST_KIND_OBJ:
@@ -98,25 +89,21 @@ static void put_object(struct json_writer *w, const struct fleet_report *v, unsi
 		case INGEST_KIND_LABELS: {
 			struct ingest_range r;
 			memcpy(&r, m, sizeof r);
-			jsonw_lit(w, "{");
+			jsonw_start_object(w);
 			for (uint32_t k = 0; k < r.count; k++) {
 				const struct ingest_label *l = &v->label[r.first + k];
-				if (k)
-					jsonw_lit(w, ",");
-				jsonw_string(w, fleet_str(v, l->key), l->key.len);
-				jsonw_lit(w, ":");
+				jsonw_key_string(w, fleet_str(v, l->key), l->key.len);
 				jsonw_string(w, fleet_str(v, l->value), l->value.len);
 			}
-			jsonw_lit(w, "}");
+			jsonw_end_object(w);
 			break;
 		}
 		default:
+			jsonw_null(w); /* a kind this file does not know yet */
 			break;
 		}
 	}
-	if (sep == '{')
-		jsonw_lit(w, "{");
-	jsonw_lit(w, "}");
+	jsonw_end_object(w);
 }
 
 size_t fleet_report_json(char *out, size_t cap, const struct fleet_snapshot *s,
@@ -125,17 +112,17 @@ size_t fleet_report_json(char *out, size_t cap, const struct fleet_snapshot *s,
 	struct json_writer w;
 
 	jsonw_init(&w, out, cap);
-	jsonw_lit(&w, "{\"agentId\":");
+	jsonw_start_object(&w);
+	jsonw_key(&w, "agentId");
 	jsonw_string(&w, s->agent, s->agent_len);
-	jsonw_lit(&w, ",\"organizationId\":");
+	jsonw_key(&w, "organizationId");
 	jsonw_string(&w, s->org, s->org_len);
-	jsonw_lit(&w, ",\"receivedAt\":");
+	jsonw_key(&w, "receivedAt");
 	jsonw_time_ms(&w, s->received_ms);
-	if (now_ms - s->received_ms >= stale_ms)
-		jsonw_lit(&w, ",\"stale\":true,\"report\":");
-	else
-		jsonw_lit(&w, ",\"stale\":false,\"report\":");
+	jsonw_key(&w, "stale");
+	jsonw_bool(&w, now_ms - s->received_ms >= stale_ms);
+	jsonw_key(&w, "report");
 	put_object(&w, v, INGEST_TYPE_report, (const char *)v->head);
-	jsonw_lit(&w, "}");
+	jsonw_end_object(&w);
 	return jsonw_done(&w);
 }

@@ -139,6 +139,7 @@
 #include "ringside/siphash.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>

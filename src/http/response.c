@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ringside/api_errors.h"
 #include "ringside/decimal.h"
 #include "ringside/http_status.h"
 #include "ringside/json_writer.h"
@@ -22,14 +23,18 @@ static char *put(char *p, const char *s, size_t n)
  * length digits: status line (at most ~60) and the fixed fields. */
 #define HEAD_FIXED_MAX 160u
 
-/* Writes the head; reserves room for `body_room` more bytes. */
+/* Writes the head, with the header lines of `fixed` (a literal of the
+ * writer's, or NULL) before the caller's `extra_headers`; reserves room
+ * for `body_room` more bytes. */
 static int write_head(struct http_exchange *x, unsigned status, const char *content_type,
-		      const char *extra_headers, uint64_t content_length, size_t body_room)
+		      const char *fixed, const char *extra_headers, uint64_t content_length,
+		      size_t body_room)
 {
 	const char *reason = http_status_reason(status);
 	size_t ct_len = content_type ? strlen(content_type) : 0;
+	size_t fixed_len = fixed ? strlen(fixed) : 0;
 	size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
-	size_t need = HEAD_FIXED_MAX + strlen(reason) + ct_len + extra_len +
+	size_t need = HEAD_FIXED_MAX + strlen(reason) + ct_len + fixed_len + extra_len +
 		      x->request_id_len + body_room;
 	struct http_out *o = x->out;
 	if (need > o->cap - o->len)
@@ -59,6 +64,7 @@ static int write_head(struct http_exchange *x, unsigned status, const char *cont
 		p = PUT_LIT(p, "Connection: close\r\n");
 	else if (x->keep_alive_10)
 		p = PUT_LIT(p, "Connection: keep-alive\r\n");
+	p = put(p, fixed, fixed_len);
 	p = put(p, extra_headers, extra_len);
 	p = PUT_LIT(p, "\r\n");
 	x->reply_bytes = (uint64_t)(p - (o->buf + o->len));
@@ -71,14 +77,14 @@ static int write_head(struct http_exchange *x, unsigned status, const char *cont
 int http_reply_head(struct http_exchange *x, unsigned status, const char *content_type,
 		    const char *extra_headers, uint64_t content_length)
 {
-	return write_head(x, status, content_type, extra_headers, content_length, 0);
+	return write_head(x, status, content_type, NULL, extra_headers, content_length, 0);
 }
 
-int http_reply(struct http_exchange *x, unsigned status, const char *content_type,
-	       const char *extra_headers, const void *body, size_t len)
+static int reply(struct http_exchange *x, unsigned status, const char *content_type,
+		 const char *fixed, const char *extra_headers, const void *body, size_t len)
 {
 	size_t body_len = x->head_only ? 0 : len;
-	int r = write_head(x, status, content_type, extra_headers, len, body_len);
+	int r = write_head(x, status, content_type, fixed, extra_headers, len, body_len);
 	if (r == 0) {
 		put(x->out->buf + x->out->len, body, body_len);
 		x->out->len += (uint32_t)body_len;
@@ -87,31 +93,104 @@ int http_reply(struct http_exchange *x, unsigned status, const char *content_typ
 	return r;
 }
 
-int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
-		     const char *message, const char *field, const char *hint,
-		     const char *extra_headers)
+int http_reply(struct http_exchange *x, unsigned status, const char *content_type,
+	       const char *extra_headers, const void *body, size_t len)
+{
+	return reply(x, status, content_type, NULL, extra_headers, body, len);
+}
+
+/* The envelope of every family but OAuth's (DESIGN.md "Error envelope"). */
+static int reply_envelope(struct http_exchange *x, unsigned status, const char *code,
+			  const char *message, const char *field, const char *hint,
+			  const char *extra_headers)
 {
 	char body[HTTP_RESPONSE_RESERVE / 2];
 	struct json_writer w;
 	jsonw_init(&w, body, sizeof body);
-	jsonw_lit(&w, "{\"code\":");
-	jsonw_cstring(&w, code ? code : http_status_code(status));
-	jsonw_lit(&w, ",\"message\":");
-	jsonw_cstring(&w, message ? message : http_status_message(status));
+	jsonw_start_object(&w);
+	jsonw_key(&w, "code");
+	jsonw_cstring(&w, code);
+	jsonw_key(&w, "message");
+	jsonw_cstring(&w, message);
 	if (field) {
-		jsonw_lit(&w, ",\"field\":");
+		jsonw_key(&w, "field");
 		jsonw_cstring(&w, field);
 	}
 	if (hint) {
-		jsonw_lit(&w, ",\"hint\":");
+		jsonw_key(&w, "hint");
 		jsonw_cstring(&w, hint);
 	}
-	jsonw_lit(&w, ",\"requestId\":");
+	jsonw_key(&w, "requestId");
 	jsonw_string(&w, x->request_id, x->request_id_len);
-	jsonw_lit(&w, "}");
+	jsonw_end_object(&w);
 	if (w.overflow)
 		return -ENOSPC;
 	return http_reply(x, status, "application/json", extra_headers, body, w.len);
+}
+
+int http_reply_error(struct http_exchange *x, unsigned status, const char *code,
+		     const char *message, const char *field, const char *hint,
+		     const char *extra_headers)
+{
+	if (!code || !message) {
+		const struct api_error *e = &api_core_errors[api_core_error_of(status)];
+		code = code ? code : e->code;
+		message = message ? message : e->message;
+	}
+	return reply_envelope(x, status, code, message, field, hint, extra_headers);
+}
+
+/* The table entry e of a family: status 0 and message NULL take its own. */
+static int reply_family_error(struct http_exchange *x, unsigned status, const struct api_error *e,
+			      const char *message, const char *field, const char *hint,
+			      const char *extra_headers)
+{
+	return reply_envelope(x, status ? status : e->status, e->code, message ? message : e->message,
+			      field, hint, extra_headers);
+}
+
+int http_reply_core_error(struct http_exchange *x, unsigned status, enum api_core_error code,
+			  const char *message, const char *field, const char *hint,
+			  const char *extra_headers)
+{
+	return reply_family_error(x, status, &api_core_errors[code], message, field, hint,
+				  extra_headers);
+}
+
+int http_reply_agent_error(struct http_exchange *x, unsigned status, enum api_agent_error code,
+			   const char *message, const char *field, const char *hint,
+			   const char *extra_headers)
+{
+	return reply_family_error(x, status, &api_agent_errors[code], message, field, hint,
+				  extra_headers);
+}
+
+int http_reply_oauth_error(struct http_exchange *x, unsigned status, enum api_oauth_error error,
+			   const char *description, const char *extra_headers)
+{
+	const struct api_error *e = &api_oauth_errors[error];
+	const char *d = description && *description ? description : e->message;
+	/* RFC 6749 5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E ). */
+	char text[HTTP_OAUTH_DESCRIPTION_MAX];
+	size_t n = 0;
+	for (; d[n] && n < sizeof text; n++) {
+		unsigned char c = (unsigned char)d[n];
+		text[n] = c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' ? (char)c : '?';
+	}
+	char body[HTTP_OAUTH_DESCRIPTION_MAX + 128];
+	struct json_writer w;
+	jsonw_init(&w, body, sizeof body);
+	jsonw_start_object(&w);
+	jsonw_key(&w, "error");
+	jsonw_cstring(&w, e->code);
+	jsonw_key(&w, "error_description");
+	jsonw_string(&w, text, n);
+	jsonw_end_object(&w);
+	if (w.overflow)
+		return -ENOSPC;
+	/* 5.1, for the answers of the token endpoint: never cached. */
+	return reply(x, status ? status : e->status, "application/json",
+		     "Cache-Control: no-store\r\nPragma: no-cache\r\n", extra_headers, body, w.len);
 }
 
 int http_write_continue(struct http_out *out)

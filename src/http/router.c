@@ -13,6 +13,8 @@
 #include <assert.h>
 #include <string.h>
 
+#include "ringside/http_parser.h"
+
 /* Our own names, so the router does not depend on the parser's object. */
 static const char *const method_names[HTTP_METHOD_COUNT] = {
 	[HTTP_GET] = "GET",         [HTTP_HEAD] = "HEAD",

@@ -12,6 +12,8 @@
  *   for q in range(0, 309):
  *       c = 5 ** q, doubled while < 2**127, halved while >= 2**128
  */
+#include <stdint.h>
+
 #define POW5_MIN_Q (-342)
 #define POW5_MAX_Q 308
 

@@ -3,6 +3,7 @@
 #include "ringside/siphash.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>

@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ringside/decimal.h"
+
 /* ---- Cursor: a write position that becomes NULL when out of room ---- */
 
 /*
@@ -80,32 +82,6 @@ static char *put_escaped(char *p, const char *end, const char *s, bool quote)
 		s++;
 	}
 	return p;
-}
-
-/* Writes v in decimal into the end of tmp[20]; returns where it starts. */
-static char *u64_digits(char tmp[20], uint64_t v)
-{
-	static const char pairs[201] =
-		"00010203040506070809101112131415161718192021222324"
-		"25262728293031323334353637383940414243444546474849"
-		"50515253545556575859606162636465666768697071727374"
-		"75767778798081828384858687888990919293949596979899";
-	char *d = tmp + 20;
-
-	while (v >= 100) {
-		const char *two = pairs + 2 * (v % 100);
-
-		v /= 100;
-		*--d = two[1];
-		*--d = two[0];
-	}
-	if (v >= 10) {
-		*--d = pairs[2 * v + 1];
-		*--d = pairs[2 * v];
-	} else {
-		*--d = (char)('0' + v);
-	}
-	return d;
 }
 
 /*
@@ -197,7 +173,7 @@ static const uint64_t pow10u[19] = {
 size_t expo_format_fixed(char *out, bool negative, uint64_t whole, uint64_t frac, unsigned scale)
 {
 	char tmp[20];
-	char *d = u64_digits(tmp, whole);
+	char *d = decimal_u64_digits(tmp, whole);
 	size_t dl = (size_t)(tmp + sizeof tmp - d), n = 0;
 
 	assert(scale <= 18 && frac < pow10u[scale]);
@@ -210,7 +186,7 @@ size_t expo_format_fixed(char *out, bool negative, uint64_t whole, uint64_t frac
 			frac /= 10;
 			scale--;
 		}
-		d = u64_digits(tmp, frac);
+		d = decimal_u64_digits(tmp, frac);
 		dl = (size_t)(tmp + sizeof tmp - d);
 		out[n++] = '.';
 		memset(out + n, '0', scale - dl); /* 0.0015: the zeros after the point */
@@ -259,7 +235,7 @@ size_t expo_format_double(char out[33], double v)
 
 		if ((double)i == v) {
 			uint64_t mag = i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
-			char *d = u64_digits(tmp, mag);
+			char *d = decimal_u64_digits(tmp, mag);
 			size_t dl = (size_t)(tmp + sizeof tmp - d);
 
 			if (i < 0)
@@ -436,7 +412,7 @@ void expo_line_u64(struct expo *e, const char *name, const char *suffix,
 		   const struct expo_labelset *ls, const char *le, uint64_t value)
 {
 	char tmp[20];
-	char *d = u64_digits(tmp, value);
+	char *d = decimal_u64_digits(tmp, value);
 
 	sample_line(e, name, suffix, ls, le, d, (size_t)(tmp + sizeof tmp - d));
 }

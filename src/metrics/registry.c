@@ -1,12 +1,17 @@
 #include "ringside/metrics.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "ringside/config.h"
+#include "ringside/http_parser.h"
 #include "ringside/http_status.h"
+#include "ringside/metrics_expo.h"
+#include "ringside/metrics_process.h"
+#include "ringside/router.h"
 
 const double metrics_bucket_bounds[METRICS_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -19,7 +24,7 @@ static uint64_t bucket_bound_ns[METRICS_BUCKETS];
 /* The status label set: every status of the table, then "other" for a
  * status a handler invented (never expected; keeps the set fixed). */
 static const unsigned status_codes[] = {
-#define STATUS_CODE(code, reason, err, message) code,
+#define STATUS_CODE(code, reason) code,
 	HTTP_STATUS_MAP(STATUS_CODE)
 #undef STATUS_CODE
 };

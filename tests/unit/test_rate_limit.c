@@ -1,6 +1,7 @@
 /* Per-agent token buckets (include/ringside/rate_limit.h). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -57,6 +57,8 @@
 	  "The server does not support this transfer coding.")                         \
 	X(SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", 503,                             \
 	  "The server is at capacity or shutting down. Retry later.")                  \
+	X(GATEWAY_TIMEOUT, "GATEWAY_TIMEOUT", 504,                                     \
+	  "The server did not get an answer in time. Retry.")                           \
 	X(HTTP_VERSION_NOT_SUPPORTED, "HTTP_VERSION_NOT_SUPPORTED", 505,               \
 	  "Only HTTP/1.0 and HTTP/1.1 are supported.")
 

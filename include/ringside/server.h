@@ -242,7 +242,6 @@ struct server {
 	uint64_t now_ns, now_ms;
 	int64_t now_wall_ms, date_second;
 	char date_line[HTTP_DATE_LINE_LEN];
-	char log_time[24];        /* "2026-12-02T04:49:55." of date_second */
 	char request_id_prefix[16];
 	uint64_t request_seq;
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ringside/decimal.h"
+#include "ringside/rfc3339.h"
 #include "ringside/router.h"
 
 static char *put_mem(char *p, const char *s, size_t n)
@@ -57,13 +58,10 @@ void access_line_write(struct server *s, struct server_conn *c, uint64_t end_ns)
 	if (!p)
 		return;
 	const struct http_exchange *x = &c->x;
-	int64_t ms = s->now_wall_ms % 1000;
 	p = PUT_STR(p, "ts=");
-	p = PUT_STR(p, s->log_time);
-	*p++ = (char)('0' + ms / 100);
-	*p++ = (char)('0' + ms / 10 % 10);
-	*p++ = (char)('0' + ms % 10);
-	p = PUT_STR(p, "Z remote=");
+	rfc3339_format_ms(p, s->now_wall_ms);
+	p += RFC3339_MS_LEN;
+	p = PUT_STR(p, " remote=");
 	p = PUT_STR(p, s->host->peer(s, c));
 	p = PUT_STR(p, " method=");
 	p = PUT_STR(p, http_method_name(x->method));

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ringside/config.h"
 #include "ringside/log.h"
 #include "ringside/router.h"
 
@@ -804,8 +805,7 @@ static void conn_on_timer(struct server *s, struct server_conn *c)
 		/* The completion comes later, or never in time: answer now;
 		 * it is dropped when it comes (c->park moved on or the phase
 		 * did). */
-		http_reply_error(&c->x, 504, route_error_code(c, 504),
-				 "The server did not get an answer in time. Retry.", NULL, NULL,
+		http_reply_error(&c->x, 504, route_error_code(c, 504), NULL, NULL, NULL,
 				 "Retry-After: 1\r\n");
 		unpark(s, c);
 		return;

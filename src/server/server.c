@@ -167,10 +167,6 @@ void server_set_clock(struct server *s, uint64_t now_ns, int64_t wall_ns)
 	if (second != s->date_second) {
 		s->date_second = second;
 		http_format_date_line(s->date_line, second);
-		struct tm tm;
-		time_t t = (time_t)second;
-		gmtime_r(&t, &tm);
-		strftime(s->log_time, sizeof s->log_time, "%Y-%m-%dT%H:%M:%S.", &tm);
 	}
 	s->now_wall_ms = wall_ns / 1000000;
 }

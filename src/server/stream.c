@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ringside/config.h"
 #include "ringside/log.h"
 
 void stream_release_producer(struct server *s, struct server_conn *c)

@@ -114,10 +114,10 @@ static void core_codes_are_the_seeds_and_core_yamls(void **state)
 		{500, "INTERNAL_SERVER_ERROR", "An unexpected error occurred. Please try again later."},
 		{501, "NOT_IMPLEMENTED", "The server does not support this transfer coding."},
 		{503, "SERVICE_UNAVAILABLE", "The server is at capacity or shutting down. Retry later."},
+		{504, "GATEWAY_TIMEOUT", "The server did not get an answer in time. Retry."},
 		{505, "HTTP_VERSION_NOT_SUPPORTED", "Only HTTP/1.0 and HTTP/1.1 are supported."},
 		/* Not in the table: a 4xx is the client's, anything else ours. */
 		{409, "BAD_REQUEST", "The request is malformed."},
-		{504, "INTERNAL_SERVER_ERROR", "An unexpected error occurred. Please try again later."},
 		{599, "INTERNAL_SERVER_ERROR", "An unexpected error occurred. Please try again later."},
 	};
 	for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {

@@ -6,30 +6,26 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ringside/fleet_store.h"
-#include "ringside/ingest_limits.h"
 #include "ringside/jwt.h"
-#include "ringside/rate_limit.h"
 
 struct config;
 struct router;
 
 extern const struct router api_router;
 
-struct api_worker; /* private to src/api: token cache, validator slots */
+/* The handler groups' parts (private to src/api, each its own file's). */
+struct agent_auth;  /* agent_auth.c: token keys, each worker's verified tokens */
+struct fleet_api;   /* fleet.c: the fleet store, each worker's forget sweep */
+struct ingest_api;  /* ingest.c: rate limits, report limits, each worker's validators */
 
 /* Everything the handlers use beyond one request, made before the workers
- * start: agent token keys, the fleet store, the rate limiter, and each
- * worker's own part. */
+ * start: one part per handler group, each owned by its group's file. */
 struct api {
 	const struct config *cfg;
-	struct jwt_keys keys;
-	bool keys_loaded;             /* no key flag given: agent routes answer 503 */
-	struct fleet_store fleet;
-	struct rate_limit rate;
-	struct ingest_limits limits;
-	struct api_worker *workers;
 	uint32_t worker_count;
+	struct agent_auth *auth;
+	struct fleet_api *fleet;
+	struct ingest_api *ingest;
 };
 
 /* Allocates every table. keys: the agent-token keys (jwt_keys_load),
@@ -48,7 +44,7 @@ void api_fini(struct api *a);
 int api_load_fleet(struct api *a, const char *path);
 int api_save_fleet(struct api *a, const char *path);
 
-/* Bytes of worker i's part (token cache, validators) in RAM; see
+/* Bytes of worker i's parts (token cache, validators) in RAM; see
  * resident_bytes. */
 uint64_t api_worker_resident(const struct api *a, uint32_t i);
 

@@ -5,10 +5,8 @@
 
 #include "ringside/api.h"
 #include "ringside/http_response.h"
-#include "ringside/ingest.h"
 #include "ringside/jwt.h"
 #include "ringside/metrics.h"
-#include "ringside/token_cache.h"
 
 struct expo;
 
@@ -22,32 +20,33 @@ extern const struct http_handler api_ingest;
 extern const struct http_handler api_agent_latest;
 extern const struct http_handler api_fleet_metrics;
 
-/* A validator: taken when the first body bytes of a report arrive (not
- * at its head, so a client that sends a head and then nothing holds
- * none), given back at the exchange's end. 1.7 KB of parser here, and an
- * 880 KB report in a lazily touched mapping: a validator costs what its
- * documents touch (a dripping client's, one page). */
-struct ingest_slot {
-	struct ingest_parser parser;
-	struct ingest_report *report;  /* in the worker's lazily touched mapping */
-};
+/*
+ * Each handler group's part of struct api: made, used and freed by the
+ * group's own file (state.c only calls them in order), so a new route
+ * group adds its part and no route edits another's.
+ */
 
-struct api_worker {
-	struct token_cache tokens;
-	struct ingest_slot *slots;
-	uint32_t *free_slots;          /* stack of free slot indexes */
-	uint32_t free_top, slot_count;
-	_Atomic uint32_t slots_in_use; /* for /metrics; written by this worker */
-	struct ingest_report *reports; /* slot_count of them, MAP_NORESERVE */
-	/* The sweep for agents silent past --fleet-forget (api_worker_pass). */
-	int64_t next_forget_ms;
-	uint32_t forget_cursor;
-} __attribute__((aligned(64)));
+/* agent_auth.c: the agent-token keys and each worker's cache of verified
+ * tokens. keys: taken over, or NULL (the agent routes answer 503). */
+int agent_auth_init(struct api *a, struct jwt_keys *keys);
+void agent_auth_fini(struct api *a);
+uint64_t agent_auth_resident(const struct api *a, uint32_t worker);
 
-static inline struct api_worker *api_worker_of(struct http_exchange *x)
-{
-	return &x->ctx->api->workers[x->ctx->worker_id];
-}
+/* fleet.c: the fleet store (ingest publishes into it) and each worker's
+ * sweep for agents silent past --fleet-forget. */
+int fleet_api_init(struct api *a);
+void fleet_api_fini(struct api *a);
+struct fleet_store *api_fleet_store(struct api *a);
+void fleet_api_pass(struct api *a, uint32_t worker);
+void fleet_api_stopped(struct api *a, uint32_t worker);
+void fleet_api_write_metrics(struct api *a, struct expo *e);
+
+/* ingest.c: per-agent rate limits, the report limits and each worker's
+ * validators. */
+int ingest_api_init(struct api *a);
+void ingest_api_fini(struct api *a);
+uint64_t ingest_api_resident(const struct api *a, uint32_t worker);
+void ingest_api_write_metrics(struct api *a, struct expo *e);
 
 /*
  * The agent token of the request (Authorization: Bearer, RFC 6750),

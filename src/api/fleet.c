@@ -7,16 +7,148 @@
 #include "api_int.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ringside/api_errors.h"
 #include "ringside/config.h"
 #include "ringside/fleet_expo.h"
+#include "ringside/fleet_persist.h"
 #include "ringside/fleet_report.h"
 #include "ringside/fleet_store.h"
 #include "ringside/http_query.h"
+#include "ringside/log.h"
 #include "ringside/metrics_expo.h"
+
+struct fleet_api {
+	struct fleet_store store;
+	/* The sweep for agents silent past --fleet-forget (fleet_api_pass). */
+	struct fleet_sweep {
+		int64_t next_ms;
+		uint32_t cursor;
+	} __attribute__((aligned(64))) * sweeps;
+};
+
+int fleet_api_init(struct api *a)
+{
+	const struct config *cfg = a->cfg;
+	struct fleet_api *f = calloc(1, sizeof *f);
+	if (!f)
+		return -1;
+	a->fleet = f;
+	/* One worker record more than there are workers: the main thread's,
+	 * to save the fleet while they run (api_save_fleet). */
+	int r = fleet_store_init(&f->store, cfg->fleet_max_agents, a->worker_count + 1,
+				 (size_t)cfg->fleet_memory_bytes);
+	if (r < 0) {
+		log_error("cannot make the fleet store", "err=%d max_agents=%u memory=%llu", -r,
+			  cfg->fleet_max_agents, (unsigned long long)cfg->fleet_memory_bytes);
+		return -1;
+	}
+	fleet_offline(&f->store, a->worker_count); /* until a save brings it online */
+	size_t bytes = a->worker_count * sizeof *f->sweeps;
+	if (posix_memalign((void **)&f->sweeps, 64, bytes))
+		return -1;
+	memset(f->sweeps, 0, bytes);
+	/* The workers sweep from spread-out slots, so that together they
+	 * cover the fleet sooner than one would. */
+	for (uint32_t i = 0; i < a->worker_count; i++)
+		f->sweeps[i].cursor = (uint32_t)((uint64_t)cfg->fleet_max_agents * i / a->worker_count);
+	return 0;
+}
+
+void fleet_api_fini(struct api *a)
+{
+	struct fleet_api *f = a->fleet;
+	if (!f)
+		return;
+	fleet_store_fini(&f->store);
+	free(f->sweeps);
+	free(f);
+	a->fleet = NULL;
+}
+
+struct fleet_store *api_fleet_store(struct api *a)
+{
+	return &a->fleet->store;
+}
+
+/* Slots one worker's sweep looks at a second: 100 000 agents are swept
+ * every 25 s by one worker (a slot read each, a few atomics per agent
+ * forgotten; tens of microseconds a call). */
+#define FORGET_SWEEP_SLOTS 4096u
+
+void fleet_api_pass(struct api *a, uint32_t worker)
+{
+	struct fleet_api *f = a->fleet;
+	fleet_quiescent(&f->store, worker);
+	struct fleet_sweep *sw = &f->sweeps[worker];
+	if (!a->cfg->fleet_forget_ms)
+		return;
+	int64_t now = api_now_ms();
+	if (now < sw->next_ms)
+		return;
+	sw->next_ms = now + 1000;
+	fleet_forget(&f->store, worker, now - a->cfg->fleet_forget_ms, FORGET_SWEEP_SLOTS,
+		     &sw->cursor);
+}
+
+void fleet_api_stopped(struct api *a, uint32_t worker)
+{
+	fleet_offline(&a->fleet->store, worker);
+}
+
+int api_load_fleet(struct api *a, const char *path)
+{
+	char err[256];
+	uint64_t agents = 0;
+	int64_t forget_before = a->cfg->fleet_forget_ms ? api_now_ms() - a->cfg->fleet_forget_ms
+							 : INT64_MIN;
+	/* The extra record: a worker's left offline by the load would serve
+	 * its first requests before its first quiescent state brings it
+	 * online. */
+	int r = fleet_load(&a->fleet->store, a->worker_count, path, forget_before, &agents, err,
+			   sizeof err);
+	if (r < 0)
+		log_error("the fleet file is damaged; serving with the agents read before the damage",
+			  "path=\"%s\" agents=%llu err=\"%s\"", path, (unsigned long long)agents,
+			  err);
+	else
+		log_info("fleet loaded", "path=\"%s\" agents=%llu", path, (unsigned long long)agents);
+	return r;
+}
+
+int api_save_fleet(struct api *a, const char *path)
+{
+	char err[256];
+	uint64_t agents = 0;
+	int64_t t0 = api_now_ms();
+	int r = fleet_save(&a->fleet->store, a->worker_count, path, &agents, err, sizeof err);
+	if (r < 0)
+		log_error("cannot save the fleet", "path=\"%s\" err=\"%s\"", path, err);
+	else
+		log_info("fleet saved", "path=\"%s\" agents=%llu ms=%lld", path,
+			 (unsigned long long)agents, (long long)(api_now_ms() - t0));
+	return r;
+}
+
+void fleet_api_write_metrics(struct api *a, struct expo *e)
+{
+	struct fleet_store *st = &a->fleet->store;
+	expo_family(e, "ringside_fleet_agents", EXPO_GAUGE,
+		    "Agents whose latest report the fleet store holds.");
+	expo_sample(e, "ringside_fleet_agents", NULL, NULL, 0, NULL, (double)fleet_agent_count(st));
+	expo_family(e, "ringside_fleet_snapshot_bytes", EXPO_GAUGE,
+		    "Bytes of those reports in their stored form (about 11 KB for the full sample).");
+	expo_sample(e, "ringside_fleet_snapshot_bytes", NULL, NULL, 0, NULL,
+		    (double)fleet_snapshot_bytes(st));
+	expo_family(e, "ringside_fleet_agents_forgotten_total", EXPO_COUNTER,
+		    "Agents forgotten after --fleet-forget of silence: their slots and memory freed.");
+	expo_sample(e, "ringside_fleet_agents_forgotten_total", NULL, NULL, 0, NULL,
+		    (double)fleet_forgotten(st));
+}
 
 static void not_found(struct http_exchange *x)
 {
@@ -46,7 +178,7 @@ static unsigned latest_head(struct http_exchange *x, const char *buf,
 	/* Keyed by the token's organization: another organization's agent
 	 * of the same id is simply not found. */
 	const struct fleet_snapshot *s =
-		fleet_lookup(&a->fleet, worker, org, strlen(org), agent, agent_len);
+		fleet_lookup(&a->fleet->store, worker, org, strlen(org), agent, agent_len);
 	struct fleet_report v;
 	if (!s || fleet_report_view(&v, s->data, s->len) < 0) {
 		not_found(x);
@@ -73,7 +205,7 @@ static size_t fleet_piece(void *state, struct http_context *ctx, char *buf, size
 {
 	struct fleet_expo_cursor *c = state;
 	bool was_done = c->done;
-	size_t n = fleet_expo_next(c, &ctx->api->fleet, ctx->worker_id, buf, cap);
+	size_t n = fleet_expo_next(c, &ctx->api->fleet->store, ctx->worker_id, buf, cap);
 	if (c->done && !was_done) {
 		/* What this scrape left out, for /metrics too. */
 		_Static_assert(FLEET_EXPO_DROPS == METRIC_FLEET_DROPPED_INVALID_ID -

@@ -14,15 +14,151 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "ringside/api_errors.h"
 #include "ringside/config.h"
 #include "ringside/fleet_report.h"
 #include "ringside/fleet_store.h"
+#include "ringside/ingest.h"
 #include "ringside/json_writer.h"
+#include "ringside/log.h"
+#include "ringside/metrics_expo.h"
 #include "ringside/rate_limit.h"
+#include "ringside/resident.h"
+
+/* A validator: taken when the first body bytes of a report arrive (not
+ * at its head, so a client that sends a head and then nothing holds
+ * none), given back at the exchange's end. 1.7 KB of parser here, and an
+ * 880 KB report in a lazily touched mapping: a validator costs what its
+ * documents touch (a dripping client's, one page). */
+struct ingest_slot {
+	struct ingest_parser parser;
+	struct ingest_report *report;  /* in the worker's lazily touched mapping */
+};
+
+/* A worker's validators. */
+struct validators {
+	struct ingest_slot *slots;
+	uint32_t *free_slots;          /* stack of free slot indexes */
+	uint32_t free_top, slot_count;
+	_Atomic uint32_t slots_in_use; /* for /metrics; written by this worker */
+	struct ingest_report *reports; /* slot_count of them, MAP_NORESERVE */
+} __attribute__((aligned(64)));
+
+struct ingest_api {
+	struct rate_limit rate;
+	struct ingest_limits limits;
+	struct validators *per_worker;
+};
+
+static int validators_init(struct validators *v, uint32_t slots)
+{
+	v->slot_count = slots;
+	v->slots = calloc(slots, sizeof *v->slots);
+	v->free_slots = calloc(slots, sizeof *v->free_slots);
+	/* Reports are 880 KB each, but a report's pools and arena are
+	 * touched only as far as its documents reach. */
+	void *m = mmap(NULL, (size_t)slots * sizeof *v->reports, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	v->reports = m == MAP_FAILED ? NULL : m;
+	if (!v->slots || !v->free_slots || !v->reports)
+		return -1;
+	for (uint32_t i = 0; i < slots; i++) {
+		v->slots[i].report = &v->reports[i];
+		v->free_slots[i] = slots - 1 - i;
+	}
+	v->free_top = slots;
+	return 0;
+}
+
+static void validators_fini(struct validators *v)
+{
+	free(v->slots);
+	free(v->free_slots);
+	if (v->reports)
+		munmap(v->reports, (size_t)v->slot_count * sizeof *v->reports);
+}
+
+/* The rate limiter tracks twice the agents the store keeps (a power of
+ * two), so it fills only past that. */
+static uint32_t rate_entries(uint32_t agents)
+{
+	uint32_t n = 1024;
+	while (n < 2 * (uint64_t)agents && n < (1u << 26))
+		n <<= 1;
+	return n;
+}
+
+int ingest_api_init(struct api *a)
+{
+	const struct config *cfg = a->cfg;
+	struct ingest_api *in = calloc(1, sizeof *in);
+	if (!in)
+		goto nomem;
+	a->ingest = in;
+	in->limits = cfg->ingest_limits;
+	if (rate_limit_init(&in->rate, rate_entries(cfg->fleet_max_agents),
+			    cfg->ingest_rate_milli) < 0)
+		goto nomem;
+	size_t bytes = a->worker_count * sizeof *in->per_worker;
+	if (posix_memalign((void **)&in->per_worker, 64, bytes))
+		goto nomem;
+	memset(in->per_worker, 0, bytes);
+	for (uint32_t i = 0; i < a->worker_count; i++)
+		if (validators_init(&in->per_worker[i], cfg->ingest_slots) < 0)
+			goto nomem;
+	return 0;
+nomem:
+	log_error("out of memory for the agent routes", "workers=%u ingest_slots=%u",
+		  a->worker_count, cfg->ingest_slots);
+	return -1;
+}
+
+void ingest_api_fini(struct api *a)
+{
+	struct ingest_api *in = a->ingest;
+	if (!in)
+		return;
+	if (in->per_worker)
+		for (uint32_t i = 0; i < a->worker_count; i++)
+			validators_fini(&in->per_worker[i]);
+	free(in->per_worker);
+	rate_limit_fini(&in->rate);
+	free(in);
+	a->ingest = NULL;
+}
+
+uint64_t ingest_api_resident(const struct api *a, uint32_t worker)
+{
+	const struct validators *v = &a->ingest->per_worker[worker];
+	return resident_bytes(v->slots, (size_t)v->slot_count * sizeof *v->slots) +
+	       resident_bytes(v->free_slots, (size_t)v->slot_count * sizeof *v->free_slots) +
+	       resident_bytes(v->reports, (size_t)v->slot_count * sizeof *v->reports);
+}
+
+void ingest_api_write_metrics(struct api *a, struct expo *e)
+{
+	uint64_t in_use = 0;
+	for (uint32_t i = 0; i < a->worker_count; i++)
+		in_use += atomic_load_explicit(&a->ingest->per_worker[i].slots_in_use,
+					       memory_order_relaxed);
+	expo_family(e, "ringside_ingest_validators", EXPO_GAUGE,
+		    "Reports that can be validated at once (--ingest-slots times the workers).");
+	expo_sample(e, "ringside_ingest_validators", NULL, NULL, 0, NULL,
+		    (double)a->cfg->ingest_slots * a->worker_count);
+	expo_family(e, "ringside_ingest_validators_in_use", EXPO_GAUGE,
+		    "Reports being validated now.");
+	expo_sample(e, "ringside_ingest_validators_in_use", NULL, NULL, 0, NULL, (double)in_use);
+}
+
+static struct validators *validators_of(struct http_exchange *x)
+{
+	return &x->ctx->api->ingest->per_worker[x->ctx->worker_id];
+}
 
 /* application/json or any application/...+json (RFC 6839), with
  * parameters (charset) allowed. */
@@ -79,7 +215,7 @@ static unsigned ingest_head(struct http_exchange *x, const char *buf,
 	r->agent_len = (uint8_t)strlen(c->sub);
 	memcpy(r->org, c->organization_id, r->org_len + 1u);
 	memcpy(r->agent, c->sub, r->agent_len + 1u);
-	uint32_t wait_ms = rate_limit_take(&a->rate, r->org, r->org_len, r->agent,
+	uint32_t wait_ms = rate_limit_take(&a->ingest->rate, r->org, r->org_len, r->agent,
 					   r->agent_len, (uint64_t)api_now_ms());
 	if (wait_ms) {
 		char headers[48], hint[96];
@@ -100,7 +236,7 @@ static unsigned ingest_head(struct http_exchange *x, const char *buf,
  * (and the body dropped) when every one is busy. */
 static bool take_slot(struct http_exchange *x, struct ingest_request *r)
 {
-	struct api_worker *aw = api_worker_of(x);
+	struct validators *aw = validators_of(x);
 	if (aw->free_top == 0) {
 		r->no_slot = true;
 		x->discard_body = true;
@@ -109,7 +245,7 @@ static bool take_slot(struct http_exchange *x, struct ingest_request *r)
 	r->slot = &aw->slots[aw->free_slots[--aw->free_top]];
 	atomic_store_explicit(&aw->slots_in_use, aw->slot_count - aw->free_top,
 			      memory_order_relaxed);
-	ingest_parser_init(&r->slot->parser, r->slot->report, &x->ctx->api->limits);
+	ingest_parser_init(&r->slot->parser, r->slot->report, &x->ctx->api->ingest->limits);
 	return true;
 }
 
@@ -150,7 +286,7 @@ static void ingest_request(struct http_exchange *x)
 	size_t cap;
 	char *blob = http_scratch(x, &cap);
 	size_t len = fleet_report_encode(rep, blob, cap);
-	int err = len ? fleet_publish(&a->fleet, x->ctx->worker_id, r->org, r->org_len, r->agent,
+	int err = len ? fleet_publish(api_fleet_store(a), x->ctx->worker_id, r->org, r->org_len, r->agent,
 				      r->agent_len, blob, len, api_now_ms())
 		      : -EMSGSIZE;
 	if (err == -EMSGSIZE) {
@@ -161,7 +297,7 @@ static void ingest_request(struct http_exchange *x)
 		return;
 	}
 	if (err < 0) {
-		bool full = fleet_agent_count(&a->fleet) >= a->fleet.max_agents;
+		bool full = fleet_agent_count(api_fleet_store(a)) >= api_fleet_store(a)->max_agents;
 		api_count(x, full ? METRIC_INGEST_REFUSED_FLEET_FULL
 				  : METRIC_INGEST_REFUSED_FLEET_MEMORY);
 		http_reply_agent_error(x, 503, API_AGENT_SERVICE_UNAVAILABLE,
@@ -211,7 +347,7 @@ static void ingest_end(struct http_exchange *x)
 {
 	struct ingest_request *r = x->handler_data;
 	if (r && r->slot) {
-		struct api_worker *aw = api_worker_of(x);
+		struct validators *aw = validators_of(x);
 		aw->free_slots[aw->free_top++] = (uint32_t)(r->slot - aw->slots);
 		atomic_store_explicit(&aw->slots_in_use, aw->slot_count - aw->free_top,
 				      memory_order_relaxed);

@@ -22,7 +22,7 @@
 /* Bytes of per-request state a handler may keep in the exchange itself
  * (http_exchange.handler_space): what it learnt at the head and needs
  * later (the ids a token named, say), without holding anything else. */
-#define HTTP_HANDLER_SPACE 160u
+#define HTTP_HANDLER_SPACE 256u
 
 /* Bytes of the route parameters of one request, percent-decoded, each
  * NUL-terminated (http_param). */

@@ -822,7 +822,8 @@ static void update_stats(struct db *db)
 				break;
 			}
 		}
-		log_info("database up", "host=\"%s\" db=\"%s\" connections=%u", host, name, total);
+		log_info("database up", "host=\"%s\" db=\"%s\" connected=%u of=%u", host, name, total,
+			 db->cfg.connections);
 	} else if (!total && db->was_up) {
 		log_warn("database down", "error=\"no connection up: requests fail until one is\"");
 	}

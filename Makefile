@@ -154,6 +154,13 @@ STRESS_BINS := $(STRESS_SRCS:tests/stress/%.c=build/stress/%)
 build/stress/fleet_store_stress: tests/stress/fleet_store_stress.c src/fleet/store.c src/common/siphash.c
 	@mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -pthread -o $@ $^
+# The db thread's queues, wake-ups and publication (a server if
+# RINGSIDE_TEST_DATABASE_URL is set, else the no-connection path).
+build/stress/db_queue_stress: tests/stress/db_queue_stress.c $(wildcard src/db/*.c) src/log.c \
+		build/gen/db_migrations.c
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -I/usr/include/postgresql \
+		-Isrc/db -pthread -o $@ $(filter %.c,$^) -lpq
 stress: deps $(STRESS_BINS)
 	@for s in $(STRESS_BINS); do TSAN_OPTIONS=halt_on_error=1 $$s -s $(STRESS_SECONDS) || exit 1; done
 

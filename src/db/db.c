@@ -353,12 +353,16 @@ static bool close_group(struct conn *c, int64_t now)
 	return PQpipelineSync(c->pg) == 1;
 }
 
-/* Sends q on c (copied into its ring); false if the connection broke, in
- * which case q is among its requests in flight and fails with them. */
+/* Sends q on c (copied into its ring); false if the connection broke:
+ * then q has failed already, or is in the ring and fails with the rest
+ * of c's requests (conn_lost). Never neither: a request the connection
+ * broke under before it reached the ring (while its timeout was being
+ * set) was once lost, its token never posted. */
 static bool send_query(struct db *db, struct conn *c, const struct db_request *q,
 		       uint32_t worker, bool isolated, int64_t now)
 {
 	enum db_class cls = db->stmts[q->statement].cls;
+	bool queued = false;
 
 	if (cls == DB_CLASS_WRITE)
 		isolated = true; /* its own transaction, its commit confirmed */
@@ -385,6 +389,7 @@ static bool send_query(struct db *db, struct conn *c, const struct db_request *q
 	f->worker = worker;
 	struct entry *e = push_entry(c, E_QUERY, now);
 	e->isolated = isolated;
+	queued = true;
 
 	const char *values[DB_PARAMS_MAX];
 	uint32_t at = 0;
@@ -405,6 +410,8 @@ static bool send_query(struct db *db, struct conn *c, const struct db_request *q
 		goto broken;
 	return true;
 broken:
+	if (!queued)
+		fail(db, q, worker, DB_UNAVAILABLE, "connection to the database lost");
 	return false;
 }
 
@@ -479,6 +486,7 @@ static void conn_start(struct db *db, struct conn *c, int64_t now)
 		schedule_reconnect(db, c, now);
 		return;
 	}
+	PQsetNoticeProcessor(c->pg, db_notice_to_log, NULL);
 	/* libpq: before the first PQconnectPoll, wait as if it said WRITING. */
 	c->state = C_CONNECTING;
 	c->events = POLLOUT;
@@ -610,6 +618,10 @@ static bool on_result(struct db *db, struct conn *c, PGresult *res)
 	case E_QUERY: {
 		struct inflight *f = &c->req[c->req_head];
 		if (st == PGRES_PIPELINE_ABORTED) {
+			/* libpq aborts what was queued on a connection that
+			 * died: that is a loss, not another's error. */
+			if (PQstatus(c->pg) == CONNECTION_BAD)
+				return false;
 			if (!e->isolated) {
 				e->retry = true; /* sent again when its NULL pops it */
 				return true;

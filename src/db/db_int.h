@@ -50,6 +50,11 @@ int db_start_with(struct db **out, const struct db_config *cfg,
 void db_connect_params(const char *url, const char *keys[DB_CONNECT_PARAMS],
 		       const char *values[DB_CONNECT_PARAMS]);
 
+/* A libpq notice processor: PostgreSQL's notices and warnings ("skipping",
+ * "terminating connection due to immediate shutdown") become debug log
+ * lines instead of raw stderr; what they mean is logged where it matters. */
+void db_notice_to_log(void *arg, const char *message);
+
 /* Writes res into r (all but `done`): DB_OK with the rows packed into
  * r->buf (per value a 4-byte native-endian length, UINT32_MAX for NULL,
  * then its bytes), DB_TOO_LARGE when they do not fit, DB_TIMEOUT for

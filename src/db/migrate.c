@@ -38,9 +38,7 @@ void db_connect_params(const char *url, const char *keys[DB_CONNECT_PARAMS],
 	keys[3] = values[3] = NULL;
 }
 
-/* PostgreSQL's notices (CREATE TABLE IF NOT EXISTS "skipping") are debug
- * lines, not stderr noise. */
-static void notice_to_log(void *arg, const char *message)
+void db_notice_to_log(void *arg, const char *message)
 {
 	char text[256];
 
@@ -138,7 +136,7 @@ int db_migrate_list(const char *url, const struct db_migration *list, size_t n)
 		log_error("database migration: cannot connect", "error=\"%s\"", text);
 		goto out;
 	}
-	PQsetNoticeProcessor(pg, notice_to_log, NULL);
+	PQsetNoticeProcessor(pg, db_notice_to_log, NULL);
 
 	order = malloc((n ? n : 1) * sizeof *order);
 	if (!order) {

@@ -632,6 +632,77 @@ static void dropped_connections_fail_fast_and_reconnect(void **state)
 	test_db_drop(&t);
 }
 
+/* Regression: a connection that broke while the thread was sending a
+ * request's statement_timeout change (before the request itself) lost
+ * that request: its token never came back. Mixed classes stream in while
+ * the backends are terminated again and again; every token comes back
+ * once. */
+struct stream {
+	struct db *db;
+	struct db_result *r;
+	uint32_t n, sent;
+	_Atomic bool stop;
+};
+
+static void *stream_requests(void *arg)
+{
+	struct stream *st = arg;
+	static const char *const one[] = {"1"};
+	while (st->sent < st->n && !atomic_load(&st->stop)) {
+		struct db_request q;
+		uint32_t i = st->sent;
+		/* PING and READ alternate: a SET before nearly every request. */
+		make_request(&q, i % 2 ? T_INT : T_PING, &st->r[i], NULL, 0, sink_token(0, i),
+			     i % 2, one);
+		if (db_submit(st->db, 0, &q) == 0)
+			st->sent++;
+		if (i % 16 == 0) {
+			db_kick(st->db, 0);
+			sleep_ms(1); /* a steady stream for as long as the test runs */
+		}
+	}
+	db_kick(st->db, 0);
+	return NULL;
+}
+
+static void dropped_while_sending_every_request_comes_back_once(void **state)
+{
+	(void)state;
+	enum { N = 200000 };
+	struct test_db t;
+	struct sink s;
+	struct stream st = {.n = N};
+	pthread_t th;
+	char sql[256];
+
+	test_db_create(&t, "dropsend");
+	sink_init(&s, 1, N);
+	st.r = calloc(N, sizeof *st.r);
+	struct db_config c = config_for(&s, t.url, 1, 4);
+	assert_int_equal(db_start_with(&st.db, &c, test_statements, TEST_STATEMENTS), 0);
+	assert_true(wait_pool(st.db, 4, 5000));
+	assert_int_equal(pthread_create(&th, NULL, stream_requests, &st), 0);
+	PGconn *admin = connect_url(admin_url);
+	snprintf(sql, sizeof sql,
+		 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		 "WHERE datname = '%s' AND application_name = 'ringside'",
+		 t.name);
+	for (int k = 0; k < 40; k++) {
+		exec_ok(admin, sql);
+		sleep_ms(25 + k % 7);
+	}
+	PQfinish(admin);
+	atomic_store(&st.stop, true);
+	pthread_join(th, NULL);
+	db_stop(st.db);
+	printf("# %u requests sent through 40 rounds of terminated backends\n", st.sent);
+	assert_int_equal(atomic_load(&s.posted), st.sent);
+	assert_true(sink_each_once(&s, 0, st.sent));
+	free(st.r);
+	sink_fini(&s);
+	test_db_drop(&t);
+}
+
 /* A server that stops answering without closing anything (SIGSTOP, a
  * network gone quiet): the guard declares the connection lost after the
  * largest statement timeout plus its slack, fails what it held, and a
@@ -709,7 +780,7 @@ static void a_killed_server_fails_fast_then_comes_back(void **state)
 	if (!getenv("RINGSIDE_TEST_PG_DIR") || access("scripts/pg.sh", X_OK))
 		skip(); /* no cluster of the test's own to stop */
 	test_db_create(&t, "outage");
-	sink_init(&s, 1, 100000);
+	sink_init(&s, 1, 200000);
 	struct db_config c = config_for(&s, t.url, 1, 4);
 	c.timeout_ms[DB_CLASS_READ] = 60000;
 	assert_int_equal(db_start_with(&db, &c, test_statements, TEST_STATEMENTS), 0);
@@ -737,6 +808,33 @@ static void a_killed_server_fails_fast_then_comes_back(void **state)
 	assert_true(pings_again(db, &s, &next, 15000));
 	db_stop(db);
 	assert_true(sink_each_once(&s, 0, next));
+	sink_fini(&s);
+
+	/* Regression: requests streaming (classes alternating) while the
+	 * server dies and comes back each come back once. A request sent
+	 * again on a connection that had just died was lost. */
+	struct stream st = {.n = 150000};
+	sink_init(&s, 1, st.n);
+	st.r = calloc(st.n, sizeof *st.r);
+	c.timeout_ms[DB_CLASS_READ] = 2000;
+	assert_int_equal(db_start_with(&st.db, &c, test_statements, TEST_STATEMENTS), 0);
+	assert_true(wait_pool(st.db, 4, 5000));
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stream_requests, &st), 0);
+	for (int k = 0; k < 3; k++) {
+		sleep_ms(300);
+		assert_int_equal(pg_script("stop --immediate"), 0);
+		sleep_ms(100);
+		assert_int_equal(pg_script("start"), 0);
+	}
+	sleep_ms(300);
+	atomic_store(&st.stop, true);
+	pthread_join(th, NULL);
+	db_stop(st.db);
+	printf("# %u requests streamed through 3 kills of the server\n", st.sent);
+	assert_int_equal(atomic_load(&s.posted), st.sent);
+	assert_true(sink_each_once(&s, 0, st.sent));
+	free(st.r);
 	sink_fini(&s);
 	test_db_drop(&t);
 }
@@ -870,6 +968,7 @@ int main(void)
 		cmocka_unit_test(pool_stats_count_connections),
 		cmocka_unit_test(stop_posts_everything_in_flight),
 		cmocka_unit_test(dropped_connections_fail_fast_and_reconnect),
+		cmocka_unit_test(dropped_while_sending_every_request_comes_back_once),
 		cmocka_unit_test(a_silent_server_is_declared_lost),
 		cmocka_unit_test(a_killed_server_fails_fast_then_comes_back),
 		cmocka_unit_test(migrations_apply_once_on_an_empty_database),

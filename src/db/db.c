@@ -56,6 +56,8 @@ const struct db_statement_def db_statements[DB_STATEMENT_COUNT] = {
 #undef DB_STATEMENT_DEF
 };
 
+_Static_assert(DB_STATEMENT_COUNT <= DB_STATEMENTS_MAX, "DB_STATEMENTS outgrew DB_STATEMENTS_MAX");
+
 #define CACHE_LINE 64
 
 #define PIPE_MAX 128u     /* queries in flight on one connection */

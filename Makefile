@@ -30,7 +30,11 @@ BUILD := build
 endif
 
 LIB_SRCS  := $(sort $(wildcard src/*/*.c) $(filter-out src/main.c,$(wildcard src/*.c)))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# The SQL migrations, embedded as a C table (src/db/db_int.h). The
+# directory is a prerequisite too, so adding or removing a file remakes it.
+MIGRATIONS := $(sort $(wildcard src/db/migrations/*.sql))
+GEN_SRCS  := $(BUILD)/gen/db_migrations.c
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_SRCS:%.c=%.o)
 BIN       := $(BUILD)/ringside
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -54,6 +58,14 @@ deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Made by a pattern rule (for any build tree), so kept as the harness is.
+.SECONDARY: $(GEN_SRCS)
+%/gen/db_migrations.c: scripts/embed_sql.sh $(MIGRATIONS) src/db/migrations
+	@mkdir -p $(@D)
+	scripts/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -Isrc/db -c -o $@ $<
 
 $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -161,9 +173,9 @@ bench: deps
 FUZZ_SECONDS ?= 30
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) build/gen/db_migrations.c
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(LDLIBS)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -I/usr/include/postgresql -Isrc/db -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) build/gen/db_migrations.c $(LDLIBS)
 fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
 	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
@@ -177,6 +189,13 @@ STRESS_BINS := $(STRESS_SRCS:tests/stress/%.c=build/stress/%)
 build/stress/fleet_store_stress: tests/stress/fleet_store_stress.c src/fleet/store.c src/common/siphash.c
 	@mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -pthread -o $@ $^
+# The db thread's queues, wake-ups and publication (a server if
+# RINGSIDE_TEST_DATABASE_URL is set, else the no-connection path).
+build/stress/db_queue_stress: tests/stress/db_queue_stress.c $(wildcard src/db/*.c) src/log.c \
+		build/gen/db_migrations.c
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -I/usr/include/postgresql \
+		-Isrc/db -pthread -o $@ $(filter %.c,$^) -lpq
 stress: deps $(STRESS_BINS)
 	@for s in $(STRESS_BINS); do TSAN_OPTIONS=halt_on_error=1 $$s -s $(STRESS_SECONDS) || exit 1; done
 

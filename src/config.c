@@ -99,6 +99,19 @@ static const struct option_def options[] = {
 	{"fleet-save-interval", OPT_DURATION, CFG(fleet_save_interval_ms), 0, 86400000, "0",
 	 "with --fleet-state, also save every this often while serving (0: only at shutdown)",
 	 FOR_SERVE, NULL},
+	{"database-url", OPT_STRING, CFG(database_url), 0, CONFIG_URL_MAX, "",
+	 "PostgreSQL URI or conninfo string (else DATABASE_URL); never logged (unset: no database)",
+	 FOR_SERVE, NULL},
+	{"db-connections", OPT_COUNT, CFG(db_connections), 1, 64, "4",
+	 "connections to PostgreSQL, each pipelined", FOR_SERVE, NULL},
+	{"db-timeout-ping", OPT_DURATION, CFG(db_timeout_ping_ms), 10, 3600000, "1s",
+	 "statement timeout of database pings (/ready)", FOR_SERVE, NULL},
+	{"db-timeout-read", OPT_DURATION, CFG(db_timeout_read_ms), 10, 3600000, "2s",
+	 "statement timeout of database reads", FOR_SERVE, NULL},
+	{"db-timeout-write", OPT_DURATION, CFG(db_timeout_write_ms), 10, 3600000, "5s",
+	 "statement timeout of database writes", FOR_SERVE, NULL},
+	{"db-queue-depth", OPT_COUNT, CFG(db_queue_depth), 2, 65536, "1024",
+	 "database requests each worker may queue, a power of two; past it: 503", FOR_SERVE, NULL},
 	{"jwt-secret-file", OPT_STRING, CFG(jwt_secret_file), 0, CONFIG_PATH_MAX, "",
 	 "HS256 key: a file of at least 32 secret bytes", FOR_ALL, NULL},
 	{"jwt-public-key-file", OPT_STRING, CFG(jwt_public_key_file), 0, CONFIG_PATH_MAX, "",
@@ -119,6 +132,19 @@ static const struct option_def options[] = {
 	 "token: lifetime", FOR_TOKEN, NULL},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
+
+/* A setting that may hold a password (a database URL): never echoed. */
+static bool secret(const struct option_def *o)
+{
+	return o->offset == CFG(database_url);
+}
+
+/* The conventional variable read when ours is unset: DATABASE_URL, which
+ * platforms that provision a database set. */
+static const char *env_fallback(const struct option_def *o)
+{
+	return o->offset == CFG(database_url) ? "DATABASE_URL" : NULL;
+}
 
 /* The decimal digits at the start of s (at least one) as *v, which must
  * not exceed max. Returns the first byte after them, or NULL. */
@@ -397,7 +423,8 @@ static int apply(struct config *cfg, const struct option_def *o,
 		size_t len = strlen(value);
 		if (len < o->min || len >= o->max) {
 			fprintf(err, "ringside: %s: '%s' must be %llu to %llu characters\n", source,
-				value, (unsigned long long)o->min, (unsigned long long)o->max - 1);
+				secret(o) ? "(value not shown: it may hold a password)" : value,
+				(unsigned long long)o->min, (unsigned long long)o->max - 1);
 			return -EINVAL;
 		}
 		memcpy(field, value, len + 1);
@@ -473,6 +500,9 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 			continue; /* the token command's claims come from flags only */
 		env_name(&options[i], name, sizeof name);
 		const char *v = env(name);
+		/* Ours wins over the conventional name (DATABASE_URL). */
+		if (!v && env_fallback(&options[i]) && (v = env(env_fallback(&options[i]))) != NULL)
+			snprintf(name, sizeof name, "%s", env_fallback(&options[i]));
 		if (v && apply(cfg, &options[i], v, name, err))
 			return CONFIG_ERROR;
 	}
@@ -534,6 +564,12 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 		/* An agent would be forgotten while /metrics/fleet still shows it. */
 		fprintf(err, "ringside: --fleet-forget (%u ms) must be 0 or at least --fleet-ttl (%u ms)\n",
 			cfg->fleet_forget_ms, cfg->fleet_ttl_ms);
+		return CONFIG_ERROR;
+	}
+	if (cfg->db_queue_depth & (cfg->db_queue_depth - 1)) {
+		/* The queue indexes by masking. */
+		fprintf(err, "ringside: --db-queue-depth (%u) must be a power of two (e.g. 1024)\n",
+			cfg->db_queue_depth);
 		return CONFIG_ERROR;
 	}
 	if (cfg->fleet_ttl_ms < cfg->fleet_stale_ms) {

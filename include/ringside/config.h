@@ -19,6 +19,7 @@
 
 #define CONFIG_PATH_MAX 512
 #define CONFIG_NAME_MAX 256
+#define CONFIG_URL_MAX 1024
 
 /* An address to listen on: IPv4 (`127.0.0.1:3000`) or IPv6 in brackets
  * (`[::1]:3000`; `[::]:3000` is dual-stack, IPv4 too). */
@@ -72,6 +73,15 @@ struct config {
 	char fleet_state[CONFIG_PATH_MAX]; /* --fleet-state: "" none */
 	uint32_t fleet_save_interval_ms;   /* --fleet-save-interval: 0 at shutdown only */
 
+	/* PostgreSQL (include/ringside/db.h). The URL may hold a password:
+	 * it is never logged or echoed whole. */
+	char database_url[CONFIG_URL_MAX]; /* --database-url, else DATABASE_URL; "" none */
+	uint32_t db_connections;      /* --db-connections */
+	uint32_t db_timeout_ping_ms;  /* --db-timeout-ping: statement timeout per class */
+	uint32_t db_timeout_read_ms;  /* --db-timeout-read */
+	uint32_t db_timeout_write_ms; /* --db-timeout-write */
+	uint32_t db_queue_depth;      /* --db-queue-depth: per worker, a power of two */
+
 	/* `ringside token`: the claims of the token to print. */
 	struct {
 		char sub[CONFIG_NAME_MAX];
@@ -90,7 +100,7 @@ enum config_action {
 };
 
 /* Fills cfg from defaults, then `env` (NULL: the process environment, via
- * getenv), then argv (argv[0] is the program; an optional leading "serve"
+ * getenv; DATABASE_URL counts where RINGSIDE_DATABASE_URL is unset), then argv (argv[0] is the program; an optional leading "serve"
  * or "token" subcommand). Prints help/version to out and errors to err. */
 enum config_action config_load(struct config *cfg, int argc, char **argv,
 			       char *(*env)(const char *name), FILE *out,

@@ -24,7 +24,12 @@ enum db_class {
 };
 
 /* The prepared statements, X(name, class, sql): prepared on every
- * connection when it connects; later issues add theirs here. */
+ * connection when it connects; later issues add theirs here.
+ * PING and READ statements must have no side effects: the thread sends
+ * several under one Sync (one implicit transaction), and sends one again
+ * when another statement of its group failed before it ran. A WRITE runs
+ * alone in its transaction and is answered once its commit is confirmed.
+ * Requests carry no order between them, even from one worker. */
 #define DB_STATEMENTS(X) X(DB_PING, DB_CLASS_PING, "SELECT 1")
 
 enum db_statement {
@@ -47,9 +52,12 @@ enum db_status {
 #define DB_MESSAGE_MAX 160u
 
 /* What the thread writes back: status and, for DB_OK, the rows as text,
- * packed in the caller's buffer (db_value reads them). `done` is stored
- * last, with release order: a reader that sees it set (acquire) sees the
- * rest. */
+ * packed in the caller's buffer (db_value reads them): per value a 4-byte
+ * length (UINT32_MAX for NULL), then its bytes. The caller sets buf and
+ * cap before db_submit; buf NULL: the caller wants the status (and rows,
+ * cols) only. db_submit clears `done`; the thread stores it last, with
+ * release order: a reader that sees it set (acquire) sees the rest.
+ * DB_UNAVAILABLE and the other failures carry no rows. */
 struct db_result {
 	_Atomic uint32_t done;
 	uint8_t status;             /* enum db_status */
@@ -62,7 +70,9 @@ struct db_result {
 };
 
 /* One query: a prepared statement with text parameters packed in
- * `params` (param_len[i] bytes each, in order; DB_NULL_PARAM for NULL).
+ * `params` (param_len[i] bytes each, in order, each followed by a NUL,
+ * as libpq takes them; DB_NULL_PARAM for NULL, which takes no bytes):
+ * db_request_param packs them. Start from a zeroed request.
  * The caller keeps *result valid until the token comes back: a worker
  * keeps the connection's slot until then, even if its client left. */
 #define DB_NULL_PARAM UINT16_MAX
@@ -75,7 +85,8 @@ struct db_request {
 	uint64_t token;     /* handed back to db_post_fn unchanged */
 };
 
-/* Appends one text parameter; false if it does not fit. */
+/* Appends one text parameter (s NULL: SQL NULL); false if it does not
+ * fit, or if it holds a NUL byte (PostgreSQL's text cannot). */
 bool db_request_param(struct db_request *q, const char *s, size_t len);
 
 /* Value (row, col) of a DB_OK result: its bytes (not NUL-terminated) and
@@ -98,14 +109,18 @@ struct db_config {
 
 struct db;
 
-/* Applies the migrations (db_migrate) and starts the thread; it connects
- * by itself and keeps reconnecting with backoff. Returns 0, or a
- * negative errno after logging why (a failed migration names its file
- * and PostgreSQL's message). */
+/* Starts the thread; it connects by itself (without blocking the caller)
+ * and keeps reconnecting with backoff. Run db_migrate first: db_start
+ * applies no migration, so that it never blocks and a server may start
+ * while its database is down. Requests submitted before the first connects
+ * end wait for them; afterwards, while no connection is up, requests fail
+ * DB_UNAVAILABLE at once. Returns 0, or a negative errno after logging why
+ * (-EINVAL: a bad configuration). */
 int db_start(struct db **out, const struct db_config *cfg);
 
 /* Worker `worker` only (single producer): queues a copy of q. Never
- * blocks. -EAGAIN when its queue is full (answer 503). */
+ * blocks, makes no syscall. -EAGAIN when its queue is full (answer 503),
+ * -EINVAL for a request db_request_param could not have made. */
 int db_submit(struct db *db, uint32_t worker, const struct db_request *q);
 
 /* Once per loop pass of worker `worker`: wakes the thread if it queued
@@ -113,21 +128,24 @@ int db_submit(struct db *db, uint32_t worker, const struct db_request *q);
  * thread is awake anyway). */
 void db_kick(struct db *db, uint32_t worker);
 
-/* Requests still in flight fail DB_UNAVAILABLE and are posted; then the
- * thread ends and everything is freed. After the workers stopped
- * submitting. */
+/* Requests still in flight or queued fail DB_UNAVAILABLE and are posted
+ * (on the db thread, before db_stop returns); then the thread ends and
+ * everything is freed. After the workers stopped submitting. */
 void db_stop(struct db *db);
 
 /* Seed 000's pool gauges: connections open, those with nothing in
- * flight, requests queued and not yet sent to PostgreSQL. */
+ * flight, requests queued and not yet sent to PostgreSQL. Any thread. */
 struct db_pool_stats {
 	uint32_t total, idle, waiting;
 };
 void db_pool_stats(const struct db *db, struct db_pool_stats *out);
 
-/* Applies src/db/migrations/*.sql (built into the binary) in order, each
- * once, each in a transaction, under an advisory lock, recording them in
- * schema_migrations. Blocking; for start-up. Returns 0 or -1 (logged). */
+/* Applies src/db/migrations/NNN_name.sql (built into the binary) in name
+ * order, each once, each in a transaction, under an advisory lock (several
+ * instances may start together), recording them in schema_migrations.
+ * Blocking (connect timeout 5 s); for start-up, before db_start. Returns 0
+ * or -1, logged: a failed migration names its file and PostgreSQL's
+ * message. */
 int db_migrate(const char *url);
 
 #endif

@@ -84,6 +84,12 @@ static void defaults_match_the_documented_table(void **state)
 	assert_int_equal(c.fleet_forget_ms, 86400000);
 	assert_string_equal(c.fleet_state, "");
 	assert_int_equal(c.fleet_save_interval_ms, 0);
+	assert_string_equal(c.database_url, "");
+	assert_int_equal(c.db_connections, 4);
+	assert_int_equal(c.db_timeout_ping_ms, 1000);
+	assert_int_equal(c.db_timeout_read_ms, 2000);
+	assert_int_equal(c.db_timeout_write_ms, 5000);
+	assert_int_equal(c.db_queue_depth, 1024);
 }
 
 static void flag_overrides_env_which_overrides_default(void **state)
@@ -124,6 +130,12 @@ static void bad_values_name_their_source(void **state)
 		{"--fleet-ttl", "0", "--fleet-ttl"},
 		{"--ingest-limits", "containers=0", "--ingest-limits"},
 		{"--fleet-ttl", "60s", "--fleet-stale"},
+		{"--db-connections", "0", "--db-connections"},
+		{"--db-connections", "65", "--db-connections"},
+		{"--db-queue-depth", "1000", "--db-queue-depth"},
+		{"--db-queue-depth", "1", "--db-queue-depth"},
+		{"--db-timeout-read", "soon", "--db-timeout-read"},
+		{"--db-timeout-ping", "0", "--db-timeout-ping"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct config c;
@@ -252,6 +264,58 @@ static void fleet_forget_is_never_shorter_than_the_ttl(void **state)
 	assert_string_equal(c.fleet_state, "var/fleet.state");
 }
 
+/* The database URL: the flag, else RINGSIDE_DATABASE_URL, else the
+ * conventional DATABASE_URL (what platforms that provision a database
+ * set), else none. */
+static void database_url_comes_from_flag_then_ours_then_the_conventional_variable(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[512] = "";
+	fake_env[0][0] = "DATABASE_URL";
+	fake_env[0][1] = "postgresql://platform/db";
+	assert_int_equal(load(&c, err, sizeof err, NULL), CONFIG_SERVE);
+	assert_string_equal(c.database_url, "postgresql://platform/db");
+	fake_env[1][0] = "RINGSIDE_DATABASE_URL";
+	fake_env[1][1] = "postgresql://ours/db";
+	assert_int_equal(load(&c, err, sizeof err, NULL), CONFIG_SERVE);
+	assert_string_equal(c.database_url, "postgresql://ours/db");
+	assert_int_equal(load(&c, err, sizeof err, "--database-url", "host=/tmp dbname=flag", NULL),
+			 CONFIG_SERVE);
+	assert_string_equal(c.database_url, "host=/tmp dbname=flag");
+	memset(fake_env, 0, sizeof fake_env);
+	assert_int_equal(load(&c, err, sizeof err, "--database-url=postgresql:///x", "--db-connections",
+			      "16", "--db-timeout-ping", "250ms", "--db-timeout-read", "3s",
+			      "--db-timeout-write", "1m", "--db-queue-depth", "4096", NULL),
+			 CONFIG_SERVE);
+	assert_string_equal(c.database_url, "postgresql:///x");
+	assert_int_equal(c.db_connections, 16);
+	assert_int_equal(c.db_timeout_ping_ms, 250);
+	assert_int_equal(c.db_timeout_read_ms, 3000);
+	assert_int_equal(c.db_timeout_write_ms, 60000);
+	assert_int_equal(c.db_queue_depth, 4096);
+}
+
+/* A URL may hold a password: a message about a bad one never echoes it,
+ * and names where it came from. */
+static void a_bad_database_url_is_not_echoed(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[512] = "";
+	static char url[CONFIG_URL_MAX + 64];
+	snprintf(url, sizeof url, "postgresql://ringside:hunter2@db.example/ringside?x=");
+	memset(url + strlen(url), 'y', CONFIG_URL_MAX);
+	assert_int_equal(load(&c, err, sizeof err, "--database-url", url, NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "--database-url"));
+	assert_null(strstr(err, "hunter2"));
+	fake_env[0][0] = "DATABASE_URL";
+	fake_env[0][1] = url;
+	assert_int_equal(load(&c, err, sizeof err, NULL), CONFIG_ERROR);
+	assert_non_null(strstr(err, "DATABASE_URL"));
+	assert_null(strstr(err, "hunter2"));
+}
+
 static void choices_take_their_names_only(void **state)
 {
 	(void)state;
@@ -311,6 +375,9 @@ int main(void)
 		cmocka_unit_test_setup(sizes_and_durations_parse_with_suffixes, reset_env),
 		cmocka_unit_test_setup(help_and_version_stop_before_serving, reset_env),
 		cmocka_unit_test_setup(choices_take_their_names_only, reset_env),
+		cmocka_unit_test_setup(database_url_comes_from_flag_then_ours_then_the_conventional_variable,
+				       reset_env),
+		cmocka_unit_test_setup(a_bad_database_url_is_not_echoed, reset_env),
 		cmocka_unit_test_setup(fleet_forget_is_never_shorter_than_the_ttl, reset_env),
 		cmocka_unit_test_setup(token_command_takes_its_claims_and_the_key_flags, reset_env),
 	};

@@ -17,6 +17,7 @@
 
 #include "ringside/api.h"
 #include "ringside/config.h"
+#include "ringside/db.h"
 #include "ringside/jwt.h"
 #include "ringside/log.h"
 #include "ringside/metrics.h"
@@ -93,6 +94,43 @@ static int load_keys(const struct config *cfg, struct jwt_keys *keys)
 		return -1;
 	}
 	return 0;
+}
+
+/* The database thread's completions go into the asking worker's ring. */
+static void post_completion(void *arg, uint32_t worker, uint64_t token)
+{
+	ring_server_post(arg, worker, token, 0);
+}
+
+static void flush_completions(void *arg, bool last)
+{
+	(void)arg;
+	if (last)
+		ring_post_thread_done();
+	else
+		ring_post_flush();
+}
+
+/* Applies the migrations (the database must be reachable at start: a
+ * migration that fails, or a database that does not answer, stops the
+ * start with why) and starts the database thread. */
+static int start_database(const struct config *cfg, struct ring_server *server, struct db **out)
+{
+	if (db_migrate(cfg->database_url) < 0)
+		return -1;
+	const struct db_config dc = {
+		.url = cfg->database_url,
+		.connections = cfg->db_connections,
+		.workers = cfg->workers,
+		.queue_depth = cfg->db_queue_depth,
+		.timeout_ms = {[DB_CLASS_PING] = cfg->db_timeout_ping_ms,
+			       [DB_CLASS_READ] = cfg->db_timeout_read_ms,
+			       [DB_CLASS_WRITE] = cfg->db_timeout_write_ms},
+		.post = post_completion,
+		.post_flush = flush_completions,
+		.post_arg = server,
+	};
+	return db_start(out, &dc);
 }
 
 /* Opens the --access-log file (appending; "-" is stderr). Returns the fd,
@@ -172,8 +210,13 @@ static int serve(const struct config *cfg)
 	if (cfg->fleet_state[0])
 		api_load_fleet(&api, cfg->fleet_state);
 	sample_process(&metrics);
+	/* The database thread before the workers, whose handlers may ask it
+	 * from their first request; it posts into their rings (`server` is
+	 * filled by ring_server_start before any request can be asked). */
+	static struct ring_server server;
+	if (cfg->database_url[0] && start_database(cfg, &server, &api.db) < 0)
+		return 1;
 	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped};
-	struct ring_server server;
 	if (ring_server_start(&server, cfg, &api_router, &metrics, &hooks, access_log) < 0)
 		return 1;
 	sample_workers(&metrics, &server, &api);
@@ -225,6 +268,13 @@ static int serve(const struct config *cfg)
 	log_info("shutting down", "signal=%s timeout_ms=%u",
 		 n == sizeof si ? strsignal((int)si.ssi_signo) : "?", cfg->shutdown_timeout_ms);
 	ring_server_stop(&server);
+	/* The workers end once every parked exchange has its completion;
+	 * then the database thread stops (it posts nothing more), then the
+	 * workers' rings go. */
+	ring_server_join(&server);
+	if (api.db)
+		db_stop(api.db);
+	api.db = NULL;
 	ring_server_wait(&server);
 	if (cfg->fleet_state[0]) /* the workers are gone: the fleet is still */
 		api_save_fleet(&api, cfg->fleet_state);

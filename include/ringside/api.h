@@ -17,6 +17,7 @@ extern const struct router api_router;
 struct agent_auth;  /* agent_auth.c: token keys, each worker's verified tokens */
 struct fleet_api;   /* fleet.c: the fleet store, each worker's forget sweep */
 struct ingest_api;  /* ingest.c: rate limits, report limits, each worker's validators */
+struct db;          /* the database thread (db.h), which every group may ask */
 
 /* Everything the handlers use beyond one request, made before the workers
  * start: one part per handler group, each owned by its group's file. */
@@ -26,6 +27,7 @@ struct api {
 	struct agent_auth *auth;
 	struct fleet_api *fleet;
 	struct ingest_api *ingest;
+	struct db *db;     /* NULL: no --database-url; its routes answer 503 */
 };
 
 /* Allocates every table. keys: the agent-token keys (jwt_keys_load),
@@ -47,6 +49,11 @@ int api_save_fleet(struct api *a, const char *path);
 /* Bytes of worker i's parts (token cache, validators) in RAM; see
  * resident_bytes. */
 uint64_t api_worker_resident(const struct api *a, uint32_t i);
+
+/* Before a /metrics exposition: seed 000's database pool gauges, as the
+ * database thread sees them now. */
+struct metrics_registry;
+void api_sample_db_pool(struct api *a, struct metrics_registry *r);
 
 /* struct ring_hooks members: once per loop pass of a worker, and when it
  * has stopped (the fleet store's quiescent states). */

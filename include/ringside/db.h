@@ -104,6 +104,10 @@ struct db_config {
 	uint32_t queue_depth;       /* per worker, a power of two */
 	uint32_t timeout_ms[DB_CLASS_COUNT];
 	db_post_fn post;
+	/* Optional: called on the db thread after a round of posts, before
+	 * it sleeps (posts may be queued until then and submitted in one
+	 * go), and once more with last set when the thread ends. */
+	void (*post_flush)(void *arg, bool last);
 	void *post_arg;
 };
 

@@ -74,8 +74,13 @@ void ring_post_flush(void);
 /* The calling thread posts no more: flushes and frees its ring. */
 void ring_post_thread_done(void);
 
-/* Joins the workers (they end by themselves after ring_server_stop) and
- * frees everything. */
+/* Joins the workers (they end by themselves after ring_server_stop: a
+ * worker waits for the completions its parked exchanges are owed). Their
+ * rings stay until ring_server_wait, so a late post still lands. */
+void ring_server_join(struct ring_server *s);
+
+/* Joins the workers if not yet done, and frees everything: nothing may
+ * post to them any more. */
 void ring_server_wait(struct ring_server *s);
 
 #endif

@@ -41,6 +41,7 @@ static void metrics_request(struct http_exchange *x)
 
 	struct expo e;
 	expo_init(&e, scratch, half, format);
+	api_sample_db_pool(x->ctx->api, x->ctx->metrics);
 	metrics_write_exposition(x->ctx->metrics, x->ctx->shard, &e);
 	api_write_metrics(x->ctx->api, &e);
 	expo_finish(&e);

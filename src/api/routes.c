@@ -9,6 +9,7 @@
  * the request metrics, so it must never be the raw path. */
 static const struct http_route routes[] = {
 	{HTTP_GET, "/health", &api_health, HTTP_ROUTE_EVERY_LISTENER},
+	{HTTP_GET, "/ready", &api_ready, HTTP_ROUTE_EVERY_LISTENER},
 	{HTTP_GET, "/metrics", &api_metrics, HTTP_ROUTE_METRICS},
 	/* Seed 004 documents the trailing slash; both forms answer. */
 	{HTTP_GET, "/metrics/api/metrics/", &api_pool_json, HTTP_ROUTE_METRICS},

@@ -3,7 +3,10 @@
  * the workers call, passed on to the groups that need them. */
 #include "api_int.h"
 
+#include <stdatomic.h>
 #include <string.h>
+
+#include "ringside/db.h"
 
 int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct jwt_keys *keys)
 {
@@ -27,6 +30,18 @@ void api_fini(struct api *a)
 void api_worker_pass(struct api *a, uint32_t worker)
 {
 	fleet_api_pass(a, worker);
+	if (a->db)
+		db_kick(a->db, worker); /* what this pass's handlers asked of it */
+}
+
+void api_sample_db_pool(struct api *a, struct metrics_registry *r)
+{
+	struct db_pool_stats st = {0, 0, 0};
+	if (a && a->db)
+		db_pool_stats(a->db, &st);
+	atomic_store_explicit(&r->db_pool_total, st.total, memory_order_relaxed);
+	atomic_store_explicit(&r->db_pool_idle, st.idle, memory_order_relaxed);
+	atomic_store_explicit(&r->db_pool_waiting, st.waiting, memory_order_relaxed);
 }
 
 void api_worker_stopped(struct api *a, uint32_t worker)

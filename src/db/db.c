@@ -903,6 +903,8 @@ static void *db_main(void *arg)
 			atomic_store_explicit(&db->sleeping, 0, memory_order_relaxed);
 			timeout = 0; /* still look at the sockets, without sleeping */
 		}
+		if (db->cfg.post_flush)
+			db->cfg.post_flush(db->cfg.post_arg, false);
 		int r = poll(db->pfd, n, timeout);
 		atomic_store_explicit(&db->sleeping, 0, memory_order_relaxed);
 		if (r < 0)
@@ -943,6 +945,8 @@ static void *db_main(void *arg)
 		c->state = C_DOWN;
 	}
 	fail_queued(db, "the server is stopping");
+	if (db->cfg.post_flush)
+		db->cfg.post_flush(db->cfg.post_arg, true);
 	atomic_store_explicit(&db->stat_total, 0, memory_order_relaxed);
 	atomic_store_explicit(&db->stat_idle, 0, memory_order_relaxed);
 	return NULL;

@@ -939,14 +939,24 @@ void ring_server_stop(struct ring_server *s)
 	}
 }
 
+void ring_server_join(struct ring_server *s)
+{
+	for (uint32_t i = 0; i < s->worker_count; i++) {
+		struct worker *w = s->workers[i];
+		if (w && w->thread) {
+			pthread_join(w->thread, NULL);
+			w->thread = 0;
+		}
+	}
+}
+
 void ring_server_wait(struct ring_server *s)
 {
+	ring_server_join(s);
 	for (uint32_t i = 0; i < s->worker_count; i++) {
 		struct worker *w = s->workers[i];
 		if (!w)
 			continue;
-		if (w->thread)
-			pthread_join(w->thread, NULL);
 		worker_fini(w);
 		free(w);
 	}

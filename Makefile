@@ -191,13 +191,19 @@ build/stress/fleet_store_stress: tests/stress/fleet_store_stress.c src/fleet/sto
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -pthread -o $@ $^
 # The db thread's queues, wake-ups and publication (a server if
 # RINGSIDE_TEST_DATABASE_URL is set, else the no-connection path).
-build/stress/db_queue_stress: tests/stress/db_queue_stress.c $(wildcard src/db/*.c) src/log.c \
+build/stress/db_queue_stress: tests/stress/db_queue_stress.c $(wildcard src/db/*.c) src/log.c src/common/rfc3339.c \
 		build/gen/db_migrations.c
 	@mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -I/usr/include/postgresql \
 		-Isrc/db -pthread -o $@ $(filter %.c,$^) -lpq
+# Parked exchanges posted from another thread, and the database thread
+# against the run's PostgreSQL, under ThreadSanitizer too.
+TSAN_UNITS := $(addprefix build/sanitize-thread/tests/unit/,test_ring_park test_db)
 stress: deps $(STRESS_BINS)
-	@for s in $(STRESS_BINS); do TSAN_OPTIONS=halt_on_error=1 $$s -s $(STRESS_SECONDS) || exit 1; done
+	@$(MAKE) --no-print-directory SANITIZE=thread $(TSAN_UNITS)
+	@exec scripts/with_test_pg.sh sh -c 'for s in $(STRESS_BINS); do \
+	  TSAN_OPTIONS=halt_on_error=1 $$s -s $(STRESS_SECONDS) || exit 1; done; \
+	  TSAN_OPTIONS=halt_on_error=1 BUILD=build/sanitize-thread tests/run.sh $(TSAN_UNITS)' 
 
 clean:
 	rm -rf build

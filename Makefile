@@ -168,6 +168,7 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)
 	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench.sh
 	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench_fleet.sh
+	@RINGSIDE_BIN=$(BIN) perf/bench_db.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

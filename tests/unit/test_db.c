@@ -14,15 +14,17 @@
 #include <cmocka.h>
 
 #include "../../src/db/db_int.h"
+#include "../common/test_db.h"
 #include "db_sink.h"
 
 static const char *admin_url;
 
-/* ---- a database per test (created and dropped here with libpq) ---- */
+/* ---- a database per test ---- */
 
+/* A database of the test's own (tests/common/test_db.h), its name too. */
 struct test_db {
 	char name[64];
-	char url[2048]; /* a conninfo string: the admin's settings, our dbname */
+	char *url;
 };
 
 static void quiet(void *arg, const char *message)
@@ -65,50 +67,22 @@ static long query_long(const char *url, const char *sql)
 	return v;
 }
 
-static void append_quoted(char *out, size_t cap, const char *key, const char *val)
+static void make_db(struct test_db *t, const char *label)
 {
-	size_t n = strlen(out);
-	n += (size_t)snprintf(out + n, cap - n, "%s%s='", n ? " " : "", key);
-	for (const char *p = val; *p && n + 3 < cap; p++) {
-		if (*p == '\'' || *p == '\\')
-			out[n++] = '\\';
-		out[n++] = *p;
-	}
-	snprintf(out + n, cap - n, "'");
-}
-
-static void test_db_create(struct test_db *t, const char *label)
-{
-	static unsigned seq;
-	char sql[160];
-	PGconn *admin = connect_url(admin_url);
-
-	snprintf(t->name, sizeof t->name, "ringside_test_%d_%u_%s", (int)getpid(), seq++, label);
-	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\"", t->name);
-	exec_ok(admin, sql);
-	snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", t->name);
-	exec_ok(admin, sql);
-	t->url[0] = '\0';
-	PQconninfoOption *opts = PQconninfo(admin);
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (o->val && o->val[0] && strcmp(o->keyword, "dbname"))
-			append_quoted(t->url, sizeof t->url, o->keyword, o->val);
-	append_quoted(t->url, sizeof t->url, "dbname", t->name);
-	PQconninfoFree(opts);
-	PQfinish(admin);
-	/* The table T_WRITE writes (prepared on every connection). */
+	t->url = test_db_create(label);
+	assert_non_null(t->url);
 	PGconn *pg = connect_url(t->url);
+	snprintf(t->name, sizeof t->name, "%s", PQdb(pg));
+	/* The table T_WRITE writes (prepared on every connection). */
 	exec_ok(pg, "CREATE TABLE t (v int NOT NULL)");
 	PQfinish(pg);
 }
 
-static void test_db_drop(struct test_db *t)
+static void drop_db(struct test_db *t)
 {
-	char sql[160];
-	PGconn *admin = connect_url(admin_url);
-	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->name);
-	exec_ok(admin, sql);
-	PQfinish(admin);
+	test_db_drop(t->url);
+	free(t->url);
+	t->url = NULL;
 }
 
 /* ---- statements the tests need beside the production ones ---------- */
@@ -220,7 +194,7 @@ static void pings_from_two_workers_each_come_back_once(void **state)
 	struct producer p[WORKERS];
 	pthread_t th[WORKERS];
 
-	test_db_create(&t, "pings");
+	make_db(&t, "pings");
 	sink_init(&s, WORKERS, N);
 	struct db_config c = config_for(&s, t.url, WORKERS, 4);
 	assert_int_equal(db_start(&db, &c), 0);
@@ -262,7 +236,7 @@ static void pings_from_two_workers_each_come_back_once(void **state)
 		free(p[w].buf);
 	}
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* The same with the pool connected first: the steady rate. */
@@ -276,7 +250,7 @@ static void pings_warm_pool_rate(void **state)
 	struct producer p[WORKERS];
 	pthread_t th[WORKERS];
 
-	test_db_create(&t, "rate");
+	make_db(&t, "rate");
 	sink_init(&s, WORKERS, N);
 	struct db_config c = config_for(&s, t.url, WORKERS, 4);
 	assert_int_equal(db_start(&db, &c), 0);
@@ -304,7 +278,7 @@ static void pings_warm_pool_rate(void **state)
 		free(p[w].buf);
 	}
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* PostgreSQL's refusal surfaces as DB_ERROR with its SQLSTATE, and fails
@@ -321,7 +295,7 @@ static void sql_errors_surface_with_their_sqlstate_and_alone(void **state)
 	static const char *const one[] = {"1"}, *const bad[] = {"x"}, *const three[] = {"3"},
 				 *const four[] = {"4"};
 
-	test_db_create(&t, "errors");
+	make_db(&t, "errors");
 	sink_init(&s, 1, 6);
 	struct db_config c = config_for(&s, t.url, 1, 1); /* one connection: one group */
 	assert_int_equal(db_start_with(&db, &c, test_statements, TEST_STATEMENTS), 0);
@@ -353,7 +327,7 @@ static void sql_errors_surface_with_their_sqlstate_and_alone(void **state)
 	assert_string_equal(r[4].sqlstate, "08P01"); /* bind: wrong parameter count */
 	assert_int_equal(r[5].status, DB_OK);
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* The production statement list, the same error: what a handler sees. */
@@ -366,7 +340,7 @@ static void production_ping_answers_and_refuses(void **state)
 	struct db_result r[2];
 	static const char *const extra[] = {"1"};
 
-	test_db_create(&t, "prodping");
+	make_db(&t, "prodping");
 	sink_init(&s, 1, 2);
 	struct db_config c = config_for(&s, t.url, 1, 2);
 	assert_int_equal(db_start(&db, &c), 0);
@@ -380,7 +354,7 @@ static void production_ping_answers_and_refuses(void **state)
 	assert_string_equal(r[1].sqlstate, "08P01");
 	db_stop(db);
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* Each class has its own statement_timeout: a sleep past its class's
@@ -395,7 +369,7 @@ static void statement_timeouts_follow_the_class(void **state)
 	struct db_result r[10];
 	static const char *const half[] = {"0.5"}, *const seven[] = {"7"};
 
-	test_db_create(&t, "timeouts");
+	make_db(&t, "timeouts");
 	sink_init(&s, 1, 10);
 	struct db_config c = config_for(&s, t.url, 1, 1);
 	c.timeout_ms[DB_CLASS_PING] = 200;
@@ -435,7 +409,7 @@ static void statement_timeouts_follow_the_class(void **state)
 	db_stop(db);
 	assert_true(sink_each_once(&s, 0, 10));
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* Rows that do not fit the caller's buffer are DB_TOO_LARGE; rows that
@@ -450,7 +424,7 @@ static void rows_fit_the_buffer_or_say_too_large(void **state)
 	char small[64], big[256];
 	static const char *const hundred[] = {"100"};
 
-	test_db_create(&t, "large");
+	make_db(&t, "large");
 	sink_init(&s, 1, 2);
 	struct db_config c = config_for(&s, t.url, 1, 2);
 	assert_int_equal(db_start_with(&db, &c, test_statements, TEST_STATEMENTS), 0);
@@ -471,7 +445,7 @@ static void rows_fit_the_buffer_or_say_too_large(void **state)
 	assert_int_equal(v[99], 'x');
 	assert_null(db_value(&r[1], 0, 1, &len));
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* A write is its own transaction: one that fails leaves no row and takes
@@ -486,7 +460,7 @@ static void writes_commit_alone(void **state)
 	char buf[5][32];
 	static const char *const five[] = {"5"}, *const bad[] = {"five"}, *const six[] = {"6"};
 
-	test_db_create(&t, "writes");
+	make_db(&t, "writes");
 	sink_init(&s, 1, 5);
 	struct db_config c = config_for(&s, t.url, 1, 1);
 	assert_int_equal(db_start_with(&db, &c, test_statements, TEST_STATEMENTS), 0);
@@ -510,7 +484,7 @@ static void writes_commit_alone(void **state)
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM t"), 2);
 	assert_int_equal(query_long(t.url, "SELECT sum(v) FROM t"), 11);
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* The pool gauges: every connection up and idle, nothing waiting; a
@@ -525,7 +499,7 @@ static void pool_stats_count_connections(void **state)
 	struct db_pool_stats st;
 	static const char *const half[] = {"0.5"};
 
-	test_db_create(&t, "stats");
+	make_db(&t, "stats");
 	sink_init(&s, 1, 1);
 	struct db_config c = config_for(&s, t.url, 1, 3);
 	assert_int_equal(db_start_with(&db, &c, test_statements, TEST_STATEMENTS), 0);
@@ -547,7 +521,7 @@ static void pool_stats_count_connections(void **state)
 	assert_int_equal(st.idle, 3);
 	db_stop(db);
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* db_stop with requests in flight and queued: each is posted once, those
@@ -562,7 +536,7 @@ static void stop_posts_everything_in_flight(void **state)
 	struct db_result *r = calloc(N, sizeof *r);
 	static const char *const long_sleep[] = {"10"};
 
-	test_db_create(&t, "stop");
+	make_db(&t, "stop");
 	sink_init(&s, 1, N);
 	struct db_config c = config_for(&s, t.url, 1, 2);
 	c.timeout_ms[DB_CLASS_READ] = 20000;
@@ -593,7 +567,7 @@ static void stop_posts_everything_in_flight(void **state)
 	assert_true(unavailable >= N / 3);
 	free(r);
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* The server drops the connections (pg_terminate_backend, as a restart or
@@ -610,7 +584,7 @@ static void dropped_connections_fail_fast_and_reconnect(void **state)
 	static const char *const long_sleep[] = {"30"};
 	char sql[256];
 
-	test_db_create(&t, "drop");
+	make_db(&t, "drop");
 	sink_init(&s, 1, 4096);
 	struct db_config c = config_for(&s, t.url, 1, 2);
 	c.timeout_ms[DB_CLASS_READ] = 60000;
@@ -640,7 +614,7 @@ static void dropped_connections_fail_fast_and_reconnect(void **state)
 	db_stop(db);
 	assert_true(sink_each_once(&s, 0, next));
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* Regression: a connection that broke while the thread was sending a
@@ -686,7 +660,7 @@ static void dropped_while_sending_every_request_comes_back_once(void **state)
 	pthread_t th;
 	char sql[256];
 
-	test_db_create(&t, "dropsend");
+	make_db(&t, "dropsend");
 	sink_init(&s, 1, N);
 	st.r = calloc(N, sizeof *st.r);
 	struct db_config c = config_for(&s, t.url, 1, 4);
@@ -711,7 +685,7 @@ static void dropped_while_sending_every_request_comes_back_once(void **state)
 	assert_true(sink_each_once(&s, 0, st.sent));
 	free(st.r);
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* A server that stops answering without closing anything (SIGSTOP, a
@@ -727,7 +701,7 @@ static void a_silent_server_is_declared_lost(void **state)
 	struct db_result r[2];
 	char buf[32];
 
-	test_db_create(&t, "stall");
+	make_db(&t, "stall");
 	sink_init(&s, 1, 4096);
 	struct db_config c = config_for(&s, t.url, 1, 1);
 	c.timeout_ms[DB_CLASS_PING] = 200;
@@ -746,7 +720,7 @@ static void a_silent_server_is_declared_lost(void **state)
 	if (kill(pid, SIGSTOP)) {
 		db_stop(db);
 		sink_fini(&s);
-		test_db_drop(&t);
+		drop_db(&t);
 		skip(); /* the server is not ours to signal (another host, another user) */
 	}
 	int64_t t0 = mono_ms();
@@ -764,18 +738,7 @@ static void a_silent_server_is_declared_lost(void **state)
 	db_stop(db);
 	assert_true(sink_each_once(&s, 0, next));
 	sink_fini(&s);
-	test_db_drop(&t);
-}
-
-/* The whole cluster killed (pg_ctl stop -m immediate) and started again,
- * through scripts/pg.sh on RINGSIDE_TEST_PG_DIR. */
-static int pg_script(const char *action)
-{
-	char cmd[1024];
-	const char *dir = getenv("RINGSIDE_TEST_PG_DIR");
-	snprintf(cmd, sizeof cmd, "RINGSIDE_PG_DIR='%s' scripts/pg.sh %s >/dev/null 2>&1", dir,
-		 action);
-	return system(cmd);
+	drop_db(&t);
 }
 
 static void a_killed_server_fails_fast_then_comes_back(void **state)
@@ -788,9 +751,9 @@ static void a_killed_server_fails_fast_then_comes_back(void **state)
 	struct db_result r[N];
 	static const char *const long_sleep[] = {"30"};
 
-	if (!getenv("RINGSIDE_TEST_PG_DIR") || access("scripts/pg.sh", X_OK))
-		skip(); /* no cluster of the test's own to stop */
-	test_db_create(&t, "outage");
+	if (!test_pg_available())
+		skip(); /* no cluster of the test run's own to stop */
+	make_db(&t, "outage");
 	sink_init(&s, 1, 200000);
 	struct db_config c = config_for(&s, t.url, 1, 4);
 	c.timeout_ms[DB_CLASS_READ] = 60000;
@@ -801,7 +764,7 @@ static void a_killed_server_fails_fast_then_comes_back(void **state)
 	db_kick(db, 0);
 	sleep_ms(300);
 	int64_t t0 = mono_ms();
-	assert_int_equal(pg_script("stop --immediate"), 0);
+	assert_int_equal(test_pg("stop --immediate"), 0);
 	assert_true(sink_wait(&s, N, 3000));
 	printf("# in flight failed %lld ms after the stop began\n", (long long)(mono_ms() - t0));
 	for (uint32_t i = 0; i < N; i++)
@@ -815,7 +778,7 @@ static void a_killed_server_fails_fast_then_comes_back(void **state)
 	assert_true(sink_wait(&s, next, 1000));
 	assert_int_equal(down.status, DB_UNAVAILABLE);
 	assert_true(mono_ms() - t1 < 200);
-	assert_int_equal(pg_script("start"), 0);
+	assert_int_equal(test_pg("start"), 0);
 	assert_true(pings_again(db, &s, &next, 15000));
 	db_stop(db);
 	assert_true(sink_each_once(&s, 0, next));
@@ -834,9 +797,9 @@ static void a_killed_server_fails_fast_then_comes_back(void **state)
 	assert_int_equal(pthread_create(&th, NULL, stream_requests, &st), 0);
 	for (int k = 0; k < 3; k++) {
 		sleep_ms(300);
-		assert_int_equal(pg_script("stop --immediate"), 0);
+		assert_int_equal(test_pg("stop --immediate"), 0);
 		sleep_ms(100);
-		assert_int_equal(pg_script("start"), 0);
+		assert_int_equal(test_pg("start"), 0);
 	}
 	sleep_ms(300);
 	atomic_store(&st.stop, true);
@@ -847,7 +810,7 @@ static void a_killed_server_fails_fast_then_comes_back(void **state)
 	assert_true(sink_each_once(&s, 0, st.sent));
 	free(st.r);
 	sink_fini(&s);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* ---- migrations ------------------------------------------------------ */
@@ -856,7 +819,7 @@ static void migrations_apply_once_on_an_empty_database(void **state)
 {
 	(void)state;
 	struct test_db t;
-	test_db_create(&t, "migrate");
+	make_db(&t, "migrate");
 	assert_int_equal(db_migrate(t.url), 0);
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM schema_migrations"),
 			 (long)db_migrations_count);
@@ -871,7 +834,7 @@ static void migrations_apply_once_on_an_empty_database(void **state)
 			 (long)db_migrations_count);
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM ringside_meta"), 1);
 	assert_int_equal(query_long(t.url, applied_at), at);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 static void *migrate_thread(void *arg)
@@ -887,7 +850,7 @@ static void concurrent_migrations_apply_once(void **state)
 	enum { THREADS = 3 };
 	struct test_db t;
 	pthread_t th[THREADS];
-	test_db_create(&t, "together");
+	make_db(&t, "together");
 	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, migrate_thread, t.url), 0);
 	for (int i = 0; i < THREADS; i++) {
@@ -898,7 +861,7 @@ static void concurrent_migrations_apply_once(void **state)
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM schema_migrations"),
 			 (long)db_migrations_count);
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM ringside_meta"), 1);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* A failing migration is rolled back, unrecorded, stops the run, and the
@@ -915,7 +878,7 @@ static void a_broken_migration_fails_naming_its_file(void **state)
 			      "SELECT no_such_column FROM a;\n"},
 		{"001_a.sql", "CREATE TABLE a (x int);"},
 	};
-	test_db_create(&t, "broken");
+	make_db(&t, "broken");
 	capture_begin(&cap);
 	int rc = db_migrate_list(t.url, list, 3);
 	char *log = capture_end(&cap);
@@ -938,7 +901,7 @@ static void a_broken_migration_fails_naming_its_file(void **state)
 	assert_int_equal(db_migrate_list(t.url, fixed, 3), 0);
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM schema_migrations"), 3);
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM c"), 0);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 /* A COMMIT inside a file would make half of it permanent: refused. */
@@ -950,7 +913,7 @@ static void a_migration_may_not_end_its_transaction(void **state)
 	static const struct db_migration list[] = {
 		{"001_commit.sql", "CREATE TABLE a (x int); COMMIT; CREATE TABLE b (x int);"},
 	};
-	test_db_create(&t, "commit");
+	make_db(&t, "commit");
 	capture_begin(&cap);
 	int rc = db_migrate_list(t.url, list, 1);
 	char *log = capture_end(&cap);
@@ -958,7 +921,7 @@ static void a_migration_may_not_end_its_transaction(void **state)
 	assert_non_null(strstr(log, "file=001_commit.sql"));
 	free(log);
 	assert_int_equal(query_long(t.url, "SELECT count(*) FROM schema_migrations"), 0);
-	test_db_drop(&t);
+	drop_db(&t);
 }
 
 int main(void)

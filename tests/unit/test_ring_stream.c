@@ -31,6 +31,7 @@
 #include "ringside/metrics.h"
 #include "ringside/ring.h"
 #include "ringside/router.h"
+#include "../common/loopback.h"
 
 #define PIECES 12
 #define PIECE_LEN 40000u
@@ -206,28 +207,19 @@ static int teardown(void **state)
 
 static int64_t now_ms(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return loopback_now_ms();
 }
 
 static int connect_to_server(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = loopback_connect(port);
 	assert_true(fd >= 0);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons(port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
 	return fd;
 }
 
 static void send_str(int fd, const char *s)
 {
-	size_t n = strlen(s);
-	assert_int_equal(send(fd, s, n, MSG_NOSIGNAL), (ssize_t)n);
+	assert_true(loopback_send_str(fd, s));
 }
 
 /* A response read from a connection: the head, and the body de-chunked

@@ -7,7 +7,7 @@
  * deadline, the server serves everything else meanwhile, and /ready
  * comes back by itself once the database does; migrations applied twice
  * change nothing; two instances started at once on one empty database
- * both come up.
+ * both come up; a database that cannot be reached stops the start.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,12 +288,29 @@ static void two_instances_started_at_once_on_one_empty_database_both_come_up(voi
 	free(url);
 }
 
+/* Migrations run at start, so a database that cannot be reached stops
+ * the start, saying why (and never echoing the URL, which may hold a
+ * password). */
+static void the_start_fails_when_the_database_cannot_be_reached(void **state)
+{
+	(void)state;
+	const char *const args[] = {
+		"--listen", "127.0.0.1:0", "--database-url",
+		"postgresql://ringside:s3cret@/ringside?host=/nonexistent-ringside-socket", NULL};
+	struct run_result r;
+	h_run(args, NULL, 15000, &r);
+	CHECK(r.exit_code == 1, "exit code %d; stderr: %s", r.exit_code, r.err);
+	CHECK(strstr(r.err, "migration") || strstr(r.err, "database"), "stderr: %s", r.err);
+	CHECK(!strstr(r.err, "s3cret"), "the password was logged: %s", r.err);
+}
+
 int main(void)
 {
 	h_init();
 	const struct CMUnitTest tests[] = {
 		BB_TEST(ready_answers_200_with_the_database),
 		BB_TEST(ready_answers_503_without_a_database),
+		BB_TEST(the_start_fails_when_the_database_cannot_be_reached),
 		BB_TEST(migrations_applied_twice_change_nothing),
 		BB_TEST(two_instances_started_at_once_on_one_empty_database_both_come_up),
 		BB_TEST(parked_requests_answer_503_when_the_database_stops_under_them),

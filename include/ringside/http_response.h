@@ -114,9 +114,12 @@ struct http_handler {
 	 * back (`result` as posted, ring_server_post): reply, or park again.
 	 * Runs on the exchange's worker. */
 	void (*on_resume)(struct http_exchange *x, int32_t result);
-	/* Optional. Called exactly once for every exchange whose on_head ran,
-	 * when it ends: after on_request, or when the connection closed before
-	 * the request was complete. Gives back what on_head took. */
+	/* Optional. Called exactly once for every exchange routed to the
+	 * handler, when it ends: after its reply (a parked one's too, or the
+	 * 504 of its deadline), or when the connection closed before the
+	 * request was complete. Gives back what on_head took. A parked
+	 * exchange's handler_space stays untouched until its completion is
+	 * back, even after on_end. */
 	void (*on_end)(struct http_exchange *x);
 	/* Optional. The `code` of the error envelope for a status the server
 	 * answers on this route by itself (413 for a body over

@@ -34,8 +34,8 @@
  *     terminating NUL. Other control characters pass: the caller checks
  *     each parameter's grammar (client_id is *VSCHAR, RFC 6749 A.1).
  * The first parameter in body order with a problem is the one reported;
- * within one value: a bad escape, then the length, then a NUL, then
- * UTF-8.
+ * within one parameter: a bad escape (name or value), then a repetition,
+ * then the length, then a NUL, then UTF-8.
  */
 #ifndef RINGSIDE_HTTP_FORM_H
 #define RINGSIDE_HTTP_FORM_H

@@ -74,7 +74,8 @@ struct http_basic_credentials {
  * stripped, as http_parse_head leaves it) into c. Returns HTTP_BASIC_OK,
  * or a negative enum http_basic_status; on any status but OK both
  * outputs are "" with length 0, so nothing half-decoded can be used.
- * Reads no byte outside v[0, len).
+ * Reads no byte outside v[0, len); v may be NULL if len is 0 (no field:
+ * HTTP_BASIC_NOT_BASIC).
  */
 int http_basic_parse(const char *v, size_t len, struct http_basic_credentials *c);
 

@@ -84,7 +84,11 @@ struct http_form_field {
  * every field is reset as below so nothing half-parsed can be used.
  *
  * Each field starts reset: present false, len 0, value "". Reads no byte
- * outside body[0, len); body needs no terminator and may hold any bytes.
+ * outside body[0, len); body needs no terminator, may hold any bytes, and
+ * may be NULL if len is 0.
+ *
+ * An error_description from the result: "<name> <strerror>." with
+ * fields[*field].name, or "A parameter <strerror>." when *field is -1.
  */
 int http_form_parse(const char *body, size_t len, struct http_form_field *fields,
 		    size_t count, int *field);

@@ -122,6 +122,8 @@ static int basic_decode(const char *tok, size_t n, size_t pad, struct http_basic
 
 static int basic_parse(const char *v, size_t len, struct http_basic_credentials *c)
 {
+	if (len == 0) /* no Authorization field (v may be NULL) */
+		return HTTP_BASIC_NOT_BASIC;
 	/* RFC 9110 11.1: the scheme is case-insensitive. */
 	const char *sp = memchr(v, ' ', len);
 	size_t scheme_len = sp ? (size_t)(sp - v) : len;

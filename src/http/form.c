@@ -90,6 +90,8 @@ int http_form_parse(const char *body, size_t len, struct http_form_field *fields
 	if (field)
 		*field = -1;
 
+	if (len == 0) /* body may be NULL */
+		return HTTP_FORM_OK;
 	uint64_t seen = 0; /* included once already, empty or not (RFC 6749 3.1) */
 	size_t i = 0;
 	while (i < len) {

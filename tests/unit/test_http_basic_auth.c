@@ -314,6 +314,8 @@ static void failure_leaves_nothing(void **state)
 	assert_string_equal(id, "");
 	assert_string_equal(secret, "");
 	assert_true(c.id_len == 0 && c.secret_len == 0);
+	/* No field at all. */
+	assert_int_equal(http_basic_parse(NULL, 0, &c), HTTP_BASIC_NOT_BASIC);
 	assert_string_equal(http_basic_strerror(HTTP_BASIC_OK), "");
 	assert_string_equal(http_basic_strerror(HTTP_BASIC_NOT_BASIC),
 			    "The Authorization scheme is not Basic.");

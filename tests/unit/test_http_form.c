@@ -340,6 +340,10 @@ static void first_problem_wins_and_failure_resets(void **state)
 	assert_false(t.f[F_SCOPE].present);
 	assert_string_equal(t.f[F_SCOPE].value, "");
 	assert_string_equal(t.f[F_GRANT].value, "g");
+	/* No body at all: everything omitted. */
+	assert_int_equal(http_form_parse(NULL, 0, t.f, NF, NULL), HTTP_FORM_OK);
+	assert_false(t.f[F_GRANT].present);
+	assert_string_equal(t.f[F_GRANT].value, "");
 }
 
 static void messages_name_each_status(void **state)

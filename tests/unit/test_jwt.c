@@ -309,13 +309,19 @@ static void round_trip(struct jwt_keys *signer, struct jwt_keys *verifier,
 		       const char *want_alg_b64)
 {
 	struct jwt_claims c = sample(), got;
+	char hdr[128], hdr_b64[200];
 	int n;
 
 	n = jwt_sign(signer, &c, tok, sizeof tok);
 	assert_true(n > 0);
 	assert_int_equal((size_t)n, strlen(tok));
-	/* {"alg":"ES256","typ":"JWT"} etc. */
-	assert_memory_equal(tok, want_alg_b64, strlen(want_alg_b64));
+	/* {"alg":"ES256","typ":"JWT","kid":"…"} etc. */
+	assert_memory_equal(tok, want_alg_b64, strlen(want_alg_b64) - 3);
+	snprintf(hdr, sizeof hdr, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+		 jwt_alg_pin_name(signer->alg), signer->set[0].kid);
+	b64url(hdr, strlen(hdr), hdr_b64);
+	assert_int_equal(strcspn(tok, "."), strlen(hdr_b64));
+	assert_memory_equal(tok, hdr_b64, strlen(hdr_b64));
 	assert_reason(jwt_verify(verifier, tok, (size_t)n, NOW, &got), 0);
 	assert_string_equal(got.sub, "agent-7");
 	assert_string_equal(got.organization_id, "org-3");
@@ -481,12 +487,46 @@ static void test_hs256_with_public_key_as_secret_rejected(void **state)
 	n = hs_token(HDR_HS, "{" GOOD_CLAIMS "}", rs_pub.verify_key,
 		     rs_pub.verify_key_len, tok);
 	assert_reason(jwt_verify(&rs_pub, tok, n, NOW, &c), JWT_E_ALG);
-	/* And the other way round: an ES256 token at an HS256 server. */
+	/* And the other way round: an ES256 token at an HS256 server: its
+	 * kid is none of the server's keys. */
 	n = (size_t)jwt_sign(&es, &(struct jwt_claims){.sub = "a", .organization_id = "o",
 						       .iat = IAT, .exp = EXP},
 			     tok, sizeof tok);
-	assert_reason(jwt_verify(&hs, tok, n, NOW, &c), JWT_E_ALG);
-	assert_reason(jwt_verify(&rs_pub, tok, n, NOW, &c), JWT_E_ALG);
+	assert_reason(jwt_verify(&hs, tok, n, NOW, &c), JWT_E_KID);
+	assert_reason(jwt_verify(&rs_pub, tok, n, NOW, &c), JWT_E_KID);
+	/* With the HS256 server's own kid, ES256 is still the wrong alg. */
+	{
+		char h[160];
+
+		snprintf(h, sizeof h, "{\"alg\":\"ES256\",\"kid\":\"%s\"}",
+			 hs.set[0].kid);
+		n = hs_token(h, "{" GOOD_CLAIMS "}", hs.verify_key, hs.verify_key_len, tok);
+		assert_reason(jwt_verify(&hs, tok, n, NOW, &c), JWT_E_ALG);
+		/* And the ES256 public key as an HMAC secret, with its kid. */
+		snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"kid\":\"%s\"}",
+			 es_pub.set[0].kid);
+		n = hs_token(h, "{" GOOD_CLAIMS "}", es_pub.verify_key,
+			     es_pub.verify_key_len, tok);
+		assert_reason(jwt_verify(&es_pub, tok, n, NOW, &c), JWT_E_ALG);
+	}
+}
+
+/* tok with its header replaced by one that signer's jwt_sign writes
+ * (its kid), the payload and signature kept; verified by verifier. */
+static int splice_header(struct jwt_keys *signer, const char *t, size_t n,
+			 struct jwt_keys *verifier, struct jwt_claims *got)
+{
+	static char other[8192];
+	char out[8192];
+	int m = jwt_sign(signer, &(struct jwt_claims){.sub = "s", .organization_id = "o",
+						       .iat = IAT, .exp = EXP},
+			 other, sizeof other);
+	size_t h = strcspn(other, "."), th = strcspn(t, ".");
+
+	assert_true(m > 0);
+	memcpy(out, other, h);
+	memcpy(out + h, t + th, n - th);
+	return jwt_verify(verifier, out, h + n - th, NOW, got);
 }
 
 static void test_wrong_key_rejected(void **state)
@@ -497,10 +537,17 @@ static void test_wrong_key_rejected(void **state)
 	(void)state;
 	n = jwt_sign(&hs_other, &c, tok, sizeof tok);
 	assert_true(n > 0);
+	/* Another key's kid is unknown here... */
+	assert_reason(jwt_verify(&hs, tok, (size_t)n, NOW, &got), JWT_E_KID);
+	/* ...and with no kid (the current key) or our kid, the signature
+	 * is wrong. */
+	n = (int)hs_token(HDR_HS, "{" GOOD_CLAIMS "}", hs_other.verify_key,
+			  hs_other.verify_key_len, tok);
 	assert_reason(jwt_verify(&hs, tok, (size_t)n, NOW, &got), JWT_E_SIGNATURE);
 	n = jwt_sign(&es_other, &c, tok, sizeof tok);
 	assert_true(n > 0);
-	assert_reason(jwt_verify(&es_pub, tok, (size_t)n, NOW, &got), JWT_E_SIGNATURE);
+	assert_reason(jwt_verify(&es_pub, tok, (size_t)n, NOW, &got), JWT_E_KID);
+	assert_reason(splice_header(&es, tok, (size_t)n, &es_pub, &got), JWT_E_SIGNATURE);
 }
 
 /* A valid token with another payload spliced in, and with one signature
@@ -607,7 +654,17 @@ static const struct reject_case reject_cases[] = {
 	{"sub missing", HDR_HS,
 	 "{" C_ISS "," C_AUD "," C_ORG "," C_SCOPE "," C_JTI "," C_IAT "," C_EXP "}",
 	 JWT_E_SUB},
-	{"sub empty", HDR_HS, "{" GOOD_CLAIMS ",\"sub\":\"\"}", JWT_E_SUB},
+	{"sub empty", HDR_HS,
+	 "{" C_ISS "," C_AUD ",\"sub\":\"\"," C_ORG "," C_SCOPE "," C_JTI "," C_IAT
+	 "," C_EXP "}",
+	 JWT_E_SUB},
+	/* RFC 7519 4: a claim twice is rejected, not read first or last
+	 * (readers that disagree are a forgery). */
+	{"sub twice", HDR_HS, "{" GOOD_CLAIMS ",\"sub\":\"admin\"}", JWT_E_MALFORMED},
+	{"exp twice", HDR_HS, "{" GOOD_CLAIMS ",\"exp\":1800000000}", JWT_E_MALFORMED},
+	{"client_id too long", HDR_HS, "{" GOOD_CLAIMS ",\"client_id\":\"" LONG63 "4\"}",
+	 JWT_E_CLAIM_TOO_LONG},
+	{"client_id a number is no client", HDR_HS, "{" GOOD_CLAIMS ",\"client_id\":7}", 0},
 	{"sub a number", HDR_HS,
 	 "{" C_ISS "," C_AUD ",\"sub\":42," C_ORG "," C_SCOPE "," C_JTI "," C_IAT
 	 "," C_EXP "}",
@@ -665,7 +722,13 @@ static const struct reject_case reject_cases[] = {
 	 JWT_E_MALFORMED},
 	{"crit header", "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
 	 "{" GOOD_CLAIMS "}", JWT_E_MALFORMED},
-	{"kid header ignored", "{\"alg\":\"HS256\",\"kid\":{\"a\":[1,2.5e3,true]}}",
+	{"kid header not a string", "{\"alg\":\"HS256\",\"kid\":{\"a\":[1,2.5e3,true]}}",
+	 "{" GOOD_CLAIMS "}", JWT_E_MALFORMED},
+	{"kid header twice", "{\"alg\":\"HS256\",\"kid\":\"a\",\"kid\":\"b\"}",
+	 "{" GOOD_CLAIMS "}", JWT_E_MALFORMED},
+	{"kid unknown", "{\"alg\":\"HS256\",\"kid\":\"nope\"}", "{" GOOD_CLAIMS "}",
+	 JWT_E_KID},
+	{"other headers ignored", "{\"alg\":\"HS256\",\"x5t\":{\"a\":[1,2.5e3,true]}}",
 	 "{" GOOD_CLAIMS "}", 0},
 };
 

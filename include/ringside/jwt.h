@@ -147,9 +147,10 @@ enum jwt_keys_culprit {
  * raw bytes, one trailing "\n" or "\r\n" stripped, at least JWT_SECRET_MIN
  * bytes) and public_key_file (PEM SubjectPublicKeyInfo: P-256 for ES256,
  * RSA of 2048 bits or more for RS256). private_key_file (PEM, unencrypted,
- * ES/RS only, may be NULL) must match the public key. With a signing key,
- * a probe token is signed and verified through libjwt, so a key it cannot
- * use stops the start rather than failing every request. A NULL or empty
+ * ES/RS only, may be NULL) must match the public key. Keys are parsed
+ * once, here, into OpenSSL objects and become set[0], the current key.
+ * With a signing key, a probe token is signed and verified, so a key that
+ * cannot be used stops the start rather than failing every request. A NULL or empty
  * path is not given. issuer and audience: 1 to 255 printable ASCII bytes
  * without '"' or '\'. Needs libcrypto (-lcrypto).
  *
@@ -230,7 +231,8 @@ struct jwt_claims {
  *
  * - len <= max_token_bytes, else JWT_E_TOO_LONG, before any byte is read;
  * - three non-empty segments of base64url characters (RFC 7515 7.1, no
- *   padding, canonical), JSON objects in the first two (JWT_E_MALFORMED);
+ *   padding, canonical), JSON objects in the first two, no claim that we
+ *   read given twice (RFC 7519 4) (JWT_E_MALFORMED);
  * - the header's kid (a string, at most once) selects the key of the set:
  *   a kid not in the set is JWT_E_KID; without a kid, the current key
  *   (tokens minted before kids); then the header's alg == that key's

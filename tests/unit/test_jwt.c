@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -803,6 +804,44 @@ static void test_pyjwt_verifies_our_tokens_with_our_jwks(void **state)
 			 st);
 }
 
+/* Workers share one set of keys; each thread gets its own OpenSSL
+ * context, copied from the key's template. Run under TSan by make stress. */
+static void *sign_verify_many(void *arg)
+{
+	struct jwt_keys *const keys[] = {&hs, &es, &rs};
+	struct jwt_claims c = sample(), got;
+	char t[2048];
+	intptr_t bad = 0;
+
+	(void)arg;
+	for (int i = 0; i < 30; i++) {
+		struct jwt_keys *k = keys[i % 3];
+		int n = jwt_sign(k, &c, t, sizeof t);
+
+		if (n <= 0 || jwt_verify(k, t, (size_t)n, NOW, &got) != 0 ||
+		    strcmp(got.sub, c.sub) != 0)
+			bad++;
+		t[n - 2] = t[n - 2] == 'A' ? 'B' : 'A'; /* and a bad one */
+		if (jwt_verify(k, t, (size_t)n, NOW, &got) != JWT_E_SIGNATURE)
+			bad++;
+	}
+	return (void *)bad;
+}
+
+static void test_threads_share_the_keys(void **state)
+{
+	pthread_t th[4];
+	void *bad;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, sign_verify_many, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], &bad), 0);
+		assert_int_equal((intptr_t)bad, 0);
+	}
+}
+
 /* ---- rejections ---------------------------------------------------- */
 
 static void test_alg_none_rejected(void **state)
@@ -1364,6 +1403,7 @@ int main(void)
 		cmocka_unit_test(test_client_id_round_trip),
 		cmocka_unit_test(test_jwks_publishes_public_keys_current_first),
 		cmocka_unit_test(test_pyjwt_verifies_our_tokens_with_our_jwks),
+		cmocka_unit_test(test_threads_share_the_keys),
 		cmocka_unit_test(test_alg_none_rejected),
 		cmocka_unit_test(test_hs256_with_public_key_as_secret_rejected),
 		cmocka_unit_test(test_wrong_key_rejected),

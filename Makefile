@@ -9,7 +9,7 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
 # libpq's header (Debian: /usr/include/postgresql).
 PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
 override CFLAGS += $(PQ_CFLAGS)
-LDLIBS  = -luring -ljwt -lcrypto -lz -lpq -lm -pthread
+LDLIBS  = -luring -lcrypto -lz -lpq -lm -pthread
 
 # `make SANITIZE=address,undefined test` builds a separate tree, so the
 # plain build/ringside is never replaced by an instrumented one.
@@ -125,6 +125,7 @@ blackbox: $(BIN) $(BB_BINS)
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
 	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator \
 	$(BUILD)/perf/bench_fleet_expo $(BUILD)/perf/bench_json $(BUILD)/perf/mint_tokens \
+	$(BUILD)/perf/bench_jwt \
 	$(BUILD)/perf/probe_latency
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
@@ -157,9 +158,15 @@ $(BUILD)/perf/bench_json: perf/bench_json.c src/fleet/report_json.c src/fleet/re
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lm
 
 # The fleet benchmark's tools: tokens signed by our signer, a latency probe.
-$(BUILD)/perf/mint_tokens: perf/mint_tokens.c src/auth/jwt.c src/auth/jwt_keys.c
+JWT_SRCS := src/auth/jwt.c src/auth/jwt_keys.c src/common/json_writer.c src/common/rfc3339.c \
+	src/metrics/expo.c
+$(BUILD)/perf/mint_tokens: perf/mint_tokens.c $(JWT_SRCS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -ljwt -lcrypto
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lm -pthread
+# Sign and verify, ns/op, per algorithm (over the test-only keys).
+$(BUILD)/perf/bench_jwt: perf/bench_jwt.c $(JWT_SRCS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lm -pthread
 $(BUILD)/perf/probe_latency: perf/probe_latency.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<

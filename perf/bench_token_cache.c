@@ -4,8 +4,9 @@
  * tests/auth/ (run from the repository root, or give that directory).
  *
  *   cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -o build/perf/bench_token_cache \
- *      perf/bench_token_cache.c src/auth/jwt.c src/auth/token_cache.c \
- *      -ljwt -lcrypto
+ *      perf/bench_token_cache.c src/auth/jwt.c src/auth/jwt_keys.c \
+ *      src/auth/token_cache.c src/common/siphash.c src/common/json_writer.c \
+ *      src/common/rfc3339.c src/metrics/expo.c -lcrypto -lm -pthread
  *   build/perf/bench_token_cache [tests/auth]
  *
  * Prints one line. The hit is measured over 1024 distinct tokens in a

@@ -6,13 +6,15 @@
 set -eu
 
 # build
-PKGS="gcc make pkg-config liburing-dev libpq-dev libbearssl-dev libjwt-dev
+# (tokens are signed and verified with libssl's libcrypto: no libjwt)
+PKGS="gcc make pkg-config liburing-dev libpq-dev libbearssl-dev
 libssl-dev libcmocka-dev zlib1g-dev"
 # tests and benchmarks (prometheus ships promtool; libhttp-parser-dev and
 # libjansson-dev are the peers of the parser and validator microbenchmarks;
-# python3-prometheus-client's strict OpenMetrics parser checks /metrics/fleet)
+# python3-prometheus-client's strict OpenMetrics parser checks /metrics/fleet;
+# python3-jwt (PyJWT) verifies our tokens with our JWK Set, independently)
 PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev python3-prometheus-client
-libjansson-dev"
+libjansson-dev python3-jwt"
 
 # A package counts as installed when dpkg's status letter is 'i' ("ii", "hi").
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS \

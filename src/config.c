@@ -118,6 +118,14 @@ static const struct option_def options[] = {
 	 "ES256/RS256: PEM public key that verifies agent tokens", FOR_ALL, NULL},
 	{"jwt-private-key-file", OPT_STRING, CFG(jwt_private_key_file), 0, CONFIG_PATH_MAX, "",
 	 "ES256/RS256: PEM private key that signs them (with --jwt-public-key-file)", FOR_ALL, NULL},
+	{"jwt-previous-public-key-file", OPT_STRING, CFG(jwt_previous_public_key_file), 0,
+	 CONFIG_PATH_LIST_MAX, "",
+	 "key rotation: PEM public keys (comma-separated) whose tokens are still accepted, "
+	 "by their kid, and published in the JWK Set; they never sign", FOR_ALL, NULL},
+	{"jwt-previous-secret-file", OPT_STRING, CFG(jwt_previous_secret_file), 0,
+	 CONFIG_PATH_LIST_MAX, "",
+	 "key rotation: HS256 secret files (comma-separated) whose tokens are still accepted, "
+	 "by their kid", FOR_ALL, NULL},
 	{"jwt-issuer", OPT_STRING, CFG(jwt_issuer), 1, CONFIG_NAME_MAX, "ringside",
 	 "iss of the tokens issued and accepted", FOR_ALL, NULL},
 	{"jwt-audience", OPT_STRING, CFG(jwt_audience), 1, CONFIG_NAME_MAX, "ringside",

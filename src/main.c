@@ -76,21 +76,51 @@ static const char *key_flag(int culprit)
 		return "--jwt-audience";
 	case JWT_KEYS_BAD_COMBINATION:
 		return "--jwt-secret-file, --jwt-public-key-file";
+	case JWT_KEYS_BAD_PREVIOUS_PUBLIC_KEY:
+		return "--jwt-previous-public-key-file";
+	case JWT_KEYS_BAD_PREVIOUS_SECRET:
+		return "--jwt-previous-secret-file";
 	default:
 		return "--jwt-secret-file";
 	}
 }
 
-/* Loads the token keys the flags name. Returns 0, or -1 after printing
- * why, naming the flag (the caller exits 2, as for any bad flag). */
+/* Adds the previous keys of a comma-separated list (secret files if
+ * secret, else public key files). Returns 0 or a culprit, err set. */
+static int add_previous(struct jwt_keys *keys, const char *list, bool secret, char *err,
+			size_t errcap)
+{
+	char path[CONFIG_PATH_LIST_MAX];
+	size_t n = strlen(list);
+	if (n >= sizeof path)
+		return secret ? JWT_KEYS_BAD_PREVIOUS_SECRET : JWT_KEYS_BAD_PREVIOUS_PUBLIC_KEY;
+	memcpy(path, list, n + 1);
+	for (char *save = NULL, *p = strtok_r(path, ",", &save); p;
+	     p = strtok_r(NULL, ",", &save)) {
+		int r = jwt_keys_add_previous(keys, secret ? p : NULL, secret ? NULL : p, err,
+					      errcap);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Loads the token keys the flags name: the current key, then the previous
+ * ones (rotation). Returns 0, or -1 after printing why, naming the flag
+ * (the caller exits 2, as for any bad flag). */
 static int load_keys(const struct config *cfg, struct jwt_keys *keys)
 {
 	char err[256];
 	int r = jwt_keys_load(keys, cfg->jwt_secret_file, cfg->jwt_public_key_file,
 			      cfg->jwt_private_key_file, cfg->jwt_issuer, cfg->jwt_audience, err,
 			      sizeof err);
+	if (r == 0)
+		r = add_previous(keys, cfg->jwt_previous_public_key_file, false, err, sizeof err);
+	if (r == 0)
+		r = add_previous(keys, cfg->jwt_previous_secret_file, true, err, sizeof err);
 	if (r < 0) {
 		fprintf(stderr, "ringside: %s: %s\n", key_flag(r), err);
+		jwt_keys_fini(keys);
 		return -1;
 	}
 	return 0;
@@ -172,7 +202,8 @@ static int serve(const struct config *cfg)
 	/* Keys and the access log first: a bad one is a bad flag (exit 2). */
 	struct jwt_keys keys;
 	bool have_keys = cfg->jwt_secret_file[0] || cfg->jwt_public_key_file[0] ||
-			 cfg->jwt_private_key_file[0];
+			 cfg->jwt_private_key_file[0] || cfg->jwt_previous_public_key_file[0] ||
+			 cfg->jwt_previous_secret_file[0];
 	if (have_keys && load_keys(cfg, &keys) < 0)
 		return 2;
 	int access_log = open_access_log(cfg);

@@ -20,6 +20,7 @@
 #define CONFIG_PATH_MAX 512
 #define CONFIG_NAME_MAX 256
 #define CONFIG_URL_MAX 1024
+#define CONFIG_PATH_LIST_MAX 2048 /* comma-separated paths */
 
 /* An address to listen on: IPv4 (`127.0.0.1:3000`) or IPv6 in brackets
  * (`[::1]:3000`; `[::]:3000` is dual-stack, IPv4 too). */
@@ -57,6 +58,9 @@ struct config {
 	char jwt_secret_file[CONFIG_PATH_MAX];      /* HS256 */
 	char jwt_public_key_file[CONFIG_PATH_MAX];  /* ES256 / RS256 (verify) */
 	char jwt_private_key_file[CONFIG_PATH_MAX]; /* ES256 / RS256 (sign) */
+	/* Rotation: keys that verify only, comma-separated (jwt_keys_add_previous). */
+	char jwt_previous_public_key_file[CONFIG_PATH_LIST_MAX];
+	char jwt_previous_secret_file[CONFIG_PATH_LIST_MAX];
 	char jwt_issuer[CONFIG_NAME_MAX];
 	char jwt_audience[CONFIG_NAME_MAX];
 

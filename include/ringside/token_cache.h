@@ -15,7 +15,7 @@
  *
  * Layout: 4-way set associative; a set is the four 128-bit tags (one
  * cache line), their deadlines and insertion times (one line) and the
- * four claims (224 bytes each): 1024 bytes a set, 256 an entry. A full
+ * four claims (288 bytes each): 1280 bytes a set, 320 an entry. A full
  * set replaces an entry past its deadline, else the oldest.
  */
 #ifndef RINGSIDE_TOKEN_CACHE_H

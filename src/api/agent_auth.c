@@ -26,7 +26,7 @@ struct agent_auth {
 };
 
 /* Verified tokens cached per worker: one slot per agent the fleet may
- * hold (a power of two, at least 4096), 256 bytes each, touched as
+ * hold (a power of two, at least 4096), 320 bytes each, touched as
  * tokens arrive. Every worker sees every agent sooner or later, and a
  * miss costs a full HS256 verification (35-48 us, perf/RESULTS.md): with
  * 4096 slots, 20 000 agents missed four times in five. */

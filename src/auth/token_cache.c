@@ -8,9 +8,9 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 
-_Static_assert(sizeof(struct jwt_claims) == 224, "claims: 224 bytes");
-_Static_assert(sizeof(struct token_cache_set) == 1024,
-	       "a set is 16 cache lines: tags, times, four claims");
+_Static_assert(sizeof(struct jwt_claims) == 288, "claims: 288 bytes");
+_Static_assert(sizeof(struct token_cache_set) == 1280,
+	       "a set is 20 cache lines: tags, times, four claims");
 
 /* ---- the cache ----------------------------------------------------- */
 

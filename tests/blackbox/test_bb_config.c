@@ -100,6 +100,33 @@ struct bad_arg {
 BAD_ARGS(X_CASE)
 #undef X_CASE
 
+/* Rotation: a bad previous key is a bad flag too, named, whether given as
+ * a flag or as its variable; a good list of previous keys starts. */
+static void bad_previous_key_exits_2_naming_its_flag(void **state)
+{
+	(void)state;
+	const char *const args[] = {"--jwt-secret-file", "tests/auth/test-only-hs256.secret",
+				    "--jwt-previous-public-key-file",
+				    "tests/auth/test-only-es256-public.pem,"
+				    "tests/auth/test-only-rsa1024-public.pem",
+				    NULL};
+	static const char *const env[] = {
+		"RINGSIDE_JWT_PREVIOUS_SECRET_FILE=tests/auth/test-only-short.secret", NULL};
+	const char *const base[] = {"--jwt-secret-file", "tests/auth/test-only-hs256.secret",
+				    NULL};
+	struct run_result *r = run_new();
+	h_run(args, NULL, 5000, r);
+	CHECK(r->exit_code == 2 && strstr(r->err, "--jwt-previous-public-key-file") &&
+		      strstr(r->err, "1024 bits"),
+	      "exit %d, stderr: %.500s", r->exit_code, r->err);
+	free(r);
+	r = run_new();
+	h_run(base, env, 5000, r);
+	CHECK(r->exit_code == 2 && strstr(r->err, "--jwt-previous-secret-file"),
+	      "exit %d, stderr: %.500s", r->exit_code, r->err);
+	free(r);
+}
+
 /* Both key kinds at once: exit 2 naming both flags. */
 static void secret_and_public_key_together_exit_2_naming_both(void **state)
 {
@@ -512,6 +539,7 @@ int main(void)
 		BB_TEST(serve_subcommand_serves_like_no_subcommand),
 		BAD_ARGS(X_BAD)
 		BB_TEST(secret_and_public_key_together_exit_2_naming_both),
+		BB_TEST(bad_previous_key_exits_2_naming_its_flag),
 		BB_TEST(make_run_keeps_its_secret_unless_a_key_flag_is_given),
 		BB_TEST(env_workers_abc_exits_2_naming_the_variable),
 		BB_TEST(env_listen_without_flag_serves_on_that_port),

@@ -15,8 +15,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "ringside/jwt.h"
 
@@ -309,13 +315,19 @@ static void round_trip(struct jwt_keys *signer, struct jwt_keys *verifier,
 		       const char *want_alg_b64)
 {
 	struct jwt_claims c = sample(), got;
+	char hdr[128], hdr_b64[200];
 	int n;
 
 	n = jwt_sign(signer, &c, tok, sizeof tok);
 	assert_true(n > 0);
 	assert_int_equal((size_t)n, strlen(tok));
-	/* {"alg":"ES256","typ":"JWT"} etc. */
-	assert_memory_equal(tok, want_alg_b64, strlen(want_alg_b64));
+	/* {"alg":"ES256","typ":"JWT","kid":"…"} etc. */
+	assert_memory_equal(tok, want_alg_b64, strlen(want_alg_b64) - 3);
+	snprintf(hdr, sizeof hdr, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+		 jwt_alg_pin_name(signer->alg), signer->set[0].kid);
+	b64url(hdr, strlen(hdr), hdr_b64);
+	assert_int_equal(strcspn(tok, "."), strlen(hdr_b64));
+	assert_memory_equal(tok, hdr_b64, strlen(hdr_b64));
 	assert_reason(jwt_verify(verifier, tok, (size_t)n, NOW, &got), 0);
 	assert_string_equal(got.sub, "agent-7");
 	assert_string_equal(got.organization_id, "org-3");
@@ -440,6 +452,396 @@ static void test_pyjwt_tokens_verify(void **state)
 	pyjwt("test-only-pyjwt-rs256.jwt", &rs_pub, "agent-pyjwt-rs256");
 }
 
+/* ---- kids, rotation, JWKS ----------------------------------------- */
+
+static int splice_header(struct jwt_keys *signer, const char *t, size_t n,
+			 struct jwt_keys *verifier, struct jwt_claims *got);
+
+/* The rotation server: ES256 signs (es), RS256 (rs_pub) and an HS256
+ * secret (hs_other) are previous keys that only verify. */
+static void load_rotation(struct jwt_keys *k)
+{
+	char err[256] = "";
+
+	load(k, NULL, "test-only-es256-public.pem", "test-only-es256-private.pem");
+	if (jwt_keys_add_previous(k, NULL, fx("test-only-rs256-public.pem"), err,
+				  sizeof err) ||
+	    jwt_keys_add_previous(k, fx("test-only-hs256-other.secret"), NULL, err,
+				  sizeof err))
+		fail_msg("previous keys: %s", err);
+}
+
+static void test_every_key_has_a_distinct_kid(void **state)
+{
+	const struct jwt_keys *all[] = {&hs, &hs_other, &es, &es_other, &rs};
+	unsigned char md[32];
+	char plain[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		assert_int_equal(all[i]->nkeys, 1);
+		assert_int_equal(all[i]->set[0].kid_len, 43); /* SHA-256, base64url */
+		assert_int_equal(strlen(all[i]->set[0].kid), 43);
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(all[i]->set[0].kid, all[j]->set[0].kid);
+	}
+	/* The public half has the private key's kid: one key, one kid. */
+	assert_string_equal(es.set[0].kid, es_pub.set[0].kid);
+	assert_string_equal(rs.set[0].kid, rs_pub.set[0].kid);
+	/* An HS256 kid is no plain hash of the secret (a dictionary check
+	 * against a weak secret). */
+	EVP_Digest(hs.verify_key, hs.verify_key_len, md, NULL, EVP_sha256(), NULL);
+	b64url(md, sizeof md, plain);
+	assert_string_not_equal(hs.set[0].kid, plain);
+}
+
+/* RFC 7638 3.1's example key and thumbprint, through our JWK writer:
+ * the RSA key is not a fixture, so the check goes through PyJWT below;
+ * here, the EC key's kid recomputed from its coordinates. */
+static void test_es256_kid_is_the_jwk_thumbprint(void **state)
+{
+	char jwks[4096], canon[512], want[64];
+	unsigned char md[32];
+	json_error_t e;
+	json_t *root, *k;
+
+	(void)state;
+	assert_true(jwt_keys_jwks(&es_pub, jwks, sizeof jwks) > 0);
+	root = json_loads(jwks, 0, &e);
+	assert_non_null(root);
+	k = json_array_get(json_object_get(root, "keys"), 0);
+	snprintf(canon, sizeof canon, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+		 json_string_value(json_object_get(k, "x")),
+		 json_string_value(json_object_get(k, "y")));
+	EVP_Digest(canon, strlen(canon), md, NULL, EVP_sha256(), NULL);
+	b64url(md, sizeof md, want);
+	assert_string_equal(es_pub.set[0].kid, want);
+	assert_string_equal(json_string_value(json_object_get(k, "kid")), want);
+	json_decref(root);
+}
+
+static void test_rotation_previous_keys_verify_current_signs(void **state)
+{
+	struct jwt_keys rot;
+	struct jwt_claims c = sample(), got;
+	int n;
+
+	(void)state;
+	load_rotation(&rot);
+	assert_int_equal(rot.nkeys, 3);
+	assert_int_equal(rot.alg, JWT_PIN_ES256);
+	/* Tokens of the previous keys (the servers before the rotation). */
+	n = jwt_sign(&rs, &c, tok, sizeof tok);
+	assert_reason(jwt_verify(&rot, tok, (size_t)n, NOW, &got), 0);
+	assert_string_equal(got.sub, "agent-7");
+	n = jwt_sign(&hs_other, &c, tok, sizeof tok);
+	assert_reason(jwt_verify(&rot, tok, (size_t)n, NOW, &got), 0);
+	/* ...until they expire, like any token. */
+	assert_reason(jwt_verify(&rot, tok, (size_t)n, EXP + 60, &got), JWT_E_EXPIRED);
+	/* The current key signs, with its kid; the previous servers do not
+	 * know it. */
+	n = jwt_sign(&rot, &c, tok, sizeof tok);
+	assert_true(n > 0);
+	assert_reason(jwt_verify(&rot, tok, (size_t)n, NOW, &got), 0);
+	assert_reason(jwt_verify(&es_pub, tok, (size_t)n, NOW, &got), 0);
+	assert_reason(jwt_verify(&rs_pub, tok, (size_t)n, NOW, &got), JWT_E_KID);
+	assert_reason(splice_header(&rot, tok, (size_t)n, &rot, &got), 0);
+	/* A key not in the set: its kid is unknown. */
+	n = jwt_sign(&hs, &c, tok, sizeof tok);
+	assert_reason(jwt_verify(&rot, tok, (size_t)n, NOW, &got), JWT_E_KID);
+	n = jwt_sign(&es_other, &c, tok, sizeof tok);
+	assert_reason(jwt_verify(&rot, tok, (size_t)n, NOW, &got), JWT_E_KID);
+	/* A previous key's kid on another key's signature. */
+	n = jwt_sign(&es_other, &c, tok, sizeof tok);
+	assert_reason(splice_header(&rs, tok, (size_t)n, &rot, &got), JWT_E_SIGNATURE);
+	/* Tokens without a kid (before this change) try the current key
+	 * only: pyjwt's ES256 token verifies, its RS256 one no longer does
+	 * although RS256 is in the set. */
+	pyjwt("test-only-pyjwt-es256.jwt", &rot, "agent-pyjwt-es256");
+	n = (int)read_fixture("test-only-pyjwt-rs256.jwt", tok, sizeof tok);
+	assert_reason(jwt_verify(&rot, tok, (size_t)n, NOW, &got), JWT_E_ALG);
+	jwt_keys_fini(&rot);
+	jwt_keys_fini(&rot);
+	assert_int_equal(rot.nkeys, 0);
+}
+
+/* The kid says which key; the key says which alg. A kid of a key of
+ * another algorithm is the key confusion again. */
+static void test_kid_of_another_alg_rejected(void **state)
+{
+	struct jwt_keys rot;
+	struct jwt_claims got;
+	char h[160];
+	size_t n;
+
+	(void)state;
+	load_rotation(&rot);
+	/* HS256 keyed with the RS256 public key, naming the RS256 kid. */
+	snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"kid\":\"%s\"}", rot.set[1].kid);
+	n = hs_token(h, "{" GOOD_CLAIMS "}", rs_pub.verify_key, rs_pub.verify_key_len, tok);
+	assert_reason(jwt_verify(&rot, tok, n, NOW, &got), JWT_E_ALG);
+	/* RS256 naming the HS256 key's kid. */
+	snprintf(h, sizeof h, "{\"alg\":\"RS256\",\"kid\":\"%s\"}", rot.set[2].kid);
+	n = hs_token(h, "{" GOOD_CLAIMS "}", hs_other.verify_key, hs_other.verify_key_len,
+		     tok);
+	assert_reason(jwt_verify(&rot, tok, n, NOW, &got), JWT_E_ALG);
+	/* The right alg for the HS256 kid: it verifies (the control). */
+	snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"kid\":\"%s\"}", rot.set[2].kid);
+	n = hs_token(h, "{" GOOD_CLAIMS "}", hs_other.verify_key, hs_other.verify_key_len,
+		     tok);
+	assert_reason(jwt_verify(&rot, tok, n, NOW, &got), 0);
+	/* none, with a kid of ours. */
+	snprintf(h, sizeof h, "{\"alg\":\"none\",\"kid\":\"%s\"}", rot.set[0].kid);
+	n = b64url(h, strlen(h), tok);
+	tok[n++] = '.';
+	n += b64url("{" GOOD_CLAIMS "}", strlen("{" GOOD_CLAIMS "}"), tok + n);
+	tok[n++] = '.';
+	tok[n] = '\0';
+	assert_reason(jwt_verify(&rot, tok, n, NOW, &got), JWT_E_ALG);
+	jwt_keys_fini(&rot);
+}
+
+static void test_add_previous_errors(void **state)
+{
+	struct jwt_keys k;
+	char err[256];
+
+	(void)state;
+	load(&k, "test-only-hs256.secret", NULL, NULL);
+	/* The current key again, a weak key, a missing file, neither, both. */
+	assert_int_equal(jwt_keys_add_previous(&k, fx("test-only-hs256.secret"), NULL, err,
+					       sizeof err),
+			 JWT_KEYS_BAD_PREVIOUS_SECRET);
+	assert_non_null(strstr(err, "already in the set"));
+	assert_int_equal(jwt_keys_add_previous(&k, NULL, fx("test-only-rsa1024-public.pem"),
+					       err, sizeof err),
+			 JWT_KEYS_BAD_PREVIOUS_PUBLIC_KEY);
+	assert_non_null(strstr(err, "1024 bits"));
+	assert_int_equal(jwt_keys_add_previous(&k, NULL, fx("test-only-p384-public.pem"), err,
+					       sizeof err),
+			 JWT_KEYS_BAD_PREVIOUS_PUBLIC_KEY);
+	assert_int_equal(jwt_keys_add_previous(&k, fx("test-only-short.secret"), NULL, err,
+					       sizeof err),
+			 JWT_KEYS_BAD_PREVIOUS_SECRET);
+	assert_int_equal(jwt_keys_add_previous(&k, fx("nope.secret"), NULL, err, sizeof err),
+			 JWT_KEYS_BAD_PREVIOUS_SECRET);
+	assert_true(jwt_keys_add_previous(&k, NULL, NULL, err, sizeof err) < 0);
+	assert_int_equal(k.nkeys, 1); /* unchanged by every failure */
+	/* Up to JWT_KEYS_MAX in all; the same key twice is refused. */
+	assert_int_equal(jwt_keys_add_previous(&k, NULL, fx("test-only-es256-public.pem"), err,
+					       sizeof err),
+			 0);
+	assert_int_equal(jwt_keys_add_previous(&k, NULL, fx("test-only-es256-public.pem"), err,
+					       sizeof err),
+			 JWT_KEYS_BAD_PREVIOUS_PUBLIC_KEY);
+	assert_int_equal(jwt_keys_add_previous(&k, NULL, fx("test-only-es256-other-public.pem"),
+					       err, sizeof err),
+			 0);
+	assert_int_equal(jwt_keys_add_previous(&k, NULL, fx("test-only-rs256-public.pem"), err,
+					       sizeof err),
+			 0);
+	assert_int_equal(jwt_keys_add_previous(&k, fx("test-only-hs256-other.secret"), NULL,
+					       err, sizeof err),
+			 0);
+	assert_int_equal(k.nkeys, 5);
+	jwt_keys_fini(&k);
+	/* Nothing to add to. */
+	assert_true(jwt_keys_add_previous(&k, fx("test-only-hs256.secret"), NULL, err,
+					  sizeof err) < 0);
+}
+
+/* RFC 7518 3.4: R || S, 64 bytes, not DER; and checked here with
+ * OpenSSL's own DER conversion, not ours. */
+static void test_es256_signature_is_raw_r_s(void **state)
+{
+	struct jwt_claims c = sample();
+	unsigned char der[80], *d = der;
+	const char *sig;
+	int n, dl;
+	size_t sn;
+	FILE *f;
+	EVP_PKEY *pub;
+	EVP_MD_CTX *ctx;
+	ECDSA_SIG *es_sig;
+	unsigned char raw[64];
+
+	(void)state;
+	n = jwt_sign(&es, &c, tok, sizeof tok);
+	assert_true(n > 0);
+	sig = strrchr(tok, '.') + 1;
+	assert_int_equal(strlen(sig), 86); /* 64 bytes in base64url */
+	/* Decode it with the test's own decoder (via OpenSSL's base64). */
+	{
+		char std[100];
+
+		sn = strlen(sig);
+		for (size_t i = 0; i < sn; i++)
+			std[i] = sig[i] == '-' ? '+' : sig[i] == '_' ? '/' : sig[i];
+		std[sn] = std[sn + 1] = '=';
+		std[sn + 2] = '\0';
+		unsigned char out[70];
+		assert_int_equal(EVP_DecodeBlock(out, (const unsigned char *)std, 88), 66);
+		memcpy(raw, out, 64);
+	}
+	es_sig = ECDSA_SIG_new();
+	assert_non_null(es_sig);
+	ECDSA_SIG_set0(es_sig, BN_bin2bn(raw, 32, NULL), BN_bin2bn(raw + 32, 32, NULL));
+	dl = i2d_ECDSA_SIG(es_sig, &d);
+	ECDSA_SIG_free(es_sig);
+	assert_true(dl > 0);
+	f = fopen(fx("test-only-es256-public.pem"), "r");
+	assert_non_null(f);
+	pub = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(pub);
+	ctx = EVP_MD_CTX_new();
+	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub), 1);
+	assert_int_equal(EVP_DigestVerify(ctx, der, (size_t)dl, (const unsigned char *)tok,
+					  (size_t)(sig - 1 - tok)),
+			 1);
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pub);
+}
+
+static void test_client_id_round_trip(void **state)
+{
+	struct jwt_claims c = sample(), got;
+	int n;
+
+	(void)state;
+	snprintf(c.client_id, sizeof c.client_id, "client-%d", 42);
+	n = jwt_sign(&rs, &c, tok, sizeof tok);
+	assert_true(n > 0);
+	assert_reason(jwt_verify(&rs_pub, tok, (size_t)n, NOW, &got), 0);
+	assert_string_equal(got.client_id, "client-42");
+	c = sample();
+	n = jwt_sign(&rs, &c, tok, sizeof tok);
+	assert_reason(jwt_verify(&rs_pub, tok, (size_t)n, NOW, &got), 0);
+	assert_string_equal(got.client_id, "");
+	memset(c.client_id, 'x', sizeof c.client_id); /* unterminated */
+	assert_reason(jwt_sign(&rs, &c, tok, sizeof tok), JWT_E_INVALID);
+}
+
+static void test_jwks_publishes_public_keys_current_first(void **state)
+{
+	struct jwt_keys rot;
+	char jwks[8192];
+	json_error_t e;
+	json_t *root, *keys, *k;
+	size_t n;
+
+	(void)state;
+	load_rotation(&rot);
+	n = jwt_keys_jwks(&rot, jwks, sizeof jwks);
+	assert_true(n > 0);
+	assert_int_equal(n, strlen(jwks));
+	root = json_loads(jwks, JSON_REJECT_DUPLICATES, &e);
+	if (!root)
+		fail_msg("JWKS is not JSON: %s: %s", e.text, jwks);
+	assert_int_equal(json_object_size(root), 1);
+	keys = json_object_get(root, "keys");
+	/* The HS256 secret is never published. */
+	assert_int_equal(json_array_size(keys), 2);
+	k = json_array_get(keys, 0);
+	assert_string_equal(json_string_value(json_object_get(k, "kty")), "EC");
+	assert_string_equal(json_string_value(json_object_get(k, "crv")), "P-256");
+	assert_string_equal(json_string_value(json_object_get(k, "alg")), "ES256");
+	assert_string_equal(json_string_value(json_object_get(k, "use")), "sig");
+	assert_string_equal(json_string_value(json_object_get(k, "kid")), rot.set[0].kid);
+	assert_int_equal(strlen(json_string_value(json_object_get(k, "x"))), 43);
+	assert_int_equal(strlen(json_string_value(json_object_get(k, "y"))), 43);
+	assert_null(json_object_get(k, "d")); /* no private member */
+	k = json_array_get(keys, 1);
+	assert_string_equal(json_string_value(json_object_get(k, "kty")), "RSA");
+	assert_string_equal(json_string_value(json_object_get(k, "alg")), "RS256");
+	assert_string_equal(json_string_value(json_object_get(k, "kid")), rot.set[1].kid);
+	assert_string_equal(json_string_value(json_object_get(k, "e")), "AQAB");
+	assert_int_equal(strlen(json_string_value(json_object_get(k, "n"))), 342); /* 256 B */
+	assert_null(json_object_get(k, "d"));
+	json_decref(root);
+	/* Too small: 0, and no cut text. */
+	assert_int_equal(jwt_keys_jwks(&rot, jwks, n), 0);
+	assert_int_equal(jwt_keys_jwks(&rot, jwks, n + 1), n);
+	/* HS256 alone: an empty set. */
+	assert_int_equal(jwt_keys_jwks(&hs, jwks, sizeof jwks), strlen("{\"keys\":[]}"));
+	assert_string_equal(jwks, "{\"keys\":[]}");
+	jwt_keys_fini(&rot);
+}
+
+/* Another implementation, PyJWT, reads our JWK Set, recomputes every kid
+ * (RFC 7638) and verifies our tokens with the key their kid names: the
+ * current ES256 key's and a previous RS256 key's. */
+static void test_pyjwt_verifies_our_tokens_with_our_jwks(void **state)
+{
+	struct jwt_keys rot;
+	struct jwt_claims c = sample();
+	char jwks[8192], path[] = "/tmp/ringside-jwks-XXXXXX", cmd[8192];
+	char t1[2048], t2[2048];
+	int fd, st;
+	size_t n;
+
+	(void)state;
+	load_rotation(&rot);
+	n = jwt_keys_jwks(&rot, jwks, sizeof jwks);
+	assert_true(n > 0);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, jwks, n), (ssize_t)n);
+	close(fd);
+	/* PyJWT checks exp against the clock. */
+	c.iat = (int64_t)time(NULL);
+	c.exp = c.iat + 600;
+	assert_true(jwt_sign(&rot, &c, t1, sizeof t1) > 0);
+	assert_true(jwt_sign(&rs, &c, t2, sizeof t2) > 0);
+	snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s '%s' '%s' %s %s",
+		 fx("verify_with_jwks.py"), path, ISS, AUD, t1, t2);
+	st = system(cmd);
+	unlink(path);
+	jwt_keys_fini(&rot);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("verify_with_jwks.py failed (status %d); python3-jwt is in "
+			 "scripts/deps.sh",
+			 st);
+}
+
+/* Workers share one set of keys; each thread gets its own OpenSSL
+ * context, copied from the key's template. Run under TSan by make stress. */
+static void *sign_verify_many(void *arg)
+{
+	struct jwt_keys *const keys[] = {&hs, &es, &rs};
+	struct jwt_claims c = sample(), got;
+	char t[2048];
+	intptr_t bad = 0;
+
+	(void)arg;
+	for (int i = 0; i < 30; i++) {
+		struct jwt_keys *k = keys[i % 3];
+		int n = jwt_sign(k, &c, t, sizeof t);
+
+		if (n <= 0 || jwt_verify(k, t, (size_t)n, NOW, &got) != 0 ||
+		    strcmp(got.sub, c.sub) != 0)
+			bad++;
+		t[n - 2] = t[n - 2] == 'A' ? 'B' : 'A'; /* and a bad one */
+		if (jwt_verify(k, t, (size_t)n, NOW, &got) != JWT_E_SIGNATURE)
+			bad++;
+	}
+	return (void *)bad;
+}
+
+static void test_threads_share_the_keys(void **state)
+{
+	pthread_t th[4];
+	void *bad;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, sign_verify_many, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], &bad), 0);
+		assert_int_equal((intptr_t)bad, 0);
+	}
+}
+
 /* ---- rejections ---------------------------------------------------- */
 
 static void test_alg_none_rejected(void **state)
@@ -481,12 +883,46 @@ static void test_hs256_with_public_key_as_secret_rejected(void **state)
 	n = hs_token(HDR_HS, "{" GOOD_CLAIMS "}", rs_pub.verify_key,
 		     rs_pub.verify_key_len, tok);
 	assert_reason(jwt_verify(&rs_pub, tok, n, NOW, &c), JWT_E_ALG);
-	/* And the other way round: an ES256 token at an HS256 server. */
+	/* And the other way round: an ES256 token at an HS256 server: its
+	 * kid is none of the server's keys. */
 	n = (size_t)jwt_sign(&es, &(struct jwt_claims){.sub = "a", .organization_id = "o",
 						       .iat = IAT, .exp = EXP},
 			     tok, sizeof tok);
-	assert_reason(jwt_verify(&hs, tok, n, NOW, &c), JWT_E_ALG);
-	assert_reason(jwt_verify(&rs_pub, tok, n, NOW, &c), JWT_E_ALG);
+	assert_reason(jwt_verify(&hs, tok, n, NOW, &c), JWT_E_KID);
+	assert_reason(jwt_verify(&rs_pub, tok, n, NOW, &c), JWT_E_KID);
+	/* With the HS256 server's own kid, ES256 is still the wrong alg. */
+	{
+		char h[160];
+
+		snprintf(h, sizeof h, "{\"alg\":\"ES256\",\"kid\":\"%s\"}",
+			 hs.set[0].kid);
+		n = hs_token(h, "{" GOOD_CLAIMS "}", hs.verify_key, hs.verify_key_len, tok);
+		assert_reason(jwt_verify(&hs, tok, n, NOW, &c), JWT_E_ALG);
+		/* And the ES256 public key as an HMAC secret, with its kid. */
+		snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"kid\":\"%s\"}",
+			 es_pub.set[0].kid);
+		n = hs_token(h, "{" GOOD_CLAIMS "}", es_pub.verify_key,
+			     es_pub.verify_key_len, tok);
+		assert_reason(jwt_verify(&es_pub, tok, n, NOW, &c), JWT_E_ALG);
+	}
+}
+
+/* tok with its header replaced by one that signer's jwt_sign writes
+ * (its kid), the payload and signature kept; verified by verifier. */
+static int splice_header(struct jwt_keys *signer, const char *t, size_t n,
+			 struct jwt_keys *verifier, struct jwt_claims *got)
+{
+	static char other[8192];
+	char out[8192];
+	int m = jwt_sign(signer, &(struct jwt_claims){.sub = "s", .organization_id = "o",
+						       .iat = IAT, .exp = EXP},
+			 other, sizeof other);
+	size_t h = strcspn(other, "."), th = strcspn(t, ".");
+
+	assert_true(m > 0);
+	memcpy(out, other, h);
+	memcpy(out + h, t + th, n - th);
+	return jwt_verify(verifier, out, h + n - th, NOW, got);
 }
 
 static void test_wrong_key_rejected(void **state)
@@ -497,10 +933,17 @@ static void test_wrong_key_rejected(void **state)
 	(void)state;
 	n = jwt_sign(&hs_other, &c, tok, sizeof tok);
 	assert_true(n > 0);
+	/* Another key's kid is unknown here... */
+	assert_reason(jwt_verify(&hs, tok, (size_t)n, NOW, &got), JWT_E_KID);
+	/* ...and with no kid (the current key) or our kid, the signature
+	 * is wrong. */
+	n = (int)hs_token(HDR_HS, "{" GOOD_CLAIMS "}", hs_other.verify_key,
+			  hs_other.verify_key_len, tok);
 	assert_reason(jwt_verify(&hs, tok, (size_t)n, NOW, &got), JWT_E_SIGNATURE);
 	n = jwt_sign(&es_other, &c, tok, sizeof tok);
 	assert_true(n > 0);
-	assert_reason(jwt_verify(&es_pub, tok, (size_t)n, NOW, &got), JWT_E_SIGNATURE);
+	assert_reason(jwt_verify(&es_pub, tok, (size_t)n, NOW, &got), JWT_E_KID);
+	assert_reason(splice_header(&es, tok, (size_t)n, &es_pub, &got), JWT_E_SIGNATURE);
 }
 
 /* A valid token with another payload spliced in, and with one signature
@@ -607,7 +1050,17 @@ static const struct reject_case reject_cases[] = {
 	{"sub missing", HDR_HS,
 	 "{" C_ISS "," C_AUD "," C_ORG "," C_SCOPE "," C_JTI "," C_IAT "," C_EXP "}",
 	 JWT_E_SUB},
-	{"sub empty", HDR_HS, "{" GOOD_CLAIMS ",\"sub\":\"\"}", JWT_E_SUB},
+	{"sub empty", HDR_HS,
+	 "{" C_ISS "," C_AUD ",\"sub\":\"\"," C_ORG "," C_SCOPE "," C_JTI "," C_IAT
+	 "," C_EXP "}",
+	 JWT_E_SUB},
+	/* RFC 7519 4: a claim twice is rejected, not read first or last
+	 * (readers that disagree are a forgery). */
+	{"sub twice", HDR_HS, "{" GOOD_CLAIMS ",\"sub\":\"admin\"}", JWT_E_MALFORMED},
+	{"exp twice", HDR_HS, "{" GOOD_CLAIMS ",\"exp\":1800000000}", JWT_E_MALFORMED},
+	{"client_id too long", HDR_HS, "{" GOOD_CLAIMS ",\"client_id\":\"" LONG63 "4\"}",
+	 JWT_E_CLAIM_TOO_LONG},
+	{"client_id a number is no client", HDR_HS, "{" GOOD_CLAIMS ",\"client_id\":7}", 0},
 	{"sub a number", HDR_HS,
 	 "{" C_ISS "," C_AUD ",\"sub\":42," C_ORG "," C_SCOPE "," C_JTI "," C_IAT
 	 "," C_EXP "}",
@@ -665,7 +1118,13 @@ static const struct reject_case reject_cases[] = {
 	 JWT_E_MALFORMED},
 	{"crit header", "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
 	 "{" GOOD_CLAIMS "}", JWT_E_MALFORMED},
-	{"kid header ignored", "{\"alg\":\"HS256\",\"kid\":{\"a\":[1,2.5e3,true]}}",
+	{"kid header not a string", "{\"alg\":\"HS256\",\"kid\":{\"a\":[1,2.5e3,true]}}",
+	 "{" GOOD_CLAIMS "}", JWT_E_MALFORMED},
+	{"kid header twice", "{\"alg\":\"HS256\",\"kid\":\"a\",\"kid\":\"b\"}",
+	 "{" GOOD_CLAIMS "}", JWT_E_MALFORMED},
+	{"kid unknown", "{\"alg\":\"HS256\",\"kid\":\"nope\"}", "{" GOOD_CLAIMS "}",
+	 JWT_E_KID},
+	{"other headers ignored", "{\"alg\":\"HS256\",\"x5t\":{\"a\":[1,2.5e3,true]}}",
 	 "{" GOOD_CLAIMS "}", 0},
 };
 
@@ -935,6 +1394,16 @@ int main(void)
 		cmocka_unit_test(test_new_jti_is_random_hex),
 		cmocka_unit_test(test_rfc7515_a1_hs256_example),
 		cmocka_unit_test(test_pyjwt_tokens_verify),
+		cmocka_unit_test(test_every_key_has_a_distinct_kid),
+		cmocka_unit_test(test_es256_kid_is_the_jwk_thumbprint),
+		cmocka_unit_test(test_rotation_previous_keys_verify_current_signs),
+		cmocka_unit_test(test_kid_of_another_alg_rejected),
+		cmocka_unit_test(test_add_previous_errors),
+		cmocka_unit_test(test_es256_signature_is_raw_r_s),
+		cmocka_unit_test(test_client_id_round_trip),
+		cmocka_unit_test(test_jwks_publishes_public_keys_current_first),
+		cmocka_unit_test(test_pyjwt_verifies_our_tokens_with_our_jwks),
+		cmocka_unit_test(test_threads_share_the_keys),
 		cmocka_unit_test(test_alg_none_rejected),
 		cmocka_unit_test(test_hs256_with_public_key_as_secret_rejected),
 		cmocka_unit_test(test_wrong_key_rejected),

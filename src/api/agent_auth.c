@@ -20,6 +20,10 @@
 struct agent_auth {
 	struct jwt_keys keys;
 	bool keys_loaded;      /* no key flag given: the agent routes answer 503 */
+	/* GET /.well-known/jwks.json: the keys do not change while the
+	 * server runs, so their JWK Set is written once, at start. */
+	char jwks[JWT_KEYS_MAX * 1600]; /* an RSA-8192 key is about 1.5 KB */
+	size_t jwks_len;
 	struct worker_tokens {
 		struct token_cache cache;
 	} __attribute__((aligned(64))) * per_worker;
@@ -48,6 +52,12 @@ int agent_auth_init(struct api *a, struct jwt_keys *keys)
 		au->keys = *keys; /* ours now */
 		memset(keys, 0, sizeof *keys);
 		au->keys_loaded = true;
+		au->jwks_len = jwt_keys_jwks(&au->keys, au->jwks, sizeof au->jwks);
+		if (!au->jwks_len) {
+			log_error("the keys' JWK Set does not fit its buffer", "bytes=%zu",
+				  sizeof au->jwks);
+			return -1;
+		}
 	} else {
 		log_warn("no agent token key: the agent routes answer 503",
 			 "hint=\"%s\"", "start with --jwt-secret-file or --jwt-public-key-file");
@@ -79,6 +89,27 @@ void agent_auth_fini(struct api *a)
 	free(au);
 	a->auth = NULL;
 }
+
+/* GET /.well-known/jwks.json (RFC 7517 5): the public keys that verify
+ * our tokens, current first, with their kid; none for HS256, whose key is
+ * the secret. Served as application/json (what JWKS clients expect; the
+ * registered application/jwk-set+json is accepted by fewer), cacheable
+ * for five minutes: a key added for rotation is published before it
+ * signs, so a client's cached set never misses a key in use. */
+static void jwks_request(struct http_exchange *x)
+{
+	const struct agent_auth *au = x->ctx->api->auth;
+	if (!au->keys_loaded) {
+		http_reply_core_error(x, 503, API_CORE_SERVICE_UNAVAILABLE,
+				      "Token keys are not configured on this server.", NULL,
+				      "Start Ringside with --jwt-private-key-file.", NULL);
+		return;
+	}
+	http_reply(x, 200, "application/json", "Cache-Control: public, max-age=300\r\n", au->jwks,
+		   au->jwks_len);
+}
+
+const struct http_handler api_jwks = {.on_request = jwks_request};
 
 uint64_t agent_auth_resident(const struct api *a, uint32_t worker)
 {

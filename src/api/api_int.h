@@ -12,6 +12,7 @@ struct expo;
 
 extern const struct http_handler api_health;
 extern const struct http_handler api_ready;
+extern const struct http_handler api_jwks;
 extern const struct http_handler api_metrics;
 extern const struct http_handler api_pool_json;
 extern const struct http_handler api_pool_prometheus;

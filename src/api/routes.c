@@ -20,6 +20,7 @@ static const struct http_route routes[] = {
 	{HTTP_GET, "/metrics/fleet", &api_fleet_metrics, HTTP_ROUTE_METRICS},
 	{HTTP_POST, "/api/metrics/ingest", &api_ingest, 0},
 	{HTTP_GET, "/api/metrics/agents/{agentId}/latest", &api_agent_latest, 0},
+	{HTTP_GET, "/.well-known/jwks.json", &api_jwks, 0},
 };
 
 const struct router api_router = {routes, sizeof routes / sizeof routes[0]};

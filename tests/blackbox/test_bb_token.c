@@ -10,8 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SECRET "tests/auth/test-only-hs256.secret"
+#define ES256_PUB "tests/auth/test-only-es256-public.pem"
+#define ES256_KEY "tests/auth/test-only-es256-private.pem"
+#define RS256_PUB "tests/auth/test-only-rs256-public.pem"
+#define RS256_KEY "tests/auth/test-only-rs256-private.pem"
 
 /* Decodes the middle segment of a JWT (base64url, no padding) into out. */
 static void payload_of(const char *token, char *out, size_t cap)
@@ -135,12 +140,83 @@ static void token_refuses_what_it_cannot_sign_with_exit_2(void **state)
 	}
 }
 
+/* Mints a token with `ringside token` and the given key flags, into out. */
+static void mint_with(const char *const key_args[], char *out, size_t cap)
+{
+	const char *args[16] = {"token", "--sub", "agent-1", "--org", "org-1", "--scope",
+				"metrics:write"};
+	size_t n = 7;
+	for (size_t i = 0; key_args[i]; i++)
+		args[n++] = key_args[i];
+	args[n] = NULL;
+	struct run_result *r = run_new();
+	h_run(args, NULL, 5000, r);
+	CHECK(r->exit_code == 0, "token: exit %d, stderr: %.500s", r->exit_code, r->err);
+	size_t len = strcspn(r->out, "\n");
+	CHECK(len < cap, "token of %zu bytes", len);
+	memcpy(out, r->out, len);
+	out[len] = '\0';
+	free(r);
+}
+
+/* GET /.well-known/jwks.json publishes the public keys, current first:
+ * an independent implementation (PyJWT) recomputes each kid and verifies
+ * a token signed by the current key and one by the previous key with the
+ * published set alone. A server with only an HS256 secret publishes none. */
+static void jwks_publishes_the_keys_that_verify_our_tokens(void **state)
+{
+	(void)state;
+	static const char *const current[] = {"--jwt-public-key-file", ES256_PUB,
+					      "--jwt-private-key-file", ES256_KEY, NULL};
+	static const char *const previous[] = {"--jwt-public-key-file", RS256_PUB,
+					       "--jwt-private-key-file", RS256_KEY, NULL};
+	char token_now[2048], token_before[2048];
+	mint_with(current, token_now, sizeof token_now);
+	mint_with(previous, token_before, sizeof token_before);
+
+	struct server s;
+	const char *const args[] = {"--jwt-public-key-file", ES256_PUB, "--jwt-private-key-file",
+				    ES256_KEY, "--jwt-previous-public-key-file", RS256_PUB, NULL};
+	server_start(&s, args);
+	struct http_response *r = resp_new();
+	h_exchange(s.port, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: t\r\n\r\n", false, r);
+	expect_status(r, 200, false);
+	expect_header(r, "Content-Type", "application/json", true);
+	CHECK(json_valid(r->body, r->body_len, NULL, 0), "not JSON: %s", r->body);
+	const char *ec = strstr(r->body, "\"kty\":\"EC\""), *rsa = strstr(r->body, "\"kty\":\"RSA\"");
+	CHECK(ec && rsa && ec < rsa, "want the EC key (current) then the RSA one: %s", r->body);
+	CHECK(!strstr(r->body, "\"d\""), "a private member was published: %s", r->body);
+
+	char path[] = "/tmp/ringside-jwks-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0, "mkstemp");
+	CHECK(write(fd, r->body, r->body_len) == (ssize_t)r->body_len, "write");
+	close(fd);
+	const char *const verify[] = {"/usr/bin/python3", "tests/auth/verify_with_jwks.py", path,
+				      "ringside", "ringside", token_now, token_before, NULL};
+	struct run_result *v = run_new();
+	h_run_prog(verify, NULL, 0, 20000, v);
+	unlink(path);
+	CHECK(v->exit_code == 0, "PyJWT: exit %d\n%s%s", v->exit_code, v->out, v->err);
+	free(v);
+	CHECK(server_stop(&s) == 0, "exit status");
+
+	const char *const hs[] = {"--jwt-secret-file", SECRET, NULL};
+	server_start(&s, hs);
+	h_exchange(s.port, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: t\r\n\r\n", false, r);
+	expect_status(r, 200, false);
+	CHECK(!strcmp(r->body, "{\"keys\":[]}"), "an HS256 server publishes no key: %s", r->body);
+	free(r);
+	CHECK(server_stop(&s) == 0, "exit status");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BB_TEST(token_prints_three_segments_with_the_claims_asked_for),
 		BB_TEST(token_ttl_takes_hours_and_days),
 		BB_TEST(token_refuses_what_it_cannot_sign_with_exit_2),
+		BB_TEST(jwks_publishes_the_keys_that_verify_our_tokens),
 	};
 
 	h_init();

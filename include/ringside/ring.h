@@ -7,6 +7,7 @@
 #define RINGSIDE_RING_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ringside/config.h"
@@ -39,6 +40,7 @@ struct ring_server {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	uint32_t started, failed; /* under lock: workers that came up / did not */
+	_Atomic bool stop_requested; /* ring_server_stop was called */
 };
 
 /* Binds the listeners, starts the workers (worker i writes shard i of

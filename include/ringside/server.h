@@ -12,6 +12,7 @@
 #ifndef RINGSIDE_SERVER_H
 #define RINGSIDE_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +64,9 @@ struct server_params {
 	uint32_t slots;             /* connections it may hold */
 	uint32_t request_id_nonce;  /* per process */
 	bool access_log;            /* write a line per request */
+	/* Set (by any thread) when the server is told to stop, before the
+	 * host calls server_stop: a response begun meanwhile says close. */
+	const _Atomic bool *stop_requested;
 	const struct server_host *host;
 };
 
@@ -211,6 +215,7 @@ struct server {
 	uint32_t id;
 	bool stopping;
 	bool access_log;
+	const _Atomic bool *stop_requested;
 
 	struct buf_pool in_pool, out_pool, body_pool;
 	uint32_t in_buf_size;

@@ -296,7 +296,9 @@ static void on_accept(struct worker *w, enum listener l, struct io_uring_cqe *cq
 		return;
 	}
 	int fd = cqe->res;
-	if (w->stopping) {
+	/* Stopping, or told to and not yet woken for it: a connection the
+	 * kernel accepted meanwhile is closed unanswered. */
+	if (w->stopping || atomic_load_explicit(&w->owner->stop_requested, memory_order_relaxed)) {
 		close(fd);
 		return;
 	}
@@ -893,6 +895,7 @@ int ring_server_start(struct ring_server *s, const struct config *cfg,
 			.slots = slots,
 			.request_id_nonce = nonce,
 			.access_log = access_log_fd >= 0,
+			.stop_requested = &s->stop_requested,
 			.host = &ring_host,
 		};
 		if ((r = open_listeners(s, w)) < 0)
@@ -929,6 +932,9 @@ int ring_server_start(struct ring_server *s, const struct config *cfg,
 
 void ring_server_stop(struct ring_server *s)
 {
+	/* Before the wake-ups: a worker that answers a request before it
+	 * takes its wake-up already says Connection: close. */
+	atomic_store_explicit(&s->stop_requested, true, memory_order_release);
 	for (uint32_t i = 0; i < s->worker_count; i++) {
 		struct worker *w = s->workers[i];
 		if (w && w->wake_fd >= 0) {

@@ -135,12 +135,20 @@ void conn_close(struct server *s, struct server_conn *c)
 	s->host->close(s, c);
 }
 
+/* The server is stopping, or about to: the worker may not have taken
+ * its wake-up yet when a request that began before it completes. */
+static bool stopping(const struct server *s)
+{
+	return s->stopping ||
+	       (s->stop_requested && atomic_load_explicit(s->stop_requested, memory_order_relaxed));
+}
+
 static void begin_exchange(struct server *s, struct server_conn *c, enum http_method m, bool close)
 {
 	c->x = (struct http_exchange){
 		.method = m,
 		.head_only = m == HTTP_HEAD,
-		.close = close || s->stopping,
+		.close = close || stopping(s),
 		.date_line = s->date_line,
 		.out = &c->out,
 		.ctx = &s->ctx,

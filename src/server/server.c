@@ -94,6 +94,7 @@ int server_init(struct server *s, const struct server_params *p)
 	s->id = p->worker_id;
 	s->slots = p->slots;
 	s->access_log = p->access_log;
+	s->stop_requested = p->stop_requested;
 	s->ctx = (struct http_context){
 		.cfg = p->cfg,
 		.metrics = p->metrics,

@@ -513,6 +513,7 @@ static int rb_capabilities(struct rb *r)
 					       "repeats capabilities[%zu]", k);
 			}
 		o->ncapabilities++;
+		r->index = (int)o->ncapabilities; /* a problem now is where the next item goes */
 		rb_ws(r);
 		if (r->i == r->len)
 			return rb_syntax(r, "the body ends inside an array");

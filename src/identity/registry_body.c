@@ -621,7 +621,7 @@ static int rb_parse(const char *body, size_t len, struct registry_body *out,
 				unknown_name(err, name, nlen);
 				return rb_fail(&r, REGISTRY_BODY_UNKNOWN_FIELD,
 					       f < 0 ? "is not a field of this request"
-						     : "cannot be set when registering (agents start active)");
+						     : "is not a field of a registration (it can be changed with PATCH)");
 			}
 			r.field = f;
 			if (out->present >> f & 1) {

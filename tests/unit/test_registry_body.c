@@ -5,8 +5,9 @@
  * of multi-byte characters), every error class with the field it names,
  * strict JSON, PATCH's rules, and every truncation and single-byte
  * corruption of valid bodies (a clean error, or a body that writes back
- * and parses to the same struct). Every body is read from an exact-size
- * heap copy (ASan) and again ending at a PROT_NONE page.
+ * and parses to the same struct), each result held against jansson's
+ * reading of the same bytes. Every body is read from an exact-size heap
+ * copy (ASan) and again ending at a PROT_NONE page.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "ringside/json_writer.h"
 #include "ringside/registry_body.h"
@@ -133,6 +135,51 @@ static void check_round_trip(enum mode m, const struct res *r)
 	assert_memory_equal(&again.b, &r->b, sizeof r->b);
 }
 
+/*
+ * jansson (written separately, strict by default) on the same bytes: what
+ * we accept it accepts, with the same strings; what we call broken JSON
+ * it refuses too.
+ */
+static void check_against_jansson(const struct res *r, const char *body, size_t len)
+{
+	json_error_t je;
+	json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (doc && (r->ret == REGISTRY_BODY_SYNTAX || r->ret == REGISTRY_BODY_TRAILING ||
+		    r->ret == REGISTRY_BODY_DUPLICATE_FIELD))
+		fail_msg("jansson accepts what we call %d (%s): %.*s", r->ret, r->e.message,
+			 (int)len, body);
+	if (r->ret == REGISTRY_BODY_NOT_OBJECT)
+		assert_true(!doc || !json_is_object(doc));
+	if (r->ret == REGISTRY_BODY_OK) {
+		if (!doc)
+			fail_msg("jansson refuses (%s) what we accept: %.*s", je.text, (int)len, body);
+		assert_true(json_is_object(doc));
+		const struct registry_body *b = &r->b;
+		const struct {
+			const char *name, *s;
+			size_t len;
+		} strs[] = {{"email", b->email, b->email_len},
+			    {"version", b->version, b->version_len},
+			    {"owner", b->owner, b->owner_len}};
+		for (size_t k = 0; k < 3; k++) {
+			json_t *v = json_object_get(doc, strs[k].name);
+			if (!v) {
+				assert_int_equal(strs[k].len, 0);
+				continue;
+			}
+			assert_int_equal(json_string_length(v), strs[k].len);
+			assert_memory_equal(json_string_value(v), strs[k].s, strs[k].len);
+		}
+		json_t *caps = json_object_get(doc, "capabilities");
+		assert_int_equal(caps ? json_array_size(caps) : 0, b->ncapabilities);
+		for (size_t k = 0; k < b->ncapabilities; k++)
+			assert_string_equal(json_string_value(json_array_get(caps, k)),
+					    b->capabilities[k].s);
+		assert_int_equal(json_object_size(doc), (size_t)__builtin_popcount(b->present));
+	}
+	json_decref(doc);
+}
+
 static void parse(enum mode m, struct res *r, const char *body, size_t len)
 {
 	char *copy = heap_copy(body, len);
@@ -148,6 +195,7 @@ static void parse(enum mode m, struct res *r, const char *body, size_t len)
 	assert_string_equal(g.e.message, r->e.message);
 	if (r->ret == REGISTRY_BODY_OK)
 		check_round_trip(m, r);
+	check_against_jansson(r, body, len);
 }
 
 static void expect(enum mode m, const char *body, size_t len, int ret, const char *field)

@@ -784,15 +784,21 @@ void server_conn_abort(struct server *s, struct server_conn *c)
 	conn_close(s, c);
 }
 
-/* A parked exchange is answered (resumed, or past its deadline): the
- * request completes and what waited behind it goes on. */
-static void unpark(struct server *s, struct server_conn *c)
+/* What waited on a parked exchange, or on an owed completion, goes on:
+ * held input, output, the close after the last answer. */
+static void go_on(struct server *s, struct server_conn *c)
 {
-	complete_request(s, c);
 	resume_input(s, c);
 	conn_send(s, c);
 	if (c->phase != SERVER_PHASE_CLOSING && !output_pending(c))
 		conn_on_sent(s, c);
+}
+
+/* A parked exchange is answered (resumed, or past its deadline). */
+static void unpark(struct server *s, struct server_conn *c)
+{
+	complete_request(s, c);
+	go_on(s, c);
 }
 
 static void conn_on_timer(struct server *s, struct server_conn *c)
@@ -838,12 +844,8 @@ void server_conn_resume(struct server *s, struct server_conn *c, uint8_t park, i
 	}
 	/* Late (answered 504 meanwhile) or its client is gone: dropped.
 	 * What waited for the owed completion may go on now. */
-	if (c->phase != SERVER_PHASE_CLOSING) {
-		resume_input(s, c);
-		conn_send(s, c);
-		if (c->phase != SERVER_PHASE_CLOSING && !output_pending(c))
-			conn_on_sent(s, c);
-	}
+	if (c->phase != SERVER_PHASE_CLOSING)
+		go_on(s, c);
 }
 
 void server_conn_stop(struct server *s, struct server_conn *c)

@@ -21,39 +21,12 @@
 #include <openssl/evp.h>
 
 #include "ringside/http_basic_auth.h"
+#include "unit_inputs.h"
 
 #define B(s) (s), sizeof(s) - 1
 
 /* ---- Input placement ---- */
 
-#define GUARD_AREA (64u * 1024u)
-
-static unsigned char *guard_base; /* GUARD_AREA bytes, then a PROT_NONE page */
-
-static const char *guard_place(const char *src, size_t len)
-{
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-	if (!guard_base) {
-		void *m = mmap(NULL, GUARD_AREA + pg, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		assert_true(m != MAP_FAILED);
-		assert_int_equal(mprotect((char *)m + GUARD_AREA, pg, PROT_NONE), 0);
-		guard_base = m;
-	}
-	assert_true(len <= GUARD_AREA);
-	char *dst = (char *)guard_base + GUARD_AREA - len;
-	memmove(dst, src, len);
-	return dst;
-}
-
-static char *heap_copy(const char *src, size_t len)
-{
-	char *d = malloc(len ? len : 1);
-	assert_non_null(d);
-	if (len)
-		memcpy(d, src, len);
-	return d;
-}
 
 /* ---- Running ---- */
 

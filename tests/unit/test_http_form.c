@@ -19,41 +19,13 @@
 #include <cmocka.h>
 
 #include "ringside/http_form.h"
+#include "unit_inputs.h"
 
 /* A string literal that may hold NUL bytes, and its length. */
 #define B(s) (s), sizeof(s) - 1
 
 /* ---- Input placement ---- */
 
-#define GUARD_AREA (64u * 1024u)
-
-static unsigned char *guard_base; /* GUARD_AREA bytes, then a PROT_NONE page */
-
-/* Copies src[0, len) so that its last byte is the last readable one. */
-static const char *guard_place(const char *src, size_t len)
-{
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-	if (!guard_base) {
-		void *m = mmap(NULL, GUARD_AREA + pg, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		assert_true(m != MAP_FAILED);
-		assert_int_equal(mprotect((char *)m + GUARD_AREA, pg, PROT_NONE), 0);
-		guard_base = m;
-	}
-	assert_true(len <= GUARD_AREA);
-	char *dst = (char *)guard_base + GUARD_AREA - len;
-	memmove(dst, src, len);
-	return dst;
-}
-
-static char *heap_copy(const char *src, size_t len)
-{
-	char *d = malloc(len ? len : 1);
-	assert_non_null(d);
-	if (len)
-		memcpy(d, src, len);
-	return d;
-}
 
 /* ---- The table the tests parse into (an OAuth token request's) ---- */
 

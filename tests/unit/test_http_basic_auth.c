@@ -25,9 +25,6 @@
 
 #define B(s) (s), sizeof(s) - 1
 
-/* ---- Input placement ---- */
-
-
 /* ---- Running ---- */
 
 #define ID_CAP 16

@@ -24,9 +24,6 @@
 /* A string literal that may hold NUL bytes, and its length. */
 #define B(s) (s), sizeof(s) - 1
 
-/* ---- Input placement ---- */
-
-
 /* ---- The table the tests parse into (an OAuth token request's) ---- */
 
 enum { F_GRANT, F_SCOPE, F_ID, F_SECRET, NF };

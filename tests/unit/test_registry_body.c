@@ -31,9 +31,6 @@
 
 enum mode { CREATE, PATCH };
 
-/* ---- Input placement ---- */
-
-
 /* ---- Parsing with the invariants checked ---- */
 
 struct res {

@@ -2,7 +2,7 @@
  * Per-worker cache of verified agent tokens (DESIGN.md "JWT": "Verified
  * tokens may be cached per worker until their expiry or a revocation").
  *
- * jwt_verify costs a libjwt decode, mallocs and a signature check on every
+ * jwt_verify costs two base64url and JSON decodes and a signature check on every
  * request; an agent sends the same token for its whole lifetime, so after
  * its first sight a worker answers from here: one keyed hash of the token
  * and a look at one cache line of tags. One cache per worker: no locks,

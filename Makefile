@@ -126,7 +126,7 @@ PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nod
 	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator \
 	$(BUILD)/perf/bench_fleet_expo $(BUILD)/perf/bench_json $(BUILD)/perf/mint_tokens \
 	$(BUILD)/perf/bench_jwt \
-	$(BUILD)/perf/probe_latency
+	$(BUILD)/perf/probe_latency $(BUILD)/perf/paced_post
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^)
@@ -168,6 +168,9 @@ $(BUILD)/perf/bench_jwt: perf/bench_jwt.c $(JWT_SRCS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lm -pthread
 $(BUILD)/perf/probe_latency: perf/probe_latency.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+$(BUILD)/perf/paced_post: perf/paced_post.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 

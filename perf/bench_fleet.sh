@@ -7,7 +7,7 @@
 # agent (samples/ingest-full.json, tokens from perf/mint_tokens), then:
 #   - scrapes of the default body (host families) and of every family
 #     (?include=all, --fleet-max-series 0), plain and gzip: time and bytes;
-#   - BENCH_FLEET_SECONDS of paced reports (wrk, perf/fleet_post.lua) with
+#   - BENCH_FLEET_SECONDS of paced reports (perf/paced_post, open loop) with
 #     a /health prober (perf/probe_latency, every 5 ms), once without a
 #     scrape and once with back-to-back ?include=all scrapes: ingest p99 and
 #     the worst /health latency, side by side.
@@ -38,7 +38,7 @@ out=build/bench/fleet.md
 
 die() { echo "bench_fleet: $*" >&2; exit 1; }
 for tool in wrk curl; do command -v $tool >/dev/null || die "$tool missing: run make deps"; done
-for p in "$ringside" "$bindir/mint_tokens" "$bindir/probe_latency"; do
+for p in "$ringside" "$bindir/mint_tokens" "$bindir/probe_latency" "$bindir/paced_post"; do
 	[ -x "$p" ] || die "$p is not built (make bench builds it)"
 done
 
@@ -89,24 +89,30 @@ scrape() {
 		-w '%{time_total} %{size_download}\n' "http://127.0.0.1:$port/metrics/fleet?$1"
 }
 
-# paced_load SECONDS: reports at about 5 000/s (50 connections, 10 ms
-# between requests) with the /health prober; prints
-# "ingest_p99_us probe_p99_us probe_max_us reports_per_s".
+# paced PORT CONNECTIONS RATE SECONDS: reports at RATE a second, each sent
+# at its scheduled time and timed from it (perf/paced_post: open loop, no
+# coordinated omission); output in $tmp/paced.out.
+paced() {
+	timeout $(($4 + 60)) "$bindir/paced_post" "$1" "$tmp/tokens" "$samples/ingest-full.json" \
+		"$2" "$3" "$4" >"$tmp/paced.out" 2>&1 || { cat "$tmp/paced.out" >&2; die "paced_post failed"; }
+	local errors
+	errors=$(awk '/^bench-result/ { print $10 }' "$tmp/paced.out")
+	[ "$errors" = 0 ] || { cat "$tmp/paced.out" >&2; die "$errors failed or refused reports"; }
+}
+
+# paced_load SECONDS: 5 000 reports/s over 50 connections with the /health
+# prober; prints "ingest_p99_us probe_p99_us probe_max_us reports_per_s".
 paced_load() {
-	BENCH_DELAY_MS=10 timeout $(($1 + 60)) wrk -t1 -c50 -d"${1}s" -s "$tmp/paced.lua" \
-		"http://127.0.0.1:$port" >"$tmp/wrk.out" 2>&1 &
-	local wrk_pid=$!
+	paced "$port" 50 5000 "$1" &
+	local load_pid=$!
 	timeout $(($1 + 60)) "$bindir/probe_latency" "$port" "$1" 5 >"$tmp/probe.out"
-	wait "$wrk_pid" || { cat "$tmp/wrk.out" >&2; die "wrk failed"; }
-	local p99 rps errors
-	read -r _ _ _ _ p99 _ < <(grep '^bench-result' "$tmp/wrk.out")
-	errors=$(awk '/^bench-result/ { print $7 + $8 + $9 + $10 + $11 }' "$tmp/wrk.out")
-	[ "$errors" = 0 ] || { cat "$tmp/wrk.out" >&2; die "$errors failed or refused reports"; }
-	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
+	wait "$load_pid" || die "paced load failed"
+	local p99 rps
+	read -r _ _ _ _ p99 _ < <(grep '^bench-result' "$tmp/paced.out")
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/paced.out")
 	echo "$p99 $(awk '{ print $7, $9 }' "$tmp/probe.out") $rps"
 }
 
-{ cat perf/fleet_post.lua; cat perf/percentiles.lua; } >"$tmp/paced.lua"
 
 rows=()
 for agents in $sizes; do
@@ -156,20 +162,17 @@ if [ "$prom_seconds" -gt 0 ]; then
 	"$prometheus" --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
 		--web.listen-address="127.0.0.1:$pport" >"$tmp/prometheus.log" 2>&1 &
 	pids+=($!)
-	# About 10 000 reports/s: 140 connections, 10 ms apart (plus each
-	# request's own time).
-	BENCH_DELAY_MS=10 timeout $((prom_seconds + 60)) wrk -t1 -c140 -d"${prom_seconds}s" \
-		-s "$tmp/paced.lua" "http://127.0.0.1:$port" >"$tmp/wrk.out" 2>&1 ||
-		{ cat "$tmp/wrk.out" >&2; die "wrk failed"; }
-	read -r _ _ _ _ p_p99 _ < <(grep '^bench-result' "$tmp/wrk.out")
-	p_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
+	# 10 000 reports/s over 140 connections.
+	paced "$port" 140 10000 "$prom_seconds"
+	read -r _ _ _ _ p_p99 _ < <(grep '^bench-result' "$tmp/paced.out")
+	p_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/paced.out")
 	q() { curl -sf --data-urlencode "query=$1" "http://127.0.0.1:$pport/api/v1/query" |
 		python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'; }
 	range="${prom_seconds}s"
 	up_min=$(q "min(min_over_time(up{job=~\"fleet-.*\"}[$range]))")
 	scrapes=$(q "sum(count_over_time(up{job=~\"fleet-.*\"}[$range]))")
 	dur_max=$(q "max(max_over_time(scrape_duration_seconds{job=~\"fleet-.*\"}[$range]))")
-	samples=$(q "sum(scrape_samples_scraped{job=~\"fleet-.*\"})")
+	prom_samples=$(q "sum(scrape_samples_scraped{job=~\"fleet-.*\"})")
 	stop_servers
 	# The load generator's own floor: nginx answering the same reports at
 	# the same pace (read and dropped, 202), with nothing else running.
@@ -182,6 +185,7 @@ if [ "$prom_seconds" -gt 0 ]; then
 		events { worker_connections 4096; }
 		http {
 			access_log off;
+			keepalive_requests 1000000;
 			server {
 				listen 127.0.0.1:$nport;
 				location = /api/metrics/ingest { client_max_body_size 1m;
@@ -193,13 +197,12 @@ if [ "$prom_seconds" -gt 0 ]; then
 		>"$tmp/nginx/out.log" 2>&1 &
 	pids+=($!)
 	sleep 0.5
-	BENCH_DELAY_MS=10 timeout 120 wrk -t1 -c140 -d30s -s "$tmp/paced.lua" \
-		"http://127.0.0.1:$nport" >"$tmp/wrk.out" 2>&1 || { cat "$tmp/wrk.out" >&2; die "wrk failed"; }
-	read -r _ _ _ _ n_p99 _ < <(grep '^bench-result' "$tmp/wrk.out")
-	n_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
+	paced "$nport" 140 10000 30
+	read -r _ _ _ _ n_p99 _ < <(grep '^bench-result' "$tmp/paced.out")
+	n_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/paced.out")
 	stop_servers
-	prom_row="$prom_agents $prom_seconds $scrapes $up_min $dur_max $samples $p_p99 $p_rps $n_p99 $n_rps"
-	echo "  $scrapes scrapes, min(up) $up_min, longest $dur_max s, $samples samples a round;" \
+	prom_row="$prom_agents $prom_seconds $scrapes $up_min $dur_max $prom_samples $p_p99 $p_rps $n_p99 $n_rps"
+	echo "  $scrapes scrapes, min(up) $up_min, longest $dur_max s, $prom_samples samples a round;" \
 		"ingest p99 $p_p99 us at $p_rps reports/s; nginx at the same pace alone: p99 $n_p99 us" \
 		"at $n_rps/s" >&2
 fi
@@ -211,7 +214,7 @@ mkdir -p "${out%/*}"
 	echo "- Command: \`BENCH_FLEET_SIZES=\"$sizes\" BENCH_FLEET_SECONDS=$seconds" \
 		"BENCH_PROM_SECONDS=$prom_seconds perf/bench_fleet.sh\` (in \`make bench\`);" \
 		"Ringside \`--workers 2\`, one report of ingest-full.json per agent, 10 organizations"
-	echo "- Load: wrk -c50 with 10 ms between requests per connection (perf/fleet_post.lua);" \
+	echo "- Load: perf/paced_post, open loop, 5 000 reports/s over 50 connections (10 000/s over 140 beside Prometheus), each timed from its scheduled send;" \
 		"/health probed every 5 ms on its own connection (perf/probe_latency)"
 	echo "- Machine: nproc $(nproc), $(lscpu | sed -n 's/^Model name: *//p' | head -1)," \
 		"kernel $(uname -r); Ringside $(git describe --always --dirty 2>/dev/null || echo '?')"

@@ -198,7 +198,7 @@ static void start_linger(struct server *s, struct server_conn *c)
 	timer_wheel_cancel(&s->wheel, &c->timer);
 }
 
-static uint64_t clock_ns(void)
+uint64_t conn_clock_ns(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
@@ -212,7 +212,7 @@ static uint64_t clock_ns(void)
 void conn_count_now(struct server *s, struct server_conn *c)
 {
 	const struct http_exchange *x = &c->x;
-	uint64_t end_ns = clock_ns();
+	uint64_t end_ns = conn_clock_ns();
 	metrics_observe_request(s->ctx.metrics, s->ctx.shard,
 				metrics_route_slot(s->ctx.metrics, x->route), x->method, x->status,
 				end_ns > c->request_start_ns ? end_ns - c->request_start_ns : 0);

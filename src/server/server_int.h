@@ -66,6 +66,9 @@ void stream_remove(struct server *s, struct server_conn *c);
 void stream_end(struct server *s, struct server_conn *c);
 void stream_push_events(struct server *s);
 void stream_count_end(struct server *s, struct server_conn *c);
+/* CLOCK_MONOTONIC now, in ns (a vDSO read, tens of ns): where a duration
+ * must end at this instant, not at the loop pass's clock. */
+uint64_t conn_clock_ns(void);
 /* The exchange in the request metrics and the access log, now. */
 void conn_count_now(struct server *s, struct server_conn *c);
 /* Producer entry i's compressor, set up at its first use; NULL if it

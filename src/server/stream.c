@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "ringside/config.h"
 #include "ringside/log.h"
@@ -52,9 +51,7 @@ void stream_count_end(struct server *s, struct server_conn *c)
 		conn_count_now(s, c);
 	} else if (c->log_pending) {
 		c->log_pending = false;
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		access_line_write(s, c, (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec);
+		access_line_write(s, c, conn_clock_ns());
 	}
 }
 

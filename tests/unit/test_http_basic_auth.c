@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "ringside/http_basic_auth.h"
+#include "ref_urlencoded.h"
 #include "unit_inputs.h"
 
 #define B(s) (s), sizeof(s) - 1
@@ -312,62 +313,6 @@ enum {
 	P_TOO_LONG = 1 << 4,
 };
 
-static int ref_hex(char c)
-{
-	const char *d = "0123456789abcdef0123456789ABCDEF";
-	const char *p = c ? strchr(d, c) : NULL;
-	return p ? (int)((p - d) % 16) : -1;
-}
-
-/* Form-decodes s[0, n) into out; -1 for a bad escape. */
-static long ref_form(const unsigned char *s, size_t n, unsigned char *out)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			if (i + 2 >= n || ref_hex((char)s[i + 1]) < 0 || ref_hex((char)s[i + 2]) < 0)
-				return -1;
-			out[o++] = (unsigned char)(ref_hex((char)s[i + 1]) * 16 + ref_hex((char)s[i + 2]));
-			i += 2;
-		} else {
-			out[o++] = s[i] == '+' ? ' ' : s[i];
-		}
-	}
-	return (long)o;
-}
-
-/* Control characters, or not UTF-8 (by decoding code points). */
-static bool ref_text_bad(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		uint32_t cp;
-		size_t more;
-		if (s[i] < 0x80)
-			cp = s[i], more = 0;
-		else if ((s[i] & 0xE0) == 0xC0)
-			cp = s[i] & 0x1F, more = 1;
-		else if ((s[i] & 0xF0) == 0xE0)
-			cp = s[i] & 0x0F, more = 2;
-		else if ((s[i] & 0xF8) == 0xF0)
-			cp = s[i] & 0x07, more = 3;
-		else
-			return true;
-		if (more > n - i - 1)
-			return true;
-		for (size_t k = 1; k <= more; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return true;
-			cp = cp << 6 | (s[i + k] & 0x3F);
-		}
-		static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-		if (cp < min[more] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp < 0x20 ||
-		    cp == 0x7F)
-			return true;
-		i += more + 1;
-	}
-	return false;
-}
-
 /*
  * The problems of token[0, n) (after "Basic "), as a set; when the set is
  * empty, the id and secret. Base64 by OpenSSL: valid exactly when it
@@ -388,18 +333,18 @@ static int reference(const char *token, size_t n, unsigned char *id, long *id_le
 		return P_MALFORMED;
 	const unsigned char *colon = memchr(raw, ':', m);
 	if (!colon)
-		return P_NO_COLON | (ref_form(raw, m, id) < 0 ? P_BAD_ESCAPE : 0) |
+		return P_NO_COLON | (ref_form_decode(raw, m, id) < 0 ? P_BAD_ESCAPE : 0) |
 		       (m >= ID_CAP ? P_TOO_LONG : 0); /* whichever the stream meets first */
 	size_t il = (size_t)(colon - raw);
 	int p = 0;
-	*id_len = ref_form(raw, il, id);
-	*secret_len = ref_form(colon + 1, m - il - 1, secret);
+	*id_len = ref_form_decode(raw, il, id);
+	*secret_len = ref_form_decode(colon + 1, m - il - 1, secret);
 	if (*id_len < 0 || *secret_len < 0)
 		p |= P_BAD_ESCAPE;
 	if ((*id_len >= 0 && *id_len >= ID_CAP) || (*secret_len >= 0 && *secret_len >= SECRET_CAP))
 		p |= P_TOO_LONG;
-	if ((*id_len >= 0 && ref_text_bad(id, (size_t)*id_len)) ||
-	    (*secret_len >= 0 && ref_text_bad(secret, (size_t)*secret_len)))
+	if ((*id_len >= 0 && !ref_utf8(id, (size_t)*id_len, true)) ||
+	    (*secret_len >= 0 && !ref_utf8(secret, (size_t)*secret_len, true)))
 		p |= P_BAD_CHAR;
 	/* Overflow may come before a later bad escape, so both are possible. */
 	if (p & P_BAD_ESCAPE)

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ringside/http_form.h"
+#include "ref_urlencoded.h"
 #include "unit_inputs.h"
 
 /* A string literal that may hold NUL bytes, and its length. */
@@ -329,65 +330,6 @@ static void messages_name_each_status(void **state)
 
 /* ---- A reference parser, written another way, for the exhaustive tests ---- */
 
-static int ref_hex(char c)
-{
-	const char *d = "0123456789abcdef0123456789ABCDEF";
-	const char *p = c ? strchr(d, c) : NULL;
-	return p ? (int)((p - d) % 16) : -1;
-}
-
-/* Decodes into out (no limit: the caller's buffer is as long as s);
- * returns the length or -1 for a bad escape. */
-static long ref_decode(const char *s, size_t n, char *out)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			if (i + 2 >= n)
-				return -1;
-			int h = ref_hex(s[i + 1]), l = ref_hex(s[i + 2]);
-			if (h < 0 || l < 0)
-				return -1;
-			out[o++] = (char)(h * 16 + l);
-			i += 2;
-		} else {
-			out[o++] = s[i] == '+' ? ' ' : s[i];
-		}
-	}
-	return (long)o;
-}
-
-/* UTF-8 by decoding code points (the parser checks byte ranges). */
-static bool ref_utf8(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		uint32_t cp;
-		size_t more;
-		if (s[i] < 0x80)
-			cp = s[i], more = 0;
-		else if ((s[i] & 0xE0) == 0xC0)
-			cp = s[i] & 0x1F, more = 1;
-		else if ((s[i] & 0xF0) == 0xE0)
-			cp = s[i] & 0x0F, more = 2;
-		else if ((s[i] & 0xF8) == 0xF0)
-			cp = s[i] & 0x07, more = 3;
-		else
-			return false;
-		if (more > n - i - 1)
-			return false;
-		for (size_t k = 1; k <= more; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3F);
-		}
-		static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-		if (cp < min[more] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += more + 1;
-	}
-	return true;
-}
-
 static void ref_parse(struct form *t, const char *body, size_t len)
 {
 	char *name = malloc(len + 1), *value = malloc(len + 1);
@@ -406,12 +348,15 @@ static void ref_parse(struct form *t, const char *body, size_t len)
 			size_t eq = start;
 			while (eq < end && body[eq] != '=')
 				eq++;
-			long nl = ref_decode(body + start, eq - start, name);
+			long nl = ref_form_decode((const unsigned char *)body + start, eq - start,
+						  (unsigned char *)name);
 			int k = -1;
 			for (int j = 0; nl >= 0 && j < NF; j++)
 				if (strlen(names[j]) == (size_t)nl && !memcmp(names[j], name, (size_t)nl))
 					k = j;
-			long vl = eq < end ? ref_decode(body + eq + 1, end - eq - 1, value) : 0;
+			long vl = eq < end ? ref_form_decode((const unsigned char *)body + eq + 1,
+							      end - eq - 1, (unsigned char *)value)
+				    : 0;
 			if (nl < 0 || vl < 0)
 				t->ret = HTTP_FORM_BAD_ESCAPE, t->field = k;
 			else if (k >= 0 && seen[k])
@@ -420,7 +365,7 @@ static void ref_parse(struct form *t, const char *body, size_t len)
 				t->ret = HTTP_FORM_TOO_LONG, t->field = k;
 			else if (k >= 0 && memchr(value, '\0', (size_t)vl))
 				t->ret = HTTP_FORM_NUL, t->field = k;
-			else if (k >= 0 && !ref_utf8((unsigned char *)value, (size_t)vl))
+			else if (k >= 0 && !ref_utf8((unsigned char *)value, (size_t)vl, false))
 				t->ret = HTTP_FORM_BAD_UTF8, t->field = k;
 			else if (k >= 0) {
 				seen[k] = true;

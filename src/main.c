@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ringside/api.h"
+#include "ringside/client_secret.h"
 #include "ringside/config.h"
 #include "ringside/db.h"
 #include "ringside/jwt.h"
@@ -206,6 +207,17 @@ static int serve(const struct config *cfg)
 			 cfg->jwt_previous_secret_file[0];
 	if (have_keys && load_keys(cfg, &keys) < 0)
 		return 2;
+	static struct client_secret_key client_key;
+	if (cfg->client_secret_key_file[0]) {
+		char err[256];
+		if (client_secret_key_load(&client_key, cfg->client_secret_key_file, err,
+					   sizeof err) < 0) {
+			fprintf(stderr, "ringside: --client-secret-key-file: %s\n", err);
+			if (have_keys)
+				jwt_keys_fini(&keys);
+			return 2;
+		}
+	}
 	int access_log = open_access_log(cfg);
 	if (access_log == -2) {
 		if (have_keys)
@@ -238,6 +250,8 @@ static int serve(const struct config *cfg)
 	static struct api api;
 	if (api_init(&api, cfg, cfg->workers, have_keys ? &keys : NULL) < 0)
 		return 1;
+	if (client_key.len)
+		api_take_client_secret_key(&api, &client_key);
 	if (cfg->fleet_state[0])
 		api_load_fleet(&api, cfg->fleet_state);
 	sample_process(&metrics);

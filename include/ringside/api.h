@@ -27,6 +27,7 @@ struct api {
 	struct agent_auth *auth;
 	struct fleet_api *fleet;
 	struct ingest_api *ingest;
+	struct identity_api *identity;
 	struct db *db;     /* NULL: no --database-url; its routes answer 503 */
 };
 
@@ -36,6 +37,12 @@ struct api {
  * (out of memory). */
 int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct jwt_keys *keys);
 void api_fini(struct api *a);
+
+/* The key client secrets are stored under (client_secret_key_load),
+ * taken over (*k is wiped). Without it the credential and token routes
+ * answer 503. */
+struct client_secret_key;
+void api_take_client_secret_key(struct api *a, struct client_secret_key *k);
 
 /* --fleet-state: loads the fleet saved in path before the workers start
  * (receive times kept; agents past --fleet-forget skipped), logging what

@@ -86,6 +86,14 @@ struct config {
 	uint32_t db_timeout_write_ms; /* --db-timeout-write */
 	uint32_t db_queue_depth;      /* --db-queue-depth: per worker, a power of two */
 
+	/* The identity service (openapi/identity.yaml). */
+	uint32_t token_ttl_ms;        /* --token-ttl: lifetime of issued tokens */
+	uint32_t token_rate_per_min;  /* --token-rate-limit: per client; 0 off */
+	char client_secret_key_file[CONFIG_PATH_MAX]; /* --client-secret-key-file: HMAC key */
+	uint32_t credential_ttl_days; /* --credential-ttl-days: 0 never expires */
+	uint32_t revocation_resync_ms; /* --revocation-resync: full re-read every */
+	uint32_t revocation_capacity; /* --revocation-capacity: live entries held */
+
 	/* `ringside token`: the claims of the token to print. */
 	struct {
 		char sub[CONFIG_NAME_MAX];

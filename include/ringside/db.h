@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringside/db_identity.h"
+
 /* Query classes: each has its own statement timeout (--db-timeout-*). */
 enum db_class {
 	DB_CLASS_PING,  /* round trips that prove the database answers (/ready) */
@@ -30,7 +32,10 @@ enum db_class {
  * when another statement of its group failed before it ran. A WRITE runs
  * alone in its transaction and is answered once its commit is confirmed.
  * Requests carry no order between them, even from one worker. */
-#define DB_STATEMENTS(X) X(DB_PING, DB_CLASS_PING, "SELECT 1")
+#define DB_STATEMENTS(X)                                                                       \
+	X(DB_PING, DB_CLASS_PING, "SELECT 1")                                                  \
+	DB_REGISTRY_STATEMENTS(X)                                                              \
+	DB_TOKEN_STATEMENTS(X)
 
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, cls, sql) name,
@@ -47,8 +52,8 @@ enum db_status {
 	DB_TOO_LARGE,   /* its rows do not fit the caller's buffer */
 };
 
-#define DB_PARAMS_MAX 8u
-#define DB_PARAM_BYTES 1024u
+#define DB_PARAMS_MAX 12u
+#define DB_PARAM_BYTES 6144u
 #define DB_MESSAGE_MAX 160u
 
 /* What the thread writes back: status and, for DB_OK, the rows as text,

@@ -28,6 +28,11 @@
  * NUL-terminated (http_param). */
 #define HTTP_PARAM_BYTES 256u
 
+/* The exchange buffer (http_exchange_buffer): a small request body the
+ * server collects for the handler (http_handler.body_max), then whatever
+ * the handler keeps across a park (a database result's rows). */
+#define HTTP_EXCHANGE_BUF_SIZE (64u * 1024u)
+
 /* "Date: Sun, 22 Nov 2026 15:00:00 GMT\r\n" */
 #define HTTP_DATE_LINE_LEN 37u
 
@@ -72,6 +77,11 @@ struct http_exchange {
 	uint32_t handler_flags;
 	void *handler_data;
 	_Alignas(8) unsigned char handler_space[HTTP_HANDLER_SPACE];
+	/* The body, collected whole for a handler with body_max: in the
+	 * exchange buffer, body_len bytes (not NUL-terminated); NULL if the
+	 * request had none. */
+	const char *body;
+	uint32_t body_len;
 	/* Set by a handler that has seen enough of the body (it failed
 	 * validation, say): the server reads and discards the rest, stops
 	 * calling on_body, and still calls on_request to answer. */
@@ -127,6 +137,12 @@ struct http_handler {
 	 * its own (seed 003: VALIDATION_ERROR): a family's table
 	 * (api_errors.h: api_agent_error_code). NULL: the core family's. */
 	const char *(*error_code)(unsigned status);
+	/* Optional, at most HTTP_EXCHANGE_BUF_SIZE. The server collects the
+	 * body (de-chunked) into the exchange buffer, and on_request finds
+	 * it whole in x->body: for small bodies read in one pass (a form, a
+	 * registry document). A longer one is 413 (a Content-Length over it
+	 * before a byte is read); no free buffer, 503. 0: on_body only. */
+	uint32_t body_max;
 };
 
 /*
@@ -225,6 +241,13 @@ char *http_scratch(struct http_exchange *x, size_t *cap);
  * buffer, e.g. a scrape): NULL if every one is in use (answer 503). It is
  * given back by the server once the body is sent. */
 char *http_body_buffer(struct http_exchange *x, size_t *cap);
+
+/* The exchange's own buffer of HTTP_EXCHANGE_BUF_SIZE bytes (it holds
+ * the collected body, if any, at its start): kept from its first use
+ * until the exchange has ended and no completion of its parks is owed,
+ * so another thread may write there (a database result) while it is
+ * parked. NULL if every one is in use (answer 503). */
+char *http_exchange_buffer(struct http_exchange *x);
 
 /* Replies with the first `len` bytes of the body buffer as the body. */
 int http_reply_body_buffer(struct http_exchange *x, unsigned status, const char *content_type,

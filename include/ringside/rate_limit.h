@@ -36,6 +36,8 @@ struct rate_limit {
  * the limiter off. Returns 0 or -ENOMEM. */
 int rate_limit_init(struct rate_limit *r, uint32_t entries, uint32_t rate_milli);
 void rate_limit_fini(struct rate_limit *r);
+/* A bucket of other than one second's worth (at most about 16 000). */
+void rate_limit_set_burst(struct rate_limit *r, uint64_t burst_milli);
 
 /* Takes one report from the agent's bucket at now_ms. Returns 0 if allowed,
  * else the milliseconds until the next report would be (> 0). */

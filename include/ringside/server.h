@@ -177,6 +177,7 @@ struct server_conn {
 	char *in;              /* from the server's in_pool, or NULL */
 	struct http_out out;   /* buf from out_pool, or NULL */
 	char *body_buf;        /* from body_pool, sent after `out` */
+	char *xbuf;            /* from xbuf_pool: http_exchange_buffer */
 	uint32_t body_len, body_sent;
 	uint32_t stream_index; /* in server.streams, while streaming */
 	uint64_t request_start_ns;
@@ -217,7 +218,7 @@ struct server {
 	bool access_log;
 	const _Atomic bool *stop_requested;
 
-	struct buf_pool in_pool, out_pool, body_pool;
+	struct buf_pool in_pool, out_pool, body_pool, xbuf_pool;
 	uint32_t in_buf_size;
 	char *scratch;
 	struct http_gzip gzip;

@@ -4,9 +4,12 @@
 #define RINGSIDE_API_INT_H
 
 #include "ringside/api.h"
+#include "ringside/client_secret.h"
 #include "ringside/http_response.h"
 #include "ringside/jwt.h"
 #include "ringside/metrics.h"
+#include "ringside/rate_limit.h"
+#include "ringside/revocations.h"
 
 struct expo;
 
@@ -49,6 +52,21 @@ int ingest_api_init(struct api *a);
 void ingest_api_fini(struct api *a);
 uint64_t ingest_api_resident(const struct api *a, uint32_t worker);
 void ingest_api_write_metrics(struct api *a, struct expo *e);
+
+/* identity.c: what the identity routes share (openapi/identity.yaml):
+ * the revocations every authentication checks, the thread that keeps
+ * them in step with the database (and the other instances), the key
+ * client secrets are stored under, and the per-client token rate
+ * limits. */
+struct identity_api {
+	struct revocations *revocations;
+	struct identity_sync *sync;          /* NULL without a database */
+	struct client_secret_key client_key; /* len 0: credential and token routes answer 503 */
+	struct rate_limit token_rate;        /* per client id; rate 0: off */
+};
+int identity_api_init(struct api *a);
+void identity_api_fini(struct api *a);
+void identity_api_write_metrics(struct api *a, struct expo *e);
 
 /*
  * The agent token of the request (Authorization: Bearer, RFC 6750),

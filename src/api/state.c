@@ -13,7 +13,8 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 	memset(a, 0, sizeof *a);
 	a->cfg = cfg;
 	a->worker_count = workers;
-	if (agent_auth_init(a, keys) < 0 || fleet_api_init(a) < 0 || ingest_api_init(a) < 0) {
+	if (agent_auth_init(a, keys) < 0 || fleet_api_init(a) < 0 || ingest_api_init(a) < 0 ||
+	    identity_api_init(a) < 0) {
 		api_fini(a);
 		return -1;
 	}
@@ -22,6 +23,7 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 
 void api_fini(struct api *a)
 {
+	identity_api_fini(a);
 	ingest_api_fini(a);
 	fleet_api_fini(a);
 	agent_auth_fini(a);
@@ -60,4 +62,5 @@ void api_write_metrics(struct api *a, struct expo *e)
 		return;
 	fleet_api_write_metrics(a, e);
 	ingest_api_write_metrics(a, e);
+	identity_api_write_metrics(a, e);
 }

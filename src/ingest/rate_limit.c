@@ -34,6 +34,11 @@ int rate_limit_init(struct rate_limit *r, uint32_t entries, uint32_t rate_milli)
 	return 0;
 }
 
+void rate_limit_set_burst(struct rate_limit *r, uint64_t burst_milli)
+{
+	r->burst_milli = burst_milli > TOKENS_MAX ? TOKENS_MAX : burst_milli;
+}
+
 void rate_limit_fini(struct rate_limit *r)
 {
 	free(r->table);

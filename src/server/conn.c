@@ -92,6 +92,17 @@ static void release_body(struct server *s, struct server_conn *c)
 	c->body_len = c->body_sent = 0;
 }
 
+/* The exchange buffer goes back once nothing may use it: the exchange
+ * is over and no other thread still owes a completion that writes
+ * there. */
+static void release_xbuf(struct server *s, struct server_conn *c)
+{
+	if (c->xbuf && !c->owed && !c->handler_open && c->phase != SERVER_PHASE_PARKED) {
+		buf_pool_put(&s->xbuf_pool, c->xbuf);
+		c->xbuf = NULL;
+	}
+}
+
 /* The next request must wait: a response is still going out (a produced
  * body until it is counted: the count reads the exchange), or an earlier
  * park's completion is owed (the other thread may still write into the
@@ -283,6 +294,7 @@ static void complete_request(struct server *s, struct server_conn *c)
 		http_reply_error(x, 500, route_error_code(c, 500), NULL, NULL, NULL, NULL);
 	if (c->body_buf && !c->body_len)
 		release_body(s, c); /* borrowed, then answered otherwise */
+	release_xbuf(s, c);
 	c->requests++;
 	count_request(s, c);
 	log_debug("request", "worker=%u method=%s route=%s status=%u request_id=%s", s->id,
@@ -493,6 +505,10 @@ static void on_head(struct server *s, struct server_conn *c, const char *base)
 			fail(s, c, 413, body_too_large);
 			return;
 		}
+		if (c->handler && c->handler->body_max && req->content_length > c->handler->body_max) {
+			fail(s, c, 413, body_too_large);
+			return;
+		}
 		c->body_kind = BODY_LENGTH;
 		c->body_left = req->content_length;
 	}
@@ -570,9 +586,36 @@ static size_t feed_head(struct server *s, struct server_conn *c, const char *p, 
 	return m;
 }
 
+/* Appends to the body collected for a handler with body_max; a status
+ * to answer if it cannot be. */
+static unsigned collect_body(struct server_conn *c, const char *data, size_t len)
+{
+	struct http_exchange *x = &c->x;
+	if (len > c->handler->body_max - x->body_len)
+		return 413;
+	char *buf = http_exchange_buffer(x);
+	if (!buf)
+		return 503;
+	memcpy(buf + x->body_len, data, len);
+	x->body = buf;
+	x->body_len += (uint32_t)len;
+	return 0;
+}
+
 static void deliver_body(struct server_conn *c, const char *data, size_t len)
 {
-	if (!c->answer_status && !c->x.discard_body && c->handler && c->handler->on_body)
+	if (c->answer_status || c->x.discard_body || !c->handler)
+		return;
+	if (c->handler->body_max) {
+		unsigned status = collect_body(c, data, len);
+		if (status) {
+			c->answer_status = (uint16_t)status;
+			c->answer_message = status == 413 ? body_too_large
+							  : "No buffer is free for this request. Retry.";
+			return;
+		}
+	}
+	if (c->handler->on_body)
 		c->answer_status = (uint16_t)c->handler->on_body(&c->x, data, len);
 }
 
@@ -844,6 +887,7 @@ void server_conn_resume(struct server *s, struct server_conn *c, uint8_t park, i
 	}
 	/* Late (answered 504 meanwhile) or its client is gone: dropped.
 	 * What waited for the owed completion may go on now. */
+	release_xbuf(s, c);
 	if (c->phase != SERVER_PHASE_CLOSING)
 		go_on(s, c);
 }
@@ -880,6 +924,7 @@ void server_conn_release(struct server *s, struct server_conn *c)
 	c->in_len = 0;
 	release_in(s, c);
 	release_body(s, c);
+	release_xbuf(s, c);
 	stream_release_producer(s, c);
 	if (c->out.buf) {
 		buf_pool_put(&s->out_pool, c->out.buf);
@@ -945,6 +990,14 @@ char *http_body_buffer(struct http_exchange *x, size_t *cap)
 		c->body_buf = buf_pool_get(&server_of(x)->body_pool);
 	*cap = SERVER_BODY_BUF_SIZE;
 	return c->body_buf;
+}
+
+char *http_exchange_buffer(struct http_exchange *x)
+{
+	struct server_conn *c = conn_of(x);
+	if (!c->xbuf)
+		c->xbuf = buf_pool_get(&server_of(x)->xbuf_pool);
+	return c->xbuf;
 }
 
 int http_reply_body_buffer(struct http_exchange *x, unsigned status, const char *content_type,

@@ -118,6 +118,8 @@ int server_init(struct server *s, const struct server_params *p)
 		r = buf_pool_init(&s->out_pool, SERVER_OUT_BUF_SIZE, p->slots);
 	if (r == 0)
 		r = buf_pool_init(&s->body_pool, SERVER_BODY_BUF_SIZE, SERVER_BODY_BUF_COUNT);
+	if (r == 0)
+		r = buf_pool_init(&s->xbuf_pool, HTTP_EXCHANGE_BUF_SIZE, p->slots);
 	if (r < 0)
 		return r;
 	s->scratch = map_lazy(SERVER_SCRATCH_SIZE);
@@ -143,6 +145,7 @@ void server_fini(struct server *s)
 	buf_pool_fini(&s->in_pool);
 	buf_pool_fini(&s->out_pool);
 	buf_pool_fini(&s->body_pool);
+	buf_pool_fini(&s->xbuf_pool);
 	http_gzip_fini(&s->gzip);
 	for (unsigned i = 0; i < HTTP_STREAMS_MAX; i++)
 		http_gzip_fini(&s->gzip_streams[i]);
@@ -195,7 +198,8 @@ void server_stop(struct server *s)
 
 uint64_t server_resident(const struct server *s)
 {
-	const struct buf_pool *pools[] = {&s->in_pool, &s->out_pool, &s->body_pool};
+	const struct buf_pool *pools[] = {&s->in_pool, &s->out_pool, &s->body_pool,
+					  &s->xbuf_pool};
 	uint64_t n = resident_bytes(s->streams, (size_t)s->slots * sizeof *s->streams) +
 		     resident_bytes(s->scratch, SERVER_SCRATCH_SIZE) +
 		     (s->gzip_mem ? resident_bytes(s->gzip_mem, GZIP_MEM_SIZE) : 0);

@@ -172,6 +172,15 @@ const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *b
 		token_cache_put(cache, token, len, fresh, now);
 		claims = fresh;
 	}
+	/* Checked on every request, cache hits included: a revocation, a
+	 * suspension or a decommissioning ends the token at once. */
+	if (revocations_token_dead(x->ctx->api->identity->revocations, claims, now)) {
+		http_reply_agent_error(x, 401, API_AGENT_UNAUTHORIZED,
+				       "Invalid bearer token: token revoked.", NULL,
+				       "Get a new agent token.",
+				       "WWW-Authenticate: " REALM ", error=\"invalid_token\"\r\n");
+		return NULL;
+	}
 	if (scope && !(claims->scopes & scope)) {
 		char needed[96], headers[192], message[160];
 		jwt_scope_format(scope, needed, sizeof needed);

@@ -83,7 +83,10 @@
 
 /* RFC 6749 section 5.2 (the token endpoint), then RFC 7009 section 2.2.1
  * (revocation) and RFC 6750 section 3.1 (a resource's answer to a bearer
- * token). Section 5.2: 400, but 401 for invalid_client (with a
+ * token), then section 4.1.2.1's temporarily_unavailable and
+ * server_error, which the token endpoints send for 503 (the database is
+ * down, RFC 7009 2.2.1's case; a client over its rate, with 429) and
+ * 500. Section 5.2: 400, but 401 for invalid_client (with a
  * WWW-Authenticate of the scheme the client used). Descriptions keep to
  * the characters 5.2 allows (%x20-21 / %x23-5B / %x5D-7E). */
 #define API_OAUTH_ERRORS(X)                                                            \
@@ -103,7 +106,11 @@
 	X(INVALID_TOKEN, "invalid_token", 401,                                         \
 	  "The access token is invalid, expired or revoked.")                          \
 	X(INSUFFICIENT_SCOPE, "insufficient_scope", 403,                               \
-	  "The access token lacks the scope this needs.")
+	  "The access token lacks the scope this needs.")                              \
+	X(TEMPORARILY_UNAVAILABLE, "temporarily_unavailable", 503,                     \
+	  "The server cannot handle the request now. Retry later.")                    \
+	X(SERVER_ERROR, "server_error", 500,                                           \
+	  "The server met an unexpected condition.")
 
 #define API_CORE_ENUM_(name, code, status, message) API_CORE_##name,
 #define API_AGENT_ENUM_(name, code, status, message) API_AGENT_##name,

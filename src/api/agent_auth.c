@@ -124,6 +124,38 @@ int64_t api_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const struct jwt_claims *agent_auth_bearer(struct http_exchange *x, const char *token,
+					   size_t len, int *err)
+{
+	struct agent_auth *au = x->ctx->api->auth;
+	struct token_cache *cache = &au->per_worker[x->ctx->worker_id].cache;
+	int64_t now = api_now_ms() / 1000;
+	const struct jwt_claims *claims = token_cache_get(cache, token, len, now);
+	if (!claims) {
+		/* The worker's scratch is free during a handler call. */
+		size_t cap;
+		struct jwt_claims *fresh = (struct jwt_claims *)(void *)http_scratch(x, &cap);
+		*err = jwt_verify(&au->keys, token, len, now, fresh);
+		if (*err)
+			return NULL;
+		token_cache_put(cache, token, len, fresh, now);
+		claims = fresh;
+	}
+	/* Checked on every request, cache hits included: a revocation, a
+	 * suspension or a decommissioning ends the token at once. */
+	if (revocations_token_dead(x->ctx->api->identity->revocations, claims, now)) {
+		*err = AGENT_AUTH_REVOKED;
+		return NULL;
+	}
+	*err = 0;
+	return claims;
+}
+
+const struct jwt_keys *agent_auth_keys(const struct api *a)
+{
+	return a->auth->keys_loaded ? &a->auth->keys : NULL;
+}
+
 #define REALM "Bearer realm=\"ringside\""
 
 const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *buf,
@@ -150,35 +182,16 @@ const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *b
 	size_t len = h.len - 7;
 	while (len && *token == ' ')
 		token++, len--;
-
-	struct token_cache *cache = &au->per_worker[x->ctx->worker_id].cache;
-	int64_t now = api_now_ms() / 1000;
-	const struct jwt_claims *claims = token_cache_get(cache, token, len, now);
+	int r;
+	const struct jwt_claims *claims = agent_auth_bearer(x, token, len, &r);
 	if (!claims) {
-		/* The worker's scratch is free during a handler call. */
-		size_t cap;
-		struct jwt_claims *fresh = (struct jwt_claims *)(void *)http_scratch(x, &cap);
-		int r = jwt_verify(&au->keys, token, len, now, fresh);
-		if (r) {
-			char message[96], headers[96];
-			snprintf(message, sizeof message, "Invalid bearer token: %s.",
-				 jwt_error_reason(r));
-			snprintf(headers, sizeof headers, "WWW-Authenticate: " REALM ", error=\"%s\"\r\n",
-				 api_oauth_errors[API_OAUTH_INVALID_TOKEN].code);
-			http_reply_agent_error(x, 401, API_AGENT_UNAUTHORIZED, message, NULL,
-					       "Get a new agent token.", headers);
-			return NULL;
-		}
-		token_cache_put(cache, token, len, fresh, now);
-		claims = fresh;
-	}
-	/* Checked on every request, cache hits included: a revocation, a
-	 * suspension or a decommissioning ends the token at once. */
-	if (revocations_token_dead(x->ctx->api->identity->revocations, claims, now)) {
-		http_reply_agent_error(x, 401, API_AGENT_UNAUTHORIZED,
-				       "Invalid bearer token: token revoked.", NULL,
-				       "Get a new agent token.",
-				       "WWW-Authenticate: " REALM ", error=\"invalid_token\"\r\n");
+		char message[96], headers[96];
+		snprintf(message, sizeof message, "Invalid bearer token: %s.",
+			 r == AGENT_AUTH_REVOKED ? "token revoked" : jwt_error_reason(r));
+		snprintf(headers, sizeof headers, "WWW-Authenticate: " REALM ", error=\"%s\"\r\n",
+			 api_oauth_errors[API_OAUTH_INVALID_TOKEN].code);
+		http_reply_agent_error(x, 401, API_AGENT_UNAUTHORIZED, message, NULL,
+				       "Get a new agent token.", headers);
 		return NULL;
 	}
 	if (scope && !(claims->scopes & scope)) {

@@ -37,6 +37,17 @@ int agent_auth_init(struct api *a, struct jwt_keys *keys);
 void agent_auth_fini(struct api *a);
 uint64_t agent_auth_resident(const struct api *a, uint32_t worker);
 
+/* A bearer token (the bytes after "Bearer "), verified through the
+ * worker's cache and checked against the revocations: its claims (valid
+ * during this handler call, and only until the next http_scratch use),
+ * or NULL with *err a JWT_E_* code or AGENT_AUTH_REVOKED. Needs keys
+ * (agent_auth_keys not NULL). Replies nothing. */
+#define AGENT_AUTH_REVOKED (-1000)
+const struct jwt_claims *agent_auth_bearer(struct http_exchange *x, const char *token,
+					   size_t len, int *err);
+/* The token keys, or NULL if none is configured. */
+const struct jwt_keys *agent_auth_keys(const struct api *a);
+
 /* fleet.c: the fleet store (ingest publishes into it) and each worker's
  * sweep for agents silent past --fleet-forget. */
 int fleet_api_init(struct api *a);

@@ -204,6 +204,9 @@ static void oauth_codes_are_the_rfcs(void **state)
 		/* RFC 6750 3.1 */
 		{"invalid_token", 401},
 		{"insufficient_scope", 403},
+		/* RFC 6749 4.1.2.1 */
+		{"temporarily_unavailable", 503},
+		{"server_error", 500},
 	};
 	assert_int_equal(API_OAUTH_COUNT, sizeof rfc / sizeof rfc[0]);
 	for (unsigned i = 0; i < API_OAUTH_COUNT; i++) {

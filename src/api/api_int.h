@@ -24,6 +24,9 @@ extern const struct http_handler api_pool_stats;
 extern const struct http_handler api_ingest;
 extern const struct http_handler api_agent_latest;
 extern const struct http_handler api_fleet_metrics;
+extern const struct http_handler api_token;
+extern const struct http_handler api_token_introspect;
+extern const struct http_handler api_token_revoke;
 
 /*
  * Each handler group's part of struct api: made, used and freed by the

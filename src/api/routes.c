@@ -21,6 +21,9 @@ static const struct http_route routes[] = {
 	{HTTP_POST, "/api/metrics/ingest", &api_ingest, 0},
 	{HTTP_GET, "/api/metrics/agents/{agentId}/latest", &api_agent_latest, 0},
 	{HTTP_GET, "/.well-known/jwks.json", &api_jwks, 0},
+	{HTTP_POST, "/api/v1/token", &api_token, 0},
+	{HTTP_POST, "/api/v1/token/introspect", &api_token_introspect, 0},
+	{HTTP_POST, "/api/v1/token/revoke", &api_token_revoke, 0},
 };
 
 const struct router api_router = {routes, sizeof routes / sizeof routes[0]};

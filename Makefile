@@ -85,16 +85,28 @@ $(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS) $(TEST_COMM
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -lpq -pthread
 
 # `make run` installs what is missing, builds, and serves on 127.0.0.1:3000.
-# Agents need a token key: unless a key flag is given (in ARGS or the
-# environment), `make run` makes an HS256 secret in var/ once and uses it;
-# `build/ringside token --jwt-secret-file var/jwt-secret ...` mints tokens.
-RUN_SECRET := var/jwt-secret
+# Tokens are RS256 as the platform issues them: unless a key flag is given
+# (in ARGS or the environment), `make run` makes an RSA-2048 key pair in
+# var/ once and signs with it; `build/ringside token --jwt-public-key-file
+# var/jwt-public.pem --jwt-private-key-file var/jwt-private.pem ...` mints
+# an operator's token (README "Identity: the first token"). Client
+# secrets are stored under an HMAC key made in var/ once likewise.
+RUN_PRIVATE := var/jwt-private.pem
+RUN_PUBLIC := var/jwt-public.pem
+RUN_CLIENT_KEY := var/client-secret.key
 # Only a key flag counts as a key (--jwt-issuer, say, does not).
-RUN_KEY := $(if $(filter --jwt-secret-file% --jwt-public-key-file%,$(ARGS))$(RINGSIDE_JWT_SECRET_FILE)$(RINGSIDE_JWT_PUBLIC_KEY_FILE),,--jwt-secret-file $(RUN_SECRET))
-$(RUN_SECRET):
+RUN_KEY := $(if $(filter --jwt-secret-file% --jwt-public-key-file%,$(ARGS))$(RINGSIDE_JWT_SECRET_FILE)$(RINGSIDE_JWT_PUBLIC_KEY_FILE),,--jwt-public-key-file $(RUN_PUBLIC) --jwt-private-key-file $(RUN_PRIVATE))
+RUN_CLIENT := $(if $(filter --client-secret-key-file%,$(ARGS))$(RINGSIDE_CLIENT_SECRET_KEY_FILE),,--client-secret-key-file $(RUN_CLIENT_KEY))
+$(RUN_PRIVATE):
+	@mkdir -p $(@D)
+	@umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $@.tmp 2>/dev/null && mv $@.tmp $@
+	@echo "made $@ (RS256 signing key for agent tokens)"
+$(RUN_PUBLIC): $(RUN_PRIVATE)
+	@openssl pkey -in $< -pubout -out $@.tmp 2>/dev/null && mv $@.tmp $@
+$(RUN_CLIENT_KEY):
 	@mkdir -p $(@D)
 	@umask 077 && head -c 48 /dev/urandom > $@.tmp && mv $@.tmp $@
-	@echo "made $@ (HS256 key for agent tokens)"
+	@echo "made $@ (HMAC key client secrets are stored under)"
 
 # The fleet survives a restart of `make run`: saved at shutdown, loaded at start.
 RUN_STATE := $(if $(filter --fleet-state%,$(ARGS))$(RINGSIDE_FLEET_STATE),,--fleet-state var/fleet.state)
@@ -102,9 +114,9 @@ RUN_STATE := $(if $(filter --fleet-state%,$(ARGS))$(RINGSIDE_FLEET_STATE),,--fle
 # database is given: --database-url in ARGS, RINGSIDE_DATABASE_URL or
 # DATABASE_URL), serves with it and stops it when the server exits.
 run: deps
-	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_SECRET))
+	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_PUBLIC)) $(if $(RUN_CLIENT),$(RUN_CLIENT_KEY))
 	@mkdir -p var
-	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_STATE) $(ARGS)
+	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_CLIENT) $(RUN_STATE) $(ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
 # runner's "N passed, N failed" line. One throwaway PostgreSQL cluster

@@ -9,6 +9,8 @@ set -eu
 # (tokens are signed and verified with libssl's libcrypto: no libjwt)
 PKGS="gcc make pkg-config liburing-dev libpq-dev libbearssl-dev
 libssl-dev libcmocka-dev zlib1g-dev"
+# make run: its RS256 key pair (openssl genpkey)
+PKGS="$PKGS openssl"
 # tests and benchmarks (prometheus ships promtool; libhttp-parser-dev and
 # libjansson-dev are the peers of the parser and validator microbenchmarks;
 # python3-prometheus-client's strict OpenMetrics parser checks /metrics/fleet;

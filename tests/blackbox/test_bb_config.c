@@ -142,10 +142,10 @@ static void secret_and_public_key_together_exit_2_naming_both(void **state)
 	free(r);
 }
 
-/* `make run ARGS="--jwt-issuer x"` turned off the automatic secret: any
+/* `make run ARGS="--jwt-issuer x"` turned off the automatic key: any
  * --jwt- flag counted as a key. Only key flags do (make -n prints the
  * command it would run). */
-static void make_run_keeps_its_secret_unless_a_key_flag_is_given(void **state)
+static void make_run_keeps_its_key_unless_a_key_flag_is_given(void **state)
 {
 	(void)state;
 	static const struct {
@@ -164,7 +164,7 @@ static void make_run_keeps_its_secret_unless_a_key_flag_is_given(void **state)
 		const char *exec = strstr(r->out, "exec ");
 		CHECK(r->exit_code == 0 && exec, "make -n run %s: exit %d: %.500s%.500s",
 		      cases[i].args, r->exit_code, r->out, r->err);
-		bool secret = strstr(exec, "--jwt-secret-file var/jwt-secret") != NULL;
+		bool secret = strstr(exec, "--jwt-private-key-file var/jwt-private.pem") != NULL;
 		CHECK(secret == cases[i].secret, "make run %s: %s", cases[i].args, exec);
 		free(r);
 	}
@@ -540,7 +540,7 @@ int main(void)
 		BAD_ARGS(X_BAD)
 		BB_TEST(secret_and_public_key_together_exit_2_naming_both),
 		BB_TEST(bad_previous_key_exits_2_naming_its_flag),
-		BB_TEST(make_run_keeps_its_secret_unless_a_key_flag_is_given),
+		BB_TEST(make_run_keeps_its_key_unless_a_key_flag_is_given),
 		BB_TEST(env_workers_abc_exits_2_naming_the_variable),
 		BB_TEST(env_listen_without_flag_serves_on_that_port),
 		BB_TEST(listen_flag_overrides_env_listen),

@@ -4,7 +4,8 @@
  * at every point, and reads what it asks to send. The handlers are the
  * real ones of src/api: /health, the pool view, ingest (a real token and
  * a real report), /latest with its route parameter; and the engine's own
- * answers (404, 405, pipelining, the header deadline by its timer wheel).
+ * answers (404, 405, pipelining, the header deadline by its timer wheel),
+ * and a small body collected for its handler (body_max) through a park.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -331,6 +332,132 @@ static void the_header_deadline_comes_from_the_engines_own_timer(void **state)
 	end_conn();
 }
 
+/* ---- The body collected for a handler with body_max ---- */
+
+/* An echo route of its own server: answers the collected body's length
+ * and bytes, after a park (the test posts the completion), so the body
+ * must outlive the handler call that parked. */
+static struct server echo_server;
+static struct server_conn echo_conn;
+static struct metrics_registry echo_metrics; /* labelled by its own routes */
+static http_ticket echo_ticket;
+
+static void echo_request(struct http_exchange *x)
+{
+	echo_ticket = http_park(x, 1000);
+	assert_true(echo_ticket != 0);
+}
+
+static void echo_resume(struct http_exchange *x, int32_t result)
+{
+	(void)result;
+	char *buf = http_exchange_buffer(x);
+	assert_true(!x->body || x->body == buf); /* the body is at its start */
+	http_reply(x, 200, "text/plain", NULL, x->body ? x->body : "", x->body_len);
+}
+
+static const struct http_handler echo_handler = {
+	.on_request = echo_request, .on_resume = echo_resume, .body_max = 64};
+static const struct http_route echo_routes[] = {{HTTP_POST, "/echo", &echo_handler, 0}};
+static const struct router echo_router = {echo_routes, 1};
+
+static int echo_setup(void **state)
+{
+	(void)state;
+	if (metrics_registry_init(&echo_metrics, &echo_router, 1, cfg.max_connections) < 0)
+		return -1;
+	struct server_params p = {
+		.cfg = &cfg, .router = &echo_router, .metrics = &echo_metrics, .api = &api,
+		.worker_id = 0, .slots = 4, .request_id_nonce = 0x4321, .host = &host,
+	};
+	return server_init(&echo_server, &p);
+}
+
+static int echo_teardown(void **state)
+{
+	(void)state;
+	server_fini(&echo_server);
+	metrics_registry_fini(&echo_metrics);
+	return 0;
+}
+
+/* Feeds req to the echo server in pieces of `step`, resumes its park,
+ * and returns what it sent (NUL-terminated, in sent). */
+static const char *echo_exchange(const char *req, size_t len, size_t step)
+{
+	sent_len = 0;
+	echo_ticket = 0;
+	server_set_clock(&echo_server, clock_ns(), (int64_t)time(NULL) * 1000000000);
+	server_conn_open(&echo_server, &echo_conn, METRICS_LISTENER_MAIN, 0, 0);
+	if (!step)
+		step = len;
+	for (size_t at = 0; at < len; at += step)
+		server_conn_input(&echo_server, &echo_conn, req + at,
+				  len - at < step ? len - at : step);
+	if (echo_ticket)
+		server_conn_resume(&echo_server, &echo_conn, (uint8_t)(echo_ticket >> 48), 0);
+	const char *p;
+	size_t n;
+	while ((p = server_conn_output(&echo_server, &echo_conn, &n)) != NULL && n) {
+		memcpy(sent + sent_len, p, n);
+		sent_len += n;
+		server_conn_sent(&echo_server, &echo_conn, n);
+	}
+	sent[sent_len] = '\0';
+	if (!server_conn_closing(&echo_conn))
+		server_conn_abort(&echo_server, &echo_conn);
+	server_conn_release(&echo_server, &echo_conn);
+	return sent;
+}
+
+static void a_small_body_is_collected_whole_and_outlives_a_park(void **state)
+{
+	(void)state;
+	static const char plain[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n"
+				    "a=1&b=2&c=3";
+	static const char chunked[] = "POST /echo HTTP/1.1\r\nHost: t\r\n"
+				      "Transfer-Encoding: chunked\r\n\r\n"
+				      "4\r\na=1&\r\n7\r\nb=2&c=3\r\n0\r\n\r\n";
+	const char *const reqs[] = {plain, chunked};
+	const size_t lens[] = {sizeof plain - 1, sizeof chunked - 1};
+	for (int r = 0; r < 2; r++)
+		for (size_t step = 0; step <= lens[r]; step++) {
+			const char *resp = echo_exchange(reqs[r], lens[r], step);
+			assert_int_equal(status_of(resp), 200);
+			assert_string_equal(body_of(resp), "a=1&b=2&c=3");
+		}
+	/* No body at all: NULL, 0. */
+	static const char none[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+	assert_int_equal(status_of(echo_exchange(none, sizeof none - 1, 0)), 200);
+	assert_string_equal(body_of(sent), "");
+	/* Every buffer came back: as many exchanges again as the pool holds. */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(status_of(echo_exchange(plain, sizeof plain - 1, 0)), 200);
+}
+
+static void a_body_over_body_max_is_413(void **state)
+{
+	(void)state;
+	char req[512], body[65];
+	memset(body, 'x', 65);
+	/* By its Content-Length, before a byte of it is read. */
+	int n = snprintf(req, sizeof req,
+			 "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65\r\n\r\n%.65s", body);
+	assert_int_equal(status_of(echo_exchange(req, (size_t)n, 0)), 413);
+	/* Chunked: when the collected bytes pass it. */
+	n = snprintf(req, sizeof req,
+		     "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+		     "20\r\n%.32s\r\n21\r\n%.33s\r\n0\r\n\r\n",
+		     body, body);
+	for (size_t step = 1; step <= (size_t)n; step += 7)
+		assert_int_equal(status_of(echo_exchange(req, (size_t)n, step)), 413);
+	/* Exactly body_max is fine. */
+	n = snprintf(req, sizeof req,
+		     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 64\r\n\r\n%.64s", body);
+	assert_int_equal(status_of(echo_exchange(req, (size_t)n, 3)), 200);
+	assert_int_equal(strlen(body_of(sent)), 64);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +466,10 @@ int main(void)
 		cmocka_unit_test(a_report_is_ingested_then_read_back_by_its_route_parameter),
 		cmocka_unit_test(pipelined_requests_are_answered_in_order),
 		cmocka_unit_test(the_header_deadline_comes_from_the_engines_own_timer),
+		cmocka_unit_test_setup_teardown(a_small_body_is_collected_whole_and_outlives_a_park,
+						echo_setup, echo_teardown),
+		cmocka_unit_test_setup_teardown(a_body_over_body_max_is_413, echo_setup,
+						echo_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

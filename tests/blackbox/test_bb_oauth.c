@@ -25,6 +25,8 @@
 
 #define RS256_PUB "tests/auth/test-only-rs256-public.pem"
 #define RS256_KEY "tests/auth/test-only-rs256-private.pem"
+#define ES256_PUB "tests/auth/test-only-es256-public.pem"
+#define ES256_KEY "tests/auth/test-only-es256-private.pem"
 /* The HMAC key of client secrets: any 32 bytes or more. */
 #define CLIENT_KEY "tests/auth/test-only-hs256.secret"
 
@@ -519,6 +521,73 @@ static void revocation_is_rfc_7009(void **state)
 	free(r);
 }
 
+/* A server of its own on the group's database, for the tests that
+ * restart one; fx.s points at it meanwhile. */
+static void start_own(struct server *s, const char *pub, const char *key, const char *previous)
+{
+	const char *args[24] = {"--database-url", fx.url, "--workers", "2", "--log-level", "warn",
+				"--jwt-public-key-file", pub, "--jwt-private-key-file", key,
+				"--client-secret-key-file", CLIENT_KEY, "--token-rate-limit", "0"};
+	size_t n = 14;
+	if (previous) {
+		args[n++] = "--jwt-previous-public-key-file";
+		args[n++] = previous;
+	}
+	args[n] = NULL;
+	server_start(s, args);
+	fx.s = *s;
+}
+
+static void header_kid(const char *token, char *out, size_t cap)
+{
+	const char *const argv[] = {"/usr/bin/python3", "-c",
+				    "import jwt,sys;print(jwt.get_unverified_header(sys.argv[1])['kid'])",
+				    token, NULL};
+	struct run_result *v = run_new();
+	h_run_prog(argv, NULL, 0, 20000, v);
+	CHECK(v->exit_code == 0, "%s", v->err);
+	snprintf(out, cap, "%.*s", (int)strcspn(v->out, "\n"), v->out);
+	free(v);
+}
+
+/* Key rotation: the new key signs, tokens of the previous one stay
+ * active until they expire, and both are published. */
+static void tokens_of_the_previous_key_stay_valid_after_a_rotation(void **state)
+{
+	(void)state;
+	need_database();
+	struct server saved = fx.s, s;
+	start_own(&s, RS256_PUB, RS256_KEY, NULL);
+	char before[4096], after[4096], basic_a[600], kid_before[64], kid_after[64];
+	token_of("client-a", "secret-a-0123456789", NULL, before, sizeof before);
+	CHECK(server_stop(&s) == 0, "exit status");
+
+	start_own(&s, ES256_PUB, ES256_KEY, RS256_PUB);
+	token_of("client-a", "secret-a-0123456789", NULL, after, sizeof after);
+	header_kid(before, kid_before, sizeof kid_before);
+	header_kid(after, kid_after, sizeof kid_after);
+	CHECK(strcmp(kid_before, kid_after), "the new token names the new key: %s", kid_after);
+	basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
+	struct http_response *r = resp_new();
+	introspect(basic_a, before, r);
+	CHECK(strstr(r->body, "\"active\":true"), "signed by the previous key: %s", r->body);
+	introspect(basic_a, after, r);
+	CHECK(strstr(r->body, "\"active\":true"), "signed by the new key: %s", r->body);
+	CHECK(latest_status(before) == 404 && latest_status(after) == 404, "both served");
+	h_exchange(fx.s.port, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: t\r\n\r\n", false, r);
+	CHECK(strstr(r->body, kid_before) && strstr(r->body, kid_after) &&
+		      strstr(r->body, kid_after) < strstr(r->body, kid_before),
+	      "both keys published, the current first: %s", r->body);
+	free(r);
+	CHECK(server_stop(&s) == 0, "exit status");
+
+	/* Once the previous key is dropped, its tokens are refused. */
+	start_own(&s, ES256_PUB, ES256_KEY, NULL);
+	CHECK(latest_status(before) == 401, "the dropped key's token was served");
+	CHECK(server_stop(&s) == 0, "exit status");
+	fx.s = saved;
+}
+
 int main(void)
 {
 	h_init();
@@ -528,6 +597,7 @@ int main(void)
 		BB_TEST(the_rate_limit_answers_429_with_retry_after),
 		BB_TEST(introspection_is_rfc_7662),
 		BB_TEST(revocation_is_rfc_7009),
+		BB_TEST(tokens_of_the_previous_key_stay_valid_after_a_rotation),
 	};
 	return H_RUN_GROUP("oauth", tests, group_setup, group_teardown);
 }

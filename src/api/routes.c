@@ -21,6 +21,15 @@ static const struct http_route routes[] = {
 	{HTTP_POST, "/api/metrics/ingest", &api_ingest, 0},
 	{HTTP_GET, "/api/metrics/agents/{agentId}/latest", &api_agent_latest, 0},
 	{HTTP_GET, "/.well-known/jwks.json", &api_jwks, 0},
+	{HTTP_POST, "/api/v1/agents", &api_agents_create, 0},
+	{HTTP_GET, "/api/v1/agents", &api_agents_list, 0},
+	{HTTP_GET, "/api/v1/agents/{agentId}", &api_agents_get, 0},
+	{HTTP_PATCH, "/api/v1/agents/{agentId}", &api_agents_patch, 0},
+	{HTTP_DELETE, "/api/v1/agents/{agentId}", &api_agents_delete, 0},
+	{HTTP_POST, "/api/v1/agents/{agentId}/credentials", &api_credentials_create, 0},
+	{HTTP_GET, "/api/v1/agents/{agentId}/credentials", &api_credentials_list, 0},
+	{HTTP_DELETE, "/api/v1/agents/{agentId}/credentials/{credentialId}",
+	 &api_credentials_revoke, 0},
 };
 
 const struct router api_router = {routes, sizeof routes / sizeof routes[0]};

@@ -52,7 +52,8 @@ static int write_head(struct http_exchange *x, unsigned status, const char *cont
 		p = put(p, content_type, ct_len);
 		p = PUT_LIT(p, "\r\n");
 	}
-	if (content_length != HTTP_LENGTH_STREAMED) {
+	/* RFC 9110 8.6: never in a 204 (nor a 1xx), which has no body. */
+	if (content_length != HTTP_LENGTH_STREAMED && status != 204 && status >= 200) {
 		p = PUT_LIT(p, "Content-Length: ");
 		p = decimal_u64(p, content_length); /* HEAD: what a GET would send (RFC 9110 9.3.2) */
 		p = PUT_LIT(p, "\r\n");

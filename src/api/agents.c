@@ -43,7 +43,8 @@ static unsigned head_read_id(struct http_exchange *x, const char *buf,
 
 /* A body the parser refused: 413 for one too large, else 400 naming the
  * member. */
-static void body_refused(struct http_exchange *x, int status, const struct registry_body_error *e)
+static void body_refused(struct http_exchange *x, int status, const struct registry_body_error *e,
+			 const char *hint)
 {
 	if (status == REGISTRY_BODY_TOO_LARGE) {
 		http_reply_identity_error(x, 413, API_IDENTITY_PAYLOAD_TOO_LARGE, e->message, NULL,
@@ -51,7 +52,7 @@ static void body_refused(struct http_exchange *x, int status, const struct regis
 		return;
 	}
 	http_reply_identity_error(x, 400, API_IDENTITY_VALIDATION_ERROR, e->message,
-				  e->field[0] ? e->field : NULL, NULL, NULL);
+				  e->field[0] ? e->field : NULL, hint, NULL);
 }
 
 /* One text parameter, or NULL when the field was not sent. */
@@ -122,7 +123,7 @@ static void create_request(struct http_exchange *x)
 	struct registry_body_error e;
 	int r = registry_body_parse_create(x->body, x->body_len, &b, &e);
 	if (r < 0) {
-		body_refused(x, r, &e);
+		body_refused(x, r, &e, NULL);
 		return;
 	}
 	struct db_request q = {.statement = DB_AGENT_CREATE};
@@ -365,7 +366,12 @@ static void patch_request(struct http_exchange *x)
 	struct registry_body_error e;
 	int r = registry_body_parse_patch(x->body, x->body_len, &b, &e);
 	if (r < 0) {
-		body_refused(x, r, &e);
+		/* "decommissioned" is not a status PATCH sets: it is final, and
+		 * revokes the credentials too. */
+		bool decommission = r == REGISTRY_BODY_NOT_ALLOWED && !strcmp(e.field, "status");
+		body_refused(x, r, &e,
+			     decommission ? "Decommission an agent with DELETE /api/v1/agents/{agentId}."
+					  : NULL);
 		return;
 	}
 	const char *status = registry_body_status_name(b.status);

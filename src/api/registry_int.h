@@ -49,8 +49,9 @@ bool registry_is_uuid(const char *s, size_t len);
  * organization kept, then the first `uuid_params` route parameters
  * ({agentId}, {credentialId}) checked as UUIDs. Returns true to go on;
  * false after replying (401, 403, 503, or 404 for an id that is not a
- * UUID: it names nothing, and the database would call it a 22P02).
- * Always returns 0 to the engine's on_head through the caller.
+ * UUID: it names nothing, and the database would call it a 22P02), or
+ * 503 without a database. Either way the caller's on_head returns 0: a
+ * reply made there ends the exchange.
  */
 bool registry_head(struct http_exchange *x, const char *buf, const struct http_request *req,
 		   uint32_t scope, unsigned uuid_params);

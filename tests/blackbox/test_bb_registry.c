@@ -532,6 +532,7 @@ static void patch_suspends_reactivates_and_refuses_a_decommissioned_agent(void *
 	call(&r, "PATCH", agent, r.admin, "{\"status\":\"decommissioned\"}", resp);
 	expect_error(resp, 400, "VALIDATION_ERROR");
 	expect_field(resp, "status");
+	CHECK(strstr(resp->body, "DELETE"), "%s", resp->body);
 	call(&r, "PATCH", agent, r.admin, "{}", resp);
 	expect_error(resp, 400, "VALIDATION_ERROR");
 	call(&r, "PATCH", "/api/v1/agents/00000000-0000-4000-8000-000000000000", r.admin,

@@ -382,6 +382,58 @@ static void list_pages_newest_first_with_a_cursor_and_a_status_filter(void **sta
 	stop(&r);
 }
 
+/* Rows big enough that 100 do not fit the result buffer: the page stops
+ * early with a cursor, and the pages still hold every agent once. */
+static void a_page_of_large_agents_stops_early_and_loses_none(void **state)
+{
+	(void)state;
+	struct registry_server r;
+	start(&r, "reg_big_page", false);
+	enum { AGENTS = 60 };
+	char caps[32 * 32] = "", owner[128 * 2 + 1] = "";
+	for (int i = 0; i < 32; i++) {
+		char one[32];
+		snprintf(one, sizeof one, "%s\"resource-%02d:action-xyz\"", i ? "," : "", i);
+		strcat(caps, one);
+	}
+	for (int i = 0; i < 128; i++)
+		strcat(owner, "\xc3\xa9"); /* 128 characters, 256 bytes */
+	struct http_response *resp = resp_new();
+	for (int i = 0; i < AGENTS; i++) {
+		char *body = h_strf("{\"email\":\"big%d@example.com\",\"agentType\":\"custom\","
+				    "\"version\":\"1.0.0\",\"capabilities\":[%s],\"owner\":\"%s\","
+				    "\"deploymentEnv\":\"production\"}",
+				    i, caps, owner);
+		call(&r, "POST", "/api/v1/agents", r.admin, body, resp);
+		expect_status(resp, 201, false);
+		free(body);
+	}
+	static char seen[AGENTS * 2][UUID_LEN + 1];
+	char cursor[128] = "";
+	size_t total = 0;
+	int pages = 0;
+	for (; pages < 10; pages++) {
+		char *path = pages ? h_strf("/api/v1/agents?limit=100&cursor=%s", cursor)
+				   : h_strf("/api/v1/agents?limit=100");
+		call(&r, "GET", path, r.reader, NULL, resp);
+		free(path);
+		expect_status(resp, 200, false);
+		size_t n = ids_of(resp->body, seen + total, AGENTS * 2 - total);
+		total += n;
+		if (strstr(resp->body, "\"nextCursor\":null"))
+			break;
+		CHECK(n > 0 && n < AGENTS, "page %d: %zu agents", pages, n);
+		CHECK(json_get_string(resp->body, "nextCursor", cursor, sizeof cursor), "%s",
+		      resp->body);
+	}
+	CHECK(pages >= 1 && total == AGENTS, "%d pages, %zu agents", pages + 1, total);
+	for (size_t i = 0; i < total; i++)
+		for (size_t k = 0; k < i; k++)
+			CHECK(strcmp(seen[i], seen[k]), "%s twice", seen[i]);
+	free(resp);
+	stop(&r);
+}
+
 static void get_answers_one_agent_a_decommissioned_one_too(void **state)
 {
 	(void)state;
@@ -736,6 +788,7 @@ int main(void)
 		BB_TEST(create_refuses_an_oversized_body_with_413),
 		BB_TEST(duplicate_email_is_409_in_any_case),
 		BB_TEST(list_pages_newest_first_with_a_cursor_and_a_status_filter),
+		BB_TEST(a_page_of_large_agents_stops_early_and_loses_none),
 		BB_TEST(get_answers_one_agent_a_decommissioned_one_too),
 		BB_TEST(another_organization_gets_404_on_every_route_and_changes_nothing),
 		BB_TEST(scopes_are_403_and_a_missing_token_401),

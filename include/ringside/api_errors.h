@@ -11,6 +11,9 @@
  *          answers itself (openapi/core.yaml's status table)
  *   AGENT  the same envelope with seed 003's codes (ingest, /latest),
  *          which say INTERNAL
+ *   IDENTITY  the identity issue's envelope {code, message, details?,
+ *          requestId} of the agent registry and its credentials
+ *          (/api/v1/agents..., openapi/identity.yaml)
  *   OAUTH  RFC 6749 section 5.2's {error, error_description} of the
  *          token endpoint, with RFC 7009's and RFC 6750's codes
  *
@@ -81,6 +84,27 @@
 	  "The service is unavailable. Retry later.")                                  \
 	X(INTERNAL, "INTERNAL", 500, "An unexpected error occurred. Please try again later.")
 
+/* The identity issue's codes (VALIDATION_ERROR, UNAUTHORIZED, FORBIDDEN,
+ * AGENT_NOT_FOUND, CREDENTIAL_NOT_FOUND, CONFLICT with their statuses),
+ * then the server's own answers on those routes, named as the core
+ * family names them. The first row of a status is the code the server
+ * answers it with by itself (api_identity_error_code). */
+#define API_IDENTITY_ERRORS(X)                                                         \
+	X(VALIDATION_ERROR, "VALIDATION_ERROR", 400, "The request is not valid.")      \
+	X(UNAUTHORIZED, "UNAUTHORIZED", 401, "A valid Bearer token is required.")      \
+	X(FORBIDDEN, "FORBIDDEN", 403, "The token does not allow this.")               \
+	X(AGENT_NOT_FOUND, "AGENT_NOT_FOUND", 404, "No such agent.")                   \
+	X(CREDENTIAL_NOT_FOUND, "CREDENTIAL_NOT_FOUND", 404, "No such credential.")    \
+	X(CONFLICT, "CONFLICT", 409, "The request conflicts with the agent's state.")  \
+	X(PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", 413,                                 \
+	  "The request body is larger than the server accepts.")                       \
+	X(INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", 500,                         \
+	  "An unexpected error occurred. Please try again later.")                     \
+	X(SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", 503,                             \
+	  "The service is unavailable. Retry later.")                                  \
+	X(GATEWAY_TIMEOUT, "GATEWAY_TIMEOUT", 504,                                     \
+	  "The server did not get an answer in time. Retry.")
+
 /* RFC 6749 section 5.2 (the token endpoint), then RFC 7009 section 2.2.1
  * (revocation) and RFC 6750 section 3.1 (a resource's answer to a bearer
  * token), then section 4.1.2.1's temporarily_unavailable and
@@ -114,9 +138,11 @@
 
 #define API_CORE_ENUM_(name, code, status, message) API_CORE_##name,
 #define API_AGENT_ENUM_(name, code, status, message) API_AGENT_##name,
+#define API_IDENTITY_ENUM_(name, code, status, message) API_IDENTITY_##name,
 #define API_OAUTH_ENUM_(name, code, status, message) API_OAUTH_##name,
 enum api_core_error { API_CORE_ERRORS(API_CORE_ENUM_) API_CORE_COUNT };
 enum api_agent_error { API_AGENT_ERRORS(API_AGENT_ENUM_) API_AGENT_COUNT };
+enum api_identity_error { API_IDENTITY_ERRORS(API_IDENTITY_ENUM_) API_IDENTITY_COUNT };
 enum api_oauth_error { API_OAUTH_ERRORS(API_OAUTH_ENUM_) API_OAUTH_COUNT };
 
 /* One row of a table. */
@@ -129,6 +155,7 @@ struct api_error {
 /* The tables, indexed by their enum. Static data, any thread. */
 extern const struct api_error api_core_errors[API_CORE_COUNT];
 extern const struct api_error api_agent_errors[API_AGENT_COUNT];
+extern const struct api_error api_identity_errors[API_IDENTITY_COUNT];
 extern const struct api_error api_oauth_errors[API_OAUTH_COUNT];
 
 /* The error a family answers a status with that the server sends by
@@ -146,5 +173,10 @@ enum api_agent_error api_agent_error_of(unsigned status);
 /* api_agent_errors[api_agent_error_of(status)].code: the agent routes'
  * struct http_handler.error_code. */
 const char *api_agent_error_code(unsigned status);
+
+/* The identity routes' struct http_handler.error_code: the status's
+ * first row of the identity table; a status it does not name (405, 408,
+ * 415...) takes the core family's code, which says what happened. */
+const char *api_identity_error_code(unsigned status);
 
 #endif

@@ -71,9 +71,10 @@ enum db_agent_col {
 	/* $1 agent id, $2 org, then each field or NULL (unchanged): $3 email,                  \
 	 * $4 agentType, $5 version, $6 capabilities, $7 owner, $8 deploymentEnv,              \
 	 * $9 status. One row: AGENT_COLS columns of the changed agent (NULL                    \
-	 * if it was not changed), then its status before: no row, no such                     \
-	 * agent; decommissioned, nothing changed. Suspending announces the                     \
-	 * agent's cut-off. 23505 for an email in use. */                                     \
+	 * if it was not changed), then (AGENT_COLS) its status before: no row,                 \
+	 * no such agent; decommissioned, nothing changed; then (AGENT_COLS + 1)                \
+	 * the cut-off second if it was suspended now, else NULL. Suspending                    \
+	 * announces that cut-off. 23505 for an email in use. */                                \
 	X(DB_AGENT_UPDATE, DB_CLASS_WRITE,                                                     \
 	  "WITH old AS (SELECT agent_id, status FROM agents WHERE agent_id = $1::uuid AND "    \
 	  "organization_id = $2 FOR UPDATE), upd AS (UPDATE agents a SET "                     \
@@ -86,7 +87,8 @@ enum db_agent_col {
 	  "a.agent_id = old.agent_id AND old.status <> 'decommissioned' RETURNING a.*, CASE "  \
 	  "WHEN $9 = 'suspended' AND old.status = 'active' THEN pg_notify("                    \
 	  "'ringside_revocations', 'a ' || a.tokens_valid_after || ' ' || a.agent_id) END) "   \
-	  "SELECT " DB_SQL_AGENT("upd.") ", old.status FROM old LEFT JOIN upd ON true")        \
+	  "SELECT " DB_SQL_AGENT("upd.") ", old.status, CASE WHEN $9 = 'suspended' AND "     \
+	  "old.status = 'active' THEN upd.tokens_valid_after END FROM old LEFT JOIN upd ON true") \
 	/* $1 agent id, $2 org. One row: the cut-off second if decommissioned                   \
 	 * now (else NULL), and whether the agent exists in the organization.                  \
 	 * Its credentials are revoked with it. */                                            \
@@ -101,17 +103,22 @@ enum db_agent_col {
 	  "tokens_valid_after FROM a), EXISTS (SELECT 1 FROM agents WHERE agent_id = $1::uuid " \
 	  "AND organization_id = $2), (SELECT count(*) FROM c)")                               \
 	/* $1 agent id, $2 org, $3 client id, $4 the secret's HMAC in hex, $5                   \
-	 * days it is valid (0: until revoked). One row, CRED_COL_* of the new                  \
-	 * credential, or none: no such agent in the organization, or it is                    \
-	 * decommissioned, or it holds DB_CREDENTIALS_MAX active ones                           \
-	 * (DB_CREDENTIAL_LIST tells which). */                                               \
+	 * days it is valid (0: until revoked). No row: no such agent in the                     \
+	 * organization. Else one row: CRED_COL_* of the new credential (NULL                    \
+	 * when none was made), then (CRED_COLS) the agent's status and                          \
+	 * (CRED_COLS + 1) its active credentials before: decommissioned, or                     \
+	 * DB_CREDENTIALS_MAX of them, and none is made. The agent's row is                       \
+	 * locked, but the count is of the statement's snapshot: two requests                    \
+	 * racing for the last place may both get one. */                                       \
 	X(DB_CREDENTIAL_CREATE, DB_CLASS_WRITE,                                                \
-	  "INSERT INTO agent_credentials (client_id, agent_id, secret_hash, expires_at) "      \
-	  "SELECT $3, a.agent_id, decode($4, 'hex'), CASE WHEN $5::int > 0 THEN now() + "      \
-	  "$5::int * interval '1 day' END FROM agents a WHERE a.agent_id = $1::uuid AND "      \
-	  "a.organization_id = $2 AND a.status <> 'decommissioned' AND (SELECT count(*) FROM " \
-	  "agent_credentials WHERE agent_id = a.agent_id AND status = 'active') < 10 "         \
-	  "RETURNING " DB_SQL_CREDENTIAL(""))                                                  \
+	  "WITH a AS (SELECT agent_id, status, (SELECT count(*) FROM agent_credentials c "     \
+	  "WHERE c.agent_id = agents.agent_id AND c.status = 'active') AS active FROM agents " \
+	  "WHERE agent_id = $1::uuid AND organization_id = $2 FOR UPDATE), ins AS (INSERT "    \
+	  "INTO agent_credentials (client_id, agent_id, secret_hash, expires_at) SELECT $3, "  \
+	  "a.agent_id, decode($4, 'hex'), CASE WHEN $5::int > 0 THEN now() + $5::int * "       \
+	  "interval '1 day' END FROM a WHERE a.status <> 'decommissioned' AND a.active < "     \
+	  DB_CREDENTIALS_MAX_SQL " RETURNING *) SELECT " DB_SQL_CREDENTIAL("ins.") ", "        \
+	  "a.status, a.active FROM a LEFT JOIN ins ON true")                                    \
 	/* $1 agent id, $2 org: no row, no such agent; else one row per                         \
 	 * credential, newest first (CRED_COL_*, then the agent's status), or                   \
 	 * one row of NULLs and the status if it has none. */                                 \
@@ -145,6 +152,8 @@ enum db_credential_col {
 	CRED_COLS
 };
 #define DB_CREDENTIALS_MAX 10 /* active credentials per agent */
+#define DB_CREDENTIALS_MAX_SQL "10" /* the same, in the SQL */
+_Static_assert(DB_CREDENTIALS_MAX == 10, "DB_CREDENTIALS_MAX_SQL says 10");
 
 #define DB_TOKEN_STATEMENTS(X)                                                                 \
 	/* $1 client id. One row, LOOKUP_COL_*, or none (unknown client). */                   \

@@ -184,6 +184,17 @@ int http_reply_agent_error(struct http_exchange *x, unsigned status, enum api_ag
 			   const char *extra_headers);
 
 /*
+ * The identity routes' envelope (openapi/identity.yaml): {code, message,
+ * details?, requestId}, details being {field?, hint?} when either is not
+ * NULL (the member a VALIDATION_ERROR is about; what to do about a 503).
+ * status 0: the error's own; message NULL: its default. Strings are
+ * JSON-escaped. Returns 0 or -ENOSPC.
+ */
+int http_reply_identity_error(struct http_exchange *x, unsigned status,
+			      enum api_identity_error code, const char *message, const char *field,
+			      const char *hint, const char *extra_headers);
+
+/*
  * An OAuth 2.0 error (RFC 6749 section 5.2): the body is exactly
  * {"error":"<code>","error_description":"<description>"}, with
  * Cache-Control: no-store and Pragma: no-cache (sections 5.1, 5.2)

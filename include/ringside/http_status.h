@@ -10,6 +10,7 @@
 #define HTTP_STATUS_MAP(X)                                                             \
 	X(100, "Continue")                                                             \
 	X(200, "OK")                                                                   \
+	X(201, "Created")                                                              \
 	X(202, "Accepted")                                                             \
 	X(204, "No Content")                                                           \
 	X(400, "Bad Request")                                                          \

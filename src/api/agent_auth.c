@@ -158,24 +158,43 @@ const struct jwt_keys *agent_auth_keys(const struct api *a)
 
 #define REALM "Bearer realm=\"ringside\""
 
-const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *buf,
-					  const struct http_request *req, uint32_t scope)
+/* Who answers a refusal: the agent routes (seed 003's codes) or the
+ * identity routes (the identity issue's). */
+enum auth_family { AUTH_AGENT, AUTH_IDENTITY };
+enum auth_refusal { REFUSE_UNAVAILABLE, REFUSE_UNAUTHORIZED, REFUSE_SCOPE };
+
+static void refuse(struct http_exchange *x, enum auth_family family, enum auth_refusal why,
+		   const char *message, const char *hint, const char *headers)
+{
+	static const unsigned status[] = {503, 401, 403};
+	static const enum api_agent_error agent[] = {
+		API_AGENT_SERVICE_UNAVAILABLE, API_AGENT_UNAUTHORIZED, API_AGENT_FORBIDDEN_SCOPE};
+	static const enum api_identity_error identity[] = {
+		API_IDENTITY_SERVICE_UNAVAILABLE, API_IDENTITY_UNAUTHORIZED, API_IDENTITY_FORBIDDEN};
+	if (family == AUTH_IDENTITY)
+		http_reply_identity_error(x, status[why], identity[why], message, NULL, hint,
+					  headers);
+	else
+		http_reply_agent_error(x, status[why], agent[why], message, NULL, hint, headers);
+}
+
+static const struct jwt_claims *authenticate(struct http_exchange *x, const char *buf,
+					     const struct http_request *req, uint32_t scope,
+					     enum auth_family family)
 {
 	struct agent_auth *au = x->ctx->api->auth;
 	if (!au->keys_loaded) {
-		http_reply_agent_error(x, 503, API_AGENT_SERVICE_UNAVAILABLE,
-				       "Agent tokens are not configured on this server.", NULL,
-				       "Start Ringside with --jwt-secret-file or --jwt-public-key-file.",
-				       NULL);
+		refuse(x, family, REFUSE_UNAVAILABLE, "Agent tokens are not configured on this server.",
+		       "Start Ringside with --jwt-secret-file or --jwt-public-key-file.", NULL);
 		return NULL;
 	}
 	struct http_span h = req->hdr[HTTP_HDR_AUTHORIZATION];
 	const char *v = http_span_ptr(buf, h);
 	/* RFC 6750 2.1: "Bearer" (any case), then the token after spaces. */
 	if (h.len < 7 || strncasecmp(v, "Bearer ", 7)) {
-		http_reply_agent_error(x, 401, API_AGENT_UNAUTHORIZED, "Missing bearer token.", NULL,
-				       "Send the agent token as `Authorization: Bearer <token>`.",
-				       "WWW-Authenticate: " REALM "\r\n");
+		refuse(x, family, REFUSE_UNAUTHORIZED, "Missing bearer token.",
+		       "Send the agent token as `Authorization: Bearer <token>`.",
+		       "WWW-Authenticate: " REALM "\r\n");
 		return NULL;
 	}
 	const char *token = v + 7;
@@ -190,8 +209,7 @@ const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *b
 			 r == AGENT_AUTH_REVOKED ? "token revoked" : jwt_error_reason(r));
 		snprintf(headers, sizeof headers, "WWW-Authenticate: " REALM ", error=\"%s\"\r\n",
 			 api_oauth_errors[API_OAUTH_INVALID_TOKEN].code);
-		http_reply_agent_error(x, 401, API_AGENT_UNAUTHORIZED, message, NULL,
-				       "Get a new agent token.", headers);
+		refuse(x, family, REFUSE_UNAUTHORIZED, message, "Get a new agent token.", headers);
 		return NULL;
 	}
 	if (scope && !(claims->scopes & scope)) {
@@ -202,9 +220,20 @@ const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *b
 		snprintf(headers, sizeof headers,
 			 "WWW-Authenticate: " REALM ", error=\"%s\", scope=\"%s\"\r\n",
 			 api_oauth_errors[API_OAUTH_INSUFFICIENT_SCOPE].code, needed);
-		http_reply_agent_error(x, 403, API_AGENT_FORBIDDEN_SCOPE, message, NULL,
-				       "Ask for a token with that scope.", headers);
+		refuse(x, family, REFUSE_SCOPE, message, "Ask for a token with that scope.", headers);
 		return NULL;
 	}
 	return claims;
+}
+
+const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *buf,
+					  const struct http_request *req, uint32_t scope)
+{
+	return authenticate(x, buf, req, scope, AUTH_AGENT);
+}
+
+const struct jwt_claims *api_authenticate_identity(struct http_exchange *x, const char *buf,
+						   const struct http_request *req, uint32_t scope)
+{
+	return authenticate(x, buf, req, scope, AUTH_IDENTITY);
 }

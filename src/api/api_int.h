@@ -24,6 +24,14 @@ extern const struct http_handler api_pool_stats;
 extern const struct http_handler api_ingest;
 extern const struct http_handler api_agent_latest;
 extern const struct http_handler api_fleet_metrics;
+extern const struct http_handler api_agents_create;
+extern const struct http_handler api_agents_list;
+extern const struct http_handler api_agents_get;
+extern const struct http_handler api_agents_patch;
+extern const struct http_handler api_agents_delete;
+extern const struct http_handler api_credentials_create;
+extern const struct http_handler api_credentials_list;
+extern const struct http_handler api_credentials_revoke;
 extern const struct http_handler api_token;
 extern const struct http_handler api_token_introspect;
 extern const struct http_handler api_token_revoke;
@@ -93,6 +101,13 @@ void identity_api_write_metrics(struct api *a, struct expo *e);
  */
 const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *buf,
 					  const struct http_request *req, uint32_t scope);
+
+/* The same check, refusing in the identity family's envelope
+ * (http_reply_identity_error: 401 UNAUTHORIZED, 403 FORBIDDEN, 503
+ * SERVICE_UNAVAILABLE; WWW-Authenticate as above): for the registry and
+ * credential routes, whose error_code is api_identity_error_code. */
+const struct jwt_claims *api_authenticate_identity(struct http_exchange *x, const char *buf,
+						   const struct http_request *req, uint32_t scope);
 
 /* Appends the handlers' own families to a /metrics exposition: the
  * fleet store and the validators. */

@@ -6,6 +6,7 @@
 #define ROW_(name, code, status, message) {code, message, status},
 const struct api_error api_core_errors[API_CORE_COUNT] = {API_CORE_ERRORS(ROW_)};
 const struct api_error api_agent_errors[API_AGENT_COUNT] = {API_AGENT_ERRORS(ROW_)};
+const struct api_error api_identity_errors[API_IDENTITY_COUNT] = {API_IDENTITY_ERRORS(ROW_)};
 const struct api_error api_oauth_errors[API_OAUTH_COUNT] = {API_OAUTH_ERRORS(ROW_)};
 #undef ROW_
 
@@ -37,4 +38,12 @@ enum api_agent_error api_agent_error_of(unsigned status)
 const char *api_agent_error_code(unsigned status)
 {
 	return api_agent_errors[api_agent_error_of(status)].code;
+}
+
+const char *api_identity_error_code(unsigned status)
+{
+	int i = first_of(api_identity_errors, API_IDENTITY_COUNT, status);
+	if (i >= 0)
+		return api_identity_errors[i].code;
+	return api_core_errors[api_core_error_of(status)].code;
 }

@@ -52,7 +52,8 @@ static int write_head(struct http_exchange *x, unsigned status, const char *cont
 		p = put(p, content_type, ct_len);
 		p = PUT_LIT(p, "\r\n");
 	}
-	if (content_length != HTTP_LENGTH_STREAMED) {
+	/* RFC 9110 8.6: never in a 204 (nor a 1xx), which has no body. */
+	if (content_length != HTTP_LENGTH_STREAMED && status != 204 && status >= 200) {
 		p = PUT_LIT(p, "Content-Length: ");
 		p = decimal_u64(p, content_length); /* HEAD: what a GET would send (RFC 9110 9.3.2) */
 		p = PUT_LIT(p, "\r\n");
@@ -163,6 +164,41 @@ int http_reply_agent_error(struct http_exchange *x, unsigned status, enum api_ag
 {
 	return reply_family_error(x, status, &api_agent_errors[code], message, field, hint,
 				  extra_headers);
+}
+
+int http_reply_identity_error(struct http_exchange *x, unsigned status,
+			      enum api_identity_error code, const char *message, const char *field,
+			      const char *hint, const char *extra_headers)
+{
+	const struct api_error *e = &api_identity_errors[code];
+	char body[HTTP_RESPONSE_RESERVE / 2];
+	struct json_writer w;
+	jsonw_init(&w, body, sizeof body);
+	jsonw_start_object(&w);
+	jsonw_key(&w, "code");
+	jsonw_cstring(&w, e->code);
+	jsonw_key(&w, "message");
+	jsonw_cstring(&w, message ? message : e->message);
+	if (field || hint) {
+		jsonw_key(&w, "details");
+		jsonw_start_object(&w);
+		if (field) {
+			jsonw_key(&w, "field");
+			jsonw_cstring(&w, field);
+		}
+		if (hint) {
+			jsonw_key(&w, "hint");
+			jsonw_cstring(&w, hint);
+		}
+		jsonw_end_object(&w);
+	}
+	jsonw_key(&w, "requestId");
+	jsonw_string(&w, x->request_id, x->request_id_len);
+	jsonw_end_object(&w);
+	if (w.overflow)
+		return -ENOSPC;
+	return http_reply(x, status ? status : e->status, "application/json", extra_headers, body,
+			  w.len);
 }
 
 int http_reply_oauth_error(struct http_exchange *x, unsigned status, enum api_oauth_error error,

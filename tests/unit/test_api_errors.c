@@ -79,6 +79,7 @@ static void core_codes_are_the_seeds_and_core_yamls(void **state)
 #define SAME_(name, code, status, message) assert_string_equal(#name, code);
 	API_CORE_ERRORS(SAME_)
 	API_AGENT_ERRORS(SAME_)
+	API_IDENTITY_ERRORS(SAME_)
 #undef SAME_
 	for (size_t i = 0; i < sizeof seed_000_002 / sizeof seed_000_002[0]; i++) {
 		bool found = false;
@@ -238,10 +239,26 @@ static void each_family_answers_a_status_with_its_code(void **state)
 	for (size_t i = 0; i < sizeof agent / sizeof agent[0]; i++)
 		assert_string_equal(api_agent_error_code(agent[i].status), agent[i].code);
 
+	/* The identity issue's table, then the server's own answers on its
+	 * routes: the core family's names for what the issue does not name. */
+	static const struct {
+		unsigned status;
+		const char *code;
+	} identity[] = {
+		{400, "VALIDATION_ERROR"},  {401, "UNAUTHORIZED"},       {403, "FORBIDDEN"},
+		{404, "AGENT_NOT_FOUND"},   {409, "CONFLICT"},           {413, "PAYLOAD_TOO_LARGE"},
+		{405, "METHOD_NOT_ALLOWED"}, {408, "REQUEST_TIMEOUT"},   {415, "UNSUPPORTED_MEDIA_TYPE"},
+		{500, "INTERNAL_SERVER_ERROR"}, {503, "SERVICE_UNAVAILABLE"}, {504, "GATEWAY_TIMEOUT"},
+	};
+	for (size_t i = 0; i < sizeof identity / sizeof identity[0]; i++)
+		assert_string_equal(api_identity_error_code(identity[i].status), identity[i].code);
+
 	/* Every status a row may be sent with has its reason phrase. */
-	const struct api_error *tables[] = {api_core_errors, api_agent_errors, api_oauth_errors};
-	const unsigned counts[] = {API_CORE_COUNT, API_AGENT_COUNT, API_OAUTH_COUNT};
-	for (size_t t = 0; t < 3; t++)
+	const struct api_error *tables[] = {api_core_errors, api_agent_errors, api_oauth_errors,
+					    api_identity_errors};
+	const unsigned counts[] = {API_CORE_COUNT, API_AGENT_COUNT, API_OAUTH_COUNT,
+				   API_IDENTITY_COUNT};
+	for (size_t t = 0; t < 4; t++)
 		for (unsigned i = 0; i < counts[t]; i++)
 			if (!strcmp(http_status_reason(tables[t][i].status), "Unknown"))
 				fail_msg("%s: status %u has no reason phrase", tables[t][i].code,
@@ -388,6 +405,33 @@ static void typed_envelopes_carry_their_familys_code(void **state)
 	assert_string_equal(buf, typed);
 }
 
+static void identity_envelope_has_details_not_field(void **state)
+{
+	(void)state;
+	unsigned status;
+	struct http_exchange x = exchange();
+	assert_int_equal(http_reply_identity_error(&x, 0, API_IDENTITY_VALIDATION_ERROR,
+						   "Field \"email\" is bad", "email", NULL, NULL),
+			 0);
+	assert_string_equal(body_of(&status),
+			    "{\"code\":\"VALIDATION_ERROR\",\"message\":\"Field \\\"email\\\" is bad\","
+			    "\"details\":{\"field\":\"email\"},\"requestId\":\"req_test\"}");
+	assert_int_equal(status, 400);
+	x = exchange();
+	assert_int_equal(http_reply_identity_error(&x, 0, API_IDENTITY_CREDENTIAL_NOT_FOUND, NULL,
+						   NULL, NULL, NULL),
+			 0);
+	assert_string_equal(body_of(&status), "{\"code\":\"CREDENTIAL_NOT_FOUND\",\"message\":"
+					      "\"No such credential.\",\"requestId\":\"req_test\"}");
+	assert_int_equal(status, 404);
+	x = exchange();
+	assert_int_equal(http_reply_identity_error(&x, 0, API_IDENTITY_SERVICE_UNAVAILABLE, NULL,
+						   NULL, "Start with --x.", NULL),
+			 0);
+	assert_non_null(strstr(body_of(&status), "\"details\":{\"hint\":\"Start with --x.\"}"));
+	assert_int_equal(status, 503);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +441,7 @@ int main(void)
 		cmocka_unit_test(each_family_answers_a_status_with_its_code),
 		cmocka_unit_test(oauth_error_is_exactly_two_members),
 		cmocka_unit_test(typed_envelopes_carry_their_familys_code),
+		cmocka_unit_test(identity_envelope_has_details_not_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

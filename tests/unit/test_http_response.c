@@ -78,6 +78,8 @@ static void http10_keep_alive_is_announced(void **state)
 	buf[out.len] = '\0';
 	assert_non_null(strstr(buf, "HTTP/1.1 204 No Content\r\n"));
 	assert_non_null(strstr(buf, "\r\nConnection: keep-alive\r\n"));
+	/* RFC 9110 8.6: a 204 carries no Content-Length. */
+	assert_null(strstr(buf, "Content-Length"));
 }
 
 static void error_envelope_escapes_and_carries_the_request_id(void **state)

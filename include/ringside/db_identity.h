@@ -13,8 +13,15 @@
 
 /* Times as the API writes them: RFC 3339, UTC, milliseconds. */
 #define DB_SQL_TIME(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-/* The Unix second after now: tokens issued (iat) before it are dead. */
-#define DB_SQL_CUTOFF "ceil(extract(epoch FROM now()))::bigint"
+/* A cut-off: tokens issued (iat) before it are dead. The second after
+ * now, so a token issued in this very second dies too; and past `prev`
+ * (the agent's cut-off before), because a token issued after an earlier
+ * cut-off in the same second carries that cut-off as its iat (the token
+ * endpoint never issues a token dead at birth). iat is the issuing
+ * instance's clock and this the database's: like every JWT deployment,
+ * this wants clocks in step (NTP). */
+#define DB_SQL_CUTOFF_AFTER(prev) \
+	"greatest(" prev " + 1, floor(extract(epoch FROM now()))::bigint + 1)"
 
 /* An agent as the registry answers it, columns AGENT_COL_*. */
 #define DB_SQL_AGENT(t)                                                                        \
@@ -82,8 +89,8 @@ enum db_agent_col {
 	  "version = coalesce($5, a.version), capabilities = coalesce($6::text[], "            \
 	  "a.capabilities), owner = coalesce($7, a.owner), deployment_env = coalesce($8, "     \
 	  "a.deployment_env), status = coalesce($9, a.status), tokens_valid_after = CASE "     \
-	  "WHEN $9 = 'suspended' AND old.status = 'active' THEN greatest(a.tokens_valid_after, " \
-	  DB_SQL_CUTOFF ") ELSE a.tokens_valid_after END, updated_at = now() FROM old WHERE "  \
+	  "WHEN $9 = 'suspended' AND old.status = 'active' THEN " \
+	  DB_SQL_CUTOFF_AFTER("a.tokens_valid_after") " ELSE a.tokens_valid_after END, updated_at = now() FROM old WHERE "  \
 	  "a.agent_id = old.agent_id AND old.status <> 'decommissioned' RETURNING a.*, CASE "  \
 	  "WHEN $9 = 'suspended' AND old.status = 'active' THEN pg_notify("                    \
 	  "'ringside_revocations', 'a ' || a.tokens_valid_after || ' ' || a.agent_id) END) "   \
@@ -94,11 +101,11 @@ enum db_agent_col {
 	 * Its credentials are revoked with it. */                                            \
 	X(DB_AGENT_DECOMMISSION, DB_CLASS_WRITE,                                               \
 	  "WITH a AS (UPDATE agents SET status = 'decommissioned', tokens_valid_after = "      \
-	  "greatest(tokens_valid_after, " DB_SQL_CUTOFF "), updated_at = now() WHERE "         \
+	  DB_SQL_CUTOFF_AFTER("tokens_valid_after") ", updated_at = now() WHERE "         \
 	  "agent_id = $1::uuid AND organization_id = $2 AND status <> 'decommissioned' "       \
 	  "RETURNING agent_id, tokens_valid_after, pg_notify('ringside_revocations', 'a ' || " \
 	  "tokens_valid_after || ' ' || agent_id)), c AS (UPDATE agent_credentials SET "       \
-	  "status = 'revoked', revoked_at = " DB_SQL_CUTOFF " WHERE agent_id IN (SELECT "      \
+	  "status = 'revoked', revoked_at = " DB_SQL_CUTOFF_AFTER("0") " WHERE agent_id IN (SELECT "      \
 	  "agent_id FROM a) AND status = 'active' RETURNING 1) SELECT (SELECT "                \
 	  "tokens_valid_after FROM a), EXISTS (SELECT 1 FROM agents WHERE agent_id = $1::uuid " \
 	  "AND organization_id = $2), (SELECT count(*) FROM c)")                               \
@@ -131,7 +138,7 @@ enum db_agent_col {
 	 * Announces the client's cut-off. */                                                 \
 	X(DB_CREDENTIAL_REVOKE, DB_CLASS_WRITE,                                                \
 	  "WITH r AS (UPDATE agent_credentials c SET status = 'revoked', revoked_at = "        \
-	  DB_SQL_CUTOFF " FROM agents a WHERE c.credential_id = $3::uuid AND c.agent_id = "     \
+	  DB_SQL_CUTOFF_AFTER("a.tokens_valid_after") " FROM agents a WHERE c.credential_id = $3::uuid AND c.agent_id = "     \
 	  "$1::uuid AND a.agent_id = c.agent_id AND a.organization_id = $2 AND c.status = "    \
 	  "'active' RETURNING c.client_id, c.revoked_at, pg_notify('ringside_revocations', "   \
 	  "'c ' || c.revoked_at || ' ' || c.client_id)) SELECT (SELECT client_id FROM r), "    \

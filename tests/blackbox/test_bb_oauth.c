@@ -588,6 +588,135 @@ static void tokens_of_the_previous_key_stay_valid_after_a_rotation(void **state)
 	fx.s = saved;
 }
 
+/* ---- Through the API, end to end ---- */
+
+/* An operator's token of the organization, minted with the server's key
+ * (`ringside token`, as README's bootstrap does). */
+static void operator_token(const char *org, char *out, size_t cap)
+{
+	const char *const args[] = {"token", "--sub", "operator", "--org", org, "--scope",
+				    "agents:write agents:read tokens:read", "--jwt-public-key-file",
+				    RS256_PUB, "--jwt-private-key-file", RS256_KEY, NULL};
+	struct run_result *r = run_new();
+	h_run(args, NULL, 5000, r);
+	CHECK(r->exit_code == 0, "token: %s", r->err);
+	snprintf(out, cap, "%.*s", (int)strcspn(r->out, "\n"), r->out);
+	free(r);
+}
+
+static void call(const char *method, const char *path, const char *bearer, const char *json,
+		 struct http_response *r)
+{
+	char req[8192];
+	snprintf(req, sizeof req,
+		 "%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		 method, path, bearer, json ? strlen(json) : 0, json ? json : "");
+	h_exchange(fx.s.port, req, false, r);
+}
+
+/* A new credential of the agent: its client id and secret. */
+static void new_credential(const char *admin, const char *agent, char *id, char *secret)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/api/v1/agents/%s/credentials", agent);
+	struct http_response *r = resp_new();
+	call("POST", path, admin, NULL, r);
+	CHECK(r->status == 201, "credentials: %d %s", r->status, r->body);
+	CHECK(json_get_string(r->body, "clientId", id, 64) &&
+		      json_get_string(r->body, "clientSecret", secret, 64),
+	      "%s", r->body);
+	free(r);
+}
+
+static int ingest_status(const char *token)
+{
+	size_t len;
+	char *report = h_read_sample("ingest-minimal.json", &len);
+	char *req = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+			   "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			   token, len, report);
+	struct http_response *r = resp_new();
+	h_exchange(fx.s.port, req, false, r);
+	int status = r->status;
+	free(r);
+	free(req);
+	free(report);
+	return status;
+}
+
+static void a_registered_agents_tokens_work_until_its_credential_or_it_ends(void **state)
+{
+	(void)state;
+	need_database();
+	char admin[2048], agent[64], id1[64], secret1[64], id2[64], secret2[64];
+	char token1[4096], token2[4096];
+	operator_token("org-three", admin, sizeof admin);
+	struct http_response *r = resp_new();
+	call("POST", "/api/v1/agents", admin,
+	     "{\"email\":\"e2e@example.com\",\"agentType\":\"monitor\",\"version\":\"2.1.0\","
+	     "\"capabilities\":[\"metrics:write\"],\"owner\":\"ops\",\"deploymentEnv\":\"staging\"}",
+	     r);
+	CHECK(r->status == 201 && json_get_string(r->body, "agentId", agent, sizeof agent),
+	      "register: %d %s", r->status, r->body);
+	new_credential(admin, agent, id1, secret1);
+	token_of(id1, secret1, "metrics:write", token1, sizeof token1);
+	/* The ingest route takes it: the report is the agent's (its sub). */
+	CHECK(ingest_status(token1) == 202, "ingest with an issued token");
+
+	/* Rotation: a second credential, then the first revoked: its
+	 * tokens end with it, the second's live on. */
+	new_credential(admin, agent, id2, secret2);
+	token_of(id2, secret2, "metrics:write", token2, sizeof token2);
+	char path[160];
+	struct http_response *c = resp_new();
+	call("GET", h_strf("/api/v1/agents/%s/credentials", agent), admin, NULL, c);
+	char cred1[64] = "";
+	const char *at = strstr(c->body, id1);
+	CHECK(at, "%s", c->body);
+	/* The credential whose clientId is id1: its credentialId precedes it. */
+	const char *open = at;
+	while (open > c->body && *open != '{')
+		open--;
+	CHECK(json_get_string(open, "credentialId", cred1, sizeof cred1), "%s", c->body);
+	free(c);
+	snprintf(path, sizeof path, "/api/v1/agents/%s/credentials/%s", agent, cred1);
+	call("DELETE", path, admin, NULL, r);
+	CHECK(r->status == 204, "revoke credential: %d %s", r->status, r->body);
+	CHECK(ingest_status(token1) == 401, "the revoked credential's token still works");
+	CHECK(ingest_status(token2) == 202, "the other credential's token stopped");
+	char auth[600];
+	basic_header(id1, secret1, auth, sizeof auth);
+	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
+	expect_oauth_error(r, 401, "invalid_client");
+
+	/* Suspended: no new token, the live one ends; active again: new
+	 * tokens work, the old one stays ended. */
+	snprintf(path, sizeof path, "/api/v1/agents/%s", agent);
+	call("PATCH", path, admin, "{\"status\":\"suspended\"}", r);
+	CHECK(r->status == 200, "suspend: %d %s", r->status, r->body);
+	CHECK(ingest_status(token2) == 401, "a suspended agent's token still works");
+	basic_header(id2, secret2, auth, sizeof auth);
+	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
+	expect_oauth_error(r, 401, "invalid_client");
+	introspect(auth, token2, r);
+	expect_oauth_error(r, 401, "invalid_client");
+	call("PATCH", path, admin, "{\"status\":\"active\"}", r);
+	CHECK(r->status == 200, "reactivate: %d %s", r->status, r->body);
+	char token3[4096];
+	token_of(id2, secret2, "metrics:write", token3, sizeof token3);
+	CHECK(ingest_status(token3) == 202, "a token issued after reactivation");
+	CHECK(ingest_status(token2) == 401, "a token of before the suspension came back");
+
+	/* Decommissioned: everything ends. */
+	call("DELETE", path, admin, NULL, r);
+	CHECK(r->status == 204, "decommission: %d %s", r->status, r->body);
+	CHECK(ingest_status(token3) == 401, "a decommissioned agent's token still works");
+	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
+	expect_oauth_error(r, 401, "invalid_client");
+	free(r);
+}
+
 int main(void)
 {
 	h_init();
@@ -598,6 +727,7 @@ int main(void)
 		BB_TEST(introspection_is_rfc_7662),
 		BB_TEST(revocation_is_rfc_7009),
 		BB_TEST(tokens_of_the_previous_key_stay_valid_after_a_rotation),
+		BB_TEST(a_registered_agents_tokens_work_until_its_credential_or_it_ends),
 	};
 	return H_RUN_GROUP("oauth", tests, group_setup, group_teardown);
 }

@@ -5,7 +5,8 @@
  *
  * Three kinds of entry, each (kind, id) -> a Unix second:
  *   - REVOKED_TOKEN  id = jti:       the token is dead; the value is its
- *                                    exp, after which the entry is
+ *                                    exp; an hour after it (past any
+ *                                    jwt leeway) the entry may be
  *                                    forgotten (the token is dead anyway);
  *   - REVOKED_AGENT  id = sub:       tokens of the agent issued (iat)
  *                                    before the value are dead (suspended

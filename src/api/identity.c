@@ -88,13 +88,16 @@ void api_take_client_secret_key(struct api *a, struct client_secret_key *k)
 void identity_api_write_metrics(struct api *a, struct expo *e)
 {
 	struct identity_api *id = a->identity;
-	struct identity_sync_stats st = {0};
-	if (id->sync)
-		identity_sync_read_stats(id->sync, &st);
 	expo_family(e, "ringside_revocations_held", EXPO_GAUGE,
 		    "Revocation entries held in memory (revoked tokens, agent and client cut-offs).");
 	expo_sample_u64(e, "ringside_revocations_held", NULL, NULL, 0, NULL,
 			revocations_count(id->revocations));
+	/* The sync's families only when there is one (--database-url): an
+	 * alert on sync_up == 0 then means a database out of reach. */
+	if (!id->sync)
+		return;
+	struct identity_sync_stats st;
+	identity_sync_read_stats(id->sync, &st);
 	expo_family(e, "ringside_revocation_sync_up", EXPO_GAUGE,
 		    "1 while the revocation sync thread listens to the database and has resynced.");
 	expo_sample_u64(e, "ringside_revocation_sync_up", NULL, NULL, 0, NULL, st.up);

@@ -18,6 +18,7 @@
 #include "../common/test_db.h"
 
 #define SECRET "tests/auth/test-only-hs256.secret"
+#define PROMTOOL "/usr/bin/promtool"
 
 static void skip_without_database(void)
 {
@@ -182,6 +183,14 @@ static void a_revocation_reaches_the_other_instance_within_a_second(void **state
 	CHECK(expo_find(m, "ringside_revocation_sync_up", &v) && v == 1, "sync up: %g", v);
 	CHECK(expo_find(m, "ringside_revocation_notices_total", &v) && v == 2, "notices: %g", v);
 	CHECK(expo_find(m, "ringside_revocations_held", &v) && v == 2, "held: %g", v);
+	CHECK(expo_find(m, "ringside_revocation_resyncs_total", &v) && v == 1, "resyncs: %g", v);
+	/* With the sync's families, the exposition still passes promtool. */
+	struct run_result *rr = run_new();
+	const char *argv[] = {PROMTOOL, "check", "metrics", NULL};
+	h_run_prog(argv, m, strlen(m), 60000, rr);
+	CHECK(rr->exit_code == 0, "promtool: exit %d: %.2000s%.2000s", rr->exit_code, rr->out,
+	      rr->err);
+	free(rr);
 	free(m);
 
 	free(tok);

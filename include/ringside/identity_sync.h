@@ -5,8 +5,8 @@
  * ends the token on this one within a second, and a lost notification
  * within --revocation-resync.
  *
- * One thread, one blocking-in-spirit libpq connection of its own (never
- * the db thread's pipelines), driven without ever blocking in libpq: every
+ * One thread, one libpq connection of its own (never the db thread's
+ * pipelines), driven without ever blocking inside libpq: every
  * wait is a poll(2) over the connection's socket and a stop eventfd, with
  * a deadline, so identity_sync_stop returns promptly whatever the database
  * does. On each (re)connect it runs LISTEN ringside_revocations, then

@@ -52,7 +52,8 @@
 #define SQL_TOKENS                                                                             \
 	"SELECT jti, expires_at FROM revoked_tokens WHERE expires_at >= "                      \
 	"extract(epoch FROM now())::bigint - " PURGE_MARGIN_S
-#define SQL_AGENTS "SELECT agent_id::text, tokens_valid_after FROM agents WHERE tokens_valid_after > 0"
+#define SQL_AGENTS                                                                             \
+	"SELECT agent_id::text, tokens_valid_after FROM agents WHERE tokens_valid_after > 0"
 #define SQL_CLIENTS "SELECT client_id, revoked_at FROM agent_credentials WHERE revoked_at > 0"
 /* SKIP LOCKED: instances purging at once take different rows. */
 #define SQL_PURGE                                                                              \
@@ -120,7 +121,9 @@ static int wait_fd(struct identity_sync *s, int fd, short events, int64_t deadli
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return -ECANCELED; /* cannot wait: treat as a stop, never spin */
+			/* EINVAL, ENOMEM: waiting again would spin. */
+			log_error("revocation sync stopped: poll failed", "errno=%d", errno);
+			return -ECANCELED;
 		}
 		if (p[0].revents)
 			return -ECANCELED;

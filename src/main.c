@@ -261,6 +261,12 @@ static int serve(const struct config *cfg)
 	static struct ring_server server;
 	if (cfg->database_url[0] && start_database(cfg, &server, &api.db) < 0)
 		return 1;
+	/* The revocation sync after the migrations (it reads their tables);
+	 * before the workers, so the first requests already meet the
+	 * revocations stored (it waits a little for its first read; a
+	 * database down now is retried by the thread). */
+	if (api_start_identity_sync(&api, &metrics) < 0)
+		return 1;
 	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped};
 	if (ring_server_start(&server, cfg, &api_router, &metrics, &hooks, access_log) < 0)
 		return 1;

@@ -62,6 +62,13 @@ uint64_t api_worker_resident(const struct api *a, uint32_t i);
 struct metrics_registry;
 void api_sample_db_pool(struct api *a, struct metrics_registry *r);
 
+/* With --database-url, after the migrations: starts the thread that keeps
+ * the revocations in step with the database and the other instances
+ * (identity_sync.h), writing m's active_agents gauge (m may be NULL).
+ * api_fini stops it. Returns 0 (also without a database), or -1 after
+ * logging why. */
+int api_start_identity_sync(struct api *a, struct metrics_registry *m);
+
 /* struct ring_hooks members: once per loop pass of a worker, and when it
  * has stopped (the fleet store's quiescent states). */
 void api_worker_pass(struct api *a, uint32_t worker);

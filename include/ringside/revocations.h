@@ -5,7 +5,8 @@
  *
  * Three kinds of entry, each (kind, id) -> a Unix second:
  *   - REVOKED_TOKEN  id = jti:       the token is dead; the value is its
- *                                    exp, after which the entry is
+ *                                    exp; an hour after it (past any
+ *                                    jwt leeway) the entry may be
  *                                    forgotten (the token is dead anyway);
  *   - REVOKED_AGENT  id = sub:       tokens of the agent issued (iat)
  *                                    before the value are dead (suspended
@@ -19,9 +20,12 @@
  * first, then added here by the worker that made it (at once, before it
  * answers), and announced to the other instances with NOTIFY
  * ringside_revocations, payload "<kind> <value> <id>" (kind 'j', 'a',
- * 'c'), which their sync thread applies; it also re-reads everything every
- * --revocation-resync, so a lost notification cannot keep a revoked token
- * alive.
+ * 'c'), which their sync thread (identity_sync.h: one thread, its own
+ * connection, LISTEN) applies; it also re-reads everything at each
+ * (re)connect and every --revocation-resync, so a lost notification or a
+ * database outage cannot keep a revoked token alive once the database
+ * answers again. Nothing is removed when the database is away: entries
+ * held stay held.
  *
  * Readers never lock or write (a few hash probes); writers (rare) take a
  * mutex. A fixed table of --revocation-capacity entries, touched as used.

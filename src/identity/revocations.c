@@ -4,8 +4,9 @@
  * lock-free; the rare writers take a mutex.
  *
  * A slot is {key, until, cutoff}: a token whose (kind, id) hashes to key
- * is dead while now < until if its iat < cutoff. A revoked jti is
- * {exp, +inf}: dead until its exp; an agent or client {+inf, cut-off}.
+ * is dead while now < until + REUSE_AFTER_S if its iat < cutoff. A
+ * revoked jti is {exp, +inf}: dead until an hour past its exp (beyond
+ * jwt_verify's leeway); an agent or client {+inf, cut-off}.
  * A key, once in a slot, stays (a probe chain is never broken); a slot of
  * a jti long expired is reused for a new key. The writer stores until and
  * cutoff before the key (release), so a reader that sees the key
@@ -185,7 +186,14 @@ static bool dead(const struct revocations *r, enum revocation_kind kind, const c
 		 size_t len, int64_t iat, int64_t now)
 {
 	const struct slot *s = find(r, kind, id, len);
-	return s && now < atomic_load_explicit(&s->until, memory_order_acquire) &&
+	if (!s)
+		return false;
+	/* A revoked jti stays dead past its exp until its slot may be
+	 * reused: jwt_verify still accepts a token for its leeway after exp,
+	 * and a revocation must not end before the token does. (now - until
+	 * is only computed when now >= until: no overflow.) */
+	int64_t until = atomic_load_explicit(&s->until, memory_order_acquire);
+	return (now < until || now - until < REUSE_AFTER_S) &&
 	       iat < atomic_load_explicit(&s->cutoff, memory_order_acquire);
 }
 

@@ -465,8 +465,8 @@ static void introspection_is_rfc_7662(void **state)
 	free(r);
 }
 
-/* What an authenticated route says to the token now. */
-static int latest_status(const char *token)
+/* What an authenticated route of the server on port says to the token. */
+static int latest_status_on(uint16_t port, const char *token)
 {
 	char req[4400];
 	snprintf(req, sizeof req,
@@ -474,10 +474,15 @@ static int latest_status(const char *token)
 		 "%s\r\n\r\n",
 		 AGENT_A, token);
 	struct http_response *r = resp_new();
-	h_exchange(fx.s.port, req, false, r);
+	h_exchange(port, req, false, r);
 	int status = r->status;
 	free(r);
 	return status;
+}
+
+static int latest_status(const char *token)
+{
+	return latest_status_on(fx.s.port, token);
 }
 
 static void revocation_is_rfc_7009(void **state)
@@ -586,6 +591,36 @@ static void tokens_of_the_previous_key_stay_valid_after_a_rotation(void **state)
 	CHECK(latest_status(before) == 401, "the dropped key's token was served");
 	CHECK(server_stop(&s) == 0, "exit status");
 	fx.s = saved;
+}
+
+/* Another instance on the same database refuses a token revoked through
+ * this one within a second (NOTIFY), its resync set far away. */
+static void a_revocation_reaches_another_instance_within_a_second(void **state)
+{
+	(void)state;
+	need_database();
+	struct server other;
+	const char *const args[] = {"--database-url", fx.url, "--workers", "2", "--log-level",
+				    "warn", "--jwt-public-key-file", RS256_PUB,
+				    "--jwt-private-key-file", RS256_KEY, "--client-secret-key-file",
+				    CLIENT_KEY, "--revocation-resync", "1h", NULL};
+	server_start(&other, args);
+	char victim[4096], basic_a[600], body[4200];
+	token_of("client-a", "secret-a-0123456789", NULL, victim, sizeof victim);
+	CHECK(latest_status_on(other.port, victim) == 404, "the other instance serves it");
+	basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
+	snprintf(body, sizeof body, "token=%s", victim);
+	struct http_response *r = resp_new();
+	post_form("/api/v1/token/revoke", basic_a, body, r);
+	expect_status(r, 200, false);
+	free(r);
+	int64_t t0 = h_now_ms();
+	int status = 0;
+	while (h_now_ms() - t0 < 1000 && (status = latest_status_on(other.port, victim)) != 401)
+		usleep(5000);
+	CHECK(status == 401, "still served by the other instance after 1 s");
+	print_message("the other instance refused it after %lld ms\n", (long long)(h_now_ms() - t0));
+	CHECK(server_stop(&other) == 0, "exit status");
 }
 
 /* ---- Through the API, end to end ---- */
@@ -728,6 +763,7 @@ int main(void)
 		BB_TEST(revocation_is_rfc_7009),
 		BB_TEST(tokens_of_the_previous_key_stay_valid_after_a_rotation),
 		BB_TEST(a_registered_agents_tokens_work_until_its_credential_or_it_ends),
+		BB_TEST(a_revocation_reaches_another_instance_within_a_second),
 	};
 	return H_RUN_GROUP("oauth", tests, group_setup, group_teardown);
 }

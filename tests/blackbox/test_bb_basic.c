@@ -107,11 +107,11 @@ static void post_health_is_405_with_allow_get_head(void **state)
 static void methods_served_nowhere_are_501_not_404(void **state)
 {
 	static const char *const reqs[] = {
-		"DELETE /health HTTP/1.1\r\nHost: a\r\n\r\n",
+		"PUT /health HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
 		"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
 		"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
 		"PURGE /nowhere HTTP/1.1\r\nHost: a\r\n\r\n",
-		"PATCH /api/metrics/ingest HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}",
+		"PUT /api/metrics/ingest HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}",
 	};
 	struct conn *c = conn_open(port_of(state));
 	struct http_response *r = resp_new();

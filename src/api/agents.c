@@ -21,26 +21,6 @@
 
 static const char *const list_statuses[] = {"active", "suspended", "decommissioned"};
 
-static unsigned head_write(struct http_exchange *x, const char *buf, const struct http_request *req)
-{
-	registry_head(x, buf, req, JWT_SCOPE_AGENTS_WRITE, 0);
-	return 0;
-}
-
-static unsigned head_write_id(struct http_exchange *x, const char *buf,
-			      const struct http_request *req)
-{
-	registry_head(x, buf, req, JWT_SCOPE_AGENTS_WRITE, 1);
-	return 0;
-}
-
-static unsigned head_read_id(struct http_exchange *x, const char *buf,
-			     const struct http_request *req)
-{
-	registry_head(x, buf, req, JWT_SCOPE_AGENTS_READ, 1);
-	return 0;
-}
-
 /* A body the parser refused: 413 for one too large, else 400 naming the
  * member. */
 static void body_refused(struct http_exchange *x, int status, const struct registry_body_error *e,
@@ -155,7 +135,7 @@ static void create_resume(struct http_exchange *x, int32_t result)
 }
 
 const struct http_handler api_agents_create = {
-	.on_head = head_write,
+	.on_head = registry_head_write,
 	.on_request = create_request,
 	.on_resume = create_resume,
 	.error_code = api_identity_error_code,
@@ -352,7 +332,7 @@ static void get_resume(struct http_exchange *x, int32_t result)
 }
 
 const struct http_handler api_agents_get = {
-	.on_head = head_read_id,
+	.on_head = registry_head_read_agent,
 	.on_request = get_request,
 	.on_resume = get_resume,
 	.error_code = api_identity_error_code,
@@ -413,7 +393,7 @@ static void patch_resume(struct http_exchange *x, int32_t result)
 }
 
 const struct http_handler api_agents_patch = {
-	.on_head = head_write_id,
+	.on_head = registry_head_write_agent,
 	.on_request = patch_request,
 	.on_resume = patch_resume,
 	.error_code = api_identity_error_code,
@@ -453,7 +433,7 @@ static void delete_resume(struct http_exchange *x, int32_t result)
 }
 
 const struct http_handler api_agents_delete = {
-	.on_head = head_write_id,
+	.on_head = registry_head_write_agent,
 	.on_request = delete_request,
 	.on_resume = delete_resume,
 	.error_code = api_identity_error_code,

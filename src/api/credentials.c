@@ -13,19 +13,6 @@
 #include "ringside/api_errors.h"
 #include "ringside/config.h"
 
-static unsigned head_read(struct http_exchange *x, const char *buf, const struct http_request *req)
-{
-	registry_head(x, buf, req, JWT_SCOPE_AGENTS_READ, 1);
-	return 0;
-}
-
-static unsigned head_revoke(struct http_exchange *x, const char *buf,
-			    const struct http_request *req)
-{
-	registry_head(x, buf, req, JWT_SCOPE_AGENTS_WRITE, 2);
-	return 0;
-}
-
 /* The credential of `row` (CRED_COL_*), with its secret when given. */
 static void write_credential(struct json_writer *w, const struct db_result *res, uint32_t row,
 			     const char *secret)
@@ -174,7 +161,7 @@ static void list_resume(struct http_exchange *x, int32_t result)
 }
 
 const struct http_handler api_credentials_list = {
-	.on_head = head_read,
+	.on_head = registry_head_read_agent,
 	.on_request = list_request,
 	.on_resume = list_resume,
 	.error_code = api_identity_error_code,
@@ -213,7 +200,7 @@ static void revoke_resume(struct http_exchange *x, int32_t result)
 }
 
 const struct http_handler api_credentials_revoke = {
-	.on_head = head_revoke,
+	.on_head = registry_head_write_credential,
 	.on_request = revoke_request,
 	.on_resume = revoke_resume,
 	.error_code = api_identity_error_code,

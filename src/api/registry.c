@@ -74,6 +74,34 @@ bool registry_head(struct http_exchange *x, const char *buf, const struct http_r
 	return true;
 }
 
+unsigned registry_head_write(struct http_exchange *x, const char *buf,
+			     const struct http_request *req)
+{
+	registry_head(x, buf, req, JWT_SCOPE_AGENTS_WRITE, 0);
+	return 0;
+}
+
+unsigned registry_head_read_agent(struct http_exchange *x, const char *buf,
+				  const struct http_request *req)
+{
+	registry_head(x, buf, req, JWT_SCOPE_AGENTS_READ, 1);
+	return 0;
+}
+
+unsigned registry_head_write_agent(struct http_exchange *x, const char *buf,
+				   const struct http_request *req)
+{
+	registry_head(x, buf, req, JWT_SCOPE_AGENTS_WRITE, 1);
+	return 0;
+}
+
+unsigned registry_head_write_credential(struct http_exchange *x, const char *buf,
+					const struct http_request *req)
+{
+	registry_head(x, buf, req, JWT_SCOPE_AGENTS_WRITE, 2);
+	return 0;
+}
+
 void registry_param_id(struct http_exchange *x, struct db_request *q, unsigned i)
 {
 	size_t len = 0;

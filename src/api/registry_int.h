@@ -56,6 +56,17 @@ bool registry_is_uuid(const char *s, size_t len);
 bool registry_head(struct http_exchange *x, const char *buf, const struct http_request *req,
 		   uint32_t scope, unsigned uuid_params);
 
+/* registry_head as the routes' on_head: the scope, and the ids the path
+ * holds (none; {agentId}; {agentId} and {credentialId}). */
+unsigned registry_head_write(struct http_exchange *x, const char *buf,
+			     const struct http_request *req);
+unsigned registry_head_read_agent(struct http_exchange *x, const char *buf,
+				  const struct http_request *req);
+unsigned registry_head_write_agent(struct http_exchange *x, const char *buf,
+				   const struct http_request *req);
+unsigned registry_head_write_credential(struct http_exchange *x, const char *buf,
+					const struct http_request *req);
+
 /* Starts q: the exchange buffer holds the result (the collected body, if
  * any, is overwritten: read it first, q holds copies), the exchange is
  * parked past the statement class's timeout. On failure, replies 503. */

@@ -157,4 +157,23 @@ void db_pool_stats(const struct db *db, struct db_pool_stats *out);
  * message. */
 int db_migrate(const char *url);
 
+/* For other connections to the same database (the revocation sync's
+ * LISTEN), made as the database thread makes its own: the libpq
+ * keyword/value arrays for `url` with our defaults before it
+ * (application_name, connect_timeout), so that the URL's own settings
+ * win (PQconnectdbParams with expand_dbname). NULL-terminated. */
+#define DB_CONNECT_PARAMS 4
+void db_connect_params(const char *url, const char *keys[DB_CONNECT_PARAMS],
+		       const char *values[DB_CONNECT_PARAMS]);
+
+/* Copies text into out (cap bytes, NUL-terminated) fit for a quoted
+ * logfmt value: '"' and '\\' become '\'', control characters spaces,
+ * trailing spaces dropped (libpq's messages end in newlines). */
+void db_log_text(const char *text, char *out, size_t cap);
+
+/* A libpq notice processor: PostgreSQL's notices and warnings ("skipping",
+ * "terminating connection due to immediate shutdown") become debug log
+ * lines instead of raw stderr; what they mean is logged where it matters. */
+void db_notice_to_log(void *arg, const char *message);
+
 #endif

@@ -43,18 +43,6 @@ extern const struct db_statement_def db_statements[DB_STATEMENT_COUNT];
 int db_start_with(struct db **out, const struct db_config *cfg,
 		  const struct db_statement_def *stmts, size_t n);
 
-/* The libpq keyword/value arrays for `url` with our defaults before it
- * (application_name, connect_timeout), so that the URL's own settings
- * win (PQconnectdbParams with expand_dbname). NULL-terminated. */
-#define DB_CONNECT_PARAMS 4
-void db_connect_params(const char *url, const char *keys[DB_CONNECT_PARAMS],
-		       const char *values[DB_CONNECT_PARAMS]);
-
-/* A libpq notice processor: PostgreSQL's notices and warnings ("skipping",
- * "terminating connection due to immediate shutdown") become debug log
- * lines instead of raw stderr; what they mean is logged where it matters. */
-void db_notice_to_log(void *arg, const char *message);
-
 /* Writes res into r (all but `done`): DB_OK with the rows packed into
  * r->buf (per value a 4-byte native-endian length, UINT32_MAX for NULL,
  * then its bytes), DB_TOO_LARGE when they do not fit, DB_TIMEOUT for
@@ -65,9 +53,5 @@ enum db_status db_result_fill(struct db_result *r, const PGresult *res);
 void db_result_set(struct db_result *r, enum db_status status, const char *sqlstate,
 		   const char *message);
 
-/* Copies text into out (cap bytes, NUL-terminated) fit for a quoted
- * logfmt value: '"' and '\\' become '\'', control characters spaces,
- * trailing spaces dropped (libpq's messages end in newlines). */
-void db_log_text(const char *text, char *out, size_t cap);
 
 #endif

@@ -8,13 +8,15 @@
  * shutdown. Any failure (connect, SQL error, deadline, lost socket) drops
  * the connection and starts again from the connect, LISTEN first.
  *
- * Uses src/db's connect parameters and log-text helper (db_int.h), not
- * its thread: the db thread's pipelines stay the workers'.
+ * Connects as the database thread does (db_connect_params) but not
+ * through it: the db thread's pipelines stay the workers'.
  */
 #include "ringside/identity_sync.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../db/db_int.h"
+#include "ringside/db.h"
 #include "ringside/log.h"
 #include "ringside/revocations.h"
 

@@ -404,9 +404,9 @@ fmt_rate() { awk -v r="$1" 'BEGIN { printf "%.0f", r }'; }
 		if grep -q '^isolated RS256 issue ringside ' "$results"; then
 			r=$(med isolated RS256 issue ringside 6) p=$(med isolated RS256 issue peer 6)
 			goal "RS256 issuance ≥ 2 500 tokens/s per core" "$(fmt_rate "$r")/s on one core" \
-				"$(awk -v r="$r" 'BEGIN { print r >= 2500 ? "met" : "NOT met" }')"
+				"$(awk -v r="$r" 'BEGIN { print (r >= 2500 ? "met" : "NOT met") }')"
 			goal "RS256 issuance ≥ 10× the peer" "$(awk -v a="$r" -v b="$p" 'BEGIN { printf "%.1f×", a / b }') on one core" \
-				"$(awk -v a="$r" -v b="$p" 'BEGIN { print a >= 10 * b ? "met" : "NOT met" }')"
+				"$(awk -v a="$r" -v b="$p" 'BEGIN { print (a >= 10 * b ? "met" : "NOT met") }')"
 		fi
 		for arr in $arrangements; do
 			for alg in $algs; do
@@ -414,7 +414,7 @@ fmt_rate() { awk -v r="$1" 'BEGIN { printf "%.0f", r }'; }
 				r=$(med "$arr" "$alg" introspect ringside 6) p99=$(med "$arr" "$alg" introspect ringside 8)
 				goal "introspection ≥ 30 000/s with p99 < 1 ms, $arr, $alg token" \
 					"$(fmt_rate "$r")/s, p99 $(ms "$p99") ms" \
-					"$(awk -v r="$r" -v p="$p99" 'BEGIN { print r >= 30000 && p < 1000 ? "met" : "NOT met" }')"
+					"$(awk -v r="$r" -v p="$p99" 'BEGIN { print (r >= 30000 && p < 1000 ? "met" : "NOT met") }')"
 			done
 		done
 	fi

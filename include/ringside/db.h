@@ -97,6 +97,11 @@ bool db_request_param(struct db_request *q, const char *s, size_t len);
 /* Value (row, col) of a DB_OK result: its bytes (not NUL-terminated) and
  * length; NULL for SQL NULL or out of range. */
 const char *db_value(const struct db_result *r, uint32_t row, uint32_t col, uint32_t *len);
+/* Does value (row, col) hold exactly lit (not NULL)? */
+bool db_value_is(const struct db_result *r, uint32_t row, uint32_t col, const char *lit);
+/* Value (row, col) as a non-negative integer of at most 18 digits; false
+ * for NULL or anything else. */
+bool db_value_i64(const struct db_result *r, uint32_t row, uint32_t col, int64_t *out);
 
 /* Called on the db thread, once per request, after its result is
  * written: token is db_request.token. */

@@ -272,7 +272,7 @@ static void list_resume(struct http_exchange *x, int32_t result)
 	uint32_t shown = res->rows < limit ? res->rows : limit;
 	int64_t before_cut = 0;
 	if (res->rows)
-		registry_value_i64(res, 0, AGENT_COLS + 1, &before_cut);
+		db_value_i64(res, 0, AGENT_COLS + 1, &before_cut);
 	struct json_writer w;
 	registry_writer(x, &w);
 	jsonw_start_object(&w);
@@ -386,7 +386,7 @@ static void patch_resume(struct http_exchange *x, int32_t result)
 	int64_t cutoff;
 	/* Suspended now: its live tokens die here at once (the database's
 	 * NOTIFY tells the other instances). */
-	if (registry_value_i64(res, 0, AGENT_COLS + 1, &cutoff) &&
+	if (db_value_i64(res, 0, AGENT_COLS + 1, &cutoff) &&
 	    !registry_revoke_here(x, REVOKED_AGENT, id, id_len, cutoff))
 		return;
 	reply_agent(x, 200, NULL, res);
@@ -413,12 +413,12 @@ static void delete_resume(struct http_exchange *x, int32_t result)
 	const struct db_result *res = registry_result(x);
 	if (!res)
 		return;
-	if (res->rows != 1 || !registry_value_is(res, 0, 1, "t")) {
+	if (res->rows != 1 || !db_value_is(res, 0, 1, "t")) {
 		registry_agent_not_found(x);
 		return;
 	}
 	int64_t cutoff;
-	if (registry_value_i64(res, 0, 0, &cutoff)) { /* decommissioned now, not before */
+	if (db_value_i64(res, 0, 0, &cutoff)) { /* decommissioned now, not before */
 		/* Keyed as tokens name the agent (sub): the database's form,
 		 * lower case, whatever case the path used. */
 		char id[REGISTRY_UUID_LEN];

@@ -82,7 +82,7 @@ static void create_refused(struct http_exchange *x, const struct db_result *res)
 		registry_agent_not_found(x);
 		return;
 	}
-	if (registry_value_is(res, 0, CRED_COLS, "decommissioned")) {
+	if (db_value_is(res, 0, CRED_COLS, "decommissioned")) {
 		registry_conflict(x, "The agent is decommissioned; it gets no new credentials.");
 		return;
 	}
@@ -184,7 +184,7 @@ static void revoke_resume(struct http_exchange *x, int32_t result)
 	const struct db_result *res = registry_result(x);
 	if (!res)
 		return;
-	if (res->rows != 1 || !registry_value_is(res, 0, 2, "t")) {
+	if (res->rows != 1 || !db_value_is(res, 0, 2, "t")) {
 		http_reply_identity_error(x, 0, API_IDENTITY_CREDENTIAL_NOT_FOUND, NULL, NULL,
 					  NULL, NULL);
 		return;
@@ -193,7 +193,7 @@ static void revoke_resume(struct http_exchange *x, int32_t result)
 	const char *client = db_value(res, 0, 0, &client_len);
 	int64_t revoked_at;
 	/* Revoked now (not before): the tokens it got die here at once. */
-	if (client && registry_value_i64(res, 0, 1, &revoked_at) &&
+	if (client && db_value_i64(res, 0, 1, &revoked_at) &&
 	    !registry_revoke_here(x, REVOKED_CLIENT, client, client_len, revoked_at))
 		return;
 	http_reply(x, 204, NULL, NULL, NULL, 0);

@@ -84,10 +84,6 @@ void registry_param_org(struct http_exchange *x, struct db_request *q);
 
 /* db_value as a NUL-free span; "" for NULL. */
 const char *registry_value(const struct db_result *r, uint32_t row, uint32_t col, uint32_t *len);
-/* Does (row, col) hold exactly lit? */
-bool registry_value_is(const struct db_result *r, uint32_t row, uint32_t col, const char *lit);
-/* (row, col) as a Unix second; false for NULL or not a number. */
-bool registry_value_i64(const struct db_result *r, uint32_t row, uint32_t col, int64_t *out);
 
 /* The agent of row `row` (AGENT_COL_* from its first column) as a JSON
  * object; false if its capabilities are not the array of plain strings

@@ -338,13 +338,6 @@ static bool db_answered(struct http_exchange *x, const struct oauth_exchange *st
 	return true;
 }
 
-static bool value_is(const struct db_result *r, uint32_t col, const char *want)
-{
-	uint32_t len;
-	const char *v = db_value(r, 0, col, &len);
-	return v && len == strlen(want) && !memcmp(v, want, len);
-}
-
 /* Copies value (0, col) into out (cap bytes, NUL-terminated); false if
  * it is NULL or does not fit. */
 static bool copy_value(const struct db_result *r, uint32_t col, char *out, size_t cap)
@@ -356,12 +349,6 @@ static bool copy_value(const struct db_result *r, uint32_t col, char *out, size_
 	memcpy(out, v, len);
 	out[len] = '\0';
 	return true;
-}
-
-static int64_t int_value(const struct db_result *r, uint32_t col)
-{
-	char text[24];
-	return copy_value(r, col, text, sizeof text) ? strtoll(text, NULL, 10) : 0;
 }
 
 /* The client's row against what it sent; false after answering
@@ -379,9 +366,9 @@ static bool client_authenticated(struct http_exchange *x, struct oauth_exchange 
 					   hash ? hash : unknown, hash ? len : sizeof unknown);
 	const char *why = !hash				       ? "unknown client"
 			  : !match			       ? "wrong secret"
-			  : !value_is(r, LOOKUP_COL_STATUS, "active") ? "credential revoked"
-			  : value_is(r, LOOKUP_COL_EXPIRED, "t")      ? "credential expired"
-			  : !value_is(r, LOOKUP_COL_AGENT_STATUS, "active") ? "agent not active"
+			  : !db_value_is(r, 0, LOOKUP_COL_STATUS, "active") ? "credential revoked"
+			  : db_value_is(r, 0, LOOKUP_COL_EXPIRED, "t")      ? "credential expired"
+			  : !db_value_is(r, 0, LOOKUP_COL_AGENT_STATUS, "active") ? "agent not active"
 									   : NULL;
 	explicit_bzero(st->client_secret, sizeof st->client_secret);
 	if (why) {
@@ -460,7 +447,8 @@ static void issue(struct http_exchange *x, struct oauth_exchange *st)
 	/* Never before the agent's cut-off (a suspension in this same
 	 * second): such a token would be dead at birth. jwt_verify allows
 	 * an iat that far ahead (the leeway). */
-	int64_t now = api_now_ms() / 1000, cutoff = int_value(r, LOOKUP_COL_VALID_AFTER);
+	int64_t now = api_now_ms() / 1000, cutoff = 0;
+	db_value_i64(r, 0, LOOKUP_COL_VALID_AFTER, &cutoff);
 	c.iat = now > cutoff ? now : cutoff;
 	int64_t ttl = x->ctx->cfg->token_ttl_ms / 1000;
 	c.exp = c.iat + ttl;

@@ -146,3 +146,26 @@ void db_log_text(const char *text, char *out, size_t cap)
 		n--;
 	out[n] = '\0';
 }
+
+bool db_value_is(const struct db_result *r, uint32_t row, uint32_t col, const char *lit)
+{
+	uint32_t len;
+	const char *v = db_value(r, row, col, &len);
+	return v && len == strlen(lit) && !memcmp(v, lit, len);
+}
+
+bool db_value_i64(const struct db_result *r, uint32_t row, uint32_t col, int64_t *out)
+{
+	uint32_t len;
+	const char *v = db_value(r, row, col, &len);
+	if (!v || !len || len > 18)
+		return false;
+	int64_t n = 0;
+	for (uint32_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		n = n * 10 + (v[i] - '0');
+	}
+	*out = n;
+	return true;
+}

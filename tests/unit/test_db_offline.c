@@ -98,6 +98,17 @@ static void rows_pack_into_the_callers_buffer(void **state)
 	}
 	assert_null(db_value(&r, 3, 0, &len));
 	assert_null(db_value(&r, 0, 2, &len));
+	/* The typed readers: exact text, and a plain non-negative integer. */
+	assert_true(db_value_is(&r, 1, 1, "hello"));
+	assert_false(db_value_is(&r, 1, 1, "hell"));
+	assert_false(db_value_is(&r, 0, 1, "")); /* NULL is not "" */
+	assert_true(db_value_is(&r, 1, 0, ""));
+	int64_t n = -1;
+	assert_true(db_value_i64(&r, 2, 0, &n));
+	assert_int_equal(n, 42);
+	assert_false(db_value_i64(&r, 2, 1, &n)); /* "x" */
+	assert_false(db_value_i64(&r, 1, 0, &n)); /* "" */
+	assert_false(db_value_i64(&r, 0, 1, &n)); /* NULL */
 
 	/* One byte short: DB_TOO_LARGE, the shape kept, no value readable. */
 	r = (struct db_result){.buf = buf, .cap = 6 * 4 + 8};

@@ -705,7 +705,8 @@ static void a_registered_agents_tokens_work_until_its_credential_or_it_ends(void
 	token_of(id2, secret2, "metrics:write", token2, sizeof token2);
 	char path[160];
 	struct http_response *c = resp_new();
-	call("GET", h_strf("/api/v1/agents/%s/credentials", agent), admin, NULL, c);
+	snprintf(path, sizeof path, "/api/v1/agents/%s/credentials", agent);
+	call("GET", path, admin, NULL, c);
 	char cred1[64] = "";
 	const char *at = strstr(c->body, id1);
 	CHECK(at, "%s", c->body);

@@ -220,9 +220,10 @@ build/stress/db_queue_stress: tests/stress/db_queue_stress.c $(wildcard src/db/*
 	@mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -I/usr/include/postgresql \
 		-Isrc/db -pthread -o $@ $(filter %.c,$^) -lpq
-# Parked exchanges posted from another thread, and the database thread
-# against the run's PostgreSQL, under ThreadSanitizer too.
-TSAN_UNITS := $(addprefix build/sanitize-thread/tests/unit/,test_ring_park test_db)
+# Parked exchanges posted from another thread, the database thread and
+# the revocation sync against the run's PostgreSQL, and the revocation
+# table's readers racing its writers, under ThreadSanitizer too.
+TSAN_UNITS := $(addprefix build/sanitize-thread/tests/unit/,test_ring_park test_db test_revocations test_identity_sync)
 stress: deps $(STRESS_BINS)
 	@$(MAKE) --no-print-directory SANITIZE=thread $(TSAN_UNITS)
 	@exec scripts/with_test_pg.sh sh -c 'for s in $(STRESS_BINS); do \

@@ -1,0 +1,118 @@
+/*
+ * The count journal (tenant analytics, seed 002): every counted event
+ * (a token issued, an API call) is appended here by the worker that
+ * answered it, and the write(2) is done before that answer is handed to
+ * the kernel, so a count the client saw acknowledged survives a SIGKILL
+ * (the page cache keeps it) and a PostgreSQL outage (the journal waits).
+ * The flusher (analytics_flusher.h) tails the journal into the rollups,
+ * recording how far it got in the same transaction, so each event counts
+ * exactly once.
+ *
+ * Layout: one directory (--analytics-journal), one stream of segment
+ * files per worker: "w<worker>-<seq>.journal", seq a 16-digit zero-padded
+ * decimal that only grows. A segment starts with a header (magic,
+ * version, worker, seq, the database_id it is meant for: replay goes
+ * only into that database) and holds records:
+ *
+ *   u32 crc32 (of everything after it in the record) | u16 len (whole
+ *   record) | u8 kind | u8 org_len | i64 unix_ms | u8 agent_len |
+ *   org bytes | agent bytes
+ *
+ * little-endian. A segment is closed at --analytics-segment-bytes and a
+ * new one begun; records never span segments. A torn tail (a crash in
+ * the middle of a write) is a record whose length or CRC does not hold:
+ * the reader stops there, and the writer of a restarted process begins a
+ * new segment rather than appending after it.
+ *
+ * One writer per stream (its worker); readers are other threads (the
+ * flusher) reading only what a flush completed.
+ */
+#ifndef RINGSIDE_ANALYTICS_JOURNAL_H
+#define RINGSIDE_ANALYTICS_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum journal_kind {
+	JOURNAL_TOKEN_ISSUED = 1,
+	JOURNAL_API_CALL = 2,
+};
+
+#define JOURNAL_ID_MAX 63        /* org and agent ids, bytes */
+#define JOURNAL_DATABASE_ID_LEN 36 /* a uuid as text */
+
+/* ---- Writing (one worker) ---- */
+
+struct journal_writer;
+
+struct journal_writer_config {
+	const char *dir;          /* exists, writable */
+	uint32_t worker;
+	uint64_t segment_bytes;   /* a segment is closed past this */
+	bool sync;                /* fdatasync after each flush (power loss) */
+	char database_id[JOURNAL_DATABASE_ID_LEN + 1];
+};
+
+/* Opens the worker's stream: a new segment after the highest seq in the
+ * directory for this worker (never appending to a segment a previous
+ * process wrote). 0, or a negative errno after logging why. */
+int journal_writer_open(struct journal_writer **out, const struct journal_writer_config *c);
+void journal_writer_close(struct journal_writer *w);
+
+/* Buffers one event (no syscall). ids longer than JOURNAL_ID_MAX or empty:
+ * -EINVAL. A full buffer is flushed first. */
+int journal_append(struct journal_writer *w, enum journal_kind kind, const char *org,
+		   size_t org_len, const char *agent, size_t agent_len, int64_t unix_ms);
+
+/* Writes what was appended since the last flush (one write(2), plus
+ * fdatasync when configured), rotating the segment when it is full.
+ * Cheap when nothing is pending. 0, or a negative errno (logged once per
+ * failure streak; the events stay buffered and are retried). */
+int journal_flush(struct journal_writer *w);
+
+/* Events appended and not yet flushed (for tests, and to know whether a
+ * flush is due). */
+uint32_t journal_pending(const struct journal_writer *w);
+
+/* ---- Reading (the flusher) ---- */
+
+/* A position in a worker's stream. */
+struct journal_pos {
+	uint64_t seq;     /* segment */
+	uint64_t offset;  /* bytes into it, header included */
+};
+
+struct journal_event {
+	uint8_t kind;     /* enum journal_kind */
+	uint8_t org_len, agent_len;
+	int64_t unix_ms;
+	char org[JOURNAL_ID_MAX + 1];   /* NUL-terminated */
+	char agent[JOURNAL_ID_MAX + 1];
+};
+
+struct journal_reader;
+
+/* Reads the stream of `worker` in dir from pos (0/0: its first segment
+ * present). database_id: the segment headers must name it (else the
+ * segment is skipped and logged: it belongs to another database). */
+int journal_reader_open(struct journal_reader **out, const char *dir, uint32_t worker,
+			const char *database_id, struct journal_pos pos);
+void journal_reader_close(struct journal_reader *r);
+
+/* The next complete event: 1 (and *pos is just past it), 0 at the end of
+ * what is written (call again later: more may come), or a negative
+ * errno. A torn or corrupt record at the end of a segment that has a
+ * successor is skipped with a log line (the crash that tore it ended
+ * that segment); in the newest segment it is "the end" for now. */
+int journal_next(struct journal_reader *r, struct journal_event *ev, struct journal_pos *pos);
+
+/* Deletes the worker's segments wholly before pos.seq (all read and
+ * applied). Returns how many were deleted. */
+int journal_prune(const char *dir, uint32_t worker, struct journal_pos pos);
+
+/* The workers that have streams in dir (for replay at start with a
+ * different --workers): fills ids up to cap, returns the count. */
+uint32_t journal_list_workers(const char *dir, uint32_t *ids, uint32_t cap);
+
+#endif

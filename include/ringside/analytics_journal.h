@@ -11,8 +11,7 @@
  * Layout: one directory (--analytics-journal), one stream of segment
  * files per worker: "w<worker>-<seq>.journal", seq a 16-digit zero-padded
  * decimal that only grows. A segment starts with a header (magic,
- * version, worker, seq, the database_id it is meant for: replay goes
- * only into that database) and holds records:
+ * version, worker, seq) and holds records:
  *
  *   u32 crc32 (of everything after it in the record) | u16 len (whole
  *   record) | u8 kind | u8 org_len | i64 unix_ms | u8 agent_len |
@@ -25,7 +24,9 @@
  * new segment rather than appending after it.
  *
  * One writer per stream (its worker); readers are other threads (the
- * flusher) reading only what a flush completed.
+ * flusher) reading only what a flush completed. The directory belongs to
+ * one database: the flusher binds it (a "database-id" file, ringside_meta's
+ * id) on its first connection and refuses to replay it into another.
  */
 #ifndef RINGSIDE_ANALYTICS_JOURNAL_H
 #define RINGSIDE_ANALYTICS_JOURNAL_H
@@ -40,7 +41,6 @@ enum journal_kind {
 };
 
 #define JOURNAL_ID_MAX 63        /* org and agent ids, bytes */
-#define JOURNAL_DATABASE_ID_LEN 36 /* a uuid as text */
 
 /* ---- Writing (one worker) ---- */
 
@@ -51,7 +51,6 @@ struct journal_writer_config {
 	uint32_t worker;
 	uint64_t segment_bytes;   /* a segment is closed past this */
 	bool sync;                /* fdatasync after each flush (power loss) */
-	char database_id[JOURNAL_DATABASE_ID_LEN + 1];
 };
 
 /* Opens the worker's stream: a new segment after the highest seq in the
@@ -94,10 +93,9 @@ struct journal_event {
 struct journal_reader;
 
 /* Reads the stream of `worker` in dir from pos (0/0: its first segment
- * present). database_id: the segment headers must name it (else the
- * segment is skipped and logged: it belongs to another database). */
+ * present). */
 int journal_reader_open(struct journal_reader **out, const char *dir, uint32_t worker,
-			const char *database_id, struct journal_pos pos);
+			struct journal_pos pos);
 void journal_reader_close(struct journal_reader *r);
 
 /* The next complete event: 1 (and *pos is just past it), 0 at the end of

@@ -184,15 +184,28 @@ int http_reply_agent_error(struct http_exchange *x, unsigned status, enum api_ag
 			   const char *extra_headers);
 
 /*
- * The identity routes' envelope (openapi/identity.yaml): {code, message,
- * details?, requestId}, details being {field?, hint?} when either is not
- * NULL (the member a VALIDATION_ERROR is about; what to do about a 503).
- * status 0: the error's own; message NULL: its default. Strings are
- * JSON-escaped. Returns 0 or -ENOSPC.
+ * The envelope of the identity routes (openapi/identity.yaml) and of
+ * seed 002's analytics: {code, message, details?, requestId}. details is
+ * written when any member of it is set: field (the member or query
+ * parameter at fault), hint (what to do about a 503), max and provided
+ * (a limit and the value that passed it, as seed 002's `days` error
+ * shows them: JSON numbers, given as their decimal digits; anything but
+ * digits is written as a string).
  */
+struct http_error_details {
+	const char *field, *hint;
+	const char *max, *provided;
+};
+/* status 0: the error's own; message NULL: its default. Strings are
+ * JSON-escaped. Returns 0 or -ENOSPC. */
 int http_reply_identity_error(struct http_exchange *x, unsigned status,
 			      enum api_identity_error code, const char *message, const char *field,
 			      const char *hint, const char *extra_headers);
+/* The same envelope with a core code (seed 002 names VALIDATION_ERROR,
+ * UNAUTHORIZED, NOT_FOUND and INTERNAL_SERVER_ERROR) and any details. */
+int http_reply_detailed_error(struct http_exchange *x, unsigned status, enum api_core_error code,
+			      const char *message, const struct http_error_details *details,
+			      const char *extra_headers);
 
 /*
  * An OAuth 2.0 error (RFC 6749 section 5.2): the body is exactly

@@ -1,6 +1,7 @@
 #include "ringside/http_response.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -166,11 +167,22 @@ int http_reply_agent_error(struct http_exchange *x, unsigned status, enum api_ag
 				  extra_headers);
 }
 
-int http_reply_identity_error(struct http_exchange *x, unsigned status,
-			      enum api_identity_error code, const char *message, const char *field,
-			      const char *hint, const char *extra_headers)
+/* A details member: a JSON number when it is a plain decimal that fits
+ * 64 bits, else a string. */
+static void details_number(struct json_writer *w, const char *name, const char *digits)
 {
-	const struct api_error *e = &api_identity_errors[code];
+	jsonw_key(w, name);
+	size_t n = strlen(digits);
+	if (n && n <= 19 && strspn(digits, "0123456789") == n && (digits[0] != '0' || n == 1))
+		jsonw_u64(w, strtoull(digits, NULL, 10));
+	else
+		jsonw_cstring(w, digits);
+}
+
+static int reply_detailed(struct http_exchange *x, unsigned status, const struct api_error *e,
+			  const char *message, const struct http_error_details *d,
+			  const char *extra_headers)
+{
 	char body[HTTP_RESPONSE_RESERVE / 2];
 	struct json_writer w;
 	jsonw_init(&w, body, sizeof body);
@@ -179,17 +191,21 @@ int http_reply_identity_error(struct http_exchange *x, unsigned status,
 	jsonw_cstring(&w, e->code);
 	jsonw_key(&w, "message");
 	jsonw_cstring(&w, message ? message : e->message);
-	if (field || hint) {
+	if (d && (d->field || d->hint || d->max || d->provided)) {
 		jsonw_key(&w, "details");
 		jsonw_start_object(&w);
-		if (field) {
+		if (d->field) {
 			jsonw_key(&w, "field");
-			jsonw_cstring(&w, field);
+			jsonw_cstring(&w, d->field);
 		}
-		if (hint) {
+		if (d->hint) {
 			jsonw_key(&w, "hint");
-			jsonw_cstring(&w, hint);
+			jsonw_cstring(&w, d->hint);
 		}
+		if (d->max)
+			details_number(&w, "max", d->max);
+		if (d->provided)
+			details_number(&w, "provided", d->provided);
 		jsonw_end_object(&w);
 	}
 	jsonw_key(&w, "requestId");
@@ -199,6 +215,21 @@ int http_reply_identity_error(struct http_exchange *x, unsigned status,
 		return -ENOSPC;
 	return http_reply(x, status ? status : e->status, "application/json", extra_headers, body,
 			  w.len);
+}
+
+int http_reply_identity_error(struct http_exchange *x, unsigned status,
+			      enum api_identity_error code, const char *message, const char *field,
+			      const char *hint, const char *extra_headers)
+{
+	const struct http_error_details d = {.field = field, .hint = hint};
+	return reply_detailed(x, status, &api_identity_errors[code], message, &d, extra_headers);
+}
+
+int http_reply_detailed_error(struct http_exchange *x, unsigned status, enum api_core_error code,
+			      const char *message, const struct http_error_details *details,
+			      const char *extra_headers)
+{
+	return reply_detailed(x, status, &api_core_errors[code], message, details, extra_headers);
 }
 
 int http_reply_oauth_error(struct http_exchange *x, unsigned status, enum api_oauth_error error,

@@ -432,6 +432,49 @@ static void identity_envelope_has_details_not_field(void **state)
 	assert_int_equal(status, 503);
 }
 
+/* Seed 002's two `days` examples, byte for byte but the requestId. */
+static void seed_002_days_errors_are_its_examples(void **state)
+{
+	(void)state;
+	unsigned status;
+	struct http_exchange x = exchange();
+	const struct http_error_details over = {.field = "days", .max = "90", .provided = "120"};
+	assert_int_equal(http_reply_detailed_error(&x, 400, API_CORE_VALIDATION_ERROR,
+						   "Query parameter `days` must not exceed 90.", &over,
+						   NULL),
+			 0);
+	assert_string_equal(body_of(&status),
+			    "{\"code\":\"VALIDATION_ERROR\",\"message\":\"Query parameter `days` must "
+			    "not exceed 90.\",\"details\":{\"field\":\"days\",\"max\":90,"
+			    "\"provided\":120},\"requestId\":\"req_test\"}");
+	assert_int_equal(status, 400);
+	x = exchange();
+	const struct http_error_details bad = {.field = "days"};
+	assert_int_equal(http_reply_detailed_error(&x, 400, API_CORE_VALIDATION_ERROR,
+						   "Query parameter `days` must be a positive integer.",
+						   &bad, NULL),
+			 0);
+	assert_string_equal(body_of(&status),
+			    "{\"code\":\"VALIDATION_ERROR\",\"message\":\"Query parameter `days` must "
+			    "be a positive integer.\",\"details\":{\"field\":\"days\"},"
+			    "\"requestId\":\"req_test\"}");
+	/* Not digits (or a leading zero): a string, never raw JSON. */
+	x = exchange();
+	const struct http_error_details odd = {.provided = "1e9\"}"};
+	assert_int_equal(http_reply_detailed_error(&x, 400, API_CORE_VALIDATION_ERROR, "m", &odd,
+						   NULL),
+			 0);
+	assert_non_null(strstr(body_of(&status), "\"provided\":\"1e9\\\"}\""));
+	x = exchange();
+	assert_int_equal(http_reply_detailed_error(&x, 404, API_CORE_NOT_FOUND,
+						   "Analytics is not enabled on this instance.", NULL,
+						   NULL),
+			 0);
+	assert_string_equal(body_of(&status),
+			    "{\"code\":\"NOT_FOUND\",\"message\":\"Analytics is not enabled on this "
+			    "instance.\",\"requestId\":\"req_test\"}");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +485,7 @@ int main(void)
 		cmocka_unit_test(oauth_error_is_exactly_two_members),
 		cmocka_unit_test(typed_envelopes_carry_their_familys_code),
 		cmocka_unit_test(identity_envelope_has_details_not_field),
+		cmocka_unit_test(seed_002_days_errors_are_its_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,8 @@ struct option_def {
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const cpu_affinity_names[] = {"off", "auto", NULL};
+static const char *const boolean_names[] = {"false", "true", NULL};
+static const char *const journal_sync_names[] = {"none", "fdatasync", NULL};
 
 /* The one table of settings: parsing, defaults, env names and --help all
  * come from it, so they cannot drift apart. */
@@ -146,6 +148,17 @@ static const struct option_def options[] = {
 	{"revocation-capacity", OPT_COUNT, CFG(revocation_capacity), 1024, 1u << 24, "1048576",
 	 "live revocations (tokens, agents, clients) held in memory; past it revoking is 503",
 	 FOR_SERVE, NULL},
+	{"analytics-enabled", OPT_CHOICE, CFG(analytics_enabled), 0, 0, "true",
+	 "false: the analytics routes answer 404 and nothing is counted (also ANALYTICS_ENABLED)",
+	 FOR_SERVE, boolean_names},
+	{"analytics-journal", OPT_STRING, CFG(analytics_journal), 1, CONFIG_PATH_MAX, "var/journal",
+	 "directory of the count journal: every counted event is written here before its answer "
+	 "goes out, then added to PostgreSQL's rollups (made if missing)", FOR_SERVE, NULL},
+	{"journal-sync", OPT_CHOICE, CFG(journal_sync), 0, 0, "none",
+	 "none: a count survives a crash of Ringside (the page cache keeps it); fdatasync: "
+	 "a power loss too, at a disk flush per loop pass", FOR_SERVE, journal_sync_names},
+	{"analytics-batch", OPT_COUNT, CFG(analytics_batch), 100, 1000000, "50000",
+	 "counted events added to PostgreSQL per transaction at most", FOR_SERVE, NULL},
 	{"sub", OPT_STRING, CFG(token.sub), 1, CONFIG_NAME_MAX, "",
 	 "token: the agent id (sub)", FOR_TOKEN, NULL},
 	{"org", OPT_STRING, CFG(token.org), 1, CONFIG_NAME_MAX, "",
@@ -167,6 +180,8 @@ static bool secret(const struct option_def *o)
  * platforms that provision a database set. */
 static const char *env_fallback(const struct option_def *o)
 {
+	if (o->offset == CFG(analytics_enabled))
+		return "ANALYTICS_ENABLED"; /* seed 002's own */
 	return o->offset == CFG(database_url) ? "DATABASE_URL" : NULL;
 }
 

@@ -265,9 +265,10 @@ static int serve(const struct config *cfg)
 	 * before the workers, so the first requests already meet the
 	 * revocations stored (it waits a little for its first read; a
 	 * database down now is retried by the thread). */
-	if (api_start_identity_sync(&api, &metrics) < 0)
+	if (api_start_identity_sync(&api, &metrics) < 0 || api_start_analytics(&api) < 0)
 		return 1;
-	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped};
+	const struct ring_hooks hooks = {&api, api_worker_pass, api_worker_stopped, api_answered,
+					 api_worker_flush};
 	if (ring_server_start(&server, cfg, &api_router, &metrics, &hooks, access_log) < 0)
 		return 1;
 	sample_workers(&metrics, &server, &api);

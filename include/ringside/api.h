@@ -28,6 +28,7 @@ struct api {
 	struct fleet_api *fleet;
 	struct ingest_api *ingest;
 	struct identity_api *identity;
+	struct analytics_api *analytics;
 	struct db *db;     /* NULL: no --database-url; its routes answer 503 */
 };
 
@@ -43,6 +44,17 @@ void api_fini(struct api *a);
  * answer 503. */
 struct client_secret_key;
 void api_take_client_secret_key(struct api *a, struct client_secret_key *k);
+
+/* After the migrations: starts the analytics flusher (with a database
+ * and analytics on). 0 or -1 (logged). */
+int api_start_analytics(struct api *a);
+
+/* The ring's hooks for counting (src/api/analytics.c): an exchange
+ * marked for counting was answered 2xx; and the worker's journal is
+ * written before its queued answers go out. */
+struct http_exchange;
+void api_answered(struct http_exchange *x);
+void api_worker_flush(struct api *a, uint32_t worker);
 
 /* --fleet-state: loads the fleet saved in path before the workers start
  * (receive times kept; agents past --fleet-forget skipped), logging what

@@ -94,6 +94,12 @@ struct config {
 	uint32_t revocation_resync_ms; /* --revocation-resync: full re-read every */
 	uint32_t revocation_capacity; /* --revocation-capacity: live entries held */
 
+	/* Tenant analytics (seed 002). */
+	int analytics_enabled;        /* --analytics-enabled: 0 false, 1 true */
+	char analytics_journal[CONFIG_PATH_MAX]; /* --analytics-journal */
+	int journal_sync;             /* --journal-sync: 0 none, 1 fdatasync */
+	uint32_t analytics_batch;     /* --analytics-batch */
+
 	/* `ringside token`: the claims of the token to print. */
 	struct {
 		char sub[CONFIG_NAME_MAX];

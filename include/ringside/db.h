@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringside/db_analytics.h"
 #include "ringside/db_identity.h"
 
 /* Query classes: each has its own statement timeout (--db-timeout-*). */
@@ -35,7 +36,8 @@ enum db_class {
 #define DB_STATEMENTS(X)                                                                       \
 	X(DB_PING, DB_CLASS_PING, "SELECT 1")                                                  \
 	DB_REGISTRY_STATEMENTS(X)                                                              \
-	DB_TOKEN_STATEMENTS(X)
+	DB_TOKEN_STATEMENTS(X)                                                                 \
+	DB_ANALYTICS_STATEMENTS(X)
 
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, cls, sql) name,

@@ -86,6 +86,13 @@ struct http_exchange {
 	 * validation, say): the server reads and discards the rest, stops
 	 * calling on_body, and still calls on_request to answer. */
 	bool discard_body;
+	/* Tenant analytics: what this exchange counts once it is answered
+	 * 2xx (count_kind 0: nothing), set by its authentication or its
+	 * handler (src/api/analytics.c) and handed to the server's
+	 * `answered` hook when the answer is queued. */
+	uint8_t count_kind;
+	uint8_t count_org_len, count_agent_len;
+	char count_org[64], count_agent[64];
 	/* The route's parameters ({agentId}), parsed once by the router and
 	 * percent-decoded: http_param. */
 	uint8_t param_count;

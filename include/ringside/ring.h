@@ -20,6 +20,8 @@ struct api;
 
 /* What the workers run besides HTTP: the handlers' state, and the hooks
  * it needs from each worker's loop. Any member may be NULL. */
+struct http_exchange;
+
 struct ring_hooks {
 	struct api *api;  /* handed to handlers as http_context.api */
 	/* Once per loop pass of worker `worker` (at least every 50 ms),
@@ -27,6 +29,14 @@ struct ring_hooks {
 	void (*pass)(struct api *api, uint32_t worker);
 	/* The worker has stopped for good: it calls nothing more. */
 	void (*stopped)(struct api *api, uint32_t worker);
+	/* Optional: an exchange with a count_kind was answered 2xx (the
+	 * server engine's `answered`). */
+	void (*answered)(struct http_exchange *x);
+	/* Optional: before the worker hands queued answers to the kernel in
+	 * the middle of a pass (its submission queue is full): what must be
+	 * written before an answer leaves (the count journal) is written.
+	 * The end of each pass (`pass`) does the same. */
+	void (*flush)(struct api *api, uint32_t worker);
 };
 
 struct ring_server {

@@ -68,6 +68,9 @@ struct server_params {
 	 * host calls server_stop: a response begun meanwhile says close. */
 	const _Atomic bool *stop_requested;
 	const struct server_host *host;
+	/* Optional: an exchange with a count_kind was answered 2xx (its
+	 * answer is queued, not sent: the host sends it after this pass). */
+	void (*answered)(struct http_exchange *x);
 };
 
 /* Allocates the per-worker buffers (touched as used). 0 or -ENOMEM. */
@@ -211,6 +214,7 @@ struct server {
 	const struct server_host *host;
 	const struct config *cfg;
 	const struct router *router;
+	void (*answered)(struct http_exchange *x);
 	struct http_context ctx;
 	struct http_limits limits;
 	uint32_t id;

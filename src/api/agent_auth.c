@@ -160,7 +160,7 @@ const struct jwt_keys *agent_auth_keys(const struct api *a)
 
 /* Who answers a refusal: the agent routes (seed 003's codes) or the
  * identity routes (the identity issue's). */
-enum auth_family { AUTH_AGENT, AUTH_IDENTITY };
+enum auth_family { AUTH_AGENT, AUTH_IDENTITY, AUTH_ANALYTICS };
 enum auth_refusal { REFUSE_UNAVAILABLE, REFUSE_UNAUTHORIZED, REFUSE_SCOPE };
 
 static void refuse(struct http_exchange *x, enum auth_family family, enum auth_refusal why,
@@ -171,11 +171,20 @@ static void refuse(struct http_exchange *x, enum auth_family family, enum auth_r
 		API_AGENT_SERVICE_UNAVAILABLE, API_AGENT_UNAUTHORIZED, API_AGENT_FORBIDDEN_SCOPE};
 	static const enum api_identity_error identity[] = {
 		API_IDENTITY_SERVICE_UNAVAILABLE, API_IDENTITY_UNAUTHORIZED, API_IDENTITY_FORBIDDEN};
-	if (family == AUTH_IDENTITY)
+	if (family == AUTH_IDENTITY) {
 		http_reply_identity_error(x, status[why], identity[why], message, NULL, hint,
 					  headers);
-	else
+	} else if (family == AUTH_ANALYTICS) {
+		/* Seed 002: its codes, and its message for every 401; what
+		 * was wrong goes into details. */
+		static const enum api_core_error core[] = {
+			API_CORE_SERVICE_UNAVAILABLE, API_CORE_UNAUTHORIZED, API_CORE_FORBIDDEN};
+		const struct http_error_details d = {.hint = message};
+		http_reply_detailed_error(x, status[why], core[why],
+					  why == REFUSE_UNAUTHORIZED ? NULL : message, &d, headers);
+	} else {
 		http_reply_agent_error(x, status[why], agent[why], message, NULL, hint, headers);
+	}
 }
 
 static const struct jwt_claims *authenticate(struct http_exchange *x, const char *buf,
@@ -223,6 +232,7 @@ static const struct jwt_claims *authenticate(struct http_exchange *x, const char
 		refuse(x, family, REFUSE_SCOPE, message, "Ask for a token with that scope.", headers);
 		return NULL;
 	}
+	api_count_call(x, claims);
 	return claims;
 }
 
@@ -236,4 +246,10 @@ const struct jwt_claims *api_authenticate_identity(struct http_exchange *x, cons
 						   const struct http_request *req, uint32_t scope)
 {
 	return authenticate(x, buf, req, scope, AUTH_IDENTITY);
+}
+
+const struct jwt_claims *api_authenticate_analytics(struct http_exchange *x, const char *buf,
+						    const struct http_request *req)
+{
+	return authenticate(x, buf, req, 0, AUTH_ANALYTICS);
 }

@@ -8,6 +8,7 @@
 #include "ringside/http_response.h"
 #include "ringside/jwt.h"
 #include "ringside/metrics.h"
+#include "ringside/metrics_expo.h"
 #include "ringside/rate_limit.h"
 #include "ringside/revocations.h"
 
@@ -35,6 +36,9 @@ extern const struct http_handler api_credentials_revoke;
 extern const struct http_handler api_token;
 extern const struct http_handler api_token_introspect;
 extern const struct http_handler api_token_revoke;
+extern const struct http_handler api_analytics_tokens;
+extern const struct http_handler api_analytics_activity;
+extern const struct http_handler api_analytics_agents;
 
 /*
  * Each handler group's part of struct api: made, used and freed by the
@@ -90,6 +94,20 @@ int identity_api_init(struct api *a);
 void identity_api_fini(struct api *a);
 void identity_api_write_metrics(struct api *a, struct expo *e);
 
+/* analytics.c: counting for tenant analytics (seed 002) into the count
+ * journal, and the flusher that adds it to PostgreSQL. */
+int analytics_api_init(struct api *a);
+void analytics_api_fini(struct api *a);
+void analytics_api_write_metrics(struct api *a, struct expo *e);
+bool api_analytics_enabled(const struct api *a);
+/* Marks the exchange: counted once it is answered 2xx (api_answered). */
+void api_count_call(struct http_exchange *x, const struct jwt_claims *c);
+void api_count_token(struct http_exchange *x, const char *org, const char *agent);
+
+/* A /metrics family of one unlabelled sample. */
+void api_expo_single(struct expo *e, const char *name, enum expo_type type, const char *help,
+		     uint64_t value);
+
 /*
  * The agent token of the request (Authorization: Bearer, RFC 6750),
  * verified through the worker's cache, with `scope` (JWT_SCOPE_* bits, any
@@ -108,6 +126,11 @@ const struct jwt_claims *api_authenticate(struct http_exchange *x, const char *b
  * credential routes, whose error_code is api_identity_error_code. */
 const struct jwt_claims *api_authenticate_identity(struct http_exchange *x, const char *buf,
 						   const struct http_request *req, uint32_t scope);
+/* Any valid token, refused in seed 002's envelope (401 UNAUTHORIZED with
+ * the seed's message, what was wrong in details.hint): the analytics
+ * routes. */
+const struct jwt_claims *api_authenticate_analytics(struct http_exchange *x, const char *buf,
+						    const struct http_request *req);
 
 /* Appends the handlers' own families to a /metrics exposition: the
  * fleet store and the validators. */

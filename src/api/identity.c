@@ -85,18 +85,10 @@ void api_take_client_secret_key(struct api *a, struct client_secret_key *k)
 	client_secret_key_wipe(k);
 }
 
-/* A family of one unlabelled sample. */
-static void single(struct expo *e, const char *name, enum expo_type type, const char *help,
-		   uint64_t value)
-{
-	expo_family(e, name, type, help);
-	expo_sample_u64(e, name, NULL, NULL, 0, NULL, value);
-}
-
 void identity_api_write_metrics(struct api *a, struct expo *e)
 {
 	struct identity_api *id = a->identity;
-	single(e, "ringside_revocations_held", EXPO_GAUGE,
+	api_expo_single(e, "ringside_revocations_held", EXPO_GAUGE,
 	       "Revocation entries held in memory (revoked tokens, agent and client cut-offs).",
 	       revocations_count(id->revocations));
 	/* The sync's families only when there is one (--database-url): an
@@ -105,16 +97,16 @@ void identity_api_write_metrics(struct api *a, struct expo *e)
 		return;
 	struct identity_sync_stats st;
 	identity_sync_read_stats(id->sync, &st);
-	single(e, "ringside_revocation_sync_up", EXPO_GAUGE,
+	api_expo_single(e, "ringside_revocation_sync_up", EXPO_GAUGE,
 	       "1 while the revocation sync thread listens to the database and has resynced.",
 	       st.up);
-	single(e, "ringside_revocation_notices_total", EXPO_COUNTER,
+	api_expo_single(e, "ringside_revocation_notices_total", EXPO_COUNTER,
 	       "Revocation notifications from the database applied.", st.notices);
-	single(e, "ringside_revocation_resyncs_total", EXPO_COUNTER,
+	api_expo_single(e, "ringside_revocation_resyncs_total", EXPO_COUNTER,
 	       "Full re-reads of the revocations from the database.", st.resyncs);
-	single(e, "ringside_revoked_tokens_purged_total", EXPO_COUNTER,
+	api_expo_single(e, "ringside_revoked_tokens_purged_total", EXPO_COUNTER,
 	       "Expired revoked_tokens rows deleted by this instance.", st.purged);
-	single(e, "ringside_revocations_refused_total", EXPO_COUNTER,
+	api_expo_single(e, "ringside_revocations_refused_total", EXPO_COUNTER,
 	       "Revocations the sync thread could not hold: the table was full "
 	       "(--revocation-capacity).",
 	       st.refused);

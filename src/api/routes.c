@@ -33,6 +33,9 @@ static const struct http_route routes[] = {
 	{HTTP_POST, "/api/v1/token", &api_token, 0},
 	{HTTP_POST, "/api/v1/token/introspect", &api_token_introspect, 0},
 	{HTTP_POST, "/api/v1/token/revoke", &api_token_revoke, 0},
+	{HTTP_GET, "/api/v1/analytics/tokens", &api_analytics_tokens, 0},
+	{HTTP_GET, "/api/v1/analytics/agents/activity", &api_analytics_activity, 0},
+	{HTTP_GET, "/api/v1/analytics/agents", &api_analytics_agents, 0},
 };
 
 const struct router api_router = {routes, sizeof routes / sizeof routes[0]};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ringside/db.h"
+#include "ringside/metrics_expo.h"
 
 int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct jwt_keys *keys)
 {
@@ -14,7 +15,7 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 	a->cfg = cfg;
 	a->worker_count = workers;
 	if (agent_auth_init(a, keys) < 0 || fleet_api_init(a) < 0 || ingest_api_init(a) < 0 ||
-	    identity_api_init(a) < 0) {
+	    identity_api_init(a) < 0 || analytics_api_init(a) < 0) {
 		api_fini(a);
 		return -1;
 	}
@@ -23,6 +24,7 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 
 void api_fini(struct api *a)
 {
+	analytics_api_fini(a);
 	identity_api_fini(a);
 	ingest_api_fini(a);
 	fleet_api_fini(a);
@@ -31,6 +33,9 @@ void api_fini(struct api *a)
 
 void api_worker_pass(struct api *a, uint32_t worker)
 {
+	/* Before this pass's answers go to the kernel: the counts they
+	 * acknowledge are written (analytics.c). */
+	api_worker_flush(a, worker);
 	fleet_api_pass(a, worker);
 	if (a->db)
 		db_kick(a->db, worker); /* what this pass's handlers asked of it */
@@ -48,6 +53,7 @@ void api_sample_db_pool(struct api *a, struct metrics_registry *r)
 
 void api_worker_stopped(struct api *a, uint32_t worker)
 {
+	api_worker_flush(a, worker);
 	fleet_api_stopped(a, worker);
 }
 
@@ -63,4 +69,12 @@ void api_write_metrics(struct api *a, struct expo *e)
 	fleet_api_write_metrics(a, e);
 	ingest_api_write_metrics(a, e);
 	identity_api_write_metrics(a, e);
+	analytics_api_write_metrics(a, e);
+}
+
+void api_expo_single(struct expo *e, const char *name, enum expo_type type, const char *help,
+		     uint64_t value)
+{
+	expo_family(e, name, type, help);
+	expo_sample_u64(e, name, NULL, NULL, 0, NULL, value);
 }

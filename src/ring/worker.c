@@ -74,6 +74,8 @@ static uint32_t conn_slot(const struct worker *w, const struct ring_conn *c)
 struct io_uring_sqe *worker_get_sqe(struct worker *w)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe && w->owner->hooks.flush)
+		w->owner->hooks.flush(w->owner->hooks.api, w->id);
 	while (!sqe) {
 		int r = io_uring_submit(&w->ring);
 		if (r < 0 && r != -EBUSY && r != -EINTR)
@@ -897,6 +899,7 @@ int ring_server_start(struct ring_server *s, const struct config *cfg,
 			.access_log = access_log_fd >= 0,
 			.stop_requested = &s->stop_requested,
 			.host = &ring_host,
+			.answered = s->hooks.answered,
 		};
 		if ((r = open_listeners(s, w)) < 0)
 			break;

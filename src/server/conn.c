@@ -295,6 +295,8 @@ static void complete_request(struct server *s, struct server_conn *c)
 	if (c->body_buf && !c->body_len)
 		release_body(s, c); /* borrowed, then answered otherwise */
 	release_xbuf(s, c);
+	if (x->count_kind && x->status >= 200 && x->status < 300 && s->answered)
+		s->answered(x);
 	c->requests++;
 	count_request(s, c);
 	log_debug("request", "worker=%u method=%s route=%s status=%u request_id=%s", s->id,

@@ -95,6 +95,7 @@ int server_init(struct server *s, const struct server_params *p)
 	s->slots = p->slots;
 	s->access_log = p->access_log;
 	s->stop_requested = p->stop_requested;
+	s->answered = p->answered;
 	s->ctx = (struct http_context){
 		.cfg = p->cfg,
 		.metrics = p->metrics,

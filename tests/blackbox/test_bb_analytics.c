@@ -1,0 +1,358 @@
+/*
+ * Tenant analytics (seed 002) against the real binary and PostgreSQL:
+ * the seed's errors byte for byte, the feature flag, and counts that
+ * reach the rollups exactly: agents registered through the API get
+ * tokens and post reports, and the three routes (and the hourly rollup
+ * itself) say exactly how many 200s and 202s they got.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "../common/test_db.h"
+
+#define SECRET "tests/auth/test-only-hs256.secret"
+#define ORG "org-analytics"
+
+static struct {
+	char *url;
+	char journal[64];
+	uint16_t port;
+} fx;
+
+static int group_setup(void **state)
+{
+	if (!test_db_available())
+		return 0;
+	fx.url = test_db_create("analytics");
+	if (!fx.url)
+		return -1;
+	snprintf(fx.journal, sizeof fx.journal, "/tmp/ringside-journal-%d", (int)getpid());
+	const char *const args[] = {"--database-url", fx.url, "--workers", "2", "--log-level",
+				    "warn", "--jwt-secret-file", SECRET, "--client-secret-key-file",
+				    SECRET, "--token-rate-limit", "0", "--analytics-journal",
+				    fx.journal, NULL};
+	if (h_group_setup_with(state, args) < 0)
+		return -1;
+	fx.port = h_group_server()->port;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	if (!fx.url)
+		return 0;
+	int rc = h_group_teardown(state);
+	test_db_drop(fx.url);
+	free(fx.url);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", fx.journal);
+	CHECK(system(cmd) == 0, "%s", cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+static void need_database(void)
+{
+	if (!fx.url) {
+		print_message("no test database (RINGSIDE_TEST_DATABASE_URL): skipped\n");
+		skip();
+	}
+}
+
+static void get(uint16_t port, const char *path, const char *token, struct http_response *r)
+{
+	char req[4096];
+	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n%s%s%s\r\n", path,
+		 token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+	h_exchange(port, req, false, r);
+}
+
+/* The body without its requestId member, for byte-for-byte checks. */
+static const char *without_request_id(struct http_response *r)
+{
+	char *id = strstr(r->body, ",\"requestId\":\"");
+	CHECK(id, "no requestId: %s", r->body);
+	char *end = strchr(id + 14, '"');
+	CHECK(end && end[1] == '}', "%s", r->body);
+	memmove(id, end + 1, strlen(end + 1) + 1);
+	return r->body;
+}
+
+/* The seed's two examples, byte for byte, and every other bad `days`. */
+static void days_errors_are_the_seeds(void **state)
+{
+	(void)state;
+	need_database();
+	char *token = h_mint_token(SECRET, "reader", ORG, "agents:read");
+	struct http_response *r = resp_new();
+	get(fx.port, "/api/v1/analytics/tokens?days=120", token, r);
+	CHECK(r->status == 400, "%d %s", r->status, r->body);
+	CHECK(!strcmp(without_request_id(r),
+		      "{\"code\":\"VALIDATION_ERROR\",\"message\":\"Query parameter `days` must not "
+		      "exceed 90.\",\"details\":{\"field\":\"days\",\"max\":90,\"provided\":120}}"),
+	      "%s", r->body);
+	static const char *const bad[] = {"0", "-1", "abc", "", "1.5", "+5", "30&days=30", "1e1",
+					  "%20"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "/api/v1/analytics/tokens?days=%s", bad[i]);
+		get(fx.port, path, token, r);
+		CHECK(r->status == 400, "days=%s: %d %s", bad[i], r->status, r->body);
+		CHECK(!strcmp(without_request_id(r),
+			      "{\"code\":\"VALIDATION_ERROR\",\"message\":\"Query parameter `days` must "
+			      "be a positive integer.\",\"details\":{\"field\":\"days\"}}"),
+		      "days=%s: %s", bad[i], r->body);
+	}
+	/* Good ones: the window has exactly `days` points, oldest first,
+	 * the last one today (UTC). */
+	static const struct {
+		const char *q;
+		int days;
+	} good[] = {{"", 30}, {"?days=1", 1}, {"?days=90", 90}, {"?days=007", 7}, {"?other=1", 30}};
+	char today[16];
+	time_t now = time(NULL);
+	strftime(today, sizeof today, "%Y-%m-%d", gmtime(&now));
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "/api/v1/analytics/tokens%s", good[i].q);
+		get(fx.port, path, token, r);
+		CHECK(r->status == 200, "%s: %d %s", good[i].q, r->status, r->body);
+		CHECK(json_valid(r->body, r->body_len, NULL, 0), "%s", r->body);
+		double days = 0;
+		CHECK(json_get_number(r->body, "days", &days, NULL, 0) && days == good[i].days, "%s",
+		      r->body);
+		int points = 0;
+		for (const char *p = r->body; (p = strstr(p, "\"date\":")) != NULL; p++)
+			points++;
+		CHECK(points == good[i].days, "%s: %d points", good[i].q, points);
+		CHECK(strstr(r->body, today), "today %s missing: %s", today, r->body);
+	}
+	free(r);
+	free(token);
+}
+
+static void unauthorized_is_the_seeds(void **state)
+{
+	(void)state;
+	need_database();
+	static const char *const paths[] = {"/api/v1/analytics/tokens",
+					    "/api/v1/analytics/agents/activity",
+					    "/api/v1/analytics/agents"};
+	struct http_response *r = resp_new();
+	for (int i = 0; i < 3; i++) {
+		get(fx.port, paths[i], NULL, r);
+		CHECK(r->status == 401, "%s: %d", paths[i], r->status);
+		CHECK(strstr(r->body, "\"code\":\"UNAUTHORIZED\",\"message\":\"A valid Bearer token is "
+				      "required to access this resource.\""),
+		      "%s", r->body);
+		get(fx.port, paths[i], "not.a.token", r);
+		CHECK(r->status == 401, "%s: %d", paths[i], r->status);
+	}
+	free(r);
+}
+
+/* ANALYTICS_ENABLED=false (the seed's variable) and the flag: 404 with
+ * the seed's message on all three. */
+static void disabled_analytics_is_404(void **state)
+{
+	(void)state;
+	need_database();
+	char *token = h_mint_token(SECRET, "reader", ORG, "agents:read");
+	static const char *const paths[] = {"/api/v1/analytics/tokens",
+					    "/api/v1/analytics/agents/activity",
+					    "/api/v1/analytics/agents"};
+	for (int how = 0; how < 2; how++) {
+		struct server s;
+		const char *const args[] = {"--database-url", fx.url, "--jwt-secret-file", SECRET,
+					    "--log-level", "warn", how ? "--analytics-enabled" : NULL,
+					    "false", NULL};
+		const char *const env[] = {"ANALYTICS_ENABLED=false", NULL};
+		const struct server_opts o = {.args = args, .env = how ? NULL : env};
+		server_start_opts(&s, &o);
+		struct http_response *r = resp_new();
+		for (int i = 0; i < 3; i++) {
+			get(s.port, paths[i], token, r);
+			CHECK(r->status == 404, "%s: %d %s", paths[i], r->status, r->body);
+			CHECK(!strcmp(without_request_id(r),
+				      "{\"code\":\"NOT_FOUND\",\"message\":\"Analytics is not enabled on "
+				      "this instance.\"}"),
+			      "%s", r->body);
+		}
+		free(r);
+		CHECK(server_stop(&s) == 0, "exit status");
+	}
+	free(token);
+}
+
+/* ---- Counting ---- */
+
+static void call(const char *method, const char *path, const char *bearer, const char *json,
+		 struct http_response *r)
+{
+	char req[8192];
+	snprintf(req, sizeof req,
+		 "%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		 method, path, bearer, json ? strlen(json) : 0, json ? json : "");
+	h_exchange(fx.port, req, false, r);
+}
+
+struct agent {
+	char id[64], client_id[64], secret[64];
+};
+
+static void register_agent(const char *admin, int n, struct agent *a)
+{
+	struct http_response *r = resp_new();
+	char body[512];
+	snprintf(body, sizeof body,
+		 "{\"email\":\"counted-%d@example.com\",\"agentType\":\"monitor\",\"version\":"
+		 "\"1.0.0\",\"capabilities\":[\"metrics:write\"],\"owner\":\"ops\","
+		 "\"deploymentEnv\":\"production\"}",
+		 n);
+	call("POST", "/api/v1/agents", admin, body, r);
+	CHECK(r->status == 201 && json_get_string(r->body, "agentId", a->id, sizeof a->id),
+	      "register: %d %s", r->status, r->body);
+	char path[128];
+	snprintf(path, sizeof path, "/api/v1/agents/%s/credentials", a->id);
+	call("POST", path, admin, NULL, r);
+	CHECK(r->status == 201 &&
+		      json_get_string(r->body, "clientId", a->client_id, sizeof a->client_id) &&
+		      json_get_string(r->body, "clientSecret", a->secret, sizeof a->secret),
+	      "credentials: %d %s", r->status, r->body);
+	free(r);
+}
+
+/* A token for the agent: 200, or fails. */
+static void issue(const struct agent *a, char *out, size_t cap)
+{
+	char plain[160], auth[300], req[1024];
+	unsigned char b64[256];
+	int n = snprintf(plain, sizeof plain, "%s:%s", a->client_id, a->secret);
+	EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
+	snprintf(auth, sizeof auth, "Authorization: Basic %s\r\n", b64);
+	snprintf(req, sizeof req,
+		 "POST /api/v1/token HTTP/1.1\r\nHost: t\r\n%sContent-Type: "
+		 "application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\n"
+		 "grant_type=client_credentials",
+		 auth);
+	struct http_response *r = resp_new();
+	h_exchange(fx.port, req, false, r);
+	CHECK(r->status == 200 && json_get_string(r->body, "access_token", out, cap), "%d %s",
+	      r->status, r->body);
+	free(r);
+}
+
+static int ingest(const char *token)
+{
+	size_t len;
+	char *report = h_read_sample("ingest-minimal.json", &len);
+	char *req = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+			   "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			   token, len, report);
+	struct http_response *r = resp_new();
+	h_exchange(fx.port, req, false, r);
+	int status = r->status;
+	free(r);
+	free(req);
+	free(report);
+	return status;
+}
+
+/* The number in `"key":N` right after the first occurrence of `after`. */
+static long number_after(const char *body, const char *after, const char *key)
+{
+	const char *p = strstr(body, after);
+	if (!p)
+		return -1;
+	char k[64];
+	snprintf(k, sizeof k, "\"%s\":", key);
+	p = strstr(p, k);
+	return p ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+static void counts_reach_every_route_exactly(void **state)
+{
+	(void)state;
+	need_database();
+	char *admin = h_mint_token(SECRET, "operator", ORG, "agents:write agents:read");
+	struct agent busy, idle;
+	register_agent(admin, 1, &busy);
+	register_agent(admin, 2, &idle);
+	/* busy: 3 tokens, 5 reports accepted, 1 refused (not counted). */
+	char token[4096];
+	for (int i = 0; i < 3; i++)
+		issue(&busy, token, sizeof token);
+	for (int i = 0; i < 5; i++)
+		CHECK(ingest(token) == 202, "report %d", i);
+	struct http_response *r = resp_new();
+	call("POST", "/api/metrics/ingest", token, "{", r);
+	CHECK(r->status == 400, "a bad report: %d", r->status);
+
+	/* The routes read the rollups: poll until the flusher got there. */
+	char reader[4096];
+	snprintf(reader, sizeof reader, "%s", admin);
+	char today[16];
+	time_t now = time(NULL);
+	strftime(today, sizeof today, "%Y-%m-%d", gmtime(&now));
+	char after[64];
+	snprintf(after, sizeof after, "\"date\":\"%s\"", today);
+	long issued = -1;
+	for (int i = 0; i < 100 && issued != 3; i++) {
+		get(fx.port, "/api/v1/analytics/tokens?days=1", reader, r);
+		CHECK(r->status == 200, "%d %s", r->status, r->body);
+		issued = number_after(r->body, after, "count");
+		if (issued != 3)
+			usleep(50000);
+	}
+	CHECK(issued == 3, "tokens today: %ld: %s", issued, r->body);
+
+	get(fx.port, "/api/v1/analytics/agents", reader, r);
+	CHECK(r->status == 200 && json_valid(r->body, r->body_len, NULL, 0), "%d %s", r->status,
+	      r->body);
+	char month[8];
+	strftime(month, sizeof month, "%Y-%m", gmtime(&now));
+	CHECK(strstr(r->body, month), "month %s: %s", month, r->body);
+	char key[96];
+	snprintf(key, sizeof key, "\"agentId\":\"%s\"", busy.id);
+	CHECK(number_after(r->body, key, "tokensIssued") == 3, "%s", r->body);
+	CHECK(number_after(r->body, key, "apiCalls") == 5, "the 202s only: %s", r->body);
+	snprintf(key, sizeof key, "\"agentId\":\"%s\"", idle.id);
+	const char *idle_at = strstr(r->body, key);
+	CHECK(idle_at && strstr(idle_at, "\"tokensIssued\":0,\"apiCalls\":0,\"lastActiveAt\":null"),
+	      "a registered agent with no activity is listed: %s", r->body);
+	CHECK(strstr(r->body, busy.id) < idle_at, "most tokens first: %s", r->body);
+
+	get(fx.port, "/api/v1/analytics/agents/activity", reader, r);
+	CHECK(r->status == 200 && json_valid(r->body, r->body_len, NULL, 0), "%s", r->body);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	char cell[64];
+	snprintf(cell, sizeof cell, "\"dayOfWeek\":%d,\"hour\":%d,\"count\":", tm.tm_wday,
+		 tm.tm_hour);
+	CHECK(strstr(r->body, cell), "no cell for now (%s): %s", cell, r->body);
+	free(r);
+	free(admin);
+}
+
+int main(void)
+{
+	h_init();
+	const struct CMUnitTest tests[] = {
+		BB_TEST(days_errors_are_the_seeds),
+		BB_TEST(unauthorized_is_the_seeds),
+		BB_TEST(disabled_analytics_is_404),
+		BB_TEST(counts_reach_every_route_exactly),
+	};
+	return H_RUN_GROUP("analytics", tests, group_setup, group_teardown);
+}

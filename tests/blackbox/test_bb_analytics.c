@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -344,6 +345,182 @@ static void counts_reach_every_route_exactly(void **state)
 	free(admin);
 }
 
+/* ---- Nothing acknowledged is lost ---- */
+
+/* One request on a new connection; its status, or -1 if the server did
+ * not answer (refused, reset): then the request is "in doubt" if it was
+ * sent, not if the connection never opened. */
+static int try_request(uint16_t port, const char *req, bool *sent, char *body, size_t cap)
+{
+	*sent = false;
+	int fd = h_try_connect(port);
+	if (fd < 0)
+		return -1;
+	struct conn *c = conn_wrap(fd);
+	struct http_response *r = resp_new();
+	int status = -1;
+	char err[128];
+	if (h_send_all(fd, req, strlen(req)) == 0) {
+		*sent = true;
+		if (conn_read_response(c, r, false, 5000, err, sizeof err) == 0) {
+			status = r->status;
+			if (body) {
+				size_t n = r->body_len < cap - 1 ? r->body_len : cap - 1;
+				memcpy(body, r->body, n);
+				body[n] = '\0';
+			}
+		}
+	}
+	free(r);
+	conn_close(c);
+	return status;
+}
+
+#define CRASH_AGENTS 3
+
+struct tally {
+	long tokens, calls, doubt; /* acknowledged 200 tokens, 202 reports; in doubt */
+};
+
+/* One round for agent a: a token, then reports with it. */
+static void crash_round(uint16_t port, const struct agent *a, struct tally *t, char *token,
+			size_t cap)
+{
+	char plain[160], req[16384], body[4096];
+	unsigned char b64[256];
+	bool sent;
+	int n = snprintf(plain, sizeof plain, "%s:%s", a->client_id, a->secret);
+	EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
+	snprintf(req, sizeof req,
+		 "POST /api/v1/token HTTP/1.1\r\nHost: t\r\nAuthorization: Basic %s\r\n"
+		 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n"
+		 "Connection: close\r\n\r\ngrant_type=client_credentials",
+		 b64);
+	int st = try_request(port, req, &sent, body, sizeof body);
+	if (st == 200) {
+		t->tokens++;
+		json_get_string(body, "access_token", token, cap);
+	} else if (st < 0 && sent) {
+		t->doubt++;
+	}
+	if (!token[0])
+		return;
+	size_t len;
+	char *report = h_read_sample("ingest-minimal.json", &len);
+	snprintf(req, sizeof req,
+		 "POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close"
+		 "\r\n\r\n%s",
+		 token, len, report);
+	free(report);
+	for (int i = 0; i < 3; i++) {
+		st = try_request(port, req, &sent, NULL, 0);
+		if (st == 202)
+			t->calls++;
+		else if (st < 0 && sent)
+			t->doubt++;
+	}
+}
+
+/* Sums of the hourly rollup for the agent: what the analytics hold. */
+static void rollup_of(const char *agent, long *tokens, long *calls)
+{
+	PGconn *pg = PQconnectdb(fx.url);
+	CHECK(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
+	const char *params[] = {agent};
+	PGresult *res = PQexecParams(pg,
+				     "SELECT coalesce(sum(tokens_issued), 0), coalesce(sum(api_calls), 0) "
+				     "FROM analytics_agent_hourly WHERE agent_id = $1",
+				     1, NULL, params, NULL, NULL, 0);
+	CHECK(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	*tokens = atol(PQgetvalue(res, 0, 0));
+	*calls = atol(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	PQfinish(pg);
+}
+
+/*
+ * Agents get tokens and post reports while PostgreSQL is stopped
+ * --immediate and started again, and Ringside is killed with SIGKILL and
+ * started again on the same journal: afterwards the rollups hold every
+ * acknowledged 200 and 202, per agent, and nothing else but requests cut
+ * by the kill (in doubt: sent, never answered).
+ */
+static void counts_survive_a_database_outage_and_a_sigkill(void **state)
+{
+	(void)state;
+	need_database();
+	if (!test_pg_available()) {
+		print_message("no test cluster to stop: skipped\n");
+		skip();
+	}
+	char *admin = h_mint_token(SECRET, "operator", ORG, "agents:write agents:read");
+	struct agent agents[CRASH_AGENTS];
+	for (int i = 0; i < CRASH_AGENTS; i++)
+		register_agent(admin, 100 + i, &agents[i]);
+	free(admin);
+	/* A server of its own on a fixed port, so the clients find it again
+	 * after the restart; the group's stays up but unused. */
+	char journal[96];
+	snprintf(journal, sizeof journal, "%s-crash", fx.journal);
+	const char *const args[] = {"--database-url", fx.url, "--workers", "2", "--log-level",
+				    "warn", "--jwt-secret-file", SECRET, "--client-secret-key-file",
+				    SECRET, "--token-rate-limit", "0", "--analytics-journal", journal,
+				    "--db-timeout-read", "500ms", NULL};
+	uint16_t port = h_free_port();
+	struct server s;
+	const struct server_opts o = {.args = args, .port = port};
+	server_start_opts(&s, &o);
+
+	struct tally t[CRASH_AGENTS] = {{0}};
+	char tokens[CRASH_AGENTS][4096] = {{0}};
+	int64_t t0 = h_now_ms();
+	enum { RUNNING, DB_DOWN, DB_BACK, KILLED, RESTARTED } phase = RUNNING;
+	for (int round = 0; h_now_ms() - t0 < 6000 && round < 100000; round++) {
+		int64_t at = h_now_ms() - t0;
+		if (phase == RUNNING && at > 1000) {
+			CHECK(test_pg("stop --immediate") == 0, "pg stop");
+			phase = DB_DOWN;
+		} else if (phase == DB_DOWN && at > 2500) {
+			CHECK(test_pg("start") == 0, "pg start");
+			phase = DB_BACK;
+		} else if (phase == DB_BACK && at > 3500) {
+			server_signal(&s, SIGKILL);
+			CHECK(server_wait_exit(&s, 5000), "the server did not die");
+			phase = KILLED;
+		} else if (phase == KILLED && at > 4000) {
+			server_start_opts(&s, &o);
+			phase = RESTARTED;
+		}
+		for (int i = 0; i < CRASH_AGENTS; i++)
+			crash_round(port, &agents[i], &t[i], tokens[i], sizeof tokens[i]);
+	}
+	CHECK(phase == RESTARTED, "the run ended in phase %d", phase);
+	/* The flusher drains the backlog by itself; poll the rollups. */
+	for (int i = 0; i < CRASH_AGENTS; i++) {
+		long tokens_n = -1, calls_n = -1;
+		int64_t deadline = h_now_ms() + 20000;
+		do {
+			rollup_of(agents[i].id, &tokens_n, &calls_n);
+			if (tokens_n >= t[i].tokens && calls_n >= t[i].calls)
+				break;
+			usleep(100000);
+		} while (h_now_ms() < deadline);
+		print_message("agent %d: acknowledged %ld tokens, %ld reports (%ld in doubt); "
+			      "counted %ld, %ld\n",
+			      i, t[i].tokens, t[i].calls, t[i].doubt, tokens_n, calls_n);
+		CHECK(t[i].tokens > 0 && t[i].calls > 0, "the run made no traffic for agent %d", i);
+		CHECK(tokens_n >= t[i].tokens && calls_n >= t[i].calls,
+		      "an acknowledged count was lost: agent %d", i);
+		CHECK(tokens_n + calls_n <= t[i].tokens + t[i].calls + t[i].doubt,
+		      "counted more than was answered or in doubt: agent %d", i);
+	}
+	CHECK(server_stop(&s) == 0, "exit status");
+	char cmd[160];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", journal);
+	CHECK(system(cmd) == 0, "%s", cmd);
+}
+
 int main(void)
 {
 	h_init();
@@ -352,6 +529,7 @@ int main(void)
 		BB_TEST(unauthorized_is_the_seeds),
 		BB_TEST(disabled_analytics_is_404),
 		BB_TEST(counts_reach_every_route_exactly),
+		BB_TEST(counts_survive_a_database_outage_and_a_sigkill),
 	};
 	return H_RUN_GROUP("analytics", tests, group_setup, group_teardown);
 }

@@ -93,9 +93,27 @@ static long long sql_ll(const char *url, const char *q)
 #define NORG 3
 #define NAGENT 5
 #define NHOUR 4
-/* 2026-01-31T22:00:00Z: hours 0 and 1 in January, 2 and 3 in February
- * (the monthly rollup's UTC month boundary). */
-#define BASE_S 1769896800LL
+/* Two hours before this UTC month began: hours 0 and 1 in the last
+ * month, 2 and 3 in this one (the monthly rollup's UTC boundary). Recent,
+ * so that retention (run at every start) keeps them. Set by main. */
+static long long BASE_S;
+static char month_before[16], month_now[16];
+
+static void set_base(void)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	long long first = (long long)timegm(&tm);
+	strftime(month_now, sizeof month_now, "%Y-%m-%d", &tm);
+	BASE_S = first - 2 * 3600;
+	time_t before = (time_t)BASE_S;
+	gmtime_r(&before, &tm);
+	tm.tm_mday = 1;
+	strftime(month_before, sizeof month_before, "%Y-%m-%d", &tm);
+}
 
 struct expect {
 	long long tokens[NORG][NHOUR][NAGENT], calls[NORG][NHOUR][NAGENT];
@@ -208,9 +226,9 @@ static void check_rollups(const char *url, const struct expect *x)
 		assert_int_equal(sscanf(PQgetvalue(res, i, 2), "agent-%d", &a), 1);
 		const char *m = PQgetvalue(res, i, 1);
 		int h0 = 0;
-		if (!strcmp(m, "2026-01-01"))
-			h0 = 0; /* 22:00 and 23:00 on the 31st */
-		else if (!strcmp(m, "2026-02-01"))
+		if (!strcmp(m, month_before))
+			h0 = 0; /* 22:00 and 23:00 on its last day */
+		else if (!strcmp(m, month_now))
 			h0 = 2;
 		else
 			fail_msg("month %s", m);
@@ -523,6 +541,33 @@ static void a_million_events_drain_at_a_rate(void **state)
 	teardown(&f);
 }
 
+static void rows_past_retention_are_deleted_at_start(void **state)
+{
+	(void)state;
+	struct fixture f;
+	setup(&f, "fl_retention");
+	/* Hourly rows: kept for 90 days and a day's margin. Monthly rows:
+	 * kept 13 months back from this month. */
+	sql(f.url, "INSERT INTO analytics_agent_hourly (organization_id, hour, agent_id, "
+		   "tokens_issued) SELECT 'o', date_trunc('hour', now()) - d * interval '1 day', "
+		   "'a' || g, 1 FROM unnest(ARRAY[100, 92, 90, 1]) AS d, generate_series(1, 6000) AS g");
+	sql(f.url, "INSERT INTO analytics_org_hourly (organization_id, hour, tokens_issued) "
+		   "SELECT 'o' || g, date_trunc('hour', now()) - d * interval '1 day', 1 "
+		   "FROM unnest(ARRAY[100, 92, 90, 1]) AS d, generate_series(1, 10) AS g");
+	sql(f.url, "INSERT INTO analytics_agent_monthly (organization_id, month, agent_id, "
+		   "tokens_issued) SELECT 'o', (date_trunc('month', now() AT TIME ZONE 'UTC') - "
+		   "m * interval '1 month')::date, 'a', 1 FROM unnest(ARRAY[15, 14, 13, 12, 0]) AS m");
+	start(&f, 10, 1000);
+	assert_true(analytics_flusher_drain(f.fl, 20000)); /* after the start's retention */
+	/* 100 and 92 days gone (12 000 rows: several bounded batches). */
+	assert_int_equal(sql_ll(f.url, "SELECT count(*) FROM analytics_agent_hourly"), 12000);
+	assert_int_equal(sql_ll(f.url, "SELECT count(*) FROM analytics_agent_hourly WHERE hour < "
+				       "now() - interval '91 days'"), 0);
+	assert_int_equal(sql_ll(f.url, "SELECT count(*) FROM analytics_org_hourly"), 20);
+	assert_int_equal(sql_ll(f.url, "SELECT count(*) FROM analytics_agent_monthly"), 3);
+	teardown(&f);
+}
+
 static void stop_is_prompt_while_the_database_is_down(void **state)
 {
 	(void)state;
@@ -590,6 +635,7 @@ int main(void)
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	if (getenv("TEST_DEBUG"))
 		log_threshold = LOG_DEBUG;
+	set_base();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(events_land_in_the_rollups_with_exact_sums),
 		cmocka_unit_test(the_instance_id_is_made_once),
@@ -597,6 +643,7 @@ int main(void)
 		cmocka_unit_test(segments_applied_are_pruned),
 		cmocka_unit_test(exactly_once_across_lost_connections),
 		cmocka_unit_test(exactly_once_across_a_restart),
+		cmocka_unit_test(rows_past_retention_are_deleted_at_start),
 		cmocka_unit_test(stop_is_prompt_while_the_database_is_down),
 		cmocka_unit_test(a_million_events_drain_at_a_rate),
 		cmocka_unit_test(exactly_once_across_a_server_outage),

@@ -364,9 +364,9 @@ static void disconnect(struct analytics_flusher *f)
 	f->pg = NULL;
 	atomic_store_explicit(&f->up, false, memory_order_relaxed);
 	/* What was read and not committed is read again next session, from
-	 * the positions the database holds then. */
+	 * the positions the database holds then (session() reloads them).
+	 * The last committed ones stay meanwhile, for backlog_bytes. */
 	close_readers(f);
-	f->nstreams = 0;
 }
 
 /* A non-blocking connect under CONNECT_TIMEOUT_MS. 0, or <0 (f->error). */
@@ -644,6 +644,10 @@ static bool utf8_ok(const char *s, size_t len)
 	return true;
 }
 
+/* 9999-12-31T23:59:59.999Z: far inside timestamptz's range, so no
+ * event's time can make the batch's statement fail. */
+#define MS_MAX 253402300799999LL
+
 static int64_t floor_div(int64_t a, int64_t b)
 {
 	int64_t q = a / b;
@@ -656,7 +660,7 @@ static bool aggregate(struct analytics_flusher *f, const struct journal_event *e
 	if ((ev->kind != JOURNAL_TOKEN_ISSUED && ev->kind != JOURNAL_API_CALL) ||
 	    !ev->org_len || ev->org_len > JOURNAL_ID_MAX || !ev->agent_len ||
 	    ev->agent_len > JOURNAL_ID_MAX || !utf8_ok(ev->org, ev->org_len) ||
-	    !utf8_ok(ev->agent, ev->agent_len))
+	    !utf8_ok(ev->agent, ev->agent_len) || ev->unix_ms < 0 || ev->unix_ms > MS_MAX)
 		return false;
 	int64_t hour_s = floor_div(ev->unix_ms, 3600000) * 3600;
 	/* The key, hashed as one message: hour, lengths, then the ids. */
@@ -823,9 +827,10 @@ static int batch(struct analytics_flusher *f, uint32_t first, bool *complete, ui
 			} else {
 				uint64_t k2 = ++f->skipped;
 				if (!(k2 & (k2 - 1)))
-					log_warn("analytics event skipped", "worker=%u skipped=%llu "
-						 "hint=\"an id that is not UTF-8, or an unknown kind\"",
-						 s->worker, (unsigned long long)k2);
+					log_warn("analytics event skipped",
+						 "worker=%u skipped=%llu hint=\"an id not UTF-8, "
+						 "a time before 1970 or after 9999, or an unknown "
+						 "kind\"", s->worker, (unsigned long long)k2);
 			}
 		}
 		if (!s->at_end)
@@ -956,7 +961,7 @@ static int session(struct analytics_flusher *f)
 	if ((r = bind_dir(f, meta.database_id)) < 0)
 		return r;
 	f->refused_logged = false;
-	f->nstreams = 0;
+	f->nstreams = 0; /* the database's positions, and only those */
 	struct rows applied = {.use = ROWS_APPLIED};
 	const char *iv[1] = {f->instance_id};
 	if ((r = run(f, SQL_APPLIED, 1, iv, &applied)) < 0 || (r = open_streams(f)) < 0)
@@ -1024,6 +1029,8 @@ static int back_off(struct analytics_flusher *f)
 	uint32_t half = base / 2;
 	int64_t ms = half + (int64_t)(f->rng % (half + 1));
 	f->backoff_ms = f->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : f->backoff_ms * 2;
+	/* The journal grows while the database is away: say by how much. */
+	atomic_store_explicit(&f->backlog_bytes, backlog(f), memory_order_relaxed);
 	return wait_fd(f, -1, 0, mono_ms() + ms, false) < 0 ? -ECANCELED : 0;
 }
 

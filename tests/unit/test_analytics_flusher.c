@@ -441,6 +441,7 @@ static void exactly_once_across_a_server_outage(void **state)
 	start(&f, 10, 500);
 	sleep_ms(500);
 	assert_false(stats(&f).up);
+	assert_true(stats(&f).backlog_bytes > 0); /* what waits, seen while down */
 	assert_int_equal(test_pg("start"), 0);
 	assert_true(analytics_flusher_drain(f.fl, 60000));
 	check_rollups(f.url, &f.x);
@@ -538,6 +539,34 @@ static void a_million_events_drain_at_a_rate(void **state)
 	assert_int_equal(sql_ll(f.url, "SELECT sum(tokens_issued) FROM analytics_org_hourly"), N / 4);
 	/* A floor only: the machine may be busy; the rate is printed. */
 	assert_true(rate >= 20000);
+	teardown(&f);
+}
+
+static void events_postgresql_cannot_hold_are_skipped(void **state)
+{
+	(void)state;
+	struct fixture f;
+	setup(&f, "fl_skip");
+	struct journal_writer *w;
+	const struct journal_writer_config c = {f.dir, 0, 1 << 20, false};
+	assert_int_equal(journal_writer_open(&w, &c), 0);
+	int64_t now_ms = (int64_t)time(NULL) * 1000;
+	/* Each would fail the batch's statement, and so every batch after. */
+	assert_int_equal(journal_append(w, JOURNAL_API_CALL, "o\xff", 2, "a", 1, now_ms), 0);
+	assert_int_equal(journal_append(w, JOURNAL_API_CALL, "o", 1, "a\xc0\x80", 3, now_ms), 0);
+	assert_int_equal(journal_append(w, JOURNAL_API_CALL, "o", 1, "a", 1, INT64_MAX), 0);
+	assert_int_equal(journal_append(w, JOURNAL_API_CALL, "o", 1, "a", 1, -1), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(journal_append(w, JOURNAL_TOKEN_ISSUED, "o\"{,}\\", 6,
+						"\xc3\xa9", 2, now_ms), 0);
+	journal_writer_close(w);
+	start(&f, 10, 100);
+	assert_true(analytics_flusher_drain(f.fl, 20000));
+	assert_int_equal(stats(&f).events_applied, 10);
+	/* Quotes, braces, commas and backslashes survive the array literal. */
+	assert_int_equal(sql_ll(f.url, "SELECT tokens_issued FROM analytics_agent_hourly WHERE "
+				       "organization_id = 'o\"{,}\\' AND agent_id = U&'\\00e9'"), 10);
+	assert_int_equal(total_events(f.url, "analytics_agent_hourly"), 10);
 	teardown(&f);
 }
 
@@ -644,6 +673,7 @@ int main(void)
 		cmocka_unit_test(exactly_once_across_lost_connections),
 		cmocka_unit_test(exactly_once_across_a_restart),
 		cmocka_unit_test(rows_past_retention_are_deleted_at_start),
+		cmocka_unit_test(events_postgresql_cannot_hold_are_skipped),
 		cmocka_unit_test(stop_is_prompt_while_the_database_is_down),
 		cmocka_unit_test(a_million_events_drain_at_a_rate),
 		cmocka_unit_test(exactly_once_across_a_server_outage),

@@ -876,8 +876,7 @@ static int retention(struct analytics_flusher *f)
 		int nparams = t < 2 ? 1 : 0;
 		for (int round = 0;; round++) {
 			struct rows rows = {.use = ROWS_NONE};
-			/* The monthly one has no parameter: run it through the
-			 * extended protocol all the same (one statement). */
+			/* The monthly one has no parameter: a plain query. */
 			int r = nparams ? run(f, sqls[t], 1, values, &rows)
 					: run(f, sqls[t], 0, NULL, &rows);
 			if (r < 0)

@@ -65,8 +65,9 @@ struct journal_writer_config {
 
 /* Opens the worker's stream: a new segment after the highest seq in the
  * directory for this worker (never appending to a segment a previous
- * process wrote; O_EXCL, so a second writer of the same worker fails with
- * -EEXIST). Allocates its buffer (256 KiB) here, nothing after.
+ * process wrote). A second writer of the same worker, in this process or
+ * another, fails with -EBUSY (an flock on "w<worker>.lock", which stays
+ * in the directory). Allocates its buffer (256 KiB) here, nothing after.
  * segment_bytes below 175 (a header and the largest record): -EINVAL.
  * 0, or a negative errno after logging why. */
 int journal_writer_open(struct journal_writer **out, const struct journal_writer_config *c);
@@ -132,8 +133,10 @@ void journal_reader_close(struct journal_reader *r);
 int journal_next(struct journal_reader *r, struct journal_event *ev, struct journal_pos *pos);
 
 /* Deletes the worker's segments wholly before pos.seq (all read and
- * applied). Returns how many were deleted, or a negative errno if dir
- * cannot be read. */
+ * applied). The worker's newest segment is never deleted, even for a
+ * pos past it: a restarted writer numbers its segment after the highest
+ * present, and seq numbers must never go back. Returns how many were
+ * deleted, or a negative errno if dir cannot be read. */
 int journal_prune(const char *dir, uint32_t worker, struct journal_pos pos);
 
 /* The workers that have streams in dir (for replay at start with a

@@ -17,12 +17,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "ringside/log.h"
 
@@ -87,9 +88,39 @@ static uint64_t get64(const unsigned char *p)
 	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
+/* CRC-32 (IEEE, zlib's crc32) sliced by 8: zlib 1.2.13 takes ~110 ns on
+ * a 50-byte record here, this ~25 ns, and journal_append is on the
+ * request path. The tables are built once, by the first open. */
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_build(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_table[0][i] = c;
+	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc_table[t][i] = crc_table[t - 1][i] >> 8 ^
+					  crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
 static uint32_t crc(const unsigned char *p, size_t n)
 {
-	return (uint32_t)crc32(0L, p, (uInt)n);
+	const uint32_t(*t)[256] = crc_table;
+	uint32_t c = 0xffffffffu;
+
+	for (; n >= 8; p += 8, n -= 8) {
+		uint32_t a = c ^ get32(p), b = get32(p + 4);
+		c = t[7][a & 0xff] ^ t[6][a >> 8 & 0xff] ^ t[5][a >> 16 & 0xff] ^ t[4][a >> 24] ^
+		    t[3][b & 0xff] ^ t[2][b >> 8 & 0xff] ^ t[1][b >> 16 & 0xff] ^ t[0][b >> 24];
+	}
+	while (n--)
+		c = t[0][(c ^ *p++) & 0xff] ^ c >> 8;
+	return c ^ 0xffffffffu;
 }
 
 static void encode_header(unsigned char *p, uint32_t worker, uint64_t seq)
@@ -214,6 +245,7 @@ static int sync_dir(const char *dir)
 /* 256 KiB + 64 bytes and the directory's path: allocated once at open. */
 struct journal_writer {
 	int fd;                   /* the segment `seq`, O_APPEND */
+	int lock_fd;              /* w<worker>.lock, flock()ed while open */
 	uint32_t worker;
 	uint32_t pending;         /* events in buf[0, len) not wholly written */
 	bool sync;
@@ -255,6 +287,34 @@ static int create_segment(struct journal_writer *w, uint64_t seq)
 	return fd;
 }
 
+/* One writer per stream: two (two processes given the same directory and
+ * worker) would each take the other's new segment as the end of its
+ * own, and the reader would drop what either wrote after that. */
+static int lock_stream(struct journal_writer *w)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof path, "%s/w%" PRIu32 ".lock", w->dir, w->worker), rc;
+
+	if (n < 0 || (size_t)n >= sizeof path)
+		return -ENAMETOOLONG;
+	w->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (w->lock_fd < 0) {
+		rc = -errno;
+		log_error("analytics journal: cannot open its lock file",
+			  "path=\"%s\" error=%s", path, errname(-rc));
+		return rc;
+	}
+	if (flock(w->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		log_error("analytics journal: the stream has another writer",
+			  "path=\"%s\" error=%s hint=\"one process per journal directory\"", path,
+			  errname(errno));
+		close(w->lock_fd);
+		return rc;
+	}
+	return 0;
+}
+
 int journal_writer_open(struct journal_writer **out, const struct journal_writer_config *c)
 {
 	struct journal_writer *w;
@@ -262,6 +322,7 @@ int journal_writer_open(struct journal_writer **out, const struct journal_writer
 	int rc;
 
 	*out = NULL;
+	pthread_once(&crc_once, crc_build);
 	if (!c->dir || c->segment_bytes < SEG_HEAD + REC_MAX) {
 		log_error("analytics journal: bad configuration", "segment_bytes=%" PRIu64 " min=%u",
 			  c->segment_bytes, SEG_HEAD + REC_MAX);
@@ -279,11 +340,14 @@ int journal_writer_open(struct journal_writer **out, const struct journal_writer
 	w->worker = c->worker;
 	w->sync = c->sync;
 	w->segment_bytes = c->segment_bytes;
+	rc = lock_stream(w);
+	if (rc < 0)
+		goto fail;
 	rc = scan_dir(c->dir, c->worker, 0, NULL, &highest, NULL);
 	if (rc < 0) {
 		log_error("analytics journal: cannot read its directory", "dir=\"%s\" error=%s",
 			  c->dir, errname(-rc));
-		goto fail;
+		goto unlock;
 	}
 	/* After the highest, whatever its state: a process that died
 	 * mid-write may have left a torn record at that segment's end, and
@@ -294,10 +358,12 @@ int journal_writer_open(struct journal_writer **out, const struct journal_writer
 		log_error("analytics journal: cannot create a segment",
 			  "dir=\"%s\" worker=%" PRIu32 " seq=%" PRIu64 " error=%s", c->dir, c->worker,
 			  w->seq, errname(-rc));
-		goto fail;
+		goto unlock;
 	}
 	*out = w;
 	return 0;
+unlock:
+	close(w->lock_fd);
 fail:
 	free(w);
 	return rc;
@@ -312,6 +378,7 @@ void journal_writer_close(struct journal_writer *w)
 			  "worker=%" PRIu32 " seq=%" PRIu64 " events=%" PRIu32, w->worker, w->seq,
 			  w->pending);
 	close(w->fd);
+	close(w->lock_fd);
 	free(w);
 }
 
@@ -455,6 +522,7 @@ int journal_reader_open(struct journal_reader **out, const char *dir, uint32_t w
 	struct journal_reader *r;
 
 	*out = NULL;
+	pthread_once(&crc_once, crc_build);
 	if (strlen(dir) >= sizeof r->dir)
 		return -ENAMETOOLONG;
 	r = malloc(sizeof *r);
@@ -751,12 +819,21 @@ int journal_next(struct journal_reader *r, struct journal_event *ev, struct jour
 int journal_prune(const char *dir, uint32_t worker, struct journal_pos pos)
 {
 	char path[PATH_MAX];
-	DIR *d = opendir(dir);
+	DIR *d;
 	struct dirent *e;
-	uint64_t seq;
+	uint64_t seq, highest;
 	uint32_t w;
-	int deleted = 0;
+	int deleted = 0, rc;
 
+	/* The newest segment stays whatever pos says: a restarted writer
+	 * numbers its segment after it, so seq numbers never go back and a
+	 * saved position never points past a segment made later. */
+	rc = scan_dir(dir, worker, 0, NULL, &highest, NULL);
+	if (rc < 0)
+		return rc;
+	if (pos.seq > highest)
+		pos.seq = highest;
+	d = opendir(dir);
 	if (!d)
 		return -errno;
 	while ((e = readdir(d))) {

@@ -46,7 +46,12 @@
  * The server-side statement_timeout is shorter, so a slow statement ends
  * there first, cleanly. */
 #define QUERY_TIMEOUT_MS 60000
-#define SESSION_SQL "SET statement_timeout = 50000; SET TimeZone = 'UTC'"
+/* synchronous_commit on whatever the server's default: a batch's commit
+ * lets its journal segments be deleted, so it must survive a crash of
+ * PostgreSQL (an asynchronous commit acknowledged and then lost would
+ * lose the events with it). */
+#define SESSION_SQL                                                                            \
+	"SET statement_timeout = 50000; SET TimeZone = 'UTC'; SET synchronous_commit = on"
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 /* A journal bound to another database: nothing will change that soon

@@ -18,13 +18,19 @@
 #include "api_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ringside/analytics_flusher.h"
 #include "ringside/analytics_journal.h"
 #include "ringside/config.h"
+#include "ringside/db.h"
 #include "ringside/log.h"
 #include "ringside/metrics_expo.h"
 
@@ -39,10 +45,15 @@
  * rest waits in the journal for the next start). */
 #define STOP_DRAIN_MS 2000u
 
+/* Instance directories tried under the journal root before giving up. */
+#define INSTANCE_DIRS_MAX 1024
+
 struct analytics_api {
 	bool counting;                   /* the journal is open: events are counted */
 	struct journal_writer **writers; /* one per worker */
 	struct analytics_flusher *flusher;
+	int instance_lock;               /* flock()ed: this process's directory */
+	char dir[CONFIG_PATH_MAX];       /* <--analytics-journal>/<n> */
 };
 
 /* mkdir -p for the journal directory. */
@@ -70,16 +81,97 @@ int analytics_api_init(struct api *a)
 	struct analytics_api *an = calloc(1, sizeof *an);
 	if (!an)
 		return -1;
+	an->instance_lock = -1;
 	a->analytics = an;
+	return 0;
+}
+
+/* ringside_meta's database_id: which database the journal is for. */
+static int read_database_id(const char *url, char out[37])
+{
+	const char *keys[DB_CONNECT_PARAMS], *values[DB_CONNECT_PARAMS];
+	db_connect_params(url, keys, values);
+	PGconn *pg = PQconnectdbParams(keys, values, 1);
+	PGresult *res = NULL;
+	int rc = -1;
+	if (PQstatus(pg) == CONNECTION_OK) {
+		res = PQexec(pg, "SELECT database_id::text FROM ringside_meta");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		    PQgetlength(res, 0, 0) == 36) {
+			memcpy(out, PQgetvalue(res, 0, 0), 36);
+			out[36] = '\0';
+			rc = 0;
+		}
+	}
+	if (rc < 0) {
+		char why[160];
+		db_log_text(PQerrorMessage(pg), why, sizeof why);
+		log_error("analytics: cannot read the database's id", "error=\"%s\"", why);
+	}
+	PQclear(res);
+	PQfinish(pg);
+	return rc;
+}
+
+/* Does dir belong to another database (its database-id file says so)? */
+static bool bound_elsewhere(const char *dir, const char *db_id)
+{
+	char path[CONFIG_PATH_MAX + 16], held[40] = "";
+	snprintf(path, sizeof path, "%s/database-id", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false; /* not bound yet: the flusher binds it */
+	ssize_t n = read(fd, held, sizeof held - 1);
+	close(fd);
+	return n < 36 || memcmp(held, db_id, 36) != 0;
+}
+
+/*
+ * The journal root holds one directory per instance ("0", "1", ...):
+ * this process takes the first that no other process holds (an flock on
+ * its instance.lock, released by the kernel even on SIGKILL) and that is
+ * not bound to another database, or makes the next. So instances may
+ * share a root, and a restarted one takes over a directory left behind,
+ * its own or another's of the same database: whatever is in it is
+ * replayed into that database, exactly once.
+ */
+static int take_instance_dir(struct analytics_api *an, const char *root, const char *db_id)
+{
+	for (unsigned n = 0; n < INSTANCE_DIRS_MAX; n++) {
+		int len = snprintf(an->dir, sizeof an->dir, "%s/%u", root, n);
+		if (len < 0 || (size_t)len >= sizeof an->dir)
+			return -ENAMETOOLONG;
+		if (mkdir(an->dir, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		char path[CONFIG_PATH_MAX + 16];
+		snprintf(path, sizeof path, "%s/instance.lock", an->dir);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && !bound_elsewhere(an->dir, db_id)) {
+			an->instance_lock = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return -EMFILE;
+}
+
+int api_start_analytics(struct api *a)
+{
+	struct analytics_api *an = a->analytics;
 	const struct config *cfg = a->cfg;
 	/* Counting needs somewhere to go: without a database there are no
 	 * rollups to read, and without analytics nothing is asked. */
 	if (!cfg->analytics_enabled || !cfg->database_url[0])
 		return 0;
+	char db_id[37];
 	int r = make_dir(cfg->analytics_journal);
+	if (r == 0 && (r = read_database_id(cfg->database_url, db_id)) == 0)
+		r = take_instance_dir(an, cfg->analytics_journal, db_id);
 	if (r < 0) {
-		log_error("cannot make the count journal's directory", "path=\"%s\" err=\"%s\" "
-			  "hint=\"%s\"", cfg->analytics_journal, strerror(-r),
+		log_error("cannot set up the count journal", "path=\"%s\" err=\"%s\" hint=\"%s\"",
+			  cfg->analytics_journal, strerror(-r),
 			  "set --analytics-journal to a writable directory");
 		return -1;
 	}
@@ -88,7 +180,7 @@ int analytics_api_init(struct api *a)
 		return -1;
 	for (uint32_t w = 0; w < a->worker_count; w++) {
 		const struct journal_writer_config jc = {
-			.dir = cfg->analytics_journal,
+			.dir = an->dir,
 			.worker = w,
 			.segment_bytes = SEGMENT_BYTES,
 			.sync = cfg->journal_sync == 1,
@@ -96,23 +188,18 @@ int analytics_api_init(struct api *a)
 		if (journal_writer_open(&an->writers[w], &jc) < 0)
 			return -1;
 	}
-	an->counting = true;
-	return 0;
-}
-
-int api_start_analytics(struct api *a)
-{
-	struct analytics_api *an = a->analytics;
-	if (!an->counting)
-		return 0;
 	const struct analytics_flusher_config fc = {
-		.url = a->cfg->database_url,
-		.dir = a->cfg->analytics_journal,
+		.url = cfg->database_url,
+		.dir = an->dir,
 		.interval_ms = FLUSH_INTERVAL_MS,
-		.batch_events = a->cfg->analytics_batch,
+		.batch_events = cfg->analytics_batch,
 		.hourly_retention_days = HOURLY_RETENTION_DAYS,
 	};
-	return analytics_flusher_start(&an->flusher, &fc) < 0 ? -1 : 0;
+	if (analytics_flusher_start(&an->flusher, &fc) < 0)
+		return -1;
+	an->counting = true;
+	log_info("counting into the journal", "dir=\"%s\"", an->dir);
+	return 0;
 }
 
 void analytics_api_fini(struct api *a)
@@ -132,6 +219,8 @@ void analytics_api_fini(struct api *a)
 	}
 	if (an->flusher)
 		analytics_flusher_stop(an->flusher, STOP_DRAIN_MS);
+	if (an->instance_lock >= 0)
+		close(an->instance_lock);
 	free(an);
 	a->analytics = NULL;
 }

@@ -222,10 +222,10 @@ build/stress/db_queue_stress: tests/stress/db_queue_stress.c $(wildcard src/db/*
 		-Isrc/db -pthread -o $@ $(filter %.c,$^) -lpq
 # Parked exchanges posted from another thread, the database thread and
 # the revocation sync against the run's PostgreSQL, and the revocation
-# table's readers racing its writers, and the count journal tailed while
-# it is written, under ThreadSanitizer too.
-TSAN_UNITS := $(addprefix build/sanitize-thread/tests/unit/,test_ring_park test_db test_revocations test_identity_sync \
-	test_analytics_journal)
+# table's readers racing its writers, the count journal tailed while it
+# is written and its flusher, under ThreadSanitizer too.
+TSAN_UNITS := $(addprefix build/sanitize-thread/tests/unit/,test_ring_park test_db test_revocations \
+	test_identity_sync test_analytics_journal test_analytics_flusher)
 stress: deps $(STRESS_BINS)
 	@$(MAKE) --no-print-directory SANITIZE=thread $(TSAN_UNITS)
 	@exec scripts/with_test_pg.sh sh -c 'for s in $(STRESS_BINS); do \

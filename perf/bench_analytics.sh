@@ -413,12 +413,12 @@ if [ "$ab" = 1 ] && [ -z "$ab_note" ]; then
 			last=$t prev=$c
 		fi
 		[ -n "$last" ] && awk -v a="$last" -v b="$t" 'BEGIN { exit !(b - a > 3) }' && break
-		awk -v a="$t_start" -v b="$t" 'BEGIN { exit !(b - a > 120) }' && break
+		awk -v a="$t_start" -v b="$t" 'BEGIN { exit !(b - a > 60) }' && break
 		sleep 0.05
 	done
 	counted=$((prev - before))
 	if [ -z "$first" ]; then
-		flush_line="- Flush: nothing reached the rollups within 120 s of PostgreSQL's return ($answered ingest answers counted while it was down; is ingest counted?)"
+		flush_line="- Flush: nothing reached the rollups within 60 s of PostgreSQL's return ($answered ingest answers while it was down: is ingest counted?)"
 	else
 		drained=$((prev - first_sum))
 		secs=$(awk -v a="$first" -v b="$last" 'BEGIN { printf "%.2f", b - a }')

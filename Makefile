@@ -192,6 +192,7 @@ bench: deps
 	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench_fleet.sh
 	@RINGSIDE_BIN=$(BIN) perf/bench_db.sh
 	@RINGSIDE_BIN=$(BIN) perf/bench_token.sh
+	@RINGSIDE_BIN=$(BIN) perf/bench_analytics.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

@@ -29,6 +29,7 @@ struct api {
 	struct ingest_api *ingest;
 	struct identity_api *identity;
 	struct analytics_api *analytics;
+	struct analytics_answers *analytics_answers; /* per worker */
 	struct db *db;     /* NULL: no --database-url; its routes answer 503 */
 };
 

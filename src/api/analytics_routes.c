@@ -11,6 +11,13 @@
  * one statement over the rollups (db_analytics.h), parked until it comes
  * back. Errors are seed 002's envelope {code, message, details?,
  * requestId}; a database failure is its 500.
+ *
+ * Answers are kept by each worker for ANSWER_TTL_MS: a dashboard asks the
+ * same question again and again, the rollups change only when the
+ * flusher commits (every 200 ms at most), and counts are promised within
+ * about a second anyway. So the database sees at most one query a second
+ * per organization, question and worker, however many ask, and an answer
+ * costs a copy; the p99 is not the database's queue.
  */
 #include "api_int.h"
 
@@ -18,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "ringside/config.h"
@@ -31,15 +39,62 @@
 /* The park outlives the read timeout: the database thread's own answer
  * comes first. */
 #define DB_SLACK_MS 1000u
+/* Answer cache: per worker, direct-mapped, each answer in a buffer of
+ * its own (a mapping touched as used). A larger answer (an organization
+ * of thousands of agents) is not kept. */
+#define ANSWER_TTL_MS 1000
+#define ANSWER_SLOTS 64u
+#define ANSWER_MAX (256u * 1024u)
+#define ANSWER_KEY_MAX 96u
 
 enum analytics_route { ROUTE_TOKENS, ROUTE_ACTIVITY, ROUTE_AGENTS };
+
+struct answer {
+	int64_t until_ms;
+	uint32_t len;
+	uint8_t key_len;
+	char key[ANSWER_KEY_MAX];
+};
+
+struct analytics_answers {
+	struct answer slot[ANSWER_SLOTS];
+	char *bodies; /* ANSWER_SLOTS x ANSWER_MAX */
+} __attribute__((aligned(64)));
+
+int analytics_routes_init(struct api *a)
+{
+	a->analytics_answers = calloc(a->worker_count, sizeof *a->analytics_answers);
+	if (!a->analytics_answers)
+		return -1;
+	for (uint32_t w = 0; w < a->worker_count; w++) {
+		char *m = mmap(NULL, (size_t)ANSWER_SLOTS * ANSWER_MAX, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m == MAP_FAILED)
+			return -1;
+		a->analytics_answers[w].bodies = m;
+	}
+	return 0;
+}
+
+void analytics_routes_fini(struct api *a)
+{
+	if (!a->analytics_answers)
+		return;
+	for (uint32_t w = 0; w < a->worker_count; w++)
+		if (a->analytics_answers[w].bodies)
+			munmap(a->analytics_answers[w].bodies, (size_t)ANSWER_SLOTS * ANSWER_MAX);
+	free(a->analytics_answers);
+	a->analytics_answers = NULL;
+}
 
 /* What the head learnt, in handler_space. */
 struct analytics_state {
 	char org[JWT_ID_CAP];
 	uint8_t route; /* enum analytics_route */
 	uint8_t days;
+	uint8_t key_len;
 	int64_t now_s; /* the clock the window is computed from */
+	char key[ANSWER_KEY_MAX]; /* the question: route, window, organization */
 };
 _Static_assert(sizeof(struct analytics_state) <= HTTP_HANDLER_SPACE, "fits handler_space");
 
@@ -103,6 +158,67 @@ static bool parse_days(struct http_exchange *x, const char *q, size_t len, uint8
 	return true;
 }
 
+/* The first second of the UTC month of t. */
+static int64_t month_start(int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* The window's start: the first day shown, the heatmap's first hour, the
+ * month. */
+static int64_t window_start(const struct analytics_state *st)
+{
+	int64_t today = st->now_s - st->now_s % 86400;
+	if (st->route == ROUTE_TOKENS)
+		return today - (int64_t)(st->days - 1) * 86400;
+	if (st->route == ROUTE_ACTIVITY)
+		return st->now_s - st->now_s % 3600 - (int64_t)ACTIVITY_DAYS * 86400;
+	return month_start(st->now_s);
+}
+
+static struct answer *answer_slot(struct http_exchange *x, const struct analytics_state *st,
+				  char **body)
+{
+	struct analytics_answers *c = &x->ctx->api->analytics_answers[x->ctx->worker_id];
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (unsigned i = 0; i < st->key_len; i++)
+		h = (h ^ (unsigned char)st->key[i]) * 16777619u;
+	uint32_t i = h % ANSWER_SLOTS;
+	*body = c->bodies + (size_t)i * ANSWER_MAX;
+	return &c->slot[i];
+}
+
+/* Answers from the worker's cache; false if it holds no fresh answer. */
+static bool answer_cached(struct http_exchange *x, const struct analytics_state *st)
+{
+	char *body;
+	const struct answer *e = answer_slot(x, st, &body);
+	if (e->until_ms <= api_now_ms() || e->key_len != st->key_len ||
+	    memcmp(e->key, st->key, st->key_len))
+		return false;
+	http_reply_any(x, 200, "application/json", "Cache-Control: no-store\r\n", body, e->len);
+	return true;
+}
+
+static void answer_keep(struct http_exchange *x, const struct analytics_state *st,
+			const char *json, size_t len)
+{
+	char *body;
+	struct answer *e = answer_slot(x, st, &body);
+	if (len > ANSWER_MAX)
+		return;
+	memcpy(body, json, len);
+	e->len = (uint32_t)len;
+	e->key_len = st->key_len;
+	memcpy(e->key, st->key, st->key_len);
+	e->until_ms = api_now_ms() + ANSWER_TTL_MS;
+}
+
 static unsigned analytics_head(struct http_exchange *x, const char *buf,
 			       const struct http_request *req, enum analytics_route route)
 {
@@ -121,6 +237,11 @@ static unsigned analytics_head(struct http_exchange *x, const char *buf,
 	st->now_s = api_now_ms() / 1000;
 	if (route == ROUTE_TOKENS &&
 	    !parse_days(x, http_span_ptr(buf, req->query), req->query.len, &st->days))
+		return 0;
+	int n = snprintf(st->key, sizeof st->key, "%u %lld %s", (unsigned)route,
+			 (long long)window_start(st), st->org);
+	st->key_len = (uint8_t)(n > 0 && (size_t)n < sizeof st->key ? n : 0);
+	if (st->key_len && answer_cached(x, st))
 		return 0;
 	if (!a->db)
 		internal_error(x); /* no database: nothing to read */
@@ -150,17 +271,6 @@ static bool param_i64(struct db_request *q, int64_t v)
 	char text[24];
 	int n = snprintf(text, sizeof text, "%lld", (long long)v);
 	return db_request_param(q, text, (size_t)n);
-}
-
-/* The first second of the UTC month of t. */
-static int64_t month_start(int64_t t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	tm.tm_mday = 1;
-	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	return (int64_t)timegm(&tm);
 }
 
 static void analytics_request(struct http_exchange *x)
@@ -193,16 +303,9 @@ static void analytics_request(struct http_exchange *x)
 	static const uint16_t statements[] = {DB_ANALYTICS_TOKENS, DB_ANALYTICS_ACTIVITY,
 					      DB_ANALYTICS_AGENTS};
 	struct db_request q = {.statement = statements[st->route], .result = res};
-	int64_t today = st->now_s - st->now_s % 86400;
-	bool ok = db_request_param(&q, st->org, strlen(st->org));
-	if (st->route == ROUTE_TOKENS)
-		ok = ok && param_i64(&q, today - (int64_t)(st->days - 1) * 86400) &&
-		     param_i64(&q, st->days);
-	else if (st->route == ROUTE_ACTIVITY)
-		ok = ok && param_i64(&q, st->now_s - st->now_s % 3600 -
-					      (int64_t)ACTIVITY_DAYS * 86400);
-	else
-		ok = ok && param_i64(&q, month_start(st->now_s));
+	bool ok = db_request_param(&q, st->org, strlen(st->org)) &&
+		  param_i64(&q, window_start(st)) &&
+		  (st->route != ROUTE_TOKENS || param_i64(&q, st->days));
 	if (!ok) {
 		internal_error(x);
 		return;
@@ -329,6 +432,8 @@ static void analytics_resume(struct http_exchange *x, int32_t result)
 		internal_error(x);
 		return;
 	}
+	if (st->key_len)
+		answer_keep(x, st, out, n);
 	/* The rows (a body buffer, for the agents) are read: the answer may
 	 * take their place. */
 	http_reply_any(x, 200, "application/json", "Cache-Control: no-store\r\n", out, n);

@@ -100,6 +100,9 @@ int analytics_api_init(struct api *a);
 void analytics_api_fini(struct api *a);
 void analytics_api_write_metrics(struct api *a, struct expo *e);
 bool api_analytics_enabled(const struct api *a);
+/* analytics_routes.c: each worker's cache of recent answers. */
+int analytics_routes_init(struct api *a);
+void analytics_routes_fini(struct api *a);
 /* Marks the exchange: counted once it is answered 2xx (api_answered). */
 void api_count_call(struct http_exchange *x, const struct jwt_claims *c);
 void api_count_token(struct http_exchange *x, const char *org, const char *agent);

@@ -15,7 +15,8 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 	a->cfg = cfg;
 	a->worker_count = workers;
 	if (agent_auth_init(a, keys) < 0 || fleet_api_init(a) < 0 || ingest_api_init(a) < 0 ||
-	    identity_api_init(a) < 0 || analytics_api_init(a) < 0) {
+	    identity_api_init(a) < 0 || analytics_api_init(a) < 0 ||
+	    analytics_routes_init(a) < 0) {
 		api_fini(a);
 		return -1;
 	}
@@ -24,6 +25,7 @@ int api_init(struct api *a, const struct config *cfg, uint32_t workers, struct j
 
 void api_fini(struct api *a)
 {
+	analytics_routes_fini(a);
 	analytics_api_fini(a);
 	identity_api_fini(a);
 	ingest_api_fini(a);

@@ -1,9 +1,8 @@
 /*
  * The analytics flusher (include/ringside/analytics_flusher.h).
  *
- * Built as the revocation sync is (src/identity/identity_sync.c): libpq
- * used asynchronously, every wait our poll(2) over the socket and the
- * stop eventfd under a deadline, so a database that stops answering costs
+ * Its connection is a side session (include/ringside/side_session.h), as
+ * the revocation sync's is: every wait a poll(2) under a deadline, so a database that stops answering costs
  * a query deadline, never a hung thread or a slow shutdown. Any failure
  * (connect, SQL error, deadline, lost socket) drops the connection and
  * starts again from the connect.
@@ -38,6 +37,7 @@
 #include "ringside/analytics_journal.h"
 #include "ringside/db.h"
 #include "ringside/log.h"
+#include "ringside/side_session.h"
 #include "ringside/siphash.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -52,8 +52,6 @@
  * lose the events with it). */
 #define SESSION_SQL                                                                            \
 	"SET statement_timeout = 50000; SET TimeZone = 'UTC'; SET synchronous_commit = on"
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 /* A journal bound to another database: nothing will change that soon
  * (an operator must move the directory), so ask again rarely. */
 #define REFUSED_RETRY_MS 30000
@@ -153,27 +151,21 @@ struct stream {
 };
 
 struct analytics_flusher {
-	char *url;
 	char *dir;
 	uint32_t interval_ms;
 	uint32_t batch_events;
 	uint32_t retention_days;
-	int stop_fd;
 	int wake_fd;  /* drain: look now */
 	pthread_t thread;
 	char instance_id[37];
 
+	struct side_session db; /* the thread's own, but for stop and `up` */
+
 	/* The thread's own. */
-	PGconn *pg;
-	bool down_logged;
-	bool ever_up;
 	bool refused;       /* the last session found the journal bound elsewhere */
 	bool refused_logged; /* said since the last successful bind */
-	uint32_t backoff_ms;
-	uint64_t rng;
 	int64_t retention_due;
 	uint64_t skipped;   /* events whose ids PostgreSQL's text cannot hold */
-	char error[256];
 
 	struct stream *streams;
 	uint32_t nstreams;
@@ -192,7 +184,6 @@ struct analytics_flusher {
 	char *p_worker, *p_seq, *p_off;
 	size_t id_cap, num_cap, pos_cap;
 
-	_Atomic bool up;
 	_Atomic uint64_t events_applied, batches, backlog_bytes;
 	/* drain(): a ticket taken by the caller; the thread publishes the
 	 * ticket it read before a batch that reached the end of every
@@ -200,25 +191,11 @@ struct analytics_flusher {
 	_Atomic uint64_t drain_req, drain_done;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void bump(_Atomic uint64_t *c, uint64_t v)
 {
 	/* One writer (this thread): no RMW needed. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
 			      memory_order_relaxed);
-}
-
-static void set_error(struct analytics_flusher *f, const char *what, const char *text)
-{
-	char clean[200];
-	db_log_text(text ? text : "", clean, sizeof clean);
-	snprintf(f->error, sizeof f->error, "%.50s: %s", what, clean);
 }
 
 /* ---- Files: the directory's identity ---- */
@@ -314,45 +291,6 @@ static int instance_id(const char *dir, char out[37])
 
 /* ---- Waiting and libpq ---- */
 
-/*
- * Waits until fd is ready for events, the stop eventfd is written, wake
- * (when set) is written, or the deadline (monotonic ms) passes. fd < 0:
- * only the others. Returns 1 fd ready, 2 woken, 0 deadline, -ECANCELED
- * stop.
- */
-static int wait_fd(struct analytics_flusher *f, int fd, short events, int64_t deadline,
-		   bool wake)
-{
-	for (;;) {
-		struct pollfd p[3] = {{.fd = f->stop_fd, .events = POLLIN},
-				      {.fd = fd, .events = events},
-				      {.fd = wake ? f->wake_fd : -1, .events = POLLIN}};
-		int64_t left = deadline - mono_ms();
-		if (left < 0)
-			left = 0;
-		int r = poll(p, 3, left > 60000 ? 60000 : (int)left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("analytics flusher stopped: poll failed", "errno=%d", errno);
-			return -ECANCELED;
-		}
-		if (p[0].revents)
-			return -ECANCELED;
-		if (r > 0 && p[1].revents)
-			return 1;
-		if (r > 0 && p[2].revents) {
-			uint64_t v;
-			if (read(f->wake_fd, &v, sizeof v) < 0) {
-				/* EAGAIN: another reader took it; nothing to do. */
-			}
-			return 2;
-		}
-		if (mono_ms() >= deadline)
-			return 0;
-	}
-}
-
 static void close_readers(struct analytics_flusher *f)
 {
 	for (uint32_t i = 0; i < f->nstreams; i++) {
@@ -364,61 +302,18 @@ static void close_readers(struct analytics_flusher *f)
 
 static void disconnect(struct analytics_flusher *f)
 {
-	if (f->pg)
-		PQfinish(f->pg);
-	f->pg = NULL;
-	atomic_store_explicit(&f->up, false, memory_order_relaxed);
+	side_session_disconnect(&f->db);
 	/* What was read and not committed is read again next session, from
 	 * the positions the database holds then (session() reloads them).
 	 * The last committed ones stay meanwhile, for backlog_bytes. */
 	close_readers(f);
 }
 
-/* A non-blocking connect under CONNECT_TIMEOUT_MS. 0, or <0 (f->error). */
-static int connect_pg(struct analytics_flusher *f)
-{
-	const char *keys[DB_CONNECT_PARAMS], *values[DB_CONNECT_PARAMS];
-	db_connect_params(f->url, keys, values);
-	f->pg = PQconnectStartParams(keys, values, 1);
-	if (!f->pg || PQstatus(f->pg) == CONNECTION_BAD) {
-		set_error(f, "connect", f->pg ? PQerrorMessage(f->pg) : "out of memory");
-		return -EIO;
-	}
-	PQsetNoticeProcessor(f->pg, db_notice_to_log, NULL);
-	int64_t deadline = mono_ms() + CONNECT_TIMEOUT_MS;
-	short events = POLLOUT; /* libpq: as if PQconnectPoll said WRITING first */
-	for (;;) {
-		int w = wait_fd(f, PQsocket(f->pg), events, deadline, false);
-		if (w < 0)
-			return w;
-		if (w == 0) {
-			set_error(f, "connect", "no answer in 5000 ms");
-			return -ETIMEDOUT;
-		}
-		switch (PQconnectPoll(f->pg)) {
-		case PGRES_POLLING_READING:
-			events = POLLIN;
-			break;
-		case PGRES_POLLING_WRITING:
-			events = POLLOUT;
-			break;
-		case PGRES_POLLING_OK:
-			if (PQsetnonblocking(f->pg, 1)) {
-				set_error(f, "connect", PQerrorMessage(f->pg));
-				return -EIO;
-			}
-			return 0;
-		default:
-			set_error(f, "connect", PQerrorMessage(f->pg));
-			return -EIO;
-		}
-	}
-}
-
 /* What a query's rows are for. */
 enum rows_use { ROWS_NONE, ROWS_META, ROWS_APPLIED };
 
 struct rows {
+	struct analytics_flusher *f;
 	enum rows_use use;
 	char database_id[37]; /* ROWS_META: "" if none */
 	uint64_t affected;    /* the last command's row count */
@@ -443,8 +338,10 @@ static struct stream *stream_add(struct analytics_flusher *f, uint32_t worker)
 	return s;
 }
 
-static void take_row(struct analytics_flusher *f, struct rows *out, const PGresult *res, int i)
+static void take_row(void *arg, const PGresult *res, int i)
 {
+	struct rows *out = arg;
+	struct analytics_flusher *f = out->f;
 	if (out->use == ROWS_META) {
 		if (PQnfields(res) >= 1 && !PQgetisnull(res, i, 0) &&
 		    is_uuid(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)))
@@ -464,73 +361,23 @@ static void take_row(struct analytics_flusher *f, struct rows *out, const PGresu
 
 /*
  * Runs sql (text parameters, or several statements when nparams is 0) to
- * its end, rows to `out`. Returns 0, or <0 with f->error set (the
- * connection is then to be dropped) or -ECANCELED (stop).
+ * its end, rows to `out` (may be NULL; out->f is set here). Returns 0,
+ * or <0 with f->db.error set (the connection is then to be dropped) or
+ * -ECANCELED (stop).
  */
 static int run(struct analytics_flusher *f, const char *sql, int nparams,
 	       const char *const *values, struct rows *out)
 {
-	int64_t deadline = mono_ms() + QUERY_TIMEOUT_MS;
-	int ok = nparams ? PQsendQueryParams(f->pg, sql, nparams, NULL, values, NULL, NULL, 0)
-			 : PQsendQuery(f->pg, sql);
-	if (!ok) {
-		set_error(f, "send", PQerrorMessage(f->pg));
-		return -EIO;
+	struct side_query q = {.sql = sql, .nparams = nparams, .values = values};
+	if (out) {
+		out->f = f;
+		q.row = take_row;
+		q.arg = out;
 	}
-	int fl;
-	while ((fl = PQflush(f->pg)) == 1) {
-		int w = wait_fd(f, PQsocket(f->pg), POLLOUT | POLLIN, deadline, false);
-		if (w < 0)
-			return w;
-		if (w == 0 || !PQconsumeInput(f->pg)) {
-			set_error(f, "send", w == 0 ? "timed out" : PQerrorMessage(f->pg));
-			return -EIO;
-		}
-	}
-	if (fl < 0) {
-		set_error(f, "send", PQerrorMessage(f->pg));
-		return -EIO;
-	}
-	int rc = 0;
-	for (;;) {
-		while (PQisBusy(f->pg)) {
-			int w = wait_fd(f, PQsocket(f->pg), POLLIN, deadline, false);
-			if (w < 0)
-				return w;
-			if (w == 0) {
-				set_error(f, "query", "no answer in 60000 ms");
-				return -ETIMEDOUT;
-			}
-			if (!PQconsumeInput(f->pg)) {
-				set_error(f, "query", PQerrorMessage(f->pg));
-				return -EIO;
-			}
-		}
-		PGresult *res = PQgetResult(f->pg);
-		if (!res)
-			break;
-		switch (PQresultStatus(res)) {
-		case PGRES_TUPLES_OK:
-			for (int i = 0; out && i < PQntuples(res); i++)
-				take_row(f, out, res, i);
-			break;
-		case PGRES_COMMAND_OK:
-			if (out)
-				out->affected = strtoull(PQcmdTuples(res), NULL, 10);
-			break;
-		default:
-			if (!rc)
-				set_error(f, "query", PQresultErrorMessage(res));
-			rc = -EIO; /* read on to the end: the connection stays in step */
-			break;
-		}
-		PQclear(res);
-	}
-	if (PQstatus(f->pg) == CONNECTION_BAD && !rc) {
-		set_error(f, "query", PQerrorMessage(f->pg));
-		rc = -EIO;
-	}
-	return rc;
+	int r = side_session_run(&f->db, &q);
+	if (out)
+		out->affected = q.affected;
+	return r;
 }
 
 /* ---- The directory's streams ---- */
@@ -582,14 +429,14 @@ static uint64_t backlog(struct analytics_flusher *f)
 }
 
 /* Every stream in the directory, with a reader open at its position.
- * 0, or <0 (f->error). */
+ * 0, or <0 (f->db.error). */
 static int open_streams(struct analytics_flusher *f)
 {
 	uint32_t n = journal_list_workers(f->dir, f->list, STREAMS_MAX);
 	for (uint32_t i = 0; i < n && i < STREAMS_MAX; i++) {
 		struct stream *s = stream_add(f, f->list[i]);
 		if (!s) {
-			set_error(f, "journal", "more than 1024 streams");
+			side_session_set_error(&f->db, "journal", "more than 1024 streams");
 			return -ENOSPC;
 		}
 		if (s->reader)
@@ -601,7 +448,7 @@ static int open_streams(struct analytics_flusher *f)
 			snprintf(what, sizeof what, "open stream w%u at %llu/%llu", s->worker,
 				 (unsigned long long)s->committed.seq,
 				 (unsigned long long)s->committed.offset);
-			set_error(f, what, strerror(-r));
+			side_session_set_error(&f->db, what, strerror(-r));
 			return r;
 		}
 		s->read = s->committed;
@@ -793,7 +640,7 @@ static void batch_params(struct analytics_flusher *f, const char *values[BATCH_P
  * Reads up to batch_events events across the streams (each from where
  * the last left off, taking turns from `first`) and commits them with
  * the new positions. *complete: every stream was read to its end.
- * 0, or <0 (f->error; the session ends and the next one reads again
+ * 0, or <0 (f->db.error; the session ends and the next one reads again
  * from what the database holds).
  */
 static int batch(struct analytics_flusher *f, uint32_t first, bool *complete, uint32_t *read_n)
@@ -817,7 +664,7 @@ static int batch(struct analytics_flusher *f, uint32_t first, bool *complete, ui
 			if (r < 0) {
 				char what[48];
 				snprintf(what, sizeof what, "read stream w%u", s->worker);
-				set_error(f, what, strerror(-r));
+				side_session_set_error(&f->db, what, strerror(-r));
 				return r;
 			}
 			if (r == 0) {
@@ -897,25 +744,14 @@ static int retention(struct analytics_flusher *f)
 			}
 		}
 	}
-	f->retention_due = mono_ms() + (more ? 0 : RETENTION_EVERY_MS);
+	f->retention_due = side_session_now_ms() + (more ? 0 : RETENTION_EVERY_MS);
 	return 0;
 }
 
 /* ---- The session ---- */
 
-static void log_up(struct analytics_flusher *f)
-{
-	char host[128], name[128];
-	db_log_text(PQhost(f->pg), host, sizeof host);
-	db_log_text(PQdb(f->pg), name, sizeof name);
-	log_info(f->ever_up ? "analytics flusher up again" : "analytics flusher up",
-		 "host=\"%s\" db=\"%s\" streams=%u", host, name, f->nstreams);
-	f->ever_up = true;
-	f->down_logged = false;
-}
-
 /* Binds the directory to the database (dir/database-id), or refuses one
- * bound to another. 0, or <0 (-EPERM: refused; f->error). */
+ * bound to another. 0, or <0 (-EPERM: refused; f->db.error). */
 static int bind_dir(struct analytics_flusher *f, const char *db_id)
 {
 	char held[37];
@@ -923,18 +759,18 @@ static int bind_dir(struct analytics_flusher *f, const char *db_id)
 	if (r == -ENOENT) {
 		r = write_id_file(f->dir, "database-id", db_id);
 		if (r < 0) {
-			set_error(f, "write database-id", strerror(-r));
+			side_session_set_error(&f->db, "write database-id", strerror(-r));
 			return r;
 		}
 		log_info("analytics journal bound to its database", "database_id=%s", db_id);
 		return 0;
 	}
 	if (r < 0) {
-		set_error(f, "read database-id", strerror(-r));
+		side_session_set_error(&f->db, "read database-id", strerror(-r));
 		return r;
 	}
 	if (strcmp(held, db_id)) {
-		snprintf(f->error, sizeof f->error,
+		snprintf(f->db.error, sizeof f->db.error,
 			 "the journal belongs to database %s, this is %s", held, db_id);
 		if (!f->refused_logged)
 			log_error("analytics journal refused: it belongs to another database",
@@ -949,17 +785,17 @@ static int bind_dir(struct analytics_flusher *f, const char *db_id)
 }
 
 /* One session: connect, bind, read the positions, then batches until a
- * failure (<0 with f->error) or the stop (-ECANCELED). */
+ * failure (<0 with f->db.error) or the stop (-ECANCELED). */
 static int session(struct analytics_flusher *f)
 {
 	int r;
 	struct rows meta = {.use = ROWS_META};
 	f->refused = false;
-	if ((r = connect_pg(f)) < 0 || (r = run(f, SESSION_SQL, 0, NULL, NULL)) < 0 ||
+	if ((r = side_session_connect(&f->db)) < 0 || (r = run(f, SESSION_SQL, 0, NULL, NULL)) < 0 ||
 	    (r = run(f, SQL_META, 0, NULL, &meta)) < 0)
 		return r;
 	if (!meta.database_id[0]) {
-		set_error(f, "ringside_meta", "no database_id (migrations not applied?)");
+		side_session_set_error(&f->db, "ringside_meta", "no database_id (migrations not applied?)");
 		return -EIO;
 	}
 	if ((r = bind_dir(f, meta.database_id)) < 0)
@@ -970,12 +806,10 @@ static int session(struct analytics_flusher *f)
 	const char *iv[1] = {f->instance_id};
 	if ((r = run(f, SQL_APPLIED, 1, iv, &applied)) < 0 || (r = open_streams(f)) < 0)
 		return r;
-	atomic_store_explicit(&f->up, true, memory_order_relaxed);
-	log_up(f);
-	f->backoff_ms = BACKOFF_MIN_MS;
+	side_session_log_up(&f->db, "streams=%u", f->nstreams);
 	uint32_t turn = 0;
 	for (;;) {
-		if (mono_ms() >= f->retention_due && (r = retention(f)) < 0)
+		if (side_session_now_ms() >= f->retention_due && (r = retention(f)) < 0)
 			return r;
 		/* Acquire: the caller wrote its ticket after what it waits for
 		 * was flushed; reading the streams after this load sees it. */
@@ -989,53 +823,38 @@ static int session(struct analytics_flusher *f)
 			atomic_store_explicit(&f->drain_done, ticket, memory_order_release);
 		if (!complete) {
 			/* More backlog: the next batch at once (a stop is
-			 * still seen: wait_fd polls stop_fd). */
-			if ((r = wait_fd(f, -1, 0, 0, false)) < 0)
+			 * still seen: the wait polls the stop eventfd). */
+			if ((r = side_session_wait(&f->db, -1, 0, 0, -1)) < 0)
 				return r;
 			continue;
 		}
 		/* Idle: the socket is watched too, so a server that goes
 		 * away is noticed (and "up" cleared) at once. */
-		r = wait_fd(f, PQsocket(f->pg), POLLIN, mono_ms() + f->interval_ms, true);
+		r = side_session_wait(&f->db, PQsocket(f->db.pg), POLLIN,
+				      side_session_now_ms() + f->interval_ms, f->wake_fd);
 		if (r < 0)
 			return r;
-		if (r == 1 && (!PQconsumeInput(f->pg) || PQstatus(f->pg) == CONNECTION_BAD)) {
-			set_error(f, "idle", PQerrorMessage(f->pg));
+		if (r == 1 && (!PQconsumeInput(f->db.pg) || PQstatus(f->db.pg) == CONNECTION_BAD)) {
+			side_session_set_error(&f->db, "idle", PQerrorMessage(f->db.pg));
 			return -EIO;
 		}
 		if (r == 1) {
 			/* A notice, or the error a closing server sends: read
 			 * it out so the next poll does not spin on it. */
 			PGresult *res;
-			while (!PQisBusy(f->pg) && (res = PQgetResult(f->pg)))
+			while (!PQisBusy(f->db.pg) && (res = PQgetResult(f->db.pg)))
 				PQclear(res);
 		}
 	}
 }
 
-/* Sleeps the backoff (jittered: half of it, plus up to the other half at
- * random, so instances that lost the database together do not return in
- * step), then doubles it. -ECANCELED on stop. */
+/* The side session's backoff; a journal bound elsewhere (refused, said
+ * by bind_dir) waits REFUSED_RETRY_MS instead, without "down". */
 static int back_off(struct analytics_flusher *f)
 {
-	if (!f->down_logged) {
-		if (!f->refused)
-			log_warn("analytics flusher down", "error=\"%s\" hint=\"counts wait in "
-				 "the journal and are applied when it is back\"", f->error);
-		f->down_logged = true;
-	} else {
-		log_debug("analytics flusher still down", "error=\"%s\"", f->error);
-	}
-	f->rng ^= f->rng << 13;
-	f->rng ^= f->rng >> 7;
-	f->rng ^= f->rng << 17;
-	uint32_t base = f->refused ? REFUSED_RETRY_MS : f->backoff_ms;
-	uint32_t half = base / 2;
-	int64_t ms = half + (int64_t)(f->rng % (half + 1));
-	f->backoff_ms = f->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : f->backoff_ms * 2;
 	/* The journal grows while the database is away: say by how much. */
 	atomic_store_explicit(&f->backlog_bytes, backlog(f), memory_order_relaxed);
-	return wait_fd(f, -1, 0, mono_ms() + ms, false) < 0 ? -ECANCELED : 0;
+	return side_session_back_off(&f->db, f->refused, f->refused ? REFUSED_RETRY_MS : 0);
 }
 
 static void *flusher_main(void *arg)
@@ -1054,11 +873,6 @@ static void *flusher_main(void *arg)
 
 static void free_flusher(struct analytics_flusher *f)
 {
-	if (f->url) {
-		/* Wipe: the URL may hold a password. */
-		explicit_bzero(f->url, strlen(f->url));
-		free(f->url);
-	}
 	free(f->dir);
 	free(f->streams);
 	free(f->list);
@@ -1089,11 +903,10 @@ int analytics_flusher_start(struct analytics_flusher **out,
 	struct analytics_flusher *f = calloc(1, sizeof *f);
 	if (!f)
 		return -ENOMEM;
-	f->stop_fd = f->wake_fd = -1;
+	f->wake_fd = -1;
 	f->interval_ms = c->interval_ms;
 	f->batch_events = c->batch_events;
 	f->retention_days = c->hourly_retention_days;
-	f->backoff_ms = BACKOFF_MIN_MS;
 	uint32_t slots = 1;
 	while (slots < 2 * c->batch_events)
 		slots <<= 1;
@@ -1102,8 +915,25 @@ int analytics_flusher_start(struct analytics_flusher **out,
 	f->id_cap = 2 + b * ID_TEXT_MAX + 1;
 	f->num_cap = 2 + b * NUM_TEXT_MAX + 1;
 	f->pos_cap = 2 + STREAMS_MAX * NUM_TEXT_MAX + 1;
-	int err = -ENOMEM;
-	if (!(f->url = strdup(c->url)) || !(f->dir = strdup(c->dir)) ||
+	const struct side_session_config db = {
+		.url = c->url,
+		.name = "analytics flusher",
+		.down_hint = "counts wait in the journal and are applied when it is back",
+		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+		.query_timeout_ms = QUERY_TIMEOUT_MS,
+	};
+	int err = side_session_init(&f->db, &db);
+	if (err < 0) {
+		if (err == -ENOMEM)
+			log_error("analytics flusher: out of memory", "batch_events=%u",
+				  c->batch_events);
+		else
+			log_error("analytics flusher: eventfd failed", "errno=%d", -err);
+		free_flusher(f);
+		return err;
+	}
+	err = -ENOMEM;
+	if (!(f->dir = strdup(c->dir)) ||
 	    !(f->streams = calloc(STREAMS_MAX, sizeof *f->streams)) ||
 	    !(f->list = calloc(STREAMS_MAX, sizeof *f->list)) ||
 	    !(f->aggs = calloc(b, sizeof *f->aggs)) ||
@@ -1122,13 +952,12 @@ int analytics_flusher_start(struct analytics_flusher **out,
 			  strerror(-err));
 		goto fail;
 	}
-	if (getrandom(f->hash_key, sizeof f->hash_key, 0) != (ssize_t)sizeof f->hash_key ||
-	    getrandom(&f->rng, sizeof f->rng, GRND_NONBLOCK) != (ssize_t)sizeof f->rng)
-		f->rng = (uint64_t)mono_ms() * 0x9e3779b97f4a7c15u;
-	f->rng |= 1; /* xorshift: never zero */
-	f->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (getrandom(f->hash_key, sizeof f->hash_key, 0) != (ssize_t)sizeof f->hash_key) {
+		/* ENOSYS, EINTR: the key stays as it is (what it keys is
+		 * only the batch table's probe order). */
+	}
 	f->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (f->stop_fd < 0 || f->wake_fd < 0) {
+	if (f->wake_fd < 0) {
 		err = -errno;
 		log_error("analytics flusher: eventfd failed", "errno=%d", errno);
 		goto fail_fds;
@@ -1142,11 +971,10 @@ int analytics_flusher_start(struct analytics_flusher **out,
 	*out = f;
 	return 0;
 fail_fds:
-	if (f->stop_fd >= 0)
-		close(f->stop_fd);
 	if (f->wake_fd >= 0)
 		close(f->wake_fd);
 fail:
+	side_session_fini(&f->db);
 	free_flusher(f);
 	return err;
 }
@@ -1162,18 +990,18 @@ static bool drain(struct analytics_flusher *f, uint32_t timeout_ms, bool give_up
 	if (write(f->wake_fd, &one, sizeof one) != (ssize_t)sizeof one) {
 		/* Only at 2^64 - 1 wake-ups unread: the thread is awake anyway. */
 	}
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = side_session_now_ms() + timeout_ms;
 	int64_t down_since = -1;
 	/* Tests and shutdown only: a short poll is simpler than a condition
 	 * variable the thread would signal after every batch. */
 	while (atomic_load_explicit(&f->drain_done, memory_order_acquire) < t) {
-		int64_t now = mono_ms();
+		int64_t now = side_session_now_ms();
 		if (now >= deadline)
 			return false;
 		if (give_up_when_down) {
 			/* Down for 200 ms running: not a blip between two
 			 * batches, an outage. */
-			if (atomic_load_explicit(&f->up, memory_order_relaxed))
+			if (side_session_is_up(&f->db))
 				down_since = -1;
 			else if (down_since < 0)
 				down_since = now;
@@ -1199,19 +1027,17 @@ void analytics_flusher_stop(struct analytics_flusher *f, uint32_t timeout_ms)
 			 "hint=\"it is applied at the next start\"",
 			 (unsigned long long)atomic_load_explicit(&f->backlog_bytes,
 								  memory_order_relaxed));
-	uint64_t one = 1;
-	if (write(f->stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
-		log_error("analytics flusher: cannot signal its stop", "errno=%d", errno);
+	side_session_stop(&f->db);
 	pthread_join(f->thread, NULL);
-	close(f->stop_fd);
 	close(f->wake_fd);
+	side_session_fini(&f->db);
 	free_flusher(f);
 }
 
 void analytics_flusher_read_stats(const struct analytics_flusher *f,
 				  struct analytics_flusher_stats *out)
 {
-	out->up = atomic_load_explicit(&f->up, memory_order_relaxed);
+	out->up = side_session_is_up(&f->db);
 	out->events_applied = atomic_load_explicit(&f->events_applied, memory_order_relaxed);
 	out->batches = atomic_load_explicit(&f->batches, memory_order_relaxed);
 	out->backlog_bytes = atomic_load_explicit(&f->backlog_bytes, memory_order_relaxed);

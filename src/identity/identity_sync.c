@@ -1,33 +1,26 @@
 /*
  * The revocation sync thread (include/ringside/identity_sync.h).
  *
- * libpq is used asynchronously (PQconnectStartParams/PQconnectPoll,
- * PQsendQuery, PQconsumeInput) so that every wait is our poll(2) over the
- * socket and the stop eventfd, under a deadline: a database that stops
+ * Its connection is a side session (include/ringside/side_session.h):
+ * every wait a poll(2) under a deadline, so a database that stops
  * answering costs a query deadline, never a hung thread or a slow
  * shutdown. Any failure (connect, SQL error, deadline, lost socket) drops
  * the connection and starts again from the connect, LISTEN first.
- *
- * Connects as the database thread does (db_connect_params) but not
- * through it: the db thread's pipelines stay the workers'.
  */
 #include "ringside/identity_sync.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
-#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "ringside/db.h"
 #include "ringside/log.h"
 #include "ringside/revocations.h"
+#include "ringside/side_session.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 /* A statement (a resync's read of a big table included) that has not
@@ -36,8 +29,6 @@
  * ends there first, cleanly. */
 #define QUERY_TIMEOUT_MS 15000
 #define STATEMENT_TIMEOUT_SQL "SET statement_timeout = 10000"
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 /* The active-agents count: every this often, and this soon after an
  * agent's notification (a burst of them counts once). */
 #define COUNT_EVERY_MS 5000
@@ -65,32 +56,17 @@
 #define SQL_COUNT "SELECT count(*) FROM agents WHERE status = 'active'"
 
 struct identity_sync {
-	char *url;
 	uint32_t resync_ms;
 	struct revocations *rev;
 	_Atomic int64_t *active_agents;
-	int stop_fd;
 	pthread_t thread;
+	struct side_session db; /* the thread's own, but for stop and `up` */
 
 	/* The thread's own. */
-	PGconn *pg;
-	bool down_logged;   /* "down" said since the last "up" */
-	bool ever_up;
-	uint32_t backoff_ms;
-	uint64_t rng;
 	uint64_t refused_this_round;
-	char error[256];    /* why the last attempt failed, for the log */
 
-	_Atomic bool up;
 	_Atomic uint64_t notices, resyncs, purged, refused, connects;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void bump(_Atomic uint64_t *c, uint64_t v)
 {
@@ -99,96 +75,10 @@ static void bump(_Atomic uint64_t *c, uint64_t v)
 			      memory_order_relaxed);
 }
 
-static void set_error(struct identity_sync *s, const char *what, const char *text)
-{
-	char clean[200];
-	db_log_text(text ? text : "", clean, sizeof clean);
-	snprintf(s->error, sizeof s->error, "%s: %s", what, clean);
-}
-
-/*
- * Waits until fd is ready for events, the stop eventfd is written, or the
- * deadline (monotonic ms; INT64_MAX: none) passes. fd < 0: only the stop
- * and the deadline. Returns 1 ready, 0 deadline, -ECANCELED stop.
- */
-static int wait_fd(struct identity_sync *s, int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p[2] = {{.fd = s->stop_fd, .events = POLLIN},
-				      {.fd = fd, .events = events}};
-		int64_t left = deadline == INT64_MAX ? -1 : deadline - mono_ms();
-		if (left < 0 && deadline != INT64_MAX)
-			left = 0;
-		int r = poll(p, 2, left > 60000 ? 60000 : (int)left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			/* EINVAL, ENOMEM: waiting again would spin. */
-			log_error("revocation sync stopped: poll failed", "errno=%d", errno);
-			return -ECANCELED;
-		}
-		if (p[0].revents)
-			return -ECANCELED;
-		if (r > 0 && p[1].revents)
-			return 1;
-		if (deadline != INT64_MAX && mono_ms() >= deadline)
-			return 0;
-	}
-}
-
-static void disconnect(struct identity_sync *s)
-{
-	if (s->pg)
-		PQfinish(s->pg);
-	s->pg = NULL;
-	atomic_store_explicit(&s->up, false, memory_order_relaxed);
-}
-
-/* A non-blocking connect under CONNECT_TIMEOUT_MS. 0, or <0 (s->error). */
-static int connect_pg(struct identity_sync *s)
-{
-	const char *keys[DB_CONNECT_PARAMS], *values[DB_CONNECT_PARAMS];
-	db_connect_params(s->url, keys, values);
-	s->pg = PQconnectStartParams(keys, values, 1);
-	if (!s->pg || PQstatus(s->pg) == CONNECTION_BAD) {
-		set_error(s, "connect", s->pg ? PQerrorMessage(s->pg) : "out of memory");
-		return -EIO;
-	}
-	PQsetNoticeProcessor(s->pg, db_notice_to_log, NULL);
-	int64_t deadline = mono_ms() + CONNECT_TIMEOUT_MS;
-	short events = POLLOUT; /* libpq: as if PQconnectPoll said WRITING first */
-	for (;;) {
-		int w = wait_fd(s, PQsocket(s->pg), events, deadline);
-		if (w < 0)
-			return w;
-		if (w == 0) {
-			set_error(s, "connect", "no answer in 5000 ms");
-			return -ETIMEDOUT;
-		}
-		switch (PQconnectPoll(s->pg)) {
-		case PGRES_POLLING_READING:
-			events = POLLIN;
-			break;
-		case PGRES_POLLING_WRITING:
-			events = POLLOUT;
-			break;
-		case PGRES_POLLING_OK:
-			if (PQsetnonblocking(s->pg, 1)) {
-				set_error(s, "connect", PQerrorMessage(s->pg));
-				return -EIO;
-			}
-			return 0;
-		default:
-			set_error(s, "connect", PQerrorMessage(s->pg));
-			return -EIO;
-		}
-	}
-}
-
 static void apply_notices(struct identity_sync *s, int64_t *count_due)
 {
 	PGnotify *n;
-	while ((n = PQnotifies(s->pg))) {
+	while ((n = PQnotifies(s->db.pg))) {
 		size_t len = strlen(n->extra);
 		int r = revocations_apply_notice(s->rev, n->extra, len);
 		if (r == -ENOSPC) {
@@ -206,7 +96,7 @@ static void apply_notices(struct identity_sync *s, int64_t *count_due)
 		} else {
 			bump(&s->notices, 1);
 			if (n->extra[0] == REVOKED_AGENT) {
-				int64_t soon = mono_ms() + COUNT_AFTER_NOTICE_MS;
+				int64_t soon = side_session_now_ms() + COUNT_AFTER_NOTICE_MS;
 				if (*count_due > soon)
 					*count_due = soon;
 			}
@@ -218,8 +108,18 @@ static void apply_notices(struct identity_sync *s, int64_t *count_due)
 /* What a query's rows are for. */
 enum rows_use { ROWS_NONE, ROWS_TOKEN, ROWS_AGENT, ROWS_CLIENT, ROWS_COUNT };
 
-static void take_row(struct identity_sync *s, enum rows_use use, const PGresult *res, int i)
+/* A query's rows and what to do with them: side_query.arg. */
+struct rows {
+	struct identity_sync *s;
+	enum rows_use use;
+	int64_t *count_due;
+};
+
+static void take_row(void *arg, const PGresult *res, int i)
 {
+	struct rows *rows = arg;
+	struct identity_sync *s = rows->s;
+	enum rows_use use = rows->use;
 	if (use == ROWS_NONE || PQnfields(res) < 1 || PQgetisnull(res, i, 0))
 		return;
 	if (use == ROWS_COUNT) {
@@ -242,84 +142,34 @@ static void take_row(struct identity_sync *s, enum rows_use use, const PGresult 
 	 * can name it, nothing to hold. */
 }
 
+static void end_rows(void *arg)
+{
+	struct rows *rows = arg;
+	apply_notices(rows->s, rows->count_due);
+}
+
 /*
  * Runs sql (one or more statements) to its end, rows to `use`, one at a
  * time in single-row mode when single_row. *affected (may be NULL): the
  * last command's row count. Notifications that arrive meanwhile are
- * applied. Returns 0, or <0 with s->error set (the connection is then
+ * applied. Returns 0, or <0 with s->db.error set (the connection is then
  * to be dropped) or -ECANCELED (stop).
  */
 static int run(struct identity_sync *s, const char *sql, enum rows_use use, bool single_row,
 	       uint64_t *affected, int64_t *count_due)
 {
-	int64_t deadline = mono_ms() + QUERY_TIMEOUT_MS;
-	if (!PQsendQuery(s->pg, sql)) {
-		set_error(s, "send", PQerrorMessage(s->pg));
-		return -EIO;
-	}
-	if (single_row)
-		PQsetSingleRowMode(s->pg); /* best effort: else all rows come at once */
-	int f;
-	while ((f = PQflush(s->pg)) == 1) {
-		int w = wait_fd(s, PQsocket(s->pg), POLLOUT | POLLIN, deadline);
-		if (w < 0)
-			return w;
-		if (w == 0 || !PQconsumeInput(s->pg)) {
-			set_error(s, "send", w == 0 ? "timed out" : PQerrorMessage(s->pg));
-			return -EIO;
-		}
-	}
-	if (f < 0) {
-		set_error(s, "send", PQerrorMessage(s->pg));
-		return -EIO;
-	}
-	int rc = 0;
-	for (;;) {
-		while (PQisBusy(s->pg)) {
-			int w = wait_fd(s, PQsocket(s->pg), POLLIN, deadline);
-			if (w < 0)
-				return w;
-			if (w == 0) {
-				set_error(s, "query", "no answer in 15000 ms");
-				return -ETIMEDOUT;
-			}
-			if (!PQconsumeInput(s->pg)) {
-				set_error(s, "query", PQerrorMessage(s->pg));
-				return -EIO;
-			}
-		}
-		PGresult *res = PQgetResult(s->pg);
-		if (!res)
-			break;
-		switch (PQresultStatus(res)) {
-		case PGRES_SINGLE_TUPLE:
-		case PGRES_TUPLES_OK:
-			for (int i = 0; i < PQntuples(res); i++)
-				take_row(s, use, res, i);
-			break;
-		case PGRES_COMMAND_OK:
-			if (affected)
-				*affected = strtoull(PQcmdTuples(res), NULL, 10);
-			break;
-		default:
-			if (!rc)
-				set_error(s, "query", PQresultErrorMessage(res));
-			rc = -EIO; /* read on to the end: the connection stays in step */
-			break;
-		}
-		PQclear(res);
-	}
-	if (PQstatus(s->pg) == CONNECTION_BAD && !rc) {
-		set_error(s, "query", PQerrorMessage(s->pg));
-		rc = -EIO;
-	}
-	apply_notices(s, count_due);
-	return rc;
+	struct rows rows = {.s = s, .use = use, .count_due = count_due};
+	struct side_query q = {.sql = sql, .single_row = single_row, .row = take_row,
+			       .end = end_rows, .arg = &rows};
+	int r = side_session_run(&s->db, &q);
+	if (affected)
+		*affected = q.affected;
+	return r;
 }
 
 static int count_active(struct identity_sync *s, int64_t *count_due)
 {
-	*count_due = mono_ms() + COUNT_EVERY_MS;
+	*count_due = side_session_now_ms() + COUNT_EVERY_MS;
 	return run(s, SQL_COUNT, ROWS_COUNT, false, NULL, count_due);
 }
 
@@ -356,74 +206,40 @@ static int resync(struct identity_sync *s, int64_t *count_due)
 	return 0;
 }
 
-static void log_up(struct identity_sync *s)
-{
-	char host[128], name[128];
-	db_log_text(PQhost(s->pg), host, sizeof host);
-	db_log_text(PQdb(s->pg), name, sizeof name);
-	log_info(s->ever_up ? "revocation sync up again" : "revocation sync up",
-		 "host=\"%s\" db=\"%s\" revocations=%u", host, name, revocations_count(s->rev));
-	s->ever_up = true;
-	s->down_logged = false;
-}
-
-/* Sleeps the backoff (jittered: half of it, plus up to the other half at
- * random, so instances that lost the database together do not return in
- * step), then doubles it. -ECANCELED on stop. */
-static int back_off(struct identity_sync *s)
-{
-	if (!s->down_logged) {
-		log_warn("revocation sync down", "error=\"%s\" hint=\"revocations made on other "
-			 "instances arrive when it is back\"", s->error);
-		s->down_logged = true;
-	} else {
-		log_debug("revocation sync still down", "error=\"%s\"", s->error);
-	}
-	s->rng ^= s->rng << 13;
-	s->rng ^= s->rng >> 7;
-	s->rng ^= s->rng << 17;
-	uint32_t half = s->backoff_ms / 2;
-	int64_t ms = half + (int64_t)(s->rng % (half + 1));
-	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
-	return wait_fd(s, -1, 0, mono_ms() + ms) < 0 ? -ECANCELED : 0;
-}
-
 /* One session: connect, LISTEN, resync, then notifications and the
- * periodic work until a failure (<0 with s->error) or the stop
+ * periodic work until a failure (<0 with s->db.error) or the stop
  * (-ECANCELED). */
 static int session(struct identity_sync *s)
 {
 	int64_t count_due = INT64_MAX;
 	int r;
-	if ((r = connect_pg(s)) < 0 ||
+	if ((r = side_session_connect(&s->db)) < 0 ||
 	    (r = run(s, STATEMENT_TIMEOUT_SQL "; " SQL_LISTEN, ROWS_NONE, false, NULL,
 		     &count_due)) < 0)
 		return r;
 	bump(&s->connects, 1);
 	if ((r = resync(s, &count_due)) < 0)
 		return r;
-	atomic_store_explicit(&s->up, true, memory_order_relaxed);
-	log_up(s);
-	s->backoff_ms = BACKOFF_MIN_MS;
-	int64_t resync_due = mono_ms() + s->resync_ms;
+	side_session_log_up(&s->db, "revocations=%u", revocations_count(s->rev));
+	int64_t resync_due = side_session_now_ms() + s->resync_ms;
 	for (;;) {
 		int64_t due = resync_due < count_due ? resync_due : count_due;
-		r = wait_fd(s, PQsocket(s->pg), POLLIN, due);
+		r = side_session_wait(&s->db, PQsocket(s->db.pg), POLLIN, due, -1);
 		if (r < 0)
 			return r;
 		if (r > 0) {
-			if (!PQconsumeInput(s->pg)) {
-				set_error(s, "listen", PQerrorMessage(s->pg));
+			if (!PQconsumeInput(s->db.pg)) {
+				side_session_set_error(&s->db, "listen", PQerrorMessage(s->db.pg));
 				return -EIO;
 			}
 			apply_notices(s, &count_due);
 			continue;
 		}
-		int64_t now = mono_ms();
+		int64_t now = side_session_now_ms();
 		if (now >= resync_due) {
 			if ((r = resync(s, &count_due)) < 0)
 				return r;
-			resync_due = mono_ms() + s->resync_ms;
+			resync_due = side_session_now_ms() + s->resync_ms;
 		} else if (now >= count_due && (r = count_active(s, &count_due)) < 0) {
 			return r;
 		}
@@ -435,8 +251,8 @@ static void *sync_main(void *arg)
 	struct identity_sync *s = arg;
 	for (;;) {
 		int r = session(s);
-		disconnect(s);
-		if (r == -ECANCELED || back_off(s) < 0)
+		side_session_disconnect(&s->db);
+		if (r == -ECANCELED || side_session_back_off(&s->db, false, 0) < 0)
 			break;
 	}
 	return NULL;
@@ -449,34 +265,28 @@ int identity_sync_start(struct identity_sync **out, const struct identity_sync_c
 	struct identity_sync *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	s->url = strdup(c->url);
-	if (!s->url) {
-		free(s);
-		return -ENOMEM;
-	}
 	s->resync_ms = c->resync_ms;
 	s->rev = c->revocations;
 	s->active_agents = c->active_agents;
-	s->backoff_ms = BACKOFF_MIN_MS;
-	if (getrandom(&s->rng, sizeof s->rng, GRND_NONBLOCK) != (ssize_t)sizeof s->rng)
-		s->rng = (uint64_t)mono_ms() * 0x9e3779b97f4a7c15u;
-	s->rng |= 1; /* xorshift: never zero */
-	int err;
-	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->stop_fd < 0) {
-		err = -errno;
+	const struct side_session_config db = {
+		.url = c->url,
+		.name = "revocation sync",
+		.down_hint = "revocations made on other instances arrive when it is back",
+		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+		.query_timeout_ms = QUERY_TIMEOUT_MS,
+	};
+	int err = side_session_init(&s->db, &db);
+	if (err < 0)
 		goto fail;
-	}
 	/* The thread takes no signal: main's mask (blocked) is inherited. */
 	if ((err = pthread_create(&s->thread, NULL, sync_main, s)) != 0) {
 		err = -err;
-		close(s->stop_fd);
+		side_session_fini(&s->db);
 		goto fail;
 	}
 	*out = s;
 	return 0;
 fail:
-	free(s->url);
 	free(s);
 	return err;
 }
@@ -485,14 +295,9 @@ void identity_sync_stop(struct identity_sync *s)
 {
 	if (!s)
 		return;
-	uint64_t one = 1;
-	if (write(s->stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
-		log_error("revocation sync: cannot signal its stop", "errno=%d", errno);
+	side_session_stop(&s->db);
 	pthread_join(s->thread, NULL);
-	close(s->stop_fd);
-	/* Wipe: the URL may hold a password. */
-	explicit_bzero(s->url, strlen(s->url));
-	free(s->url);
+	side_session_fini(&s->db);
 	free(s);
 }
 
@@ -500,9 +305,9 @@ bool identity_sync_wait_first(const struct identity_sync *s, uint32_t timeout_ms
 {
 	/* Once, at start: a short poll is simpler than a condition
 	 * variable the thread would signal for ever after. */
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = side_session_now_ms() + timeout_ms;
 	while (!atomic_load_explicit(&s->resyncs, memory_order_acquire)) {
-		if (mono_ms() >= deadline)
+		if (side_session_now_ms() >= deadline)
 			return false;
 		nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
 	}
@@ -511,7 +316,7 @@ bool identity_sync_wait_first(const struct identity_sync *s, uint32_t timeout_ms
 
 void identity_sync_read_stats(const struct identity_sync *s, struct identity_sync_stats *out)
 {
-	out->up = atomic_load_explicit(&s->up, memory_order_relaxed);
+	out->up = side_session_is_up(&s->db);
 	out->notices = atomic_load_explicit(&s->notices, memory_order_relaxed);
 	out->resyncs = atomic_load_explicit(&s->resyncs, memory_order_relaxed);
 	out->purged = atomic_load_explicit(&s->purged, memory_order_relaxed);

@@ -17,7 +17,10 @@
  * flusher commits (every 200 ms at most), and counts are promised within
  * about a second anyway. So the database sees at most one query a second
  * per organization, question and worker, however many ask, and an answer
- * costs a copy; the p99 is not the database's queue.
+ * costs a copy; the p99 is not the database's queue. When an answer
+ * expires, one request goes to the database for a new one and the others
+ * get the old one meanwhile (a second older at most): were they all to
+ * go, every request arriving during that query would queue behind it.
  */
 #include "api_int.h"
 
@@ -51,6 +54,7 @@ enum analytics_route { ROUTE_TOKENS, ROUTE_ACTIVITY, ROUTE_AGENTS };
 
 struct answer {
 	int64_t until_ms;
+	int64_t refresh_ms; /* a request went to the database for it then; 0: none */
 	uint32_t len;
 	uint8_t key_len;
 	char key[ANSWER_KEY_MAX];
@@ -193,14 +197,25 @@ static struct answer *answer_slot(struct http_exchange *x, const struct analytic
 	return &c->slot[i];
 }
 
-/* Answers from the worker's cache; false if it holds no fresh answer. */
+/* Answers from the worker's cache: a fresh answer, or an expired one
+ * while another request fetches its successor. false: this request asks
+ * the database (it is the one refreshing, or there is no answer). */
 static bool answer_cached(struct http_exchange *x, const struct analytics_state *st)
 {
 	char *body;
-	const struct answer *e = answer_slot(x, st, &body);
-	if (e->until_ms <= api_now_ms() || e->key_len != st->key_len ||
-	    memcmp(e->key, st->key, st->key_len))
+	struct answer *e = answer_slot(x, st, &body);
+	if (e->key_len != st->key_len || memcmp(e->key, st->key, st->key_len))
 		return false;
+	int64_t now = api_now_ms();
+	if (e->until_ms <= now) {
+		/* A refresh that has not come back in its timeout failed:
+		 * this request tries again. */
+		if (!e->refresh_ms || now - e->refresh_ms > (int64_t)x->ctx->cfg->db_timeout_read_ms +
+								    (int64_t)DB_SLACK_MS) {
+			e->refresh_ms = now;
+			return false;
+		}
+	}
 	http_reply_any(x, 200, "application/json", "Cache-Control: no-store\r\n", body, e->len);
 	return true;
 }
@@ -217,6 +232,7 @@ static void answer_keep(struct http_exchange *x, const struct analytics_state *s
 	e->key_len = st->key_len;
 	memcpy(e->key, st->key, st->key_len);
 	e->until_ms = api_now_ms() + ANSWER_TTL_MS;
+	e->refresh_ms = 0;
 }
 
 static unsigned analytics_head(struct http_exchange *x, const char *buf,

@@ -59,7 +59,7 @@ static bool basic_text_ok(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
 			return false;
-	return urlenc_utf8_valid((const unsigned char *)s, n);
+	return utf8_valid((const unsigned char *)s, n);
 }
 
 /* RFC 4648 4 with padding and zero pad bits (3.5): whether tok[0, n) is

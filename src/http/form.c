@@ -128,7 +128,7 @@ int http_form_parse(const char *body, size_t len, struct http_form_field *fields
 			return form_fail(fields, count, field, HTTP_FORM_TOO_LONG, idx);
 		if (memchr(f->value, '\0', (size_t)v))
 			return form_fail(fields, count, field, HTTP_FORM_NUL, idx);
-		if (!urlenc_utf8_valid((const unsigned char *)f->value, (size_t)v))
+		if (!utf8_valid((const unsigned char *)f->value, (size_t)v))
 			return form_fail(fields, count, field, HTTP_FORM_BAD_UTF8, idx);
 		f->len = (size_t)v;
 		f->present = v > 0; /* RFC 6749 3.2: without a value, omitted */

@@ -22,22 +22,11 @@
 #include <unistd.h>
 
 #include "../common/test_db.h"
+#include "../common/test_wait.h"
 #include "ringside/analytics_flusher.h"
 #include "ringside/analytics_journal.h"
 #include "ringside/db.h"
 #include "ringside/log.h"
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
-}
 
 static void quiet(void *arg, const char *message)
 {
@@ -71,22 +60,6 @@ static long long sql_ll(const char *url, const char *q)
 	PQclear(res);
 	return v;
 }
-
-/* Polls cond every 10 ms for up to ms; the time it took, or -1. */
-#define WITHIN(ms, cond)                                                                       \
-	({                                                                                     \
-		int64_t t0_ = mono_ms(), took_ = -1;                                           \
-		for (;;) {                                                                     \
-			if (cond) {                                                            \
-				took_ = mono_ms() - t0_;                                       \
-				break;                                                         \
-			}                                                                      \
-			if (mono_ms() - t0_ > (ms))                                            \
-				break;                                                         \
-			sleep_ms(10);                                                          \
-		}                                                                              \
-		took_;                                                                         \
-	})
 
 /* ---- The events: a deterministic stream and what it must sum to ---- */
 

@@ -20,23 +20,12 @@
 #include <libpq-fe.h>
 
 #include "../common/test_db.h"
+#include "../common/test_wait.h"
 #include "ringside/db.h"
 #include "ringside/identity_sync.h"
 #include "ringside/jwt.h"
 #include "ringside/log.h"
 #include "ringside/revocations.h"
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
-}
 
 static int64_t now_s(void)
 {
@@ -142,22 +131,6 @@ static bool agent_dead(const struct fixture *f, const char *agent, int64_t iat)
 	c.exp = now_s() + 600;
 	return revocations_token_dead(f->rev, &c, now_s());
 }
-
-/* Polls cond every 10 ms for up to ms; the time it took, or -1. */
-#define WITHIN(ms, cond)                                                                       \
-	({                                                                                     \
-		int64_t t0_ = mono_ms(), took_ = -1;                                           \
-		for (;;) {                                                                     \
-			if (cond) {                                                            \
-				took_ = mono_ms() - t0_;                                       \
-				break;                                                         \
-			}                                                                      \
-			if (mono_ms() - t0_ > (ms))                                            \
-				break;                                                         \
-			sleep_ms(10);                                                          \
-		}                                                                              \
-		took_;                                                                         \
-	})
 
 /* As the revoke route does it (db_identity.h DB_TOKEN_REVOKE). */
 static void revoke_jti(const char *url, const char *jti, int64_t exp, bool notify)

@@ -139,6 +139,11 @@ int journal_next(struct journal_reader *r, struct journal_event *ev, struct jour
  * deleted, or a negative errno if dir cannot be read. */
 int journal_prune(const char *dir, uint32_t worker, struct journal_pos pos);
 
+/* A segment file's name, "w<worker>-<16 digits>.journal" (worker without
+ * leading zeros, seq >= 1): true and its numbers; any other name is not
+ * the journal's. */
+bool journal_segment_name(const char *name, uint32_t *worker, uint64_t *seq);
+
 /* The workers that have streams in dir (for replay at start with a
  * different --workers): fills ids, ascending, up to cap, and returns how
  * many it filled (the cap lowest if there are more; 0 if dir cannot be

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -37,10 +36,11 @@
 #include <unistd.h>
 
 #include "ringside/analytics_journal.h"
+#include "ringside/analytics_journal_dir.h"
+#include "rollup_batch.h"
 #include "ringside/db.h"
 #include "ringside/log.h"
 #include "ringside/side_session.h"
-#include "ringside/siphash.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 /* A batch (up to --analytics-batch rows upserted in three tables) that
@@ -80,42 +80,6 @@
  * instances upserting the same keys take their row locks in one order,
  * so they wait for each other instead of deadlocking.
  */
-#define SQL_BATCH                                                                              \
-	"WITH r AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], " \
-	"$5::bigint[], $6::bigint[]) AS r(org, hour_s, agent, tokens, calls, last_ms)), "      \
-	"ah AS (INSERT INTO analytics_agent_hourly AS t (organization_id, hour, agent_id, "    \
-	"tokens_issued, api_calls, last_active_at) "                                           \
-	"SELECT org, to_timestamp(hour_s), agent, tokens, calls, "                             \
-	"timestamptz 'epoch' + last_ms * interval '1 millisecond' FROM r "                     \
-	"ORDER BY org, hour_s, agent "                                                         \
-	"ON CONFLICT (organization_id, hour, agent_id) DO UPDATE SET "                         \
-	"tokens_issued = t.tokens_issued + excluded.tokens_issued, "                           \
-	"api_calls = t.api_calls + excluded.api_calls, "                                       \
-	"last_active_at = greatest(t.last_active_at, excluded.last_active_at)), "              \
-	"oh AS (INSERT INTO analytics_org_hourly AS t (organization_id, hour, tokens_issued, " \
-	"api_calls) "                                                                          \
-	"SELECT org, to_timestamp(hour_s), sum(tokens), sum(calls) FROM r "                    \
-	"GROUP BY org, hour_s ORDER BY org, hour_s "                                           \
-	"ON CONFLICT (organization_id, hour) DO UPDATE SET "                                   \
-	"tokens_issued = t.tokens_issued + excluded.tokens_issued, "                           \
-	"api_calls = t.api_calls + excluded.api_calls), "                                      \
-	"am AS (INSERT INTO analytics_agent_monthly AS t (organization_id, month, agent_id, "  \
-	"tokens_issued, api_calls, last_active_at) "                                           \
-	"SELECT org, m, agent, sum(tokens), sum(calls), "                                      \
-	"timestamptz 'epoch' + max(last_ms) * interval '1 millisecond' "                       \
-	"FROM (SELECT org, date_trunc('month', to_timestamp(hour_s) AT TIME ZONE 'UTC')::date " \
-	"AS m, agent, tokens, calls, last_ms FROM r) mr "                                      \
-	"GROUP BY org, m, agent ORDER BY org, m, agent "                                       \
-	"ON CONFLICT (organization_id, month, agent_id) DO UPDATE SET "                        \
-	"tokens_issued = t.tokens_issued + excluded.tokens_issued, "                           \
-	"api_calls = t.api_calls + excluded.api_calls, "                                       \
-	"last_active_at = greatest(t.last_active_at, excluded.last_active_at)) "               \
-	"INSERT INTO analytics_journal_applied AS t (instance_id, worker, seq, byte_offset) "  \
-	"SELECT $7::uuid, w, s, o FROM unnest($8::int[], $9::bigint[], $10::bigint[]) "        \
-	"AS p(w, s, o) ORDER BY w "                                                            \
-	"ON CONFLICT (instance_id, worker) DO UPDATE SET seq = excluded.seq, "                 \
-	"byte_offset = excluded.byte_offset, updated_at = now()"
-#define BATCH_PARAMS 10
 
 /* Retention ($1: days kept, the margin included). SKIP LOCKED: instances
  * purging at once take different rows. */
@@ -131,17 +95,6 @@
 	"DELETE FROM analytics_agent_monthly WHERE ctid = ANY(ARRAY(SELECT ctid FROM "         \
 	"analytics_agent_monthly WHERE month < (date_trunc('month', now() AT TIME ZONE 'UTC') " \
 	"- interval '13 months')::date LIMIT " RETENTION_BATCH_SQL " FOR UPDATE SKIP LOCKED))"
-
-/* One (organization, agent, UTC hour) of a batch: 176 bytes. */
-struct agg {
-	uint64_t hash;
-	int64_t hour_s;
-	int64_t last_ms;
-	int64_t tokens, calls;
-	uint8_t org_len, agent_len;
-	char org[JOURNAL_ID_MAX + 1];
-	char agent[JOURNAL_ID_MAX + 1];
-};
 
 struct stream {
 	uint32_t worker;
@@ -173,18 +126,7 @@ struct analytics_flusher {
 	uint32_t nstreams;
 	uint32_t *list;     /* journal_list_workers' output, STREAMS_MAX */
 
-	/* The batch: an open-addressing table of indexes (+1; 0 empty) into
-	 * aggs, twice the batch size so probes stay short. */
-	struct agg *aggs;
-	uint32_t naggs;
-	uint32_t *slots;
-	uint32_t slot_mask;
-	uint64_t hash_key[2];
-
-	/* The batch's text parameters, sized for a full batch at start. */
-	char *p_org, *p_hour, *p_agent, *p_tokens, *p_calls, *p_last;
-	char *p_worker, *p_seq, *p_off;
-	size_t id_cap, num_cap, pos_cap;
+	struct rollup_batch batch; /* the events read, summed, as the statement's parameters */
 
 	_Atomic uint64_t events_applied, batches, backlog_bytes;
 	/* drain(): a ticket taken by the caller; the thread publishes the
@@ -198,97 +140,6 @@ static void bump(_Atomic uint64_t *c, uint64_t v)
 	/* One writer (this thread): no RMW needed. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
 			      memory_order_relaxed);
-}
-
-/* ---- Files: the directory's identity ---- */
-
-static bool is_uuid(const char *s, size_t len)
-{
-	if (len != 36)
-		return false;
-	for (size_t i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		char c = s[i];
-		if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return false;
-	}
-	return true;
-}
-
-/* Reads dir/name into out (a uuid, one line). 0, -ENOENT, or another
- * negative errno (-EINVAL: not a uuid). */
-static int read_id_file(const char *dir, const char *name, char out[37])
-{
-	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	char buf[64];
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	int err = n < 0 ? -errno : 0;
-	close(fd);
-	if (err)
-		return err;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		n--;
-	if (!is_uuid(buf, (size_t)n))
-		return -EINVAL;
-	memcpy(out, buf, 36);
-	out[36] = '\0';
-	return 0;
-}
-
-/* Writes dir/name holding id, atomically and durably: a temporary file,
- * fsync, rename, fsync of the directory (a crash leaves the old state or
- * the new, never a torn id). */
-static int write_id_file(const char *dir, const char *name, const char *id)
-{
-	char path[4096], tmp[4096];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	char line[40];
-	int len = snprintf(line, sizeof line, "%s\n", id);
-	int err = 0;
-	if (write(fd, line, (size_t)len) != len)
-		err = errno ? -errno : -EIO;
-	else if (fsync(fd))
-		err = -errno;
-	close(fd);
-	if (!err && rename(tmp, path))
-		err = -errno;
-	if (err) {
-		unlink(tmp);
-		return err;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		if (fsync(dfd))
-			err = -errno;
-		close(dfd);
-	}
-	return err;
-}
-
-/* dir/instance-id: read, or made once (a random v4 uuid). */
-static int instance_id(const char *dir, char out[37])
-{
-	int r = read_id_file(dir, "instance-id", out);
-	if (r != -ENOENT)
-		return r;
-	uint8_t b[16];
-	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-		return -errno;
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-		 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-		 b[14], b[15]);
-	return write_id_file(dir, "instance-id", out);
 }
 
 /* ---- Waiting and libpq ---- */
@@ -346,7 +197,7 @@ static void take_row(void *arg, const PGresult *res, int i)
 	struct analytics_flusher *f = out->f;
 	if (out->use == ROWS_META) {
 		if (PQnfields(res) >= 1 && !PQgetisnull(res, i, 0) &&
-		    is_uuid(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)))
+		    journal_dir_is_uuid(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)))
 			memcpy(out->database_id, PQgetvalue(res, i, 0), 37);
 	} else if (out->use == ROWS_APPLIED && PQnfields(res) >= 3) {
 		long long w = strtoll(PQgetvalue(res, i, 0), NULL, 10);
@@ -384,25 +235,6 @@ static int run(struct analytics_flusher *f, const char *sql, int nparams,
 
 /* ---- The directory's streams ---- */
 
-/* Parses "w<worker>-<seq>.journal". */
-static bool segment_name(const char *name, uint32_t *worker, uint64_t *seq)
-{
-	if (name[0] != 'w')
-		return false;
-	char *end;
-	errno = 0;
-	unsigned long long w = strtoull(name + 1, &end, 10);
-	if (end == name + 1 || *end != '-' || errno || w > UINT32_MAX)
-		return false;
-	const char *s = end + 1;
-	unsigned long long q = strtoull(s, &end, 10);
-	if (end == s || errno || strcmp(end, ".journal"))
-		return false;
-	*worker = (uint32_t)w;
-	*seq = q;
-	return true;
-}
-
 /* Bytes in the journal beyond the committed positions (a stream the
  * database has no position for counts whole). */
 static uint64_t backlog(struct analytics_flusher *f)
@@ -416,7 +248,7 @@ static uint64_t backlog(struct analytics_flusher *f)
 		uint32_t w;
 		uint64_t seq;
 		struct stat st;
-		if (!segment_name(e->d_name, &w, &seq) ||
+		if (!journal_segment_name(e->d_name, &w, &seq) ||
 		    fstatat(dirfd(d), e->d_name, &st, 0) || st.st_size < 0)
 			continue;
 		const struct stream *s = stream_find(f, w);
@@ -462,182 +294,6 @@ static int open_streams(struct analytics_flusher *f)
 
 /* PostgreSQL's text holds UTF-8 without NUL: anything else would fail
  * the whole batch, for ever. */
-static bool utf8_ok(const char *s, size_t len)
-{
-	const uint8_t *p = (const uint8_t *)s, *end = p + len;
-	while (p < end) {
-		uint8_t c = *p;
-		size_t n;
-		uint32_t cp;
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1, cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2, cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3, cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if ((size_t)(end - p) <= n)
-			return false;
-		for (size_t i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i] & 0x3f);
-		}
-		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		p += n + 1;
-	}
-	return true;
-}
-
-/* 9999-12-31T23:59:59.999Z: far inside timestamptz's range, so no
- * event's time can make the batch's statement fail. */
-#define MS_MAX 253402300799999LL
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-/* Adds one event to the batch's table; false if it cannot be counted. */
-static bool aggregate(struct analytics_flusher *f, const struct journal_event *ev)
-{
-	if ((ev->kind != JOURNAL_TOKEN_ISSUED && ev->kind != JOURNAL_API_CALL) ||
-	    !ev->org_len || ev->org_len > JOURNAL_ID_MAX || !ev->agent_len ||
-	    ev->agent_len > JOURNAL_ID_MAX || !utf8_ok(ev->org, ev->org_len) ||
-	    !utf8_ok(ev->agent, ev->agent_len) || ev->unix_ms < 0 || ev->unix_ms > MS_MAX)
-		return false;
-	int64_t hour_s = floor_div(ev->unix_ms, 3600000) * 3600;
-	/* The key, hashed as one message: hour, lengths, then the ids. */
-	uint8_t key[8 + 2 + 2 * JOURNAL_ID_MAX];
-	memcpy(key, &hour_s, 8);
-	key[8] = ev->org_len;
-	key[9] = ev->agent_len;
-	memcpy(key + 10, ev->org, ev->org_len);
-	memcpy(key + 10 + ev->org_len, ev->agent, ev->agent_len);
-	uint64_t h = siphash13(f->hash_key, key, 10u + ev->org_len + ev->agent_len);
-	for (uint32_t i = (uint32_t)h & f->slot_mask;; i = (i + 1) & f->slot_mask) {
-		uint32_t slot = f->slots[i];
-		if (!slot) {
-			/* At most one new row per event, and the table has room
-			 * for twice the batch: a free slot is always found. */
-			struct agg *a = &f->aggs[f->naggs];
-			a->hash = h;
-			a->hour_s = hour_s;
-			a->last_ms = ev->unix_ms;
-			a->tokens = ev->kind == JOURNAL_TOKEN_ISSUED;
-			a->calls = ev->kind == JOURNAL_API_CALL;
-			a->org_len = ev->org_len;
-			a->agent_len = ev->agent_len;
-			memcpy(a->org, ev->org, ev->org_len);
-			memcpy(a->agent, ev->agent, ev->agent_len);
-			f->slots[i] = ++f->naggs;
-			return true;
-		}
-		struct agg *a = &f->aggs[slot - 1];
-		if (a->hash == h && a->hour_s == hour_s && a->org_len == ev->org_len &&
-		    a->agent_len == ev->agent_len && !memcmp(a->org, ev->org, ev->org_len) &&
-		    !memcmp(a->agent, ev->agent, ev->agent_len)) {
-			a->tokens += ev->kind == JOURNAL_TOKEN_ISSUED;
-			a->calls += ev->kind == JOURNAL_API_CALL;
-			if (ev->unix_ms > a->last_ms)
-				a->last_ms = ev->unix_ms;
-			return true;
-		}
-	}
-}
-
-/* Array literals ('{...}'): the caller sized the buffer for the worst
- * case at start, so these never check. */
-static char *put_id(char *p, const char *s, size_t len)
-{
-	*p++ = '"';
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			*p++ = '\\';
-		*p++ = s[i];
-	}
-	*p++ = '"';
-	return p;
-}
-
-static char *put_i64(char *p, int64_t v)
-{
-	char tmp[24];
-	int n = 0;
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do
-		tmp[n++] = (char)('0' + u % 10);
-	while ((u /= 10));
-	if (v < 0)
-		*p++ = '-';
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-/* Worst case per element, separator included. */
-#define ID_TEXT_MAX (2 * JOURNAL_ID_MAX + 3)
-#define NUM_TEXT_MAX 21
-
-/* Fills the ten parameters from the table and the streams touched. */
-static void batch_params(struct analytics_flusher *f, const char *values[BATCH_PARAMS])
-{
-	char *org = f->p_org, *hour = f->p_hour, *agent = f->p_agent, *tok = f->p_tokens,
-	     *calls = f->p_calls, *last = f->p_last;
-	*org++ = *hour++ = *agent++ = *tok++ = *calls++ = *last++ = '{';
-	for (uint32_t i = 0; i < f->naggs; i++) {
-		const struct agg *a = &f->aggs[i];
-		if (i)
-			*org++ = *hour++ = *agent++ = *tok++ = *calls++ = *last++ = ',';
-		org = put_id(org, a->org, a->org_len);
-		agent = put_id(agent, a->agent, a->agent_len);
-		hour = put_i64(hour, a->hour_s);
-		tok = put_i64(tok, a->tokens);
-		calls = put_i64(calls, a->calls);
-		last = put_i64(last, a->last_ms);
-	}
-	*org++ = *hour++ = *agent++ = *tok++ = *calls++ = *last++ = '}';
-	*org = *hour = *agent = *tok = *calls = *last = '\0';
-
-	char *w = f->p_worker, *seq = f->p_seq, *off = f->p_off;
-	*w++ = *seq++ = *off++ = '{';
-	bool first = true;
-	for (uint32_t i = 0; i < f->nstreams; i++) {
-		const struct stream *s = &f->streams[i];
-		if (!s->touched)
-			continue;
-		if (!first)
-			*w++ = *seq++ = *off++ = ',';
-		first = false;
-		w = put_i64(w, s->worker);
-		seq = put_i64(seq, (int64_t)s->read.seq);
-		off = put_i64(off, (int64_t)s->read.offset);
-	}
-	*w++ = *seq++ = *off++ = '}';
-	*w = *seq = *off = '\0';
-
-	values[0] = f->p_org;
-	values[1] = f->p_hour;
-	values[2] = f->p_agent;
-	values[3] = f->p_tokens;
-	values[4] = f->p_calls;
-	values[5] = f->p_last;
-	values[6] = f->instance_id;
-	values[7] = f->p_worker;
-	values[8] = f->p_seq;
-	values[9] = f->p_off;
-}
-
 /*
  * Reads up to batch_events events across the streams (each from where
  * the last left off, taking turns from `first`) and commits them with
@@ -647,8 +303,7 @@ static void batch_params(struct analytics_flusher *f, const char *values[BATCH_P
  */
 static int batch(struct analytics_flusher *f, uint32_t first, bool *complete, uint32_t *read_n)
 {
-	f->naggs = 0;
-	memset(f->slots, 0, ((size_t)f->slot_mask + 1) * sizeof *f->slots);
+	rollup_batch_reset(&f->batch);
 	uint32_t n = 0, counted = 0;
 	bool all_end = true;
 	for (uint32_t k = 0; k < f->nstreams; k++) {
@@ -676,7 +331,7 @@ static int batch(struct analytics_flusher *f, uint32_t first, bool *complete, ui
 			n++;
 			s->read = pos;
 			s->touched = true;
-			if (aggregate(f, &ev)) {
+			if (rollup_batch_add(&f->batch, &ev)) {
 				counted++;
 			} else {
 				uint64_t k2 = ++f->skipped;
@@ -689,14 +344,16 @@ static int batch(struct analytics_flusher *f, uint32_t first, bool *complete, ui
 		}
 		if (!s->at_end)
 			all_end = false;
+		if (s->touched)
+			rollup_batch_position(&f->batch, s->worker, s->read);
 	}
 	*complete = all_end;
 	*read_n = n;
 	if (!n)
 		return 0;
-	const char *values[BATCH_PARAMS];
-	batch_params(f, values);
-	int r = run(f, SQL_BATCH, BATCH_PARAMS, values, NULL);
+	const char *values[ROLLUP_BATCH_PARAMS];
+	rollup_batch_params(&f->batch, f->instance_id, values);
+	int r = run(f, rollup_batch_sql, ROLLUP_BATCH_PARAMS, values, NULL);
 	if (r < 0)
 		return r;
 	/* Committed: only now do the positions move, and segments behind
@@ -757,9 +414,9 @@ static int retention(struct analytics_flusher *f)
 static int bind_dir(struct analytics_flusher *f, const char *db_id)
 {
 	char held[37];
-	int r = read_id_file(f->dir, "database-id", held);
+	int r = journal_dir_read_id(f->dir, "database-id", held);
 	if (r == -ENOENT) {
-		r = write_id_file(f->dir, "database-id", db_id);
+		r = journal_dir_write_id(f->dir, "database-id", db_id);
 		if (r < 0) {
 			side_session_set_error(&f->db, "write database-id", strerror(-r));
 			return r;
@@ -888,17 +545,7 @@ static void free_flusher(struct analytics_flusher *f)
 	free(f->dir);
 	free(f->streams);
 	free(f->list);
-	free(f->aggs);
-	free(f->slots);
-	free(f->p_org);
-	free(f->p_hour);
-	free(f->p_agent);
-	free(f->p_tokens);
-	free(f->p_calls);
-	free(f->p_last);
-	free(f->p_worker);
-	free(f->p_seq);
-	free(f->p_off);
+	rollup_batch_fini(&f->batch);
 	free(f);
 }
 
@@ -919,14 +566,6 @@ int analytics_flusher_start(struct analytics_flusher **out,
 	f->interval_ms = c->interval_ms;
 	f->batch_events = c->batch_events;
 	f->retention_days = c->hourly_retention_days;
-	uint32_t slots = 1;
-	while (slots < 2 * c->batch_events)
-		slots <<= 1;
-	f->slot_mask = slots - 1;
-	size_t b = c->batch_events;
-	f->id_cap = 2 + b * ID_TEXT_MAX + 1;
-	f->num_cap = 2 + b * NUM_TEXT_MAX + 1;
-	f->pos_cap = 2 + STREAMS_MAX * NUM_TEXT_MAX + 1;
 	const struct side_session_config db = {
 		.url = c->url,
 		.name = "analytics flusher",
@@ -948,25 +587,16 @@ int analytics_flusher_start(struct analytics_flusher **out,
 	if (!(f->dir = strdup(c->dir)) ||
 	    !(f->streams = calloc(STREAMS_MAX, sizeof *f->streams)) ||
 	    !(f->list = calloc(STREAMS_MAX, sizeof *f->list)) ||
-	    !(f->aggs = calloc(b, sizeof *f->aggs)) ||
-	    !(f->slots = calloc(slots, sizeof *f->slots)) || !(f->p_org = malloc(f->id_cap)) ||
-	    !(f->p_agent = malloc(f->id_cap)) || !(f->p_hour = malloc(f->num_cap)) ||
-	    !(f->p_tokens = malloc(f->num_cap)) || !(f->p_calls = malloc(f->num_cap)) ||
-	    !(f->p_last = malloc(f->num_cap)) || !(f->p_worker = malloc(f->pos_cap)) ||
-	    !(f->p_seq = malloc(f->pos_cap)) || !(f->p_off = malloc(f->pos_cap))) {
+	    rollup_batch_init(&f->batch, c->batch_events, STREAMS_MAX) < 0) {
 		log_error("analytics flusher: out of memory", "batch_events=%u", c->batch_events);
 		goto fail;
 	}
-	if ((err = instance_id(f->dir, f->instance_id)) < 0) {
+	if ((err = journal_dir_instance_id(f->dir, f->instance_id)) < 0) {
 		char dir[200];
 		db_log_text(f->dir, dir, sizeof dir);
 		log_error("analytics journal: no instance-id", "dir=\"%s\" error=\"%s\"", dir,
 			  strerror(-err));
 		goto fail;
-	}
-	if (getrandom(f->hash_key, sizeof f->hash_key, 0) != (ssize_t)sizeof f->hash_key) {
-		/* ENOSYS, EINTR: the key stays as it is (what it keys is
-		 * only the batch table's probe order). */
 	}
 	f->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (f->wake_fd < 0) {

@@ -171,9 +171,7 @@ static int seg_path(char *path, size_t cap, const char *dir, uint32_t worker, ui
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-/* "w<worker>-<16 digits>.journal", worker without leading zeros, seq >= 1:
- * true and the numbers; any other name is not ours. */
-static bool parse_name(const char *name, uint32_t *worker, uint64_t *seq)
+bool journal_segment_name(const char *name, uint32_t *worker, uint64_t *seq)
 {
 	const char *p = name + 1;
 	uint64_t w = 0, s = 0;
@@ -208,7 +206,7 @@ static int scan_dir(const char *dir, uint32_t worker, uint64_t after, uint64_t *
 		return -errno;
 	/* Bounded by the directory: readdir returns each entry once. */
 	while ((e = readdir(d))) {
-		if (!parse_name(e->d_name, &w, &seq) || w != worker)
+		if (!journal_segment_name(e->d_name, &w, &seq) || w != worker)
 			continue;
 		if (!lo || seq < lo)
 			lo = seq;
@@ -837,7 +835,7 @@ int journal_prune(const char *dir, uint32_t worker, struct journal_pos pos)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d))) {
-		if (!parse_name(e->d_name, &w, &seq) || w != worker || seq >= pos.seq)
+		if (!journal_segment_name(e->d_name, &w, &seq) || w != worker || seq >= pos.seq)
 			continue;
 		if (seg_path(path, sizeof path, dir, worker, seq) < 0)
 			continue;
@@ -863,7 +861,7 @@ uint32_t journal_list_workers(const char *dir, uint32_t *ids, uint32_t cap)
 		return 0;
 	while ((e = readdir(d))) {
 		uint32_t i = 0;
-		if (!parse_name(e->d_name, &w, &seq))
+		if (!journal_segment_name(e->d_name, &w, &seq))
 			continue;
 		while (i < n && ids[i] < w)
 			i++;

@@ -18,17 +18,15 @@
 #include "api_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ringside/analytics_flusher.h"
 #include "ringside/analytics_journal.h"
+#include "ringside/analytics_journal_dir.h"
 #include "ringside/config.h"
 #include "ringside/db.h"
 #include "ringside/log.h"
@@ -45,9 +43,6 @@
  * rest waits in the journal for the next start). */
 #define STOP_DRAIN_MS 2000u
 
-/* Instance directories tried under the journal root before giving up. */
-#define INSTANCE_DIRS_MAX 1024
-
 struct analytics_api {
 	bool counting;                   /* the journal is open: events are counted */
 	struct journal_writer **writers; /* one per worker */
@@ -55,26 +50,6 @@ struct analytics_api {
 	int instance_lock;               /* flock()ed: this process's directory */
 	char dir[CONFIG_PATH_MAX];       /* <--analytics-journal>/<n> */
 };
-
-/* mkdir -p for the journal directory. */
-static int make_dir(const char *path)
-{
-	char p[CONFIG_PATH_MAX];
-	size_t n = strlen(path);
-	if (n >= sizeof p)
-		return -ENAMETOOLONG;
-	memcpy(p, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i] != '\0')
-			continue;
-		char c = p[i];
-		p[i] = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		p[i] = c;
-	}
-	return 0;
-}
 
 int analytics_api_init(struct api *a)
 {
@@ -113,50 +88,6 @@ static int read_database_id(const char *url, char out[37])
 	return rc;
 }
 
-/* Does dir belong to another database (its database-id file says so)? */
-static bool bound_elsewhere(const char *dir, const char *db_id)
-{
-	char path[CONFIG_PATH_MAX + 16], held[40] = "";
-	snprintf(path, sizeof path, "%s/database-id", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false; /* not bound yet: the flusher binds it */
-	ssize_t n = read(fd, held, sizeof held - 1);
-	close(fd);
-	return n < 36 || memcmp(held, db_id, 36) != 0;
-}
-
-/*
- * The journal root holds one directory per instance ("0", "1", ...):
- * this process takes the first that no other process holds (an flock on
- * its instance.lock, released by the kernel even on SIGKILL) and that is
- * not bound to another database, or makes the next. So instances may
- * share a root, and a restarted one takes over a directory left behind,
- * its own or another's of the same database: whatever is in it is
- * replayed into that database, exactly once.
- */
-static int take_instance_dir(struct analytics_api *an, const char *root, const char *db_id)
-{
-	for (unsigned n = 0; n < INSTANCE_DIRS_MAX; n++) {
-		int len = snprintf(an->dir, sizeof an->dir, "%s/%u", root, n);
-		if (len < 0 || (size_t)len >= sizeof an->dir)
-			return -ENAMETOOLONG;
-		if (mkdir(an->dir, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		char path[CONFIG_PATH_MAX + 16];
-		snprintf(path, sizeof path, "%s/instance.lock", an->dir);
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return -errno;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && !bound_elsewhere(an->dir, db_id)) {
-			an->instance_lock = fd;
-			return 0;
-		}
-		close(fd);
-	}
-	return -EMFILE;
-}
-
 int api_start_analytics(struct api *a)
 {
 	struct analytics_api *an = a->analytics;
@@ -166,9 +97,10 @@ int api_start_analytics(struct api *a)
 	if (!cfg->analytics_enabled || !cfg->database_url[0])
 		return 0;
 	char db_id[37];
-	int r = make_dir(cfg->analytics_journal);
-	if (r == 0 && (r = read_database_id(cfg->database_url, db_id)) == 0)
-		r = take_instance_dir(an, cfg->analytics_journal, db_id);
+	int r = read_database_id(cfg->database_url, db_id);
+	if (r == 0)
+		r = journal_dir_take(cfg->analytics_journal, db_id, an->dir, sizeof an->dir,
+				     &an->instance_lock);
 	if (r < 0) {
 		log_error("cannot set up the count journal", "path=\"%s\" err=\"%s\" hint=\"%s\"",
 			  cfg->analytics_journal, strerror(-r),

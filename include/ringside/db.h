@@ -60,7 +60,8 @@ enum db_status {
 
 /* What the thread writes back: status and, for DB_OK, the rows as text,
  * packed in the caller's buffer (db_value reads them): per value a 4-byte
- * length (UINT32_MAX for NULL), then its bytes. The caller sets buf and
+ * length (UINT32_MAX for NULL), then its bytes; and at the buffer's end,
+ * 4 bytes a row: where the row starts (so db_value costs one row's walk). The caller sets buf and
  * cap before db_submit; buf NULL: the caller wants the status (and rows,
  * cols) only. db_submit clears `done`; the thread stores it last, with
  * release order: a reader that sees it set (acquire) sees the rest.
@@ -71,7 +72,8 @@ struct db_result {
 	char sqlstate[6];           /* DB_ERROR / DB_TIMEOUT: NUL-terminated */
 	char message[DB_MESSAGE_MAX]; /* always NUL-terminated, "" if none */
 	uint32_t rows, cols;
-	uint32_t len;               /* bytes of buf used */
+	uint32_t len;               /* bytes of buf the values use (the row
+				     * offsets take 4 x rows more, at its end) */
 	char *buf;                  /* caller's, with cap bytes */
 	uint32_t cap;
 };

@@ -81,7 +81,8 @@ static void rows_pack_into_the_callers_buffer(void **state)
 	assert_int_equal(r.status, DB_OK);
 	assert_int_equal(r.rows, 3);
 	assert_int_equal(r.cols, 2);
-	/* 6 lengths, then 1 + 0 + 0 + 5 + 2 + 1 bytes. */
+	/* 6 lengths, then 1 + 0 + 0 + 5 + 2 + 1 bytes (and 3 row offsets
+	 * at the buffer's end). */
 	assert_int_equal(r.len, 6 * 4 + 9);
 	assert_string_equal(r.sqlstate, "");
 	assert_string_equal(r.message, "");
@@ -111,12 +112,18 @@ static void rows_pack_into_the_callers_buffer(void **state)
 	assert_false(db_value_i64(&r, 0, 1, &n)); /* NULL */
 
 	/* One byte short: DB_TOO_LARGE, the shape kept, no value readable. */
-	r = (struct db_result){.buf = buf, .cap = 6 * 4 + 8};
+	r = (struct db_result){.buf = buf, .cap = 6 * 4 + 9 + 3 * 4 - 1};
 	assert_int_equal(db_result_fill(&r, res), DB_TOO_LARGE);
 	assert_int_equal(r.rows, 3);
 	assert_int_equal(r.cols, 2);
-	assert_non_null(strstr(r.message, "33 bytes"));
+	assert_non_null(strstr(r.message, "45 bytes"));
 	assert_null(db_value(&r, 0, 0, &len));
+
+	/* Exactly the size: every value still readable. */
+	r = (struct db_result){.buf = buf, .cap = 6 * 4 + 9 + 3 * 4};
+	assert_int_equal(db_result_fill(&r, res), DB_OK);
+	assert_true(db_value_is(&r, 1, 1, "hello"));
+	assert_true(db_value_is(&r, 2, 1, "x"));
 
 	/* No buffer: the status and shape only (a ping). */
 	r = (struct db_result){0};
@@ -130,6 +137,38 @@ static void rows_pack_into_the_callers_buffer(void **state)
 	assert_int_equal(db_result_fill(&r, res), DB_OK);
 	assert_int_equal(r.rows, 0);
 	assert_int_equal(r.len, 0);
+	PQclear(res);
+}
+
+/* A large result (the analytics' every-agent answer): every value of
+ * every row is where it should be, NULLs and empty values included, read
+ * in any order. */
+static void many_rows_each_value_found(void **state)
+{
+	(void)state;
+	enum { ROWS = 1000, COLS = 5 };
+	static char text[ROWS * COLS][16];
+	static const char *values[ROWS * COLS];
+	for (int i = 0; i < ROWS * COLS; i++) {
+		snprintf(text[i], sizeof text[i], "r%dc%d", i / COLS, i % COLS);
+		values[i] = i % 7 == 3 ? NULL : i % 11 == 5 ? "" : text[i];
+	}
+	PGresult *res = make_rows(ROWS, COLS, values);
+	static char buf[ROWS * COLS * 16];
+	struct db_result r = {.buf = buf, .cap = sizeof buf};
+	assert_int_equal(db_result_fill(&r, res), DB_OK);
+	for (int k = 0; k < ROWS * COLS; k++) {
+		int i = (k * 7919) % (ROWS * COLS); /* 7919 is prime: each once */
+		uint32_t len;
+		const char *v = db_value(&r, (uint32_t)(i / COLS), (uint32_t)(i % COLS), &len);
+		if (!values[i]) {
+			assert_null(v);
+		} else {
+			assert_non_null(v);
+			assert_int_equal(len, strlen(values[i]));
+			assert_memory_equal(v, values[i], len);
+		}
+	}
 	PQclear(res);
 }
 
@@ -396,6 +435,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(params_pack_as_c_strings),
 		cmocka_unit_test(rows_pack_into_the_callers_buffer),
+		cmocka_unit_test(many_rows_each_value_found),
 		cmocka_unit_test(log_text_is_one_quoted_logfmt_value),
 		cmocka_unit_test(bad_configurations_are_refused),
 		cmocka_unit_test(requests_libpq_could_not_take_are_refused),

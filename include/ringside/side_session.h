@@ -95,6 +95,12 @@ void side_session_disconnect(struct side_session *s);
 struct side_query {
 	const char *sql;        /* several statements allowed when nparams is 0 */
 	int nparams;
+	/* Named: the statement prepared on this connection under that name
+	 * (`prepare`: prepare it now, sql with nparams; else: run it, sql
+	 * unused). Saves the parse and plan of a statement run again and
+	 * again (the flusher's batch: 0.7 of its 1 ms in PostgreSQL). */
+	const char *name;
+	bool prepare;
 	const char *const *values; /* text parameters */
 	bool single_row;        /* rows one by one (best effort) */
 	/* Each row of each result, in order (may be NULL). */
@@ -106,7 +112,8 @@ struct side_query {
 	uint64_t affected;      /* out: the last command's row count */
 };
 
-/* Sends q->sql and reads every result under query_timeout_ms. A failed
+/* Sends q->sql (or prepares it, or runs the prepared q->name) and reads
+ * every result under query_timeout_ms. A failed
  * statement is read on to the end, so the connection stays in step.
  * Returns 0, or <0 with s->error set (the connection is then to be
  * dropped) or -ECANCELED (stop). */

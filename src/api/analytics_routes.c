@@ -14,8 +14,8 @@
  *
  * Answers are kept by each worker for ANSWER_TTL_MS: a dashboard asks the
  * same question again and again, the rollups change only when the
- * flusher commits (every 200 ms at most), and counts are promised within
- * about a second anyway. So the database sees at most one query a second
+ * flusher commits (once a second at most), and counts are promised within
+ * about three seconds anyway. So the database sees at most one query a second
  * per organization, question and worker, however many ask, and an answer
  * costs a copy; the p99 is not the database's queue. When an answer
  * expires, one request goes to the database for a new one and the others

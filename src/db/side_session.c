@@ -176,9 +176,11 @@ int side_session_connect(struct side_session *s)
 int side_session_run(struct side_session *s, struct side_query *q)
 {
 	int64_t deadline = side_session_now_ms() + s->query_timeout_ms;
-	int ok = q->nparams ? PQsendQueryParams(s->pg, q->sql, q->nparams, NULL, q->values, NULL,
-						NULL, 0)
-			    : PQsendQuery(s->pg, q->sql);
+	int ok = q->prepare ? PQsendPrepare(s->pg, q->name, q->sql, q->nparams, NULL)
+		 : q->name  ? PQsendQueryPrepared(s->pg, q->name, q->nparams, q->values, NULL, NULL, 0)
+		 : q->nparams
+			? PQsendQueryParams(s->pg, q->sql, q->nparams, NULL, q->values, NULL, NULL, 0)
+			: PQsendQuery(s->pg, q->sql);
 	if (!ok) {
 		side_session_set_error(s, "send", PQerrorMessage(s->pg));
 		return -EIO;

@@ -284,6 +284,7 @@ int identity_sync_start(struct identity_sync **out, const struct identity_sync_c
 		side_session_fini(&s->db);
 		goto fail;
 	}
+	pthread_setname_np(s->thread, "ringside-idsync");
 	*out = s;
 	return 0;
 fail:

@@ -915,6 +915,10 @@ int ring_server_start(struct ring_server *s, const struct config *cfg,
 			log_error("cannot start worker", "worker=%u err=\"%s\"", i, strerror(-r));
 			break;
 		}
+		/* top -H and perf name each thread: the workers by index. */
+		char name[16];
+		snprintf(name, sizeof name, "ringside-w%hu", (unsigned short)i);
+		pthread_setname_np(w->thread, name);
 		pthread_mutex_lock(&s->lock);
 		while (s->started + s->failed <= i)
 			pthread_cond_wait(&s->cond, &s->lock);

@@ -308,7 +308,7 @@ static void counts_reach_every_route_exactly(void **state)
 	char after[64];
 	snprintf(after, sizeof after, "\"date\":\"%s\"", today);
 	long issued = -1;
-	for (int i = 0; i < 100 && issued != 3; i++) {
+	for (int i = 0; i < 200 && issued != 3; i++) {
 		get(fx.port, "/api/v1/analytics/tokens?days=1", reader, r);
 		CHECK(r->status == 200, "%d %s", r->status, r->body);
 		issued = number_after(r->body, after, "count");

@@ -13,7 +13,13 @@
  * from one shared buffer (writev), one thread, epoll.
  *
  * Usage: paced_post PORT TOKENS BODY CONNECTIONS RATE SECONDS
- *   TOKENS: lines "AGENT_ID TOKEN" (perf/mint_tokens); BODY: the report.
+ *                   [PATH CONTENT_TYPE SCHEME STATUS]
+ *   TOKENS: lines "AGENT_ID CREDENTIAL" (perf/mint_tokens); BODY: the report.
+ *   The request is by default an agent's report (POST /api/metrics/ingest,
+ *   application/json, "Authorization: Bearer CREDENTIAL", answered 202);
+ *   the optional four make it another POST, e.g. a token request:
+ *   /api/v1/token application/x-www-form-urlencoded Basic 200, or with
+ *   BODY "-" a GET (CONTENT_TYPE unused).
  * Prints, like perf/percentiles.lua,
  *   bench-result REQUESTS DURATION_US P50_US P99_US P99.9_US 0 0 0 ERRORS LATE
  * (ERRORS: answers other than 202, or broken connections; LATE: sends
@@ -49,11 +55,19 @@ struct conn {
 
 static char *body;
 static size_t body_len;
+static bool get; /* BODY "-": a GET, no body */
 static char **tokens;
 static size_t ntokens, next_token;
 static uint32_t *lat;  /* µs, per answered request */
 static size_t nlat, lat_cap;
-static uint64_t errors, late; /* errors: answers other than 202 (then those never answered) */
+static uint64_t errors, late; /* errors: answers other than `status` (then those never answered) */
+static const char *req_path = "/api/metrics/ingest", *content_type = "application/json",
+		  *scheme = "Bearer", *status = "202";
+
+/* PACED_TRACE=FILE: "SCHEDULED_US LATENCY_US" per answer, to see when
+ * the slow ones were (e.g. every flush, every writeback). */
+static FILE *trace;
+static int64_t t0_us;
 
 static int64_t now_us(void)
 {
@@ -119,11 +133,14 @@ static bool push(struct conn *c)
 static void start_request(struct conn *c, int64_t scheduled)
 {
 	const char *tok = tokens[next_token++ % ntokens];
-	int n = snprintf(c->head, sizeof c->head,
-			 "POST /api/metrics/ingest HTTP/1.1\r\nHost: bench\r\n"
-			 "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
+	int n = get ? snprintf(c->head, sizeof c->head,
+			       "GET %s HTTP/1.1\r\nHost: bench\r\nAuthorization: %s %s\r\n\r\n",
+			       req_path, scheme, tok)
+		    : snprintf(c->head, sizeof c->head,
+			 "POST %s HTTP/1.1\r\nHost: bench\r\n"
+			 "Content-Type: %s\r\nAuthorization: %s %s\r\n"
 			 "Content-Length: %zu\r\n\r\n",
-			 tok, body_len);
+			 req_path, content_type, scheme, tok, body_len);
 	c->head_len = (size_t)n;
 	c->sent = 0;
 	c->busy = true;
@@ -169,7 +186,7 @@ static void pull(struct conn *c)
 				if (!end)
 					break;
 				size_t head = (size_t)(end - c->in) + 4;
-				if (c->in_len < 12 || memcmp(c->in + 9, "202", 3))
+				if (c->in_len < 12 || memcmp(c->in + 9, status, 3))
 					errors++;
 				char *cl = memmem(c->in, head, "Content-Length: ", 16);
 				c->body_left = cl ? atol(cl + 16) : 0;
@@ -182,8 +199,12 @@ static void pull(struct conn *c)
 			c->body_left -= (int64_t)take;
 			if (c->body_left > 0)
 				break;
-			if (nlat < lat_cap)
+			if (nlat < lat_cap) {
 				lat[nlat++] = (uint32_t)(now_us() - c->scheduled_us);
+				if (trace)
+					fprintf(trace, "%lld %u\n", (long long)(c->scheduled_us - t0_us),
+						lat[nlat - 1]);
+			}
 			c->busy = false;
 			c->body_left = -1;
 			if (!c->in_len)
@@ -200,14 +221,26 @@ static int cmp_u32(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	if (argc != 7) {
-		fprintf(stderr, "usage: paced_post PORT TOKENS BODY CONNECTIONS RATE SECONDS\n");
+	if (argc != 7 && argc != 11) {
+		fprintf(stderr, "usage: paced_post PORT TOKENS BODY CONNECTIONS RATE SECONDS "
+				"[PATH CONTENT_TYPE SCHEME STATUS]\n");
 		return 2;
+	}
+	if (argc == 11) {
+		req_path = argv[7];
+		content_type = argv[8];
+		scheme = argv[9];
+		status = argv[10];
+		if (strlen(status) != 3) {
+			fprintf(stderr, "paced_post: STATUS is three digits\n");
+			return 2;
+		}
 	}
 	port = (uint16_t)atoi(argv[1]);
 	size_t tlen;
 	char *tfile = read_file(argv[2], &tlen);
-	body = read_file(argv[3], &body_len);
+	get = !strcmp(argv[3], "-");
+	body = get ? calloc(1, 1) : read_file(argv[3], &body_len);
 	int nconn = atoi(argv[4]);
 	double rate = atof(argv[5]);
 	int seconds = atoi(argv[6]);
@@ -239,6 +272,11 @@ int main(int argc, char **argv)
 	/* Request k of connection i is due at start + (i + k * nconn) / rate. */
 	const double gap_us = 1e6 / rate;
 	int64_t start = now_us() + 10000, end = start + (int64_t)seconds * 1000000;
+	t0_us = start;
+	if (getenv("PACED_TRACE") && !(trace = fopen(getenv("PACED_TRACE"), "w"))) {
+		perror("PACED_TRACE");
+		return 2;
+	}
 	uint64_t sent = 0;
 	for (;;) {
 		int64_t now = now_us(), next = end;
@@ -275,6 +313,8 @@ int main(int argc, char **argv)
 		}
 	}
 	int64_t took = now_us() - start;
+	if (trace)
+		fclose(trace);
 	errors += sent - nlat; /* never answered (lost with a connection, or late past the end) */
 	qsort(lat, nlat, sizeof *lat, cmp_u32);
 	uint32_t p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[nlat * 99 / 100] : 0,

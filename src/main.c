@@ -235,6 +235,10 @@ static int serve(const struct config *cfg)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit (ulimit -f) makes a write fail with EFBIG, which
+	 * the count journal and the fleet state handle, instead of killing
+	 * the server. */
+	signal(SIGXFSZ, SIG_IGN);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_error("signalfd failed", "err=\"%s\"", strerror(errno));

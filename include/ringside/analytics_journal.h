@@ -95,6 +95,11 @@ int journal_flush(struct journal_writer *w);
  * flush is due). */
 uint32_t journal_pending(const struct journal_writer *w);
 
+/* The last flush failed and its events wait in memory (a full disk, an
+ * I/O error): a caller that must not acknowledge what it cannot keep
+ * refuses new events until a flush succeeds again. */
+bool journal_failing(const struct journal_writer *w);
+
 /* ---- Reading (the flusher) ---- */
 
 /* A position in a worker's stream. */

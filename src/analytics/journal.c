@@ -494,6 +494,11 @@ uint32_t journal_pending(const struct journal_writer *w)
 	return w->pending;
 }
 
+bool journal_failing(const struct journal_writer *w)
+{
+	return w->failing && w->pending;
+}
+
 /* ---- reading --------------------------------------------------------- */
 
 /* 64 KiB + ~4.2 KiB: allocated once at open. */

@@ -232,7 +232,11 @@ static const struct jwt_claims *authenticate(struct http_exchange *x, const char
 		refuse(x, family, REFUSE_SCOPE, message, "Ask for a token with that scope.", headers);
 		return NULL;
 	}
-	api_count_call(x, claims);
+	if (!api_count_call(x, claims)) {
+		refuse(x, family, REFUSE_UNAVAILABLE, API_COUNT_UNAVAILABLE, "Retry shortly.",
+		       "Retry-After: 1\r\n");
+		return NULL;
+	}
 	return claims;
 }
 

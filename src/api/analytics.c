@@ -164,29 +164,36 @@ bool api_analytics_enabled(const struct api *a)
 	return a->cfg->analytics_enabled;
 }
 
-static void mark(struct http_exchange *x, enum journal_kind kind, const char *org,
+/* false: the worker's journal cannot be written (its last flush failed,
+ * the events wait in memory), so this request must not be acknowledged:
+ * its count could not be kept. */
+static bool mark(struct http_exchange *x, enum journal_kind kind, const char *org,
 		 const char *agent)
 {
-	if (!x->ctx->api->analytics->counting)
-		return;
+	struct analytics_api *an = x->ctx->api->analytics;
+	if (!an->counting)
+		return true;
+	if (journal_failing(an->writers[x->ctx->worker_id]))
+		return false;
 	size_t org_len = strlen(org), agent_len = strlen(agent);
 	if (!org_len || !agent_len || org_len > JOURNAL_ID_MAX || agent_len > JOURNAL_ID_MAX)
-		return; /* claims are at most 63 bytes: cannot happen */
+		return true; /* claims are at most 63 bytes: cannot happen */
 	x->count_kind = (uint8_t)kind;
 	x->count_org_len = (uint8_t)org_len;
 	x->count_agent_len = (uint8_t)agent_len;
 	memcpy(x->count_org, org, org_len);
 	memcpy(x->count_agent, agent, agent_len);
+	return true;
 }
 
-void api_count_call(struct http_exchange *x, const struct jwt_claims *c)
+bool api_count_call(struct http_exchange *x, const struct jwt_claims *c)
 {
-	mark(x, JOURNAL_API_CALL, c->organization_id, c->sub);
+	return mark(x, JOURNAL_API_CALL, c->organization_id, c->sub);
 }
 
-void api_count_token(struct http_exchange *x, const char *org, const char *agent)
+bool api_count_token(struct http_exchange *x, const char *org, const char *agent)
 {
-	mark(x, JOURNAL_TOKEN_ISSUED, org, agent);
+	return mark(x, JOURNAL_TOKEN_ISSUED, org, agent);
 }
 
 void api_answered(struct http_exchange *x)

@@ -103,9 +103,15 @@ bool api_analytics_enabled(const struct api *a);
 /* analytics_routes.c: each worker's cache of recent answers. */
 int analytics_routes_init(struct api *a);
 void analytics_routes_fini(struct api *a);
-/* Marks the exchange: counted once it is answered 2xx (api_answered). */
-void api_count_call(struct http_exchange *x, const struct jwt_claims *c);
-void api_count_token(struct http_exchange *x, const char *org, const char *agent);
+/* Marks the exchange: counted once it is answered 2xx (api_answered).
+ * false: the count journal cannot be written now; the caller answers 503
+ * with API_COUNT_UNAVAILABLE instead of acknowledging what it could not
+ * count. */
+bool api_count_call(struct http_exchange *x, const struct jwt_claims *c);
+bool api_count_token(struct http_exchange *x, const char *org, const char *agent);
+#define API_COUNT_UNAVAILABLE                                                                  \
+	"This server cannot record requests right now: its count journal cannot be written."
+
 
 /* A /metrics family of one unlabelled sample. */
 void api_expo_single(struct expo *e, const char *name, enum expo_type type, const char *help,

@@ -168,7 +168,10 @@ static bool take_bearer(struct http_exchange *x, struct oauth_exchange *st, cons
 	}
 	st->bearer = true;
 	memcpy(st->caller_org, c->organization_id, sizeof st->caller_org);
-	api_count_call(x, c);
+	if (!api_count_call(x, c)) {
+		unavailable(x, API_COUNT_UNAVAILABLE);
+		return false;
+	}
 	return true;
 }
 
@@ -476,7 +479,11 @@ static void issue(struct http_exchange *x, struct oauth_exchange *st)
 	jsonw_key(&w, "scope");
 	jsonw_cstring(&w, scope);
 	jsonw_end_object(&w);
-	api_count_token(x, c.organization_id, c.sub);
+	if (!api_count_token(x, c.organization_id, c.sub)) {
+		/* Signed, never sent: a token nobody holds. */
+		unavailable(x, API_COUNT_UNAVAILABLE);
+		return;
+	}
 	http_reply(x, 200, "application/json", NO_STORE, w.buf, jsonw_done(&w));
 	api_count(x, METRIC_TOKENS_ISSUED);
 }

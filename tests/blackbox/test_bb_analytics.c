@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -234,8 +235,9 @@ static void register_agent(const char *admin, int n, struct agent *a)
 	free(r);
 }
 
-/* A token for the agent: 200, or fails. */
-static void issue(const struct agent *a, char *out, size_t cap)
+/* A token for the agent from the server at port: its status (the token
+ * in out when 200). */
+static int issue_at(uint16_t port, const struct agent *a, char *out, size_t cap)
 {
 	char plain[160], auth[300], req[1024];
 	unsigned char b64[256];
@@ -248,26 +250,42 @@ static void issue(const struct agent *a, char *out, size_t cap)
 		 "grant_type=client_credentials",
 		 auth);
 	struct http_response *r = resp_new();
-	h_exchange(fx.port, req, false, r);
-	CHECK(r->status == 200 && json_get_string(r->body, "access_token", out, cap), "%d %s",
-	      r->status, r->body);
+	h_exchange(port, req, false, r);
+	int status = r->status;
+	CHECK(status != 200 || json_get_string(r->body, "access_token", out, cap), "%s", r->body);
 	free(r);
+	return status;
 }
 
-static int ingest(const char *token)
+/* A token for the agent: 200, or fails. */
+static void issue(const struct agent *a, char *out, size_t cap)
+{
+	int status = issue_at(fx.port, a, out, cap);
+	CHECK(status == 200, "token: %d", status);
+}
+
+/* One report to the server at port: its status (r, when given, gets the
+ * answer). */
+static int ingest_at(uint16_t port, const char *token, struct http_response *out)
 {
 	size_t len;
 	char *report = h_read_sample("ingest-minimal.json", &len);
 	char *req = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
 			   "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
 			   token, len, report);
-	struct http_response *r = resp_new();
-	h_exchange(fx.port, req, false, r);
+	struct http_response *r = out ? out : resp_new();
+	h_exchange(port, req, false, r);
 	int status = r->status;
-	free(r);
+	if (!out)
+		free(r);
 	free(req);
 	free(report);
 	return status;
+}
+
+static int ingest(const char *token)
+{
+	return ingest_at(fx.port, token, NULL);
 }
 
 /* The number in `"key":N` right after the first occurrence of `after`. */
@@ -521,6 +539,89 @@ static void counts_survive_a_database_outage_and_a_sigkill(void **state)
 	CHECK(system(cmd) == 0, "%s", cmd);
 }
 
+/*
+ * The journal cannot be written (here the file size limit, EFBIG, as a
+ * full disk gives ENOSPC): counted requests are refused with 503 and
+ * Retry-After instead of being acknowledged, other routes go on, and once
+ * writes work again the rollups hold exactly the acknowledged requests.
+ */
+static void a_journal_that_cannot_be_written_refuses_counted_requests(void **state)
+{
+	(void)state;
+	need_database();
+	char *admin = h_mint_token(SECRET, "operator", ORG, "agents:write agents:read");
+	struct agent a;
+	register_agent(admin, 200, &a);
+	free(admin);
+	char journal[96];
+	snprintf(journal, sizeof journal, "%s-full", fx.journal);
+	const char *const args[] = {"--database-url", fx.url, "--workers", "1", "--log-level",
+				    "warn", "--jwt-secret-file", SECRET, "--client-secret-key-file",
+				    SECRET, "--token-rate-limit", "0", "--ingest-rate-limit", "0",
+				    "--analytics-journal", journal, NULL};
+	struct server s;
+	const struct server_opts o = {.args = args, .port = h_free_port()};
+	/* The server inherits a 64 KiB file size limit (ours is back at once):
+	 * about a thousand events fit in its journal segment. */
+	struct rlimit saved, lim;
+	CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0, "getrlimit");
+	lim = saved;
+	lim.rlim_cur = 64 * 1024;
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+	server_start_opts(&s, &o);
+	CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0, "setrlimit back");
+
+	char token[4096];
+	CHECK(issue_at(s.port, &a, token, sizeof token) == 200, "the first token");
+	long tokens_ok = 1, calls_ok = 0;
+	struct http_response *r = resp_new();
+	int status = 0;
+	for (int i = 0; i < 20000 && (status = ingest_at(s.port, token, r)) == 202; i++)
+		calls_ok++;
+	CHECK(status == 503, "the journal filled without a refusal: %d after %ld reports: %s",
+	      status, calls_ok, r->body);
+	CHECK(calls_ok > 100, "refused after only %ld reports", calls_ok);
+	const char *retry = resp_header(r, "Retry-After");
+	CHECK(retry && !strcmp(retry, "1"), "Retry-After: %s", retry ? retry : "(none)");
+	CHECK(strstr(r->body, "\"code\":\"SERVICE_UNAVAILABLE\"") &&
+		      strstr(r->body, "count journal cannot be written"),
+	      "%s", r->body);
+	/* A token is refused alike; what is not counted is still served. */
+	CHECK(issue_at(s.port, &a, token + 2048, 2048) == 503, "a token while the journal fails");
+	get(s.port, "/health", NULL, r);
+	CHECK(r->status == 200, "/health: %d", r->status);
+
+	/* Room again: the next loop pass writes what waited, and reports
+	 * are taken again. */
+	CHECK(prlimit(s.pid, RLIMIT_FSIZE, &saved, NULL) == 0, "prlimit");
+	int back = 0;
+	for (int i = 0; i < 100 && back < 20; i++) {
+		status = ingest_at(s.port, token, NULL);
+		CHECK(status == 202 || status == 503, "%d", status);
+		if (status == 202) {
+			back++;
+			calls_ok++;
+		}
+	}
+	CHECK(back == 20, "reports not taken again after the limit was lifted (%d)", back);
+	long tokens_n = -1, calls_n = -1;
+	int64_t deadline = h_now_ms() + 20000;
+	do {
+		rollup_of(a.id, &tokens_n, &calls_n);
+		if (tokens_n >= tokens_ok && calls_n >= calls_ok)
+			break;
+		usleep(100000);
+	} while (h_now_ms() < deadline);
+	CHECK(tokens_n == tokens_ok && calls_n == calls_ok,
+	      "acknowledged %ld tokens and %ld reports, counted %ld and %ld", tokens_ok, calls_ok,
+	      tokens_n, calls_n);
+	free(r);
+	CHECK(server_stop(&s) == 0, "exit status");
+	char cmd[160];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", journal);
+	CHECK(system(cmd) == 0, "%s", cmd);
+}
+
 int main(void)
 {
 	h_init();
@@ -530,6 +631,7 @@ int main(void)
 		BB_TEST(disabled_analytics_is_404),
 		BB_TEST(counts_reach_every_route_exactly),
 		BB_TEST(counts_survive_a_database_outage_and_a_sigkill),
+		BB_TEST(a_journal_that_cannot_be_written_refuses_counted_requests),
 	};
 	return H_RUN_GROUP("analytics", tests, group_setup, group_teardown);
 }

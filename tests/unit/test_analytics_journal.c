@@ -871,7 +871,9 @@ static void a_failed_write_keeps_the_events_and_the_retry_writes_each_once(void 
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
 	for (unsigned i = n; i < n + 10; i++)
 		assert_int_equal(append(w, i), 0);
+	assert_false(journal_failing(w));
 	assert_int_equal(journal_flush(w), -EFBIG);
+	assert_true(journal_failing(w)); /* the server refuses new events now */
 	assert_int_equal(journal_pending(w), 10);
 	assert_int_equal(size_of(path), (off_t)lim.rlim_cur); /* a short write happened */
 	assert_int_equal(journal_flush(w), -EFBIG);
@@ -885,6 +887,7 @@ static void a_failed_write_keeps_the_events_and_the_retry_writes_each_once(void 
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
 	assert_int_equal(journal_flush(w), 0);
 	assert_int_equal(journal_pending(w), 0);
+	assert_false(journal_failing(w));
 	capture_end(log, sizeof log);
 	assert_int_equal(count_of(log, "write failed"), 1);
 	assert_int_equal(count_of(log, "writes recovered"), 1);

@@ -61,8 +61,8 @@ enum db_status {
 /* What the thread writes back: status and, for DB_OK, the rows as text,
  * packed in the caller's buffer (db_value reads them): per value a 4-byte
  * length (UINT32_MAX for NULL), then its bytes; and at the buffer's end,
- * 4 bytes a row: where the row starts (so db_value costs one row's walk). The caller sets buf and
- * cap before db_submit; buf NULL: the caller wants the status (and rows,
+ * 4 bytes a row: where the row starts (so db_value costs one row's
+ * walk). The caller sets buf and cap before db_submit; buf NULL: the caller wants the status (and rows,
  * cols) only. db_submit clears `done`; the thread stores it last, with
  * release order: a reader that sees it set (acquire) sees the rest.
  * DB_UNAVAILABLE and the other failures carry no rows. */

@@ -53,8 +53,6 @@
  * lets its journal segments be deleted, so it must survive a crash of
  * PostgreSQL (an asynchronous commit acknowledged and then lost would
  * lose the events with it). */
-/* The batch's statement (rollup_batch_sql), prepared once a session. */
-#define BATCH_STATEMENT "rollup_batch"
 #define SESSION_SQL                                                                            \
 	"SET statement_timeout = 50000; SET TimeZone = 'UTC'; SET synchronous_commit = on"
 /* A journal bound to another database: nothing will change that soon
@@ -70,6 +68,8 @@
 #define RETENTION_ROUNDS 10
 /* Streams (workers) one directory may hold. */
 #define STREAMS_MAX 1024
+/* The batch's statement (rollup_batch_sql), prepared once a session. */
+#define BATCH_STATEMENT "rollup_batch"
 
 #define SQL_META "SELECT database_id::text FROM ringside_meta"
 #define SQL_APPLIED                                                                            \

@@ -112,7 +112,6 @@ bool api_count_token(struct http_exchange *x, const char *org, const char *agent
 #define API_COUNT_UNAVAILABLE                                                                  \
 	"This server cannot record requests right now: its count journal cannot be written."
 
-
 /* A /metrics family of one unlabelled sample. */
 void api_expo_single(struct expo *e, const char *name, enum expo_type type, const char *help,
 		     uint64_t value);

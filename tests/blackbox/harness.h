@@ -24,6 +24,8 @@
  *   json.h         loose JSON member lookup, strict JSON syntax check
  *   expo.h         Prometheus / OpenMetrics bodies, line by line
  *   token.h        HS256 agent tokens minted by the tests
+ *   agent_api.h    an agent's side of the API: Basic, Bearer calls, a
+ *                  token request, an ingest report
  *   prober.h       a /health prober thread
  *
  * Include after <setjmp.h>, <stdarg.h>, <stddef.h> (cmocka's rule); this
@@ -42,6 +44,7 @@
 
 #include <cmocka.h>
 
+#include "lib/agent_api.h"
 #include "lib/check.h"
 #include "lib/clock.h"
 #include "lib/expo.h"

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <libpq-fe.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -201,12 +200,7 @@ static void disabled_analytics_is_404(void **state)
 static void call(const char *method, const char *path, const char *bearer, const char *json,
 		 struct http_response *r)
 {
-	char req[8192];
-	snprintf(req, sizeof req,
-		 "%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
-		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-		 method, path, bearer, json ? strlen(json) : 0, json ? json : "");
-	h_exchange(fx.port, req, false, r);
+	h_bearer_call(fx.port, method, path, bearer, json, r);
 }
 
 struct agent {
@@ -239,22 +233,7 @@ static void register_agent(const char *admin, int n, struct agent *a)
  * in out when 200). */
 static int issue_at(uint16_t port, const struct agent *a, char *out, size_t cap)
 {
-	char plain[160], auth[300], req[1024];
-	unsigned char b64[256];
-	int n = snprintf(plain, sizeof plain, "%s:%s", a->client_id, a->secret);
-	EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
-	snprintf(auth, sizeof auth, "Authorization: Basic %s\r\n", b64);
-	snprintf(req, sizeof req,
-		 "POST /api/v1/token HTTP/1.1\r\nHost: t\r\n%sContent-Type: "
-		 "application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\n"
-		 "grant_type=client_credentials",
-		 auth);
-	struct http_response *r = resp_new();
-	h_exchange(port, req, false, r);
-	int status = r->status;
-	CHECK(status != 200 || json_get_string(r->body, "access_token", out, cap), "%s", r->body);
-	free(r);
-	return status;
+	return h_token_request(port, a->client_id, a->secret, NULL, out, cap);
 }
 
 /* A token for the agent: 200, or fails. */
@@ -264,28 +243,9 @@ static void issue(const struct agent *a, char *out, size_t cap)
 	CHECK(status == 200, "token: %d", status);
 }
 
-/* One report to the server at port: its status (r, when given, gets the
- * answer). */
-static int ingest_at(uint16_t port, const char *token, struct http_response *out)
-{
-	size_t len;
-	char *report = h_read_sample("ingest-minimal.json", &len);
-	char *req = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
-			   "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			   token, len, report);
-	struct http_response *r = out ? out : resp_new();
-	h_exchange(port, req, false, r);
-	int status = r->status;
-	if (!out)
-		free(r);
-	free(req);
-	free(report);
-	return status;
-}
-
 static int ingest(const char *token)
 {
-	return ingest_at(fx.port, token, NULL);
+	return h_ingest(fx.port, token, NULL);
 }
 
 /* The number in `"key":N` right after the first occurrence of `after`. */
@@ -404,16 +364,14 @@ struct tally {
 static void crash_round(uint16_t port, const struct agent *a, struct tally *t, char *token,
 			size_t cap)
 {
-	char plain[160], req[16384], body[4096];
-	unsigned char b64[256];
+	char auth[800], req[16384], body[4096];
 	bool sent;
-	int n = snprintf(plain, sizeof plain, "%s:%s", a->client_id, a->secret);
-	EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
+	h_basic_header(a->client_id, a->secret, auth, sizeof auth);
 	snprintf(req, sizeof req,
-		 "POST /api/v1/token HTTP/1.1\r\nHost: t\r\nAuthorization: Basic %s\r\n"
+		 "POST /api/v1/token HTTP/1.1\r\nHost: t\r\n%s"
 		 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n"
 		 "Connection: close\r\n\r\ngrant_type=client_credentials",
-		 b64);
+		 auth);
 	int st = try_request(port, req, &sent, body, sizeof body);
 	if (st == 200) {
 		t->tokens++;
@@ -576,7 +534,7 @@ static void a_journal_that_cannot_be_written_refuses_counted_requests(void **sta
 	long tokens_ok = 1, calls_ok = 0;
 	struct http_response *r = resp_new();
 	int status = 0;
-	for (int i = 0; i < 20000 && (status = ingest_at(s.port, token, r)) == 202; i++)
+	for (int i = 0; i < 20000 && (status = h_ingest(s.port, token, r)) == 202; i++)
 		calls_ok++;
 	CHECK(status == 503, "the journal filled without a refusal: %d after %ld reports: %s",
 	      status, calls_ok, r->body);
@@ -596,7 +554,7 @@ static void a_journal_that_cannot_be_written_refuses_counted_requests(void **sta
 	CHECK(prlimit(s.pid, RLIMIT_FSIZE, &saved, NULL) == 0, "prlimit");
 	int back = 0;
 	for (int i = 0; i < 100 && back < 20; i++) {
-		status = ingest_at(s.port, token, NULL);
+		status = h_ingest(s.port, token, NULL);
 		CHECK(status == 202 || status == 503, "%d", status);
 		if (status == 202) {
 			back++;

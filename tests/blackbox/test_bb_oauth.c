@@ -141,32 +141,6 @@ static void need_database(void)
 	}
 }
 
-/* "Authorization: Basic ..." of id:secret, each form-urlencoded first
- * (RFC 6749 2.3.1). */
-static void basic_header(const char *id, const char *secret, char *out, size_t cap)
-{
-	char plain[256], *p = plain;
-	const char *parts[] = {id, secret};
-	for (int k = 0; k < 2; k++) {
-		for (const char *s = parts[k]; *s; s++) {
-			unsigned char c = (unsigned char)*s;
-			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			    c == '-' || c == '.' || c == '_' || c == '*')
-				*p++ = (char)c;
-			else if (c == ' ')
-				*p++ = '+';
-			else
-				p += sprintf(p, "%%%02X", c);
-		}
-		if (k == 0)
-			*p++ = ':';
-	}
-	*p = '\0';
-	unsigned char b64[360];
-	EVP_EncodeBlock(b64, (const unsigned char *)plain, (int)(p - plain));
-	snprintf(out, cap, "Authorization: Basic %s\r\n", b64);
-}
-
 /* POSTs a form to path with extra header lines (NULL: none). */
 static void post_form(const char *path, const char *headers, const char *body,
 		      struct http_response *r)
@@ -200,7 +174,7 @@ static void token_of(const char *id, const char *secret, const char *scope, char
 		     size_t cap)
 {
 	char auth[600], body[256];
-	basic_header(id, secret, auth, sizeof auth);
+	h_basic_header(id, secret, auth, sizeof auth);
 	snprintf(body, sizeof body, "grant_type=client_credentials%s%s", scope ? "&scope=" : "",
 		 scope ? scope : "");
 	struct http_response *r = resp_new();
@@ -216,7 +190,7 @@ static void issues_a_token_by_basic_or_body(void **state)
 	need_database();
 	struct http_response *r = resp_new();
 	char auth[600];
-	basic_header("client-a", "secret-a-0123456789", auth, sizeof auth);
+	h_basic_header("client-a", "secret-a-0123456789", auth, sizeof auth);
 	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
 	expect_status(r, 200, false);
 	expect_header(r, "Content-Type", "application/json", true);
@@ -245,7 +219,7 @@ static void issues_a_token_by_basic_or_body(void **state)
 	      "%s", r->body);
 
 	/* A secret holding '+', '%' and a space, form-encoded inside Basic. */
-	basic_header("client+odd", "se cret%+x", auth, sizeof auth);
+	h_basic_header("client+odd", "se cret%+x", auth, sizeof auth);
 	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
 	expect_status(r, 200, false);
 
@@ -287,12 +261,12 @@ static void every_token_error_is_the_rfcs(void **state)
 	(void)state;
 	need_database();
 	char a_ok[600], a_bad[600], s_ok[600], rev[600], exp[600], unknown[600];
-	basic_header("client-a", "secret-a-0123456789", a_ok, sizeof a_ok);
-	basic_header("client-a", "secret-a-012345678X", a_bad, sizeof a_bad);
-	basic_header("client-s", "secret-s-0123456789", s_ok, sizeof s_ok);
-	basic_header("client-revoked", "secret-r-0123456789", rev, sizeof rev);
-	basic_header("client-expired", "secret-e-0123456789", exp, sizeof exp);
-	basic_header("nobody", "secret-a-0123456789", unknown, sizeof unknown);
+	h_basic_header("client-a", "secret-a-0123456789", a_ok, sizeof a_ok);
+	h_basic_header("client-a", "secret-a-012345678X", a_bad, sizeof a_bad);
+	h_basic_header("client-s", "secret-s-0123456789", s_ok, sizeof s_ok);
+	h_basic_header("client-revoked", "secret-r-0123456789", rev, sizeof rev);
+	h_basic_header("client-expired", "secret-e-0123456789", exp, sizeof exp);
+	h_basic_header("nobody", "secret-a-0123456789", unknown, sizeof unknown);
 	static char big[20000];
 	memset(big, 'a', sizeof big - 1);
 	memcpy(big, "grant_type=client_credentials&x=", 32);
@@ -380,7 +354,7 @@ static void the_rate_limit_answers_429_with_retry_after(void **state)
 	struct server saved = fx.s;
 	fx.s = s;
 	char auth[600];
-	basic_header("client-a", "secret-a-0123456789", auth, sizeof auth);
+	h_basic_header("client-a", "secret-a-0123456789", auth, sizeof auth);
 	struct http_response *r = resp_new();
 	for (int i = 0; i < 3; i++) {
 		post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
@@ -391,7 +365,7 @@ static void the_rate_limit_answers_429_with_retry_after(void **state)
 	const char *after = resp_header(r, "Retry-After");
 	CHECK(after && atoi(after) >= 1 && atoi(after) <= 60, "Retry-After %s", after ? after : "-");
 	/* Another client has its own budget. */
-	basic_header("client-b", "secret-b-0123456789", auth, sizeof auth);
+	h_basic_header("client-b", "secret-b-0123456789", auth, sizeof auth);
 	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
 	expect_status(r, 200, false);
 	free(r);
@@ -421,7 +395,7 @@ static void introspection_is_rfc_7662(void **state)
 	token_of("client-b", "secret-b-0123456789", NULL, b_token, sizeof b_token);
 	token_of("client-a", "secret-a-0123456789", "tokens:read", reader, sizeof reader);
 	token_of("client-a", "secret-a-0123456789", "metrics:write", no_read, sizeof no_read);
-	basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
+	h_basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
 	snprintf(bearer, sizeof bearer, "Authorization: Bearer %s\r\n", reader);
 
 	struct http_response *r = resp_new();
@@ -492,8 +466,8 @@ static void revocation_is_rfc_7009(void **state)
 	char victim[4096], other_org[4096], basic_a[600], basic_b[600], body[4200];
 	token_of("client-a", "secret-a-0123456789", NULL, victim, sizeof victim);
 	token_of("client-b", "secret-b-0123456789", NULL, other_org, sizeof other_org);
-	basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
-	basic_header("client-b", "secret-b-0123456789", basic_b, sizeof basic_b);
+	h_basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
+	h_basic_header("client-b", "secret-b-0123456789", basic_b, sizeof basic_b);
 	struct http_response *r = resp_new();
 	/* Served (404: no report yet, not 401) until revoked. */
 	CHECK(latest_status(victim) == 404, "before revocation");
@@ -572,7 +546,7 @@ static void tokens_of_the_previous_key_stay_valid_after_a_rotation(void **state)
 	header_kid(before, kid_before, sizeof kid_before);
 	header_kid(after, kid_after, sizeof kid_after);
 	CHECK(strcmp(kid_before, kid_after), "the new token names the new key: %s", kid_after);
-	basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
+	h_basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
 	struct http_response *r = resp_new();
 	introspect(basic_a, before, r);
 	CHECK(strstr(r->body, "\"active\":true"), "signed by the previous key: %s", r->body);
@@ -608,7 +582,7 @@ static void a_revocation_reaches_another_instance_within_a_second(void **state)
 	char victim[4096], basic_a[600], body[4200];
 	token_of("client-a", "secret-a-0123456789", NULL, victim, sizeof victim);
 	CHECK(latest_status_on(other.port, victim) == 404, "the other instance serves it");
-	basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
+	h_basic_header("client-a", "secret-a-0123456789", basic_a, sizeof basic_a);
 	snprintf(body, sizeof body, "token=%s", victim);
 	struct http_response *r = resp_new();
 	post_form("/api/v1/token/revoke", basic_a, body, r);
@@ -642,12 +616,7 @@ static void operator_token(const char *org, char *out, size_t cap)
 static void call(const char *method, const char *path, const char *bearer, const char *json,
 		 struct http_response *r)
 {
-	char req[8192];
-	snprintf(req, sizeof req,
-		 "%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
-		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-		 method, path, bearer, json ? strlen(json) : 0, json ? json : "");
-	h_exchange(fx.s.port, req, false, r);
+	h_bearer_call(fx.s.port, method, path, bearer, json, r);
 }
 
 /* A new credential of the agent: its client id and secret. */
@@ -666,18 +635,7 @@ static void new_credential(const char *admin, const char *agent, char *id, char 
 
 static int ingest_status(const char *token)
 {
-	size_t len;
-	char *report = h_read_sample("ingest-minimal.json", &len);
-	char *req = h_strf("POST /api/metrics/ingest HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
-			   "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			   token, len, report);
-	struct http_response *r = resp_new();
-	h_exchange(fx.s.port, req, false, r);
-	int status = r->status;
-	free(r);
-	free(req);
-	free(report);
-	return status;
+	return h_ingest(fx.s.port, token, NULL);
 }
 
 static void a_registered_agents_tokens_work_until_its_credential_or_it_ends(void **state)
@@ -722,7 +680,7 @@ static void a_registered_agents_tokens_work_until_its_credential_or_it_ends(void
 	CHECK(ingest_status(token1) == 401, "the revoked credential's token still works");
 	CHECK(ingest_status(token2) == 202, "the other credential's token stopped");
 	char auth[600];
-	basic_header(id1, secret1, auth, sizeof auth);
+	h_basic_header(id1, secret1, auth, sizeof auth);
 	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
 	expect_oauth_error(r, 401, "invalid_client");
 
@@ -732,7 +690,7 @@ static void a_registered_agents_tokens_work_until_its_credential_or_it_ends(void
 	call("PATCH", path, admin, "{\"status\":\"suspended\"}", r);
 	CHECK(r->status == 200, "suspend: %d %s", r->status, r->body);
 	CHECK(ingest_status(token2) == 401, "a suspended agent's token still works");
-	basic_header(id2, secret2, auth, sizeof auth);
+	h_basic_header(id2, secret2, auth, sizeof auth);
 	post_form("/api/v1/token", auth, "grant_type=client_credentials", r);
 	expect_oauth_error(r, 401, "invalid_client");
 	introspect(auth, token2, r);

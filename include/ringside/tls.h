@@ -82,6 +82,9 @@ uint64_t tls_pool_resident(const struct tls_pool *p);
  * is set: the host closes the connection.
  */
 void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t);
+/* Bytes the connection's TLS state holds now: its engine and record
+ * buffers, and input waiting in its stash. */
+uint64_t tls_conn_held(const struct transport *t);
 /* The connection's slot is free again (nothing of it is in flight): its
  * pages go back to the kernel. */
 void tls_conn_release(struct tls_pool *p, struct transport *t);

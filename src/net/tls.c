@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,6 +531,12 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 	br_ssl_engine_set_buffer(eng, tc->iobuf, sizeof tc->iobuf, 1);
 	if (!br_ssl_server_reset(sc))
 		t->error = -EPROTO;
+}
+
+uint64_t tls_conn_held(const struct transport *t)
+{
+	const struct tls_conn *tc = t->state;
+	return offsetof(struct tls_conn, stash) + tc->stash_len;
 }
 
 void tls_conn_release(struct tls_pool *p, struct transport *t)

@@ -452,7 +452,9 @@ static void publish_memory(struct worker *w)
 	for (uint32_t i = 0; i < w->slots_used; i++)
 		if (w->conns[i].in_use)
 			held += sizeof w->conns[i] - sizeof w->conns[i].sc +
-				server_conn_held(&w->conns[i].sc);
+				server_conn_held(&w->conns[i].sc) +
+				(w->conns[i].transport.state ? tls_conn_held(&w->conns[i].transport)
+							     : 0);
 	atomic_store_explicit(&w->server.ctx.shard->view.memory_in_use, held,
 			      memory_order_relaxed);
 }

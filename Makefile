@@ -9,7 +9,7 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
 # libpq's header (Debian: /usr/include/postgresql).
 PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
 override CFLAGS += $(PQ_CFLAGS)
-LDLIBS  = -luring -lcrypto -lz -lpq -lm -pthread
+LDLIBS  = -luring -lbearssl -lcrypto -lz -lpq -lm -pthread
 
 # `make SANITIZE=address,undefined test` builds a separate tree, so the
 # plain build/ringside is never replaced by an instrumented one.

@@ -43,6 +43,14 @@ static const struct option_def options[] = {
 	 "address and port to serve on", FOR_SERVE, NULL},
 	{"metrics-listen", OPT_LISTEN, CFG(metrics_listen), 0, 0, "",
 	 "if set, /metrics, /metrics/fleet and /metrics/api/* are served only here", FOR_SERVE, NULL},
+	{"tls-cert", OPT_STRING, CFG(tls_cert), 0, CONFIG_PATH_MAX, "",
+	 "PEM certificate chain (leaf first): with --tls-key, --listen serves HTTPS (TLS 1.2); "
+	 "both are read again on SIGHUP", FOR_SERVE, NULL},
+	{"tls-key", OPT_STRING, CFG(tls_key), 0, CONFIG_PATH_MAX, "",
+	 "PEM private key of --tls-cert: RSA of 2048 bits or more, or EC P-256", FOR_SERVE, NULL},
+	{"metrics-tls", OPT_CHOICE, CFG(metrics_tls), 0, 0, "false",
+	 "true: --metrics-listen serves HTTPS too, with --tls-cert and --tls-key", FOR_SERVE,
+	 boolean_names},
 	{"workers", OPT_COUNT, CFG(workers), 1, 1024, "auto",
 	 "worker threads (auto: one per online CPU)", FOR_SERVE, NULL},
 	{"cpu-affinity", OPT_CHOICE, CFG(cpu_affinity), 0, 0, "off",
@@ -603,6 +611,13 @@ enum config_action config_load(struct config *cfg, int argc, char **argv,
 		/* An agent would be forgotten while /metrics/fleet still shows it. */
 		fprintf(err, "ringside: --fleet-forget (%u ms) must be 0 or at least --fleet-ttl (%u ms)\n",
 			cfg->fleet_forget_ms, cfg->fleet_ttl_ms);
+		return CONFIG_ERROR;
+	}
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0] || (cfg->metrics_tls && !cfg->tls_cert[0])) {
+		/* A certificate without its key (or the reverse) cannot serve:
+		 * name the one missing rather than serve plain HTTP. */
+		fprintf(err, "ringside: %s is missing: HTTPS needs --tls-cert and --tls-key\n",
+			cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
 		return CONFIG_ERROR;
 	}
 	if (cfg->db_queue_depth & (cfg->db_queue_depth - 1)) {

@@ -24,6 +24,7 @@
 #include "ringside/metrics.h"
 #include "ringside/metrics_process.h"
 #include "ringside/ring.h"
+#include "ringside/tls.h"
 
 /* Every connection is a descriptor: ask for as many as the hard limit
  * allows, and say so if that is fewer than --max-connections needs. */
@@ -181,6 +182,32 @@ static int open_access_log(const struct config *cfg)
 	return fd;
 }
 
+/* Loads the identity --tls-cert and --tls-key name and makes it the one
+ * new handshakes use. At start a bad pair is a bad flag (exit 2); on
+ * SIGHUP it is refused, logged, and the identity in use is kept. */
+static int load_tls_identity(const struct config *cfg, bool at_start)
+{
+	char err[256];
+	struct tls_identity *id = NULL;
+	int r = tls_identity_load(cfg->tls_cert, cfg->tls_key, &id, err, sizeof err);
+	const char *flag = r == TLS_LOAD_BAD_CERT ? "--tls-cert" : "--tls-key";
+	if (r < 0 && at_start) {
+		fprintf(stderr, "ringside: %s: %s\n", flag, err);
+		return -1;
+	}
+	if (r < 0) {
+		log_error("TLS certificate and key not reloaded; still serving the previous ones",
+			  "flag=%s err=\"%s\"", flag, err);
+		return -1;
+	}
+	unsigned bits;
+	const char *kind = tls_identity_describe(id, &bits);
+	tls_identity_install(id);
+	log_info(at_start ? "TLS certificate loaded" : "TLS certificate reloaded",
+		 "cert=\"%s\" key_type=%s key_bits=%u", cfg->tls_cert, kind, bits);
+	return 0;
+}
+
 /* SIGHUP (logrotate, systemctl reload): the access log is opened again
  * under its name and put in place of the old one on the same descriptor,
  * so the workers' next write goes to the new file. */
@@ -218,10 +245,16 @@ static int serve(const struct config *cfg)
 			return 2;
 		}
 	}
+	if (cfg->tls_cert[0] && load_tls_identity(cfg, true) < 0) {
+		if (have_keys)
+			jwt_keys_fini(&keys);
+		return 2;
+	}
 	int access_log = open_access_log(cfg);
 	if (access_log == -2) {
 		if (have_keys)
 			jwt_keys_fini(&keys);
+		tls_identities_free();
 		return 2;
 	}
 
@@ -304,6 +337,8 @@ static int serve(const struct config *cfg)
 			n = read(sfd, &si, sizeof si);
 			if (n == sizeof si && si.ssi_signo == SIGHUP) {
 				reopen_access_log(cfg, access_log);
+				if (cfg->tls_cert[0])
+					load_tls_identity(cfg, false);
 				continue;
 			}
 			if (n == sizeof si)
@@ -332,6 +367,7 @@ static int serve(const struct config *cfg)
 		db_stop(api.db);
 	api.db = NULL;
 	ring_server_wait(&server);
+	tls_identities_free(); /* no connection is left to use one */
 	if (cfg->fleet_state[0]) /* the workers are gone: the fleet is still */
 		api_save_fleet(&api, cfg->fleet_state);
 	api_fini(&api);

@@ -54,6 +54,11 @@ struct config {
 	char access_log[CONFIG_PATH_MAX]; /* --access-log: file, "-" for stderr, "" off */
 	enum cpu_affinity cpu_affinity; /* --cpu-affinity */
 
+	/* HTTPS (ringside/tls.h): both set or neither. */
+	char tls_cert[CONFIG_PATH_MAX]; /* --tls-cert: PEM chain, leaf first; "" plain HTTP */
+	char tls_key[CONFIG_PATH_MAX];  /* --tls-key: PEM private key */
+	int metrics_tls;              /* --metrics-tls: 0 false, 1 true (--metrics-listen too) */
+
 	/* Agent tokens (DESIGN.md "JWT"): one key kind per server. */
 	char jwt_secret_file[CONFIG_PATH_MAX];      /* HS256 */
 	char jwt_public_key_file[CONFIG_PATH_MAX];  /* ES256 / RS256 (verify) */

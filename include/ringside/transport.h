@@ -1,8 +1,8 @@
 /*
  * A transport between a socket and the connection engine (src/net/):
- * the identity transport today (plain.c: the engine parses where the
- * kernel put the bytes, and its output is sent as it lies), BearSSL's
- * TLS engine next, without touching the ring or the engine.
+ * the identity transport (plain.c: the engine parses where the kernel
+ * put the bytes, and its output is sent as it lies) and BearSSL's TLS
+ * engine (tls.c, ringside/tls.h), neither touching the ring or the engine.
  *
  * Shaped like BearSSL's br_ssl_engine: caller-owned buffers (the host's
  * received bytes are valid during the call only; the records to send
@@ -41,6 +41,7 @@ struct transport_class {
 struct transport {
 	const struct transport_class *cls;
 	int error; /* sticky: 0, or a negative errno once it failed */
+	void *state; /* the connection's own state (TLS: its engine); plain: NULL */
 };
 
 /* The identity transport: no state, no copies. */

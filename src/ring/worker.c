@@ -147,12 +147,20 @@ static void send_next(struct worker *w, struct ring_conn *c)
 	size_t len = 0;
 	const char *data = c->transport.cls->output(&c->transport, &w->server, &c->sc, &len);
 	if (!data || !len) {
-		if (c->flush_then_close)
+		if (c->flush_then_close) {
 			close_now(w, c);
+		} else if (c->fin_after_flush) {
+			c->fin_after_flush = false;
+			shutdown(c->fd, SHUT_WR);
+		}
 		return;
 	}
 	struct io_uring_sqe *sqe = worker_get_sqe(w);
-	io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
+	/* A goodbye goes out only if the socket has room now: a peer that
+	 * stopped reading must not hold the slot for ever (only transports
+	 * with a goodbye of their own, TLS, send while closing). */
+	io_uring_prep_send(sqe, c->fd, data, len,
+			   c->closing ? MSG_NOSIGNAL | MSG_DONTWAIT : MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, conn_slot(w, c), c->gen));
 	c->send_busy = true;
 }
@@ -183,10 +191,18 @@ static void host_close(struct server *s, struct server_conn *sc)
 
 static void host_shutdown_write(struct server *s, struct server_conn *sc)
 {
-	(void)s;
+	struct ring_conn *c = ring_conn_of(sc);
+	/* TLS: close_notify first, so the client can tell our end from a
+	 * truncation; the FIN follows it (send_next). */
+	if (c->transport.state && !c->transport.error &&
+	    c->transport.cls->close(&c->transport, s, sc)) {
+		c->fin_after_flush = true;
+		send_next(worker_of(s), c);
+		return;
+	}
 	/* Sends our FIN at once; rare (closing responses only), so a plain
 	 * syscall is simpler than another operation to track. */
-	shutdown(ring_conn_of(sc)->fd, SHUT_WR);
+	shutdown(c->fd, SHUT_WR);
 }
 
 static void host_limit_send_buffer(struct server *s, struct server_conn *sc, int bytes)
@@ -247,6 +263,8 @@ static void maybe_free_slot(struct worker *w, struct ring_conn *c)
 	    c->flush_then_close || !server_conn_releasable(&c->sc))
 		return;
 	server_conn_release(&w->server, &c->sc);
+	if (c->transport.state)
+		tls_conn_release(&w->tls, &c->transport);
 	c->in_use = false;
 	c->closing = false;
 	c->fd = -1;
@@ -320,9 +338,18 @@ static void on_accept(struct worker *w, enum listener l, struct io_uring_cqe *cq
 	c->listener = (uint8_t)l;
 	c->peer[0] = '\0';
 	c->recv_armed = c->send_busy = c->closing = c->close_pending = c->flush_then_close = false;
-	c->transport = (struct transport){.cls = &transport_plain};
+	c->fin_after_flush = false;
+	if (w->tls_on[l])
+		tls_conn_open(&w->tls, slot, &c->transport);
+	else
+		c->transport = (struct transport){.cls = &transport_plain};
 	count_open(w, l, +1);
 	server_conn_open(&w->server, &c->sc, l, slot, c->gen);
+	if (c->transport.error) {
+		server_conn_reset(&w->server, &c->sc); /* no engine: closed unanswered */
+		maybe_free_slot(w, c);
+		return;
+	}
 	arm_recv(w, c);
 }
 
@@ -425,7 +452,9 @@ static void publish_memory(struct worker *w)
 	for (uint32_t i = 0; i < w->slots_used; i++)
 		if (w->conns[i].in_use)
 			held += sizeof w->conns[i] - sizeof w->conns[i].sc +
-				server_conn_held(&w->conns[i].sc);
+				server_conn_held(&w->conns[i].sc) +
+				(w->conns[i].transport.state ? tls_conn_held(&w->conns[i].transport)
+							     : 0);
 	atomic_store_explicit(&w->server.ctx.shard->view.memory_in_use, held,
 			      memory_order_relaxed);
 }
@@ -439,6 +468,7 @@ uint64_t ring_worker_resident(const struct ring_server *s, uint32_t i)
 	       resident_bytes(w->free_slots, (size_t)w->conn_count * sizeof *w->free_slots) +
 	       resident_bytes(w->recv_ring, RECV_BUF_COUNT * sizeof(struct io_uring_buf)) +
 	       resident_bytes(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE) +
+	       tls_pool_resident(&w->tls) +
 	       server_resident(&w->server) + resident_bytes(r->sq.ring_ptr, r->sq.ring_sz) +
 	       resident_bytes(r->sq.sqes, (size_t)r->sq.ring_entries * sizeof *r->sq.sqes) +
 	       (r->cq.ring_ptr != r->sq.ring_ptr ? resident_bytes(r->cq.ring_ptr, r->cq.ring_sz)
@@ -637,6 +667,12 @@ static int setup_worker_memory(struct worker *w, uint32_t slots, const struct se
 	w->free_top = slots;
 	if (access_log_init(&w->access_log, w->owner->access_log_fd) < 0)
 		return -ENOMEM;
+	w->tls_on[LISTENER_MAIN] = w->cfg->tls_cert[0] && w->cfg->listen.set;
+	w->tls_on[LISTENER_METRICS] = w->cfg->tls_cert[0] && w->cfg->metrics_tls &&
+				      w->cfg->metrics_listen.set;
+	if ((w->tls_on[LISTENER_MAIN] || w->tls_on[LISTENER_METRICS]) &&
+	    tls_pool_init(&w->tls, slots) < 0)
+		return -ENOMEM;
 	return server_init(&w->server, p);
 }
 
@@ -649,6 +685,7 @@ static void worker_fini(struct worker *w)
 	if (w->recv_bufs && w->recv_bufs != MAP_FAILED)
 		munmap(w->recv_bufs, (size_t)RECV_BUF_COUNT * RECV_BUF_SIZE);
 	server_fini(&w->server);
+	tls_pool_fini(&w->tls);
 	access_log_fini(&w->access_log);
 	if (w->conns)
 		munmap(w->conns, (size_t)w->conn_count * sizeof *w->conns);

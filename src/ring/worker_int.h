@@ -15,6 +15,7 @@
 #include "ringside/metrics.h"
 #include "ringside/ring.h"
 #include "ringside/server.h"
+#include "ringside/tls.h"
 #include "ringside/transport.h"
 
 /* Provided recv buffers, per worker. Each is handed back to the kernel as
@@ -78,6 +79,7 @@ struct ring_conn {
 	bool closing;          /* the close is decided */
 	bool close_pending;    /* OP_CLOSE submitted, CQE not yet in */
 	bool flush_then_close; /* the transport's goodbye goes out first */
+	bool fin_after_flush;  /* our FIN waits for the transport's goodbye (TLS) */
 	uint8_t listener;      /* enum listener it was accepted on */
 	char peer[48];         /* the client's address, once the access log asked */
 	struct transport transport;
@@ -116,6 +118,11 @@ struct worker {
 	uint32_t free_top;
 	uint32_t open_conns;
 	uint32_t slots_used;    /* highest slot ever taken + 1 (lowest are taken first) */
+
+	/* TLS (tls.h): a slot per connection slot, for the listeners that
+	 * serve it; untouched address space on a plain-only server. */
+	bool tls_on[LISTENER_COUNT];
+	struct tls_pool tls;
 
 	struct io_uring_buf_ring *recv_ring;
 	char *recv_bufs;

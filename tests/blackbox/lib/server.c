@@ -105,7 +105,7 @@ void server_start(struct server *s, const char *const extra_args[])
 	server_start_opts(s, &o);
 }
 
-int h_group_setup_with(void **state, const char *const args[])
+int h_group_setup_opts(void **state, const struct server_opts *o)
 {
 	struct server *s = calloc(1, sizeof(*s));
 
@@ -113,8 +113,15 @@ int h_group_setup_with(void **state, const char *const args[])
 		return -1;
 	*state = s;
 	group_server = s;
-	server_start(s, args);
+	server_start_opts(s, o);
 	return 0;
+}
+
+int h_group_setup_with(void **state, const char *const args[])
+{
+	struct server_opts o = { .args = args };
+
+	return h_group_setup_opts(state, &o);
 }
 
 int h_group_setup(void **state)

@@ -53,6 +53,10 @@ int h_group_teardown(void **state);
  * function). */
 int h_group_setup_with(void **state, const char *const args[]);
 
+/* h_group_setup with every knob of struct server_opts (a group whose
+ * server does not answer plain HTTP says no_wait, and waits its own way). */
+int h_group_setup_opts(void **state, const struct server_opts *o);
+
 /* The server h_group_setup started (for tests whose state is their own). */
 struct server *h_group_server(void);
 

@@ -110,13 +110,21 @@ $(RUN_CLIENT_KEY):
 
 # The fleet survives a restart of `make run`: saved at shutdown, loaded at start.
 RUN_STATE := $(if $(filter --fleet-state%,$(ARGS))$(RINGSIDE_FLEET_STATE),,--fleet-state var/fleet.state)
+# `make run ARGS=--tls` serves HTTPS with a self-signed certificate for
+# localhost made in var/tls once (scripts/tls_cert.sh, EC P-256); --tls
+# is make's word, not the server's, and is taken out of ARGS. A
+# certificate of your own: ARGS="--tls-cert FILE --tls-key FILE".
+RUN_TLS_DIR := var/tls
+RUN_TLS := $(if $(filter --tls,$(ARGS)),$(if $(filter --tls-cert% --tls-key%,$(ARGS)),,--tls-cert $(RUN_TLS_DIR)/cert.pem --tls-key $(RUN_TLS_DIR)/key.pem))
+RUN_ARGS := $(filter-out --tls,$(ARGS))
 # scripts/run.sh starts the private PostgreSQL cluster in var/pg (unless a
 # database is given: --database-url in ARGS, RINGSIDE_DATABASE_URL or
 # DATABASE_URL), serves with it and stops it when the server exits.
 run: deps
 	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_PUBLIC)) $(if $(RUN_CLIENT),$(RUN_CLIENT_KEY))
 	@mkdir -p var
-	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_CLIENT) $(RUN_STATE) $(ARGS)
+	$(if $(RUN_TLS),@scripts/tls_cert.sh $(RUN_TLS_DIR))
+	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_CLIENT) $(RUN_STATE) $(RUN_TLS) $(RUN_ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
 # runner's "N passed, N failed" line. One throwaway PostgreSQL cluster

@@ -141,12 +141,13 @@ unit: $(UNIT_BINS)
 blackbox: $(BIN) $(BB_BINS)
 	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(BB_BINS)
 
-# Microbenchmarks beside a peer library, then Ringside beside nginx.
+# Microbenchmarks beside a peer library, then Ringside beside nginx (last:
+# HTTPS, perf/bench_tls.sh; BENCH_TLS=0 skips it).
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
 	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator \
 	$(BUILD)/perf/bench_fleet_expo $(BUILD)/perf/bench_json $(BUILD)/perf/mint_tokens \
 	$(BUILD)/perf/bench_jwt \
-	$(BUILD)/perf/probe_latency $(BUILD)/perf/paced_post
+	$(BUILD)/perf/probe_latency $(BUILD)/perf/paced_post $(BUILD)/perf/tls_handshakes
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^)
@@ -193,6 +194,10 @@ $(BUILD)/perf/probe_latency: perf/probe_latency.c
 $(BUILD)/perf/paced_post: perf/paced_post.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
+# New connections a second, each with a TLS handshake (OpenSSL's client).
+$(BUILD)/perf/tls_handshakes: perf/tls_handshakes.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< -lssl -lcrypto
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)
@@ -201,6 +206,7 @@ bench: deps
 	@RINGSIDE_BIN=$(BIN) perf/bench_db.sh
 	@RINGSIDE_BIN=$(BIN) perf/bench_token.sh
 	@RINGSIDE_BIN=$(BIN) perf/bench_analytics.sh
+	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench_tls.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

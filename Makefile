@@ -110,13 +110,21 @@ $(RUN_CLIENT_KEY):
 
 # The fleet survives a restart of `make run`: saved at shutdown, loaded at start.
 RUN_STATE := $(if $(filter --fleet-state%,$(ARGS))$(RINGSIDE_FLEET_STATE),,--fleet-state var/fleet.state)
+# `make run ARGS=--tls` serves HTTPS with a self-signed certificate for
+# localhost made in var/tls once (scripts/tls_cert.sh, EC P-256); --tls
+# is make's word, not the server's, and is taken out of ARGS. A
+# certificate of your own: ARGS="--tls-cert FILE --tls-key FILE".
+RUN_TLS_DIR := var/tls
+RUN_TLS := $(if $(filter --tls,$(ARGS)),$(if $(filter --tls-cert% --tls-key%,$(ARGS)),,--tls-cert $(RUN_TLS_DIR)/cert.pem --tls-key $(RUN_TLS_DIR)/key.pem))
+RUN_ARGS := $(filter-out --tls,$(ARGS))
 # scripts/run.sh starts the private PostgreSQL cluster in var/pg (unless a
 # database is given: --database-url in ARGS, RINGSIDE_DATABASE_URL or
 # DATABASE_URL), serves with it and stops it when the server exits.
 run: deps
 	@$(MAKE) --no-print-directory all $(if $(RUN_KEY),$(RUN_PUBLIC)) $(if $(RUN_CLIENT),$(RUN_CLIENT_KEY))
 	@mkdir -p var
-	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_CLIENT) $(RUN_STATE) $(ARGS)
+	$(if $(RUN_TLS),@scripts/tls_cert.sh $(RUN_TLS_DIR))
+	exec scripts/run.sh $(BIN) $(RUN_KEY) $(RUN_CLIENT) $(RUN_STATE) $(RUN_TLS) $(RUN_ARGS)
 
 # Every test, each in its own process with a timeout; ends with the
 # runner's "N passed, N failed" line. One throwaway PostgreSQL cluster
@@ -133,12 +141,13 @@ unit: $(UNIT_BINS)
 blackbox: $(BIN) $(BB_BINS)
 	@BUILD=$(BUILD) exec scripts/with_test_pg.sh tests/run.sh $(BB_BINS)
 
-# Microbenchmarks beside a peer library, then Ringside beside nginx.
+# Microbenchmarks beside a peer library, then Ringside beside nginx (last:
+# HTTPS, perf/bench_tls.sh; BENCH_TLS=0 skips it).
 PERF_BINS := $(BUILD)/perf/bench_http_parser $(BUILD)/perf/bench_http_parser_nodejs \
 	$(BUILD)/perf/bench_metrics_scrape $(BUILD)/perf/bench_ingest_validator \
 	$(BUILD)/perf/bench_fleet_expo $(BUILD)/perf/bench_json $(BUILD)/perf/mint_tokens \
 	$(BUILD)/perf/bench_jwt \
-	$(BUILD)/perf/probe_latency $(BUILD)/perf/paced_post
+	$(BUILD)/perf/probe_latency $(BUILD)/perf/paced_post $(BUILD)/perf/tls_handshakes
 $(BUILD)/perf/bench_http_parser: perf/bench_http_parser.c src/http/parser.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^)
@@ -185,6 +194,10 @@ $(BUILD)/perf/probe_latency: perf/probe_latency.c
 $(BUILD)/perf/paced_post: perf/paced_post.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
+# New connections a second, each with a TLS handshake (OpenSSL's client).
+$(BUILD)/perf/tls_handshakes: perf/tls_handshakes.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< -lssl -lcrypto
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(PERF_BINS)
@@ -193,6 +206,7 @@ bench: deps
 	@RINGSIDE_BIN=$(BIN) perf/bench_db.sh
 	@RINGSIDE_BIN=$(BIN) perf/bench_token.sh
 	@RINGSIDE_BIN=$(BIN) perf/bench_analytics.sh
+	@RINGSIDE_BIN=$(BIN) PERF_BIN_DIR=$(BUILD)/perf perf/bench_tls.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

@@ -17,6 +17,10 @@ PKGS="$PKGS openssl"
 # python3-jwt (PyJWT) verifies our tokens with our JWK Set, independently)
 PKGS="$PKGS clang nginx-light wrk curl prometheus postgresql libhttp-parser-dev python3-prometheus-client
 libjansson-dev python3-jwt"
+# testssl.sh (/usr/bin/testssl) scans the HTTPS listener for weak
+# protocols, suites and known TLS flaws from outside, as an auditor would
+# (tests/blackbox/test_bb_tls_peers.c): an independent check, not ours
+PKGS="$PKGS testssl.sh"
 
 # A package counts as installed when dpkg's status letter is 'i' ("ii", "hi").
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS \

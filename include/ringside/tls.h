@@ -6,8 +6,9 @@
  * Policy: TLS 1.2 only; ECDHE with AES-GCM, then ChaCha20-Poly1305, in
  * the server's order; no renegotiation; ALPN "http/1.1" offered (a
  * client without ALPN is served all the same); close_notify before an
- * orderly close; a per-worker session cache, so a resumed handshake skips
- * the public-key work.
+ * orderly close; a session cache shared by the workers (a client's next
+ * connection lands on any of them), so a resumed handshake skips the
+ * public-key work.
  *
  * The identity (certificate chain and key) is loaded by the main thread
  * and published through an atomic pointer; connections take the one
@@ -58,16 +59,12 @@ void tls_identities_free(void);
 /*
  * A worker's TLS memory: one slot per connection slot (an engine, its
  * record buffers, input that had to wait), in one mapping touched only as
- * connections use it and handed back to the kernel when each closes; and
- * the worker's session cache.
+ * connections use it and handed back to the kernel when each closes.
  */
 struct tls_pool {
 	unsigned char *base;
 	size_t slot_size;
 	uint32_t count;
-	unsigned char *cache_store;
-	size_t cache_size;
-	void *cache; /* br_ssl_session_cache_lru, kept out of this header */
 };
 
 /* Reserves the address space for `slots` connections. 0 or -ENOMEM. */

@@ -12,6 +12,7 @@
 #include <bearssl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -406,8 +407,58 @@ void tls_identities_free(void)
  * for our handshake messages, is refused. */
 #define TLS_STASH_SIZE SERVER_INPUT_CHUNK
 
-/* 256 KiB: about 2 600 sessions (100 bytes each) per worker. */
-#define TLS_SESSION_CACHE_BYTES (256u * 1024u)
+/*
+ * The session cache, one for the process: a client's next connection
+ * lands on any worker (SO_REUSEPORT spreads by the 4-tuple, and a new
+ * connection has a new port), so a cache per worker would resume only one
+ * reconnection in N. BearSSL's LRU behind a mutex: taken once per full
+ * handshake (to save) and once per resumption attempt (to look up), each
+ * a few hundred nanoseconds beside the handshake's own public-key work.
+ * 1 MiB, about 10 000 sessions (100 bytes each), in pages touched as they
+ * fill.
+ */
+#define TLS_SESSION_CACHE_BYTES (1024u * 1024u)
+
+struct shared_session_cache {
+	const br_ssl_session_cache_class *vtable; /* first: BearSSL calls through it */
+	pthread_mutex_t lock;
+	br_ssl_session_cache_lru lru;
+};
+
+static unsigned char session_store[TLS_SESSION_CACHE_BYTES];
+static struct shared_session_cache session_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static pthread_once_t session_cache_once = PTHREAD_ONCE_INIT;
+
+static void shared_save(const br_ssl_session_cache_class **ctx, br_ssl_server_context *server,
+			const br_ssl_session_parameters *params)
+{
+	struct shared_session_cache *c = (struct shared_session_cache *)(void *)ctx;
+	pthread_mutex_lock(&c->lock);
+	c->lru.vtable->save(&c->lru.vtable, server, params);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int shared_load(const br_ssl_session_cache_class **ctx, br_ssl_server_context *server,
+		       br_ssl_session_parameters *params)
+{
+	struct shared_session_cache *c = (struct shared_session_cache *)(void *)ctx;
+	pthread_mutex_lock(&c->lock);
+	int found = c->lru.vtable->load(&c->lru.vtable, server, params);
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static const br_ssl_session_cache_class shared_session_cache_class = {
+	.context_size = sizeof(struct shared_session_cache),
+	.save = shared_save,
+	.load = shared_load,
+};
+
+static void session_cache_init(void)
+{
+	br_ssl_session_cache_lru_init(&session_cache.lru, session_store, sizeof session_store);
+	session_cache.vtable = &shared_session_cache_class;
+}
 
 struct tls_conn {
 	br_ssl_server_context sc;         /* 4 128 bytes with BearSSL 0.6 */
@@ -432,22 +483,12 @@ int tls_pool_init(struct tls_pool *p, uint32_t slots)
 	p->count = slots;
 	void *base = mmap(NULL, p->slot_size * slots, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	p->cache_size = TLS_SESSION_CACHE_BYTES;
-	void *store = mmap(NULL, p->cache_size, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	p->cache = calloc(1, sizeof(br_ssl_session_cache_lru));
-	if (base == MAP_FAILED || store == MAP_FAILED || !p->cache) {
-		if (base != MAP_FAILED)
-			munmap(base, p->slot_size * slots);
-		if (store != MAP_FAILED)
-			munmap(store, p->cache_size);
-		free(p->cache);
+	if (base == MAP_FAILED) {
 		memset(p, 0, sizeof *p);
 		return -ENOMEM;
 	}
 	p->base = base;
-	p->cache_store = store;
-	br_ssl_session_cache_lru_init(p->cache, p->cache_store, p->cache_size);
+	pthread_once(&session_cache_once, session_cache_init);
 	return 0;
 }
 
@@ -455,9 +496,6 @@ void tls_pool_fini(struct tls_pool *p)
 {
 	if (p->base)
 		munmap(p->base, p->slot_size * p->count);
-	if (p->cache_store)
-		munmap(p->cache_store, p->cache_size);
-	free(p->cache);
 	memset(p, 0, sizeof *p);
 }
 
@@ -465,8 +503,9 @@ uint64_t tls_pool_resident(const struct tls_pool *p)
 {
 	if (!p->base)
 		return 0;
-	return resident_bytes(p->base, p->slot_size * p->count) +
-	       resident_bytes(p->cache_store, p->cache_size);
+	/* The shared session cache (1 MiB at most) is the process's, not a
+	 * worker's. */
+	return resident_bytes(p->base, p->slot_size * p->count);
 }
 
 /* AES-GCM first (AES-NI makes it the cheapest where it exists), then
@@ -527,7 +566,7 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 	 * on demand (a CPU DoS) and HTTP/1.1 has no use for it. */
 	br_ssl_engine_add_flags(eng, BR_OPT_ENFORCE_SERVER_PREFERENCES | BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_protocol_names(eng, tls_alpn, 1);
-	br_ssl_server_set_cache(sc, &((br_ssl_session_cache_lru *)p->cache)->vtable);
+	br_ssl_server_set_cache(sc, &session_cache.vtable);
 	br_ssl_engine_set_buffer(eng, tc->iobuf, sizeof tc->iobuf, 1);
 	if (!br_ssl_server_reset(sc))
 		t->error = -EPROTO;

@@ -65,9 +65,12 @@ struct tls_pool {
 	unsigned char *base;
 	size_t slot_size;
 	uint32_t count;
+	void *rng;          /* br_hmac_drbg_context: seeds each connection's engine */
+	uint64_t handshakes; /* engines seeded since the last reseed from the system */
 };
 
-/* Reserves the address space for `slots` connections. 0 or -ENOMEM. */
+/* Reserves the address space for `slots` connections and seeds the
+ * worker's generator. 0, -ENOMEM, or -EIO (no system randomness). */
 int tls_pool_init(struct tls_pool *p, uint32_t slots);
 void tls_pool_fini(struct tls_pool *p);
 /* Bytes of the pool in RAM (mincore; any thread). */

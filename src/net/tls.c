@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "ringside/log.h"
@@ -399,6 +400,66 @@ void tls_identities_free(void)
 	}
 }
 
+/*
+ * The code BearSSL would pick for each primitive, picked once for the
+ * process: its br_ssl_engine_set_default_* look for AES-NI, PCLMUL and
+ * SSE2 with CPUID on every call, and CPUID traps to the hypervisor on a
+ * virtual machine: per connection that was a quarter of a resumed
+ * handshake's time here (perf: br_aes_x86ni_supported 9 %,
+ * br_ghash_pclmul_get 8 %).
+ */
+static struct {
+	const br_block_ctr_class *aes_ctr;
+	br_ghash ghash;
+	br_chacha20_run chacha20;
+	br_poly1305_run poly1305;
+	const br_ec_impl *ec;
+	br_ecdsa_sign ecdsa_sign;
+	br_rsa_private rsa_private;
+	br_rsa_pkcs1_sign rsa_sign;
+} impl;
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+
+static void impl_choose(void)
+{
+	impl.aes_ctr = br_aes_x86ni_ctr_get_vtable();
+	if (!impl.aes_ctr)
+		impl.aes_ctr = &br_aes_ct64_ctr_vtable;
+	impl.ghash = br_ghash_pclmul_get();
+	if (!impl.ghash)
+		impl.ghash = &br_ghash_ctmul64;
+	impl.chacha20 = br_chacha20_sse2_get();
+	if (!impl.chacha20)
+		impl.chacha20 = &br_chacha20_ct_run;
+	impl.poly1305 = br_poly1305_ctmulq_get();
+	if (!impl.poly1305)
+		impl.poly1305 = &br_poly1305_ctmul_run;
+	impl.ec = br_ec_get_default();
+	impl.ecdsa_sign = br_ecdsa_sign_asn1_get_default();
+	impl.rsa_private = br_rsa_private_get_default();
+	impl.rsa_sign = br_rsa_pkcs1_sign_get_default();
+}
+
+/* A connection's engine is seeded from its worker's generator (32 bytes,
+ * about a microsecond), not from the system's: BearSSL would otherwise
+ * ask the OS (and CPUID whether RDRAND exists) for every connection. The
+ * worker's generator is seeded from getrandom(2) and reseeded every
+ * RESEED_EVERY connections. */
+#define RESEED_EVERY 65536u
+
+static int seed_from_system(br_hmac_drbg_context *rng, bool first)
+{
+	unsigned char seed[48];
+	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+		return -EIO;
+	if (first)
+		br_hmac_drbg_init(rng, &br_sha256_vtable, seed, sizeof seed);
+	else
+		br_hmac_drbg_update(rng, seed, sizeof seed);
+	memset(seed, 0, sizeof seed);
+	return 0;
+}
+
 /* ---- Per-worker memory ---- */
 
 /* Input that came while the engine could not take it (its input buffer
@@ -487,8 +548,16 @@ int tls_pool_init(struct tls_pool *p, uint32_t slots)
 		memset(p, 0, sizeof *p);
 		return -ENOMEM;
 	}
+	p->rng = malloc(sizeof(br_hmac_drbg_context));
+	if (!p->rng || seed_from_system(p->rng, true) < 0) {
+		free(p->rng);
+		munmap(base, p->slot_size * slots);
+		memset(p, 0, sizeof *p);
+		return -EIO;
+	}
 	p->base = base;
 	pthread_once(&session_cache_once, session_cache_init);
+	pthread_once(&impl_once, impl_choose);
 	return 0;
 }
 
@@ -496,6 +565,9 @@ void tls_pool_fini(struct tls_pool *p)
 {
 	if (p->base)
 		munmap(p->base, p->slot_size * p->count);
+	if (p->rng)
+		memset(p->rng, 0, sizeof(br_hmac_drbg_context));
+	free(p->rng);
 	memset(p, 0, sizeof *p);
 }
 
@@ -523,6 +595,7 @@ static const uint16_t tls_suites[] = {
 
 static const char *tls_alpn[] = {"http/1.1"};
 
+
 void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 {
 	struct tls_conn *tc = (struct tls_conn *)(void *)(p->base + (size_t)slot * p->slot_size);
@@ -549,25 +622,37 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
-	/* BearSSL's defaults: AES-NI / pclmul or constant-time code, the
-	 * fastest constant-time curve code for ECDHE. */
-	br_ssl_engine_set_default_aes_gcm(eng);
-	br_ssl_engine_set_default_chapol(eng);
-	br_ssl_engine_set_default_ec(eng);
+	/* What BearSSL's defaults would choose (impl_choose): AES-NI and
+	 * PCLMUL or constant-time code, the fastest constant-time curves. */
+	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
+	br_ssl_engine_set_aes_ctr(eng, impl.aes_ctr);
+	br_ssl_engine_set_ghash(eng, impl.ghash);
+	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable, &br_sslrec_out_chapol_vtable);
+	br_ssl_engine_set_chacha20(eng, impl.chacha20);
+	br_ssl_engine_set_poly1305(eng, impl.poly1305);
+	br_ssl_engine_set_ec(eng, impl.ec);
 	if (id->key_type == BR_KEYTYPE_EC)
 		br_ssl_server_set_single_ec(sc, id->chain, id->chain_len, &id->ec, BR_KEYTYPE_SIGN,
-					    BR_KEYTYPE_EC, br_ec_get_default(),
-					    br_ecdsa_sign_asn1_get_default());
+					    BR_KEYTYPE_EC, impl.ec, impl.ecdsa_sign);
 	else
 		br_ssl_server_set_single_rsa(sc, id->chain, id->chain_len, &id->rsa, BR_KEYTYPE_SIGN,
-					     br_rsa_private_get_default(),
-					     br_rsa_pkcs1_sign_get_default());
+					     impl.rsa_private, impl.rsa_sign);
 	/* No renegotiation: a client-initiated one costs us a full handshake
 	 * on demand (a CPU DoS) and HTTP/1.1 has no use for it. */
 	br_ssl_engine_add_flags(eng, BR_OPT_ENFORCE_SERVER_PREFERENCES | BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_protocol_names(eng, tls_alpn, 1);
 	br_ssl_server_set_cache(sc, &session_cache.vtable);
 	br_ssl_engine_set_buffer(eng, tc->iobuf, sizeof tc->iobuf, 1);
+	/* Seeded from the worker's generator; "OS seeding attempted" is set
+	 * so the engine does not also ask the system (see RESEED_EVERY). The
+	 * field is BearSSL's own, public in its context struct (0.6). */
+	if (++p->handshakes % RESEED_EVERY == 0 && seed_from_system(p->rng, false) < 0)
+		log_warn("tls: cannot reseed from the system", "conn_slot=%u", slot);
+	unsigned char seed[32];
+	br_hmac_drbg_generate(p->rng, seed, sizeof seed);
+	br_ssl_engine_inject_entropy(eng, seed, sizeof seed);
+	memset(seed, 0, sizeof seed);
+	eng->rng_os_rand_done = 1;
 	if (!br_ssl_server_reset(sc))
 		t->error = -EPROTO;
 }

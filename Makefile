@@ -82,7 +82,7 @@ $(BB_HARNESS): $(BB_LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 $(BUILD)/tests/blackbox/%: $(BUILD)/tests/blackbox/%.o $(BB_HARNESS) $(TEST_COMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lz -lpq -pthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lssl -lcrypto -lz -lpq -pthread
 
 # `make run` installs what is missing, builds, and serves on 127.0.0.1:3000.
 # Tokens are RS256 as the platform issues them: unless a key flag is given

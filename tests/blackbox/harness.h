@@ -18,6 +18,7 @@
  *   proc.h         child processes: spawn, capture, registry, stop, run
  *   server.h       the server under test, group fixtures, h_run
  *   sock.h         loopback client sockets with deadlines
+ *   tls_client.h   the TLS mode (RINGSIDE_BB_TLS=1): HTTPS servers, TLS clients
  *   http_client.h  buffered connections, responses, chunks, exchanges
  *   http_fields.h  a response's header fields
  *   http_expect.h  what every response must carry, checked
@@ -57,6 +58,7 @@
 #include "lib/prober.h"
 #include "lib/server.h"
 #include "lib/sock.h"
+#include "lib/tls_client.h"
 #include "lib/token.h"
 
 /* Helpers that can fail the test, wrapped to record the caller's line.

@@ -152,6 +152,7 @@ void server_start_opts(struct server *s, const struct server_opts *o)
 			argv[n++] = "true";
 		}
 	}
+	s->tls = tls;
 	h_tls_port_set(s->port, tls);
 	if (mport)
 		h_tls_port_set(mport, true);

@@ -162,6 +162,23 @@ ssize_t h_send_some(int fd, const void *buf, size_t len, int flags)
 	return -1;
 }
 
+int h_handshake(int fd)
+{
+	if (!h_tls_fd(fd))
+		return 0;
+	int64_t deadline = h_now_ms() + 5000;
+
+	for (int i = 0; i < 1000000; i++) {
+		if (h_tls_handshake(fd) == 1)
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+		if (tls_wait(fd, deadline) <= 0)
+			break;
+	}
+	return -ETIMEDOUT;
+}
+
 int h_shutdown_wr(int fd)
 {
 	if (h_tls_fd(fd))
@@ -171,11 +188,29 @@ int h_shutdown_wr(int fd)
 
 int h_poll_in(int fd, int timeout_ms)
 {
-	if (h_tls_fd(fd) && h_tls_pending(fd))
-		return 1;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	return poll(&pfd, 1, timeout_ms);
+	if (!h_tls_fd(fd))
+		return poll(&pfd, 1, timeout_ms);
+	/* Readable means application data or the close, not a record of
+	 * the handshake. */
+	int64_t deadline = h_now_ms() + timeout_ms;
+
+	for (int i = 0; i < 100000; i++) {
+		char b;
+
+		if (h_tls_pending(fd))
+			return 1;
+		int pr = poll(&pfd, 1, h_remaining_ms(deadline));
+
+		if (pr <= 0)
+			return pr;
+		if (h_tls_read(fd, &b, 1, true) >= 0 || errno != EAGAIN)
+			return 1;
+		if (h_now_ms() >= deadline)
+			return 0;
+	}
+	return 0;
 }
 
 int h_send_all(int fd, const void *buf, size_t len)

@@ -35,6 +35,9 @@ void h_close(int fd);
  * close_notify before the FIN; h_poll_in counts bytes already decrypted.
  */
 ssize_t h_recv(int fd, void *buf, size_t len, int flags);
+/* Over TLS, completes the handshake now (within 5 s) rather than at the
+ * first read or write. Returns 0 (at once if plain), or -errno. */
+int h_handshake(int fd);
 ssize_t h_send_some(int fd, const void *buf, size_t len, int flags);
 int h_shutdown_wr(int fd);
 int h_poll_in(int fd, int timeout_ms);

@@ -300,6 +300,29 @@ ssize_t h_tls_write(int fd, const void *buf, size_t len)
 	return r;
 }
 
+ssize_t h_tls_handshake(int fd)
+{
+	struct tconn *t = get(fd);
+
+	if (!t) {
+		errno = EBADF;
+		return -1;
+	}
+	ERR_clear_error();
+	errno = 0;
+	int n = SSL_do_handshake(t->ssl);
+
+	if (n == 1)
+		return 1;
+	ssize_t r = result(t, n);
+
+	if (r == 0) { /* the peer closed in the handshake */
+		errno = ECONNRESET;
+		r = -1;
+	}
+	return r;
+}
+
 short h_tls_events(int fd)
 {
 	struct tconn *t = get(fd);

@@ -46,6 +46,8 @@ bool h_tls_fd(int fd);
  * failure, h_tls_why(fd) says which). */
 ssize_t h_tls_read(int fd, void *buf, size_t len, bool peek);
 ssize_t h_tls_write(int fd, const void *buf, size_t len);
+/* One step of the handshake: 1 when done, else -1 with errno as above. */
+ssize_t h_tls_handshake(int fd);
 /* What the last EAGAIN waits for: POLLIN or POLLOUT. */
 short h_tls_events(int fd);
 /* Decrypted bytes buffered in the session (readable without poll). */

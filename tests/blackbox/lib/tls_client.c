@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,10 +85,21 @@ const char *h_tls_key(void)
 /* ---- Marked ports ---- */
 
 static uint64_t tls_ports[65536 / 64];
+/* The last session a server gave on each port, offered to resume: a full
+ * handshake (ECDHE and an ECDSA signature each side) costs a millisecond
+ * or two, and tests open thousands of connections. */
+static SSL_SESSION *sessions[65536];
+
+static bool resume(void)
+{
+	return strcmp(getenv("RINGSIDE_BB_TLS"), "full") != 0;
+}
 
 void h_tls_port_set(uint16_t port, bool tls)
 {
 	pthread_mutex_lock(&lock);
+	SSL_SESSION_free(sessions[port]);
+	sessions[port] = NULL;
 	if (tls)
 		tls_ports[port / 64] |= 1ull << (port % 64);
 	else
@@ -109,6 +122,8 @@ struct tconn {
 	dev_t dev;        /* the socket's identity: a stale entry (its fd */
 	ino_t ino;        /* closed by close(2) and reused) is not its */
 	short events;     /* what the last EAGAIN waits for */
+	uint16_t port;    /* the server's */
+	bool saved;       /* its session is in sessions[] */
 	char why[256];    /* the last TLS failure */
 };
 
@@ -205,6 +220,14 @@ int h_tls_attach(int fd)
 		e = -ENOMEM;
 		goto out;
 	}
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof peer;
+
+	/* sin_port and sin6_port are at the same offset. */
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+		t->port = ntohs(((struct sockaddr_in *)(void *)&peer)->sin_port);
+	if (t->port && sessions[t->port] && resume())
+		SSL_set_session(t->ssl, sessions[t->port]);
 	SSL_set_connect_state(t->ssl);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	tab[fd] = t;
@@ -216,6 +239,20 @@ out:
 bool h_tls_fd(int fd)
 {
 	return tab_cap && get(fd) != NULL;
+}
+
+/* After a successful call: keeps the session to resume. */
+static void remember(struct tconn *t)
+{
+	if (t->saved || !t->port || !SSL_is_init_finished(t->ssl))
+		return;
+	t->saved = true;
+	SSL_SESSION *ss = SSL_get1_session(t->ssl);
+
+	pthread_mutex_lock(&lock);
+	SSL_SESSION_free(sessions[t->port]);
+	sessions[t->port] = ss;
+	pthread_mutex_unlock(&lock);
 }
 
 /* The result of an SSL call that returned n <= 0, as read(2) would say. */
@@ -270,6 +307,8 @@ ssize_t h_tls_read(int fd, void *buf, size_t len, bool peek)
 	int n = peek ? SSL_peek(t->ssl, buf, (int)len) :
 		SSL_read(t->ssl, buf, (int)len);
 
+	if (n > 0)
+		remember(t);
 	return n > 0 ? n : result(t, n);
 }
 
@@ -289,8 +328,10 @@ ssize_t h_tls_write(int fd, const void *buf, size_t len)
 	errno = 0;
 	int n = SSL_write(t->ssl, buf, (int)len);
 
-	if (n > 0)
+	if (n > 0) {
+		remember(t);
 		return n;
+	}
 	ssize_t r = result(t, n);
 
 	if (r == 0) { /* EOF while writing (in the handshake): a reset */
@@ -312,8 +353,10 @@ ssize_t h_tls_handshake(int fd)
 	errno = 0;
 	int n = SSL_do_handshake(t->ssl);
 
-	if (n == 1)
+	if (n == 1) {
+		remember(t);
 		return 1;
+	}
 	ssize_t r = result(t, n);
 
 	if (r == 0) { /* the peer closed in the handshake */

@@ -8,6 +8,8 @@
  * h_send_all(fd, ...) writes application data, conn_read_response reads
  * it. Unset (or "0"), nothing here is used and every socket is plain.
  *
+ * A connection resumes the last session the server on its port gave
+ * (RINGSIDE_BB_TLS=full: every handshake full), as browsers do.
  * The handshake is made lazily, by the first read or write, so that
  * connect() means what it means in plain mode (the kernel accepted).
  * A wrapped socket is non-blocking; the helpers wait with poll().

@@ -1,7 +1,8 @@
 /*
  * Black-box test harness: starts the real server binary ($RINGSIDE_BIN,
  * default build/ringside) on a free loopback port and talks HTTP/1.1 to it
- * over plain sockets. External programs (promtool, prometheus) only through
+ * over plain sockets, or over TLS in the harness's TLS mode
+ * (RINGSIDE_BB_TLS=1, tls_client.h; `make test-tls`). External programs (promtool, prometheus) only through
  * h_run_prog / h_proc_start.
  *
  * Every wait is bounded in time and every loop in count. Helpers whose name

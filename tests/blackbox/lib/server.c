@@ -266,7 +266,7 @@ void h_plain_only(const char *why)
 {
 	if (!h_tls_mode())
 		return;
-	print_message("SKIP in TLS mode (plain HTTP only): %s\n", why);
+	print_message("SKIP over TLS (RINGSIDE_BB_TLS): %s\n", why);
 	skip();
 }
 
@@ -274,7 +274,7 @@ void h_plain_only_all(const char *why)
 {
 	if (!h_tls_mode())
 		return;
-	printf("SKIP in TLS mode (plain HTTP only): %s\n", why);
+	printf("SKIP over TLS (RINGSIDE_BB_TLS): %s\n", why);
 	fflush(stdout);
 	exit(77);
 }

@@ -254,7 +254,9 @@ void h_send(int fd, const void *buf, size_t len)
 	int r = h_send_all(fd, buf, len);
 
 	if (r != 0)
-		H_FAIL("send of %zu bytes failed: %s", len, strerror(-r));
+		H_FAIL("send of %zu bytes failed: %s%s%s", len, strerror(-r),
+		       r == -EPROTO && h_tls_fd(fd) ? ": " : "",
+		       r == -EPROTO && h_tls_fd(fd) ? h_tls_why(fd) : "");
 }
 
 void h_send_str(int fd, const char *s)

@@ -92,7 +92,9 @@ static SSL_SESSION *sessions[65536];
 
 static bool resume(void)
 {
-	return strcmp(getenv("RINGSIDE_BB_TLS"), "full") != 0;
+	const char *v = getenv("RINGSIDE_BB_TLS");
+
+	return !v || strcmp(v, "full") != 0;
 }
 
 void h_tls_port_set(uint16_t port, bool tls)

@@ -469,13 +469,17 @@ static void stalled_sse_subscriber_is_closed_while_a_reader_keeps_receiving(void
 	}
 
 	/* Drain the stalled socket: a closed stream ends in EOF (or RST)
-	 * once its queued bytes are read; an open one keeps producing. */
+	 * once its queued bytes are read; an open one keeps producing. For
+	 * up to 8 s: the server's kernel, facing a zero window, probes with
+	 * backoff (3.2 s, then 6.4 s), and a reader that frees its buffer in
+	 * small reads (OpenSSL's: a record header, then its body) may not
+	 * announce the open window, leaving the rest to the next probe. */
 	int64_t d0 = h_now_ms();
 	size_t drained = 0;
 	bool closed = false;
 	char buf[65536];
 
-	for (int i = 0; i < 1000000 && h_now_ms() - d0 < 3000; i++) {
+	for (int i = 0; i < 1000000 && h_now_ms() - d0 < 8000; i++) {
 		if (h_poll_in(sfd, 100) <= 0)
 			continue;
 		ssize_t got = h_recv(sfd, buf, sizeof(buf), MSG_DONTWAIT);

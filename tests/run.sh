@@ -1,6 +1,8 @@
 #!/bin/bash
 # Runs cmocka test binaries, each in its own process with a timeout, and
-# sums their results. Usage: BUILD=<dir> tests/run.sh BIN...
+# sums their results. Usage: BUILD=<dir> tests/run.sh BIN... [--tls BIN...]
+# The binaries after --tls run in the black-box harness's TLS mode
+# (RINGSIDE_BB_TLS=1: HTTPS servers, TLS clients), named NAME[tls].
 #
 # Ends with one line "N passed, N failed[, N skipped]". A binary that
 # crashes, times out, or exits non-zero without a cmocka failure count
@@ -22,9 +24,15 @@ trap 'rm -f "$log"' EXIT
 # The test runs in its own process group, out of reach of the terminal's ^C.
 trap '[ -n "$pid" ] && kill -KILL -- "-$pid" 2>/dev/null; exit 130' INT TERM
 passed=0 failed=0 skipped=0 failures=()
+tls=${RINGSIDE_BB_TLS:-}
 
 for bin in "$@"; do
+	if [ "$bin" = --tls ]; then
+		tls=1
+		continue
+	fi
 	name=${bin##*/}
+	[ -n "$tls" ] && [ "$tls" != 0 ] && name="$name[tls]"
 	echo "=== $name"
 	before=$failed
 	start=$EPOCHREALTIME
@@ -32,7 +40,7 @@ for bin in "$@"; do
 	# must not keep the runner waiting for EOF. Started with '&', but
 	# timeout(1) resets SIGINT/SIGQUIT to default for the test, which
 	# matters to a test that signals the server it starts.
-	timeout -k 10 "$limit" "$bin" </dev/null >"$log" 2>&1 &
+	RINGSIDE_BB_TLS=$tls timeout -k 10 "$limit" "$bin" </dev/null >"$log" 2>&1 &
 	pid=$!
 	wait "$pid" 2>/dev/null # bash would also report "Aborted" etc.
 	rc=$?

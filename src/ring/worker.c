@@ -284,12 +284,16 @@ static void return_recv_buffer(struct worker *w, uint32_t bid)
 	w->recv_returned++;
 }
 
-/* The slab is full: say so in a canned 503 and close, without a slot. */
-static void reject_connection(struct worker *w, int fd)
+/* The slab is full: say so in a canned 503 and close, without a slot.
+ * On a TLS listener the 503 cannot be said without a handshake (which
+ * needs the slot): plaintext bytes there are garbage to the client (its
+ * handshake fails on them), so the connection is closed unanswered. */
+static void reject_connection(struct worker *w, enum listener l, int fd)
 {
 	char buf[512];
-	size_t n = server_refusal(&w->server, buf, sizeof buf, 503,
-				  "Too many open connections. Retry later.");
+	size_t n = w->tls_on[l] ? 0 :
+		server_refusal(&w->server, buf, sizeof buf, 503,
+			       "Too many open connections. Retry later.");
 	if (n) {
 		ssize_t sent = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		(void)sent;
@@ -325,7 +329,7 @@ static void on_accept(struct worker *w, enum listener l, struct io_uring_cqe *cq
 	if (w->free_top == 0) {
 		log_warn("connection refused: all slots busy", "worker=%u slots=%u", w->id,
 			 w->conn_count);
-		reject_connection(w, fd);
+		reject_connection(w, l, fd);
 		return;
 	}
 	uint32_t slot = w->free_slots[--w->free_top];

@@ -1,7 +1,8 @@
 /*
  * Black-box test harness: starts the real server binary ($RINGSIDE_BIN,
  * default build/ringside) on a free loopback port and talks HTTP/1.1 to it
- * over plain sockets. External programs (promtool, prometheus) only through
+ * over plain sockets, or over TLS in the harness's TLS mode
+ * (RINGSIDE_BB_TLS=1, tls_client.h; `make test-tls`). External programs (promtool, prometheus) only through
  * h_run_prog / h_proc_start.
  *
  * Every wait is bounded in time and every loop in count. Helpers whose name
@@ -18,6 +19,7 @@
  *   proc.h         child processes: spawn, capture, registry, stop, run
  *   server.h       the server under test, group fixtures, h_run
  *   sock.h         loopback client sockets with deadlines
+ *   tls_client.h   the TLS mode (RINGSIDE_BB_TLS=1): HTTPS servers, TLS clients
  *   http_client.h  buffered connections, responses, chunks, exchanges
  *   http_fields.h  a response's header fields
  *   http_expect.h  what every response must carry, checked
@@ -57,6 +59,7 @@
 #include "lib/prober.h"
 #include "lib/server.h"
 #include "lib/sock.h"
+#include "lib/tls_client.h"
 #include "lib/token.h"
 
 /* Helpers that can fail the test, wrapped to record the caller's line.

@@ -4,6 +4,12 @@
  * One server with default flags for the whole group.
  */
 #include "harness.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,6 +461,45 @@ static void request_ids_are_unique_across_connections(void **state)
 	free(r);
 }
 
+/*
+ * The harness's TLS mode (RINGSIDE_BB_TLS=1) must not pass by speaking
+ * plain HTTP: there, the group's server is marked TLS, its connections
+ * carry a verified session, and a plaintext request gets no HTTP answer.
+ * Plain mode: nothing to check.
+ */
+static void tls_mode_really_speaks_tls(void **state)
+{
+	uint16_t port = port_of(state);
+
+	if (!h_tls_mode())
+		return;
+	CHECK(h_tls_port(port), "port %u is not marked TLS", port);
+	struct conn *c = conn_open(port);
+	struct http_response *r = resp_new();
+
+	CHECK(h_tls_fd(c->fd), "the harness's connection is plain");
+	conn_send_str(c, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect_response(c, r, false);
+	expect_health_ok(r);
+	conn_close(c);
+	free(r);
+
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
+	      "plain connect: %s", strerror(errno));
+	(void)h_try_send_str(fd, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
+	char buf[256] = "";
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n = poll(&p, 1, 2000) > 0 ? recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT) : 0;
+
+	close(fd);
+	CHECK(n <= 0 || memcmp(buf, "HTTP/", 5) != 0,
+	      "a plaintext request on the TLS port was answered in HTTP: %.60s", buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +523,7 @@ int main(void)
 		BB_TEST(body_split_across_writes_is_consumed),
 		BB_TEST(expect_100_continue_sends_interim_then_final),
 		BB_TEST(request_ids_are_unique_across_connections),
+		BB_TEST(tls_mode_really_speaks_tls),
 	};
 
 	h_init();

@@ -276,10 +276,9 @@ static void gzip_body_over_http_1_0_ends_with_the_connection(void **state)
 	int64_t deadline = h_now_ms() + 30000;
 	for (;;) {
 		body_room(&packed, 1 << 16);
-		struct pollfd p = {.fd = c->fd, .events = POLLIN};
-		CHECK(poll(&p, 1, 1000) >= 0 && h_now_ms() < deadline, "no EOF after %zu bytes",
+		CHECK(h_poll_in(c->fd, 1000) >= 0 && h_now_ms() < deadline, "no EOF after %zu bytes",
 		      packed.len);
-		ssize_t n = recv(c->fd, packed.data + packed.len, 1 << 16, MSG_DONTWAIT);
+		ssize_t n = h_recv(c->fd, packed.data + packed.len, 1 << 16, MSG_DONTWAIT);
 		if (n == 0)
 			break;
 		if (n > 0)
@@ -317,6 +316,8 @@ static struct conn *open_small_window(uint16_t port)
 				.sin_port = htons(port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect");
+	if (h_tls_port(port))
+		CHECK(h_tls_attach(fd) == 0, "TLS client");
 	return conn_wrap(fd);
 }
 
@@ -340,7 +341,7 @@ static void a_slow_readers_scrape_lasts_until_its_last_byte(void **state)
 	for (int i = 0; i < 12; i++) {
 		h_sleep_ms(100);
 		size_t room = sizeof c->buf - c->len;
-		ssize_t n = recv(c->fd, c->buf + c->len, room < 4096 ? room : 4096, MSG_DONTWAIT);
+		ssize_t n = h_recv(c->fd, c->buf + c->len, room < 4096 ? room : 4096, MSG_DONTWAIT);
 		if (n > 0)
 			c->len += (size_t)n;
 	}

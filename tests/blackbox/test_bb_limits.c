@@ -360,6 +360,9 @@ static void *writer_main(void *arg)
 
 static void client_still_sending_body_reads_complete_413(void **state)
 {
+	h_plain_only("a writer thread and a reader on one connection at once (an OpenSSL "
+		     "session is not for two threads), and what it checks is when the "
+		     "kernel's RST reaches the sender");
 	struct conn *c = conn_open(port_of(state));
 	struct http_response *r = resp_new();
 	struct writer w = { .fd = c->fd };

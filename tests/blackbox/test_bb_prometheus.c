@@ -301,6 +301,8 @@ int main(void)
 	};
 
 	h_init();
+	h_plain_only_all("a real Prometheus scrapes the server over plain HTTP (its config "
+			 "has no TLS); test_bb_tls_peers has a Prometheus scrape over TLS");
 	if (access(PROMETHEUS, X_OK) != 0) {
 		printf("SKIP: %s is not installed (apt-get install prometheus)\n",
 		       PROMETHEUS);

@@ -155,18 +155,32 @@ static void parked_requests_answer_503_when_the_database_stops_under_them(void *
 	/* A ping may take 10 s (the park 11 s), and the thread declares a
 	 * silent connection lost only after 21 s: whatever ends these
 	 * requests is the stop, not a timeout. */
-	const char *const extra[] = {"--db-timeout-ping", "10s", "--db-timeout-write", "20s",
+	const char *extra[] = {"--db-timeout-ping", "10s", "--db-timeout-write", "20s",
 				     "--db-queue-depth", "16384", "--max-connections", "12000",
-				     NULL};
+				     NULL, NULL, NULL};
+	/* Over TLS (the harness's TLS mode) the connections are made, their
+	 * handshakes and all, before the stop: one thread's 10 000 handshakes
+	 * take seconds, and the requests must all be sent well within the
+	 * park's 11 s. Idle meanwhile, they must outlive the header timeout. */
+	if (h_tls_mode()) {
+		extra[8] = "--header-timeout";
+		extra[9] = "60s";
+	}
 	start_on(&s, url, extra);
 	struct http_response *r = resp_new();
 	get(s.port, "/ready", r);
 	expect_status(r, 200, false);
 
-	signal_backends(SIGSTOP); /* the database hangs: nothing answers */
 	static int fds[PARKED];
-	for (int i = 0; i < PARKED; i++) {
+	for (int i = 0; i < PARKED && h_tls_mode(); i++) {
 		fds[i] = h_connect(s.port);
+		CHECK(h_handshake(fds[i]) == 0, "connection %d: TLS handshake: %s", i,
+		      h_tls_why(fds[i]));
+	}
+	signal_backends(SIGSTOP); /* the database hangs: nothing answers */
+	for (int i = 0; i < PARKED; i++) {
+		if (!h_tls_mode())
+			fds[i] = h_connect(s.port);
 		h_send_str(fds[i], "GET /ready HTTP/1.1\r\nHost: t\r\n\r\n");
 	}
 	/* All parked: queued for the thread or sent to PostgreSQL. */
@@ -178,8 +192,7 @@ static void parked_requests_answer_503_when_the_database_stops_under_them(void *
 	print_message("parked: %.0f waiting for the database (and up to 512 sent)\n", waiting);
 	CHECK(waiting >= PARKED - 4 * 128, "only %.0f waiting", waiting);
 	for (int i = 0; i < PARKED; i += 997) {
-		struct pollfd p = {.fd = fds[i], .events = POLLIN};
-		CHECK(poll(&p, 1, 0) == 0, "request %d answered while parked", i);
+		CHECK(h_poll_in(fds[i], 0) == 0, "request %d answered while parked", i);
 	}
 	/* Everything else is served meanwhile. */
 	expect_health_on_port(s.port);
@@ -202,12 +215,11 @@ static void parked_requests_answer_503_when_the_database_stops_under_them(void *
 	int answered_503 = 0;
 	char buf[64];
 	for (int i = 0; i < PARKED; i++) {
-		struct pollfd p = {.fd = fds[i], .events = POLLIN};
-		CHECK(poll(&p, 1, 5000) == 1, "request %d not answered", i);
-		ssize_t n = recv(fds[i], buf, 12, MSG_WAITALL);
+		CHECK(h_poll_in(fds[i], 5000) == 1, "request %d not answered", i);
+		ssize_t n = h_recv(fds[i], buf, 12, MSG_WAITALL);
 		CHECK(n == 12, "request %d: %d bytes", i, (int)n);
 		answered_503 += !memcmp(buf, "HTTP/1.1 503", 12);
-		close(fds[i]);
+		h_close(fds[i]);
 	}
 	int64_t took = h_now_ms() - t0;
 	print_message("%d of %d answered 503, %lld ms after the stop\n", answered_503, PARKED,

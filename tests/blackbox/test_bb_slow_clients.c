@@ -1027,6 +1027,9 @@ static int teardown(void **state)
 int main(void)
 {
 	h_init();
+	h_plain_only_all("its own epoll client of 2 400 raw non-blocking sockets (paced agents, "
+			 "heads without bodies, bodies dripped a byte every 2 s), not the "
+			 "harness's connections; test_bb_timeouts drips bodies over TLS");
 	h_need_fds(NEED_FDS);
 	const struct CMUnitTest tests[] = {
 		BB_TEST(slow_uploads_do_not_starve_other_agents),

@@ -63,13 +63,11 @@ static void slowloris_head_is_cut_off_at_header_timeout_while_others_served(void
 	int64_t other_ms = -1;
 
 	for (size_t i = 0; i < 45 && i < sizeof(head) - 1; i++) {
-		if (send(c->fd, head + i, 1, MSG_NOSIGNAL) != 1) {
+		if (h_send_some(c->fd, head + i, 1, MSG_NOSIGNAL) != 1) {
 			ended = h_now_ms(); /* EPIPE / ECONNRESET: closed */
 			break;
 		}
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-
-		if (poll(&pfd, 1, 100) > 0) {
+		if (h_poll_in(c->fd, 100) > 0) {
 			ended = h_now_ms();
 			break;
 		}
@@ -169,8 +167,7 @@ static void stalled_body_gets_408_or_close_at_body_timeout(void **state)
 	conn_send_str(c, "POST /health HTTP/1.1\r\nHost: a\r\n"
 			 "Content-Length: 100\r\n\r\n0123456789");
 	int64_t start = h_now_ms();
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	int pr = poll(&pfd, 1, 4000);
+	int pr = h_poll_in(c->fd, 4000);
 	int64_t elapsed = h_now_ms() - start;
 
 	CHECK(pr > 0, "a body stalled after 10 of 100 bytes got no answer and no "
@@ -205,10 +202,9 @@ static void dripping_body_is_cut_off_at_the_minimum_rate(void **state)
 	conn_send_str(c, "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
 	int64_t start = h_now_ms(), ended = 0;
 	for (int i = 0; i < 40 && !ended; i++) {
-		if (send(c->fd, "x", 1, MSG_NOSIGNAL) != 1)
+		if (h_send_some(c->fd, "x", 1, MSG_NOSIGNAL) != 1)
 			ended = h_now_ms();
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		if (!ended && poll(&pfd, 1, 300) > 0)
+		if (!ended && h_poll_in(c->fd, 300) > 0)
 			ended = h_now_ms();
 	}
 	CHECK(ended, "a body dripped at 3 bytes/s was still open after 12 s");

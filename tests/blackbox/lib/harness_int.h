@@ -14,6 +14,9 @@ bool h_failed(void);
 /* proc.c: prints the stderr tail of every registered process (h_fail). */
 void h_logs_dump(void);
 
+/* proc.c: this process's log directory (made on first use). */
+const char *h_log_dir(void);
+
 /* Where a child's stdin, stdout and stderr go. */
 struct h_logs {
 	char in[192];

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "clock.h"
 #include "sock.h"
+#include "tls_client.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -45,7 +46,7 @@ void conn_close(struct conn *c)
 	if (!c)
 		return;
 	if (c->fd >= 0)
-		close(c->fd);
+		h_close(c->fd);
 	free(c);
 }
 
@@ -78,16 +79,22 @@ static int conn_fill(struct conn *c, int64_t deadline)
 		return -1;
 	if (c->len >= sizeof(c->buf))
 		return -3;
+	bool tls = h_tls_fd(c->fd);
+
 	for (int i = 0; i < 1000; i++) {
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		int pr = poll(&pfd, 1, h_remaining_ms(deadline));
+		struct pollfd pfd = { .fd = c->fd,
+				      .events = tls ? h_tls_events(c->fd) : POLLIN };
+		int pr = tls && h_tls_pending(c->fd) ? 1 :
+			poll(&pfd, 1, h_remaining_ms(deadline));
 
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr <= 0)
 			return -2;
-		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len,
-				 MSG_DONTWAIT);
+		ssize_t n = tls ? h_tls_read(c->fd, c->buf + c->len,
+					     sizeof(c->buf) - c->len, false) :
+			recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len,
+			     MSG_DONTWAIT);
 
 		if (n > 0) {
 			c->len += (size_t)n;
@@ -181,6 +188,11 @@ static void fill_err(const struct conn *c, char *err, size_t ecap,
 		 shown, c->eof ? " [peer closed]" : "",
 		 c->err ? " [recv error: " : "",
 		 c->err ? strerror(c->err) : "");
+	if (c->err && c->err == EPROTO && h_tls_fd(c->fd) &&
+	    strlen(err) + strlen(h_tls_why(c->fd)) + 3 < ecap) {
+		strcat(err, ": ");
+		strcat(err, h_tls_why(c->fd));
+	}
 	if (c->err && strlen(err) + 2 < ecap)
 		strcat(err, "]");
 }
@@ -527,12 +539,11 @@ void expect_conn_open(struct conn *c, int wait_ms)
 	CHECK(c->len == 0 && !c->eof && !c->err,
 	      "connection not idle: %zu bytes buffered, eof %d, err %d", c->len,
 	      c->eof, c->err);
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	int pr = poll(&pfd, 1, wait_ms);
+	int pr = h_poll_in(c->fd, wait_ms);
 
 	if (pr > 0) {
 		char b[256];
-		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK);
+		ssize_t n = h_recv(c->fd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK);
 
 		H_FAIL("expected the connection to stay open and silent, but %s",
 		       n == 0 ? "the server closed it" :

@@ -33,10 +33,10 @@ static void *prober_main(void *arg)
 		}
 		/* The answer is one small read; wait for its end. */
 		while (!memmem(buf, got, "{\"status\":\"ok\"}", 15)) {
-			ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
+			ssize_t n = h_recv(fd, buf + got, sizeof buf - got, 0);
 			if (n <= 0) {
 				snprintf(p->failure, sizeof p->failure, "recv: %zd", n);
-				close(fd);
+				h_close(fd);
 				return NULL;
 			}
 			got += (size_t)n;
@@ -47,7 +47,7 @@ static void *prober_main(void *arg)
 		p->count++;
 		h_sleep_ms(p->every_ms);
 	}
-	close(fd);
+	h_close(fd);
 	return NULL;
 }
 

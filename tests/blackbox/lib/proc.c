@@ -154,6 +154,12 @@ static void ensure_log_dir(void)
 	atexit(remove_logs);
 }
 
+const char *h_log_dir(void)
+{
+	ensure_log_dir();
+	return log_dir;
+}
+
 void h_logs_next(struct h_logs *l, const char *kind)
 {
 	ensure_log_dir();

@@ -26,6 +26,8 @@ struct server {
 	char stdout_path[192];
 	bool exited;        /* reaped by server_wait_exit / server_stop */
 	int exit_code;      /* WEXITSTATUS, or 128 + signal */
+	bool tls;           /* serves HTTPS with the harness's certificate
+			     * (its TLS mode, tls_client.h) */
 };
 
 /* Sends sig to the process. */

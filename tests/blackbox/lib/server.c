@@ -7,6 +7,7 @@
 #include "harness_int.h"
 #include "http_client.h"
 #include "sock.h"
+#include "tls_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -54,9 +55,70 @@ static bool probe_health(uint16_t port)
 	return ok;
 }
 
+static bool has_arg(const char *const *args, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; args && args[i]; i++)
+		if (strncmp(args[i], name, n) == 0 &&
+		    (args[i][n] == '\0' || args[i][n] == '='))
+			return true;
+	return false;
+}
+
+static bool has_env(const char *const *env, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+			return true;
+	return false;
+}
+
+/* The port of `--metrics-listen ADDR` (or --metrics-listen=ADDR) in
+ * args, or 0. */
+static uint16_t metrics_port(const char *const *args)
+{
+	for (size_t i = 0; args && args[i]; i++) {
+		const char *v = NULL;
+
+		if (strcmp(args[i], "--metrics-listen") == 0)
+			v = args[i + 1];
+		else if (strncmp(args[i], "--metrics-listen=", 17) == 0)
+			v = args[i] + 17;
+		const char *colon = v ? strrchr(v, ':') : NULL;
+
+		if (colon)
+			return (uint16_t)atoi(colon + 1);
+	}
+	return 0;
+}
+
+/*
+ * TLS mode: whether the harness serves HTTPS with its own certificate on
+ * this server: not when told not to (no_tls) and not when the test
+ * configures TLS itself (a flag or a variable of its own).
+ */
+static bool harness_tls(const struct server_opts *o)
+{
+	static const char *const flags[] = { "--tls-cert", "--tls-key",
+					     "--metrics-tls" };
+	static const char *const vars[] = { "RINGSIDE_TLS_CERT", "RINGSIDE_TLS_KEY",
+					    "RINGSIDE_METRICS_TLS" };
+
+	if (!h_tls_mode() || o->no_tls)
+		return false;
+	for (size_t i = 0; i < 3; i++)
+		if (has_arg(o->args, flags[i]) || has_arg(o->pre_args, flags[i]) ||
+		    has_env(o->env, vars[i]))
+			return false;
+	return true;
+}
+
 void server_start_opts(struct server *s, const struct server_opts *o)
 {
-	const char *argv[H_MAX_ARGS + 8];
+	const char *argv[H_MAX_ARGS + 16];
 	size_t n = 0;
 
 	check_binary();
@@ -77,6 +139,23 @@ void server_start_opts(struct server *s, const struct server_opts *o)
 		CHECK(n < H_MAX_ARGS, "too many arguments");
 		argv[n++] = o->args[i];
 	}
+	bool tls = harness_tls(o);
+	uint16_t mport = tls ? metrics_port(o->args) : 0;
+
+	if (tls) {
+		argv[n++] = "--tls-cert";
+		argv[n++] = h_tls_cert();
+		argv[n++] = "--tls-key";
+		argv[n++] = h_tls_key();
+		if (mport) {
+			argv[n++] = "--metrics-tls";
+			argv[n++] = "true";
+		}
+	}
+	s->tls = tls;
+	h_tls_port_set(s->port, tls);
+	if (mport)
+		h_tls_port_set(mport, true);
 	argv[n] = NULL;
 
 	h_proc_spawn(s, argv, o->env, "server");
@@ -181,4 +260,21 @@ void h_run(const char *const args[], const char *const env[], int timeout_ms,
 	argv[n] = NULL;
 
 	h_run_to_end(argv, env, &l, false, timeout_ms, r);
+}
+
+void h_plain_only(const char *why)
+{
+	if (!h_tls_mode())
+		return;
+	print_message("SKIP over TLS (RINGSIDE_BB_TLS): %s\n", why);
+	skip();
+}
+
+void h_plain_only_all(const char *why)
+{
+	if (!h_tls_mode())
+		return;
+	printf("SKIP over TLS (RINGSIDE_BB_TLS): %s\n", why);
+	fflush(stdout);
+	exit(77);
 }

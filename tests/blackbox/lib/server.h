@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "proc.h"
+#include "tls_client.h"
 
 struct server_opts {
 	/* Arguments placed right after argv[0], before --listen (e.g. "serve").
@@ -28,7 +29,21 @@ struct server_opts {
 	uint16_t port;
 	/* Do not wait for GET /health to answer. */
 	bool no_wait;
+	/* In the harness's TLS mode (tls_client.h), serve plain HTTP anyway
+	 * (otherwise the harness adds --tls-cert and --tls-key, and
+	 * --metrics-tls true if args has --metrics-listen, unless the test
+	 * configures TLS itself). */
+	bool no_tls;
 };
+
+/*
+ * In the harness's TLS mode: a test (h_plain_only, in the test function,
+ * cmocka's skip) or a whole program (h_plain_only_all, in main, exit 77)
+ * that makes sense over plain HTTP only says why and is skipped. Plain
+ * mode: no-ops.
+ */
+void h_plain_only(const char *why);
+void h_plain_only_all(const char *why);
 
 /* Path of the binary under test. */
 const char *h_bin(void);

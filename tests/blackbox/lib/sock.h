@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Picks a free loopback TCP port (bind port 0, read it, close). */
 uint16_t h_free_port(void);
@@ -20,6 +21,26 @@ int h_connect(uint16_t port);
 
 /* Closes with SO_LINGER {1, 0}: the peer sees a RST. */
 void h_close_rst(int fd);
+
+/* close(fd); over TLS (tls_client.h) a close_notify first. Use it, not
+ * close(2), for a socket from h_try_connect. */
+void h_close(int fd);
+
+/*
+ * The socket calls a test makes on an fd from h_try_connect, TLS or not:
+ * plain, exactly recv(2), send(2), shutdown(fd, SHUT_WR) and a POLLIN
+ * poll(2). Over TLS they read and write application data: h_recv honours
+ * MSG_DONTWAIT, MSG_PEEK and MSG_WAITALL and otherwise waits up to 5 s
+ * (the socket's SO_RCVTIMEO), h_send_some likewise; h_shutdown_wr sends
+ * close_notify before the FIN; h_poll_in counts bytes already decrypted.
+ */
+ssize_t h_recv(int fd, void *buf, size_t len, int flags);
+/* Over TLS, completes the handshake now (within 5 s) rather than at the
+ * first read or write. Returns 0 (at once if plain), or -errno. */
+int h_handshake(int fd);
+ssize_t h_send_some(int fd, const void *buf, size_t len, int flags);
+int h_shutdown_wr(int fd);
+int h_poll_in(int fd, int timeout_ms);
 
 /* Sends all bytes (MSG_NOSIGNAL). Returns 0, or -errno. */
 int h_send_all(int fd, const void *buf, size_t len);

@@ -157,14 +157,14 @@ static int setup(void **state)
 	make_pair("rsa.crt", "rsa.key", "rsa:2048", NULL, "localhost");
 	make_pair("ec2.crt", "ec2.key", "ec", "ec_paramgen_curve:P-256", "second");
 	/* Copies the server is started with, so SIGHUP can find new ones. */
-	const char *const cp[] = {"/bin/sh", "-c",
-				  h_strf("cp %s/ec.crt %s/live.crt && cp %s/ec.key %s/live.key", dir,
-					 dir, dir, dir),
-				  NULL};
+	char *copy = h_strf("cp %s/ec.crt %s/live.crt && cp %s/ec.key %s/live.key", dir, dir, dir,
+			    dir);
+	const char *const cp[] = {"/bin/sh", "-c", copy, NULL};
 	struct run_result *r = run_new();
 	h_run_prog(cp, NULL, 0, 5000, r);
 	CHECK(r->exit_code == 0, "cp: %s", r->err);
 	free(r);
+	free(copy);
 	static const char *const args[] = {"--jwt-secret-file", SECRET, "--header-timeout",
 					   "1s", NULL};
 	char *c = path_in_dir("live.crt"), *k = path_in_dir("live.key");

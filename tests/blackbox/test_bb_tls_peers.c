@@ -20,8 +20,9 @@
  * The certificate is scripts/tls_cert.sh's (EC P-256, localhost and
  * 127.0.0.1), made in a temporary directory.
  *
- * Skipped (cmocka skip, with the reason) while the binary has no
- * --tls-cert, or without prometheus or testssl. Bounded: Prometheus's
+ * A binary without --tls-cert, or a missing prometheus, testssl or curl
+ * (scripts/deps.sh installs them), fails the group: a skip here would
+ * pass while HTTPS is broken. Bounded: Prometheus's
  * targets are up within 30 s of its start or the test fails; testssl is
  * killed after 200 s (it takes about 40 s on loopback).
  *
@@ -47,8 +48,7 @@
 #define TESTSSL_LIMIT_MS 200000
 
 static char tmp_dir[128], cert[192], key[192];
-static const char *skip_why; /* set by the group setup: why every test skips */
-static bool has_metrics_tls;
+static bool has_metrics_tls; /* false only against a peer (RINGSIDE_BB_TLS_PEER) */
 static uint16_t peer_port; /* RINGSIDE_BB_TLS_PEER */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -86,17 +86,16 @@ static int group_setup(void **state)
 		snprintf(cert, sizeof(cert), "%s", ca);
 	} else {
 		h_run((const char *const[]){ "--help", NULL }, NULL, 5000, r);
-		if (!strstr(r->out, "--tls-cert") && !strstr(r->err, "--tls-cert"))
-			skip_why = "the binary has no --tls-cert (no TLS yet)";
-		has_metrics_tls = strstr(r->out, "--metrics-tls") || strstr(r->err, "--metrics-tls");
+		CHECK(strstr(r->out, "--tls-cert") || strstr(r->err, "--tls-cert"),
+		      "the binary has no --tls-cert");
+		CHECK(strstr(r->out, "--metrics-tls") || strstr(r->err, "--metrics-tls"),
+		      "the binary has no --metrics-tls");
+		has_metrics_tls = true;
 	}
-	if (!skip_why && access(PROMETHEUS, X_OK) != 0)
-		skip_why = PROMETHEUS " is not installed (apt-get install prometheus)";
-	if (!skip_why && access(TESTSSL, X_OK) != 0)
-		skip_why = TESTSSL " is not installed (apt-get install testssl.sh)";
-	if (!skip_why && access(CURL, X_OK) != 0)
-		skip_why = CURL " is not installed (apt-get install curl)";
-	if (!skip_why && !peer_port) {
+	CHECK(access(PROMETHEUS, X_OK) == 0, PROMETHEUS " is not installed (scripts/deps.sh)");
+	CHECK(access(TESTSSL, X_OK) == 0, TESTSSL " is not installed (scripts/deps.sh)");
+	CHECK(access(CURL, X_OK) == 0, CURL " is not installed (scripts/deps.sh)");
+	if (!peer_port) {
 		const char *const argv[] = { "scripts/tls_cert.sh", tmp_dir, "ec", NULL };
 
 		h_run_prog(argv, NULL, 0, 30000, r);
@@ -108,14 +107,6 @@ static int group_setup(void **state)
 	free(r);
 	return 0;
 }
-
-#define SKIP_UNLESS_TLS()                                               \
-	do {                                                            \
-		if (skip_why) {                                         \
-			print_message("SKIP: %s\n", skip_why);          \
-			skip();                                         \
-		}                                                       \
-	} while (0)
 
 /* GET https://127.0.0.1:PORT/PATH with curl, the certificate checked;
  * returns the status (0: no answer). */
@@ -181,7 +172,6 @@ static void prometheus_scrapes_metrics_over_tls_and_the_targets_are_up(void **st
 	char *body = malloc(1 << 16);
 
 	(void)state;
-	SKIP_UNLESS_TLS();
 	CHECK(body != NULL, "out of memory");
 	if (peer_port) {
 		main_port = peer_port;
@@ -293,7 +283,6 @@ static void testssl_finds_nothing_above_low(void **state)
 	uint16_t port;
 
 	(void)state;
-	SKIP_UNLESS_TLS();
 	if (peer_port) {
 		port = peer_port;
 	} else {

@@ -4,16 +4,14 @@
  * the engine's input buffer; the application bytes it decrypts go to
  * server_conn_input; the connection engine's output is copied in as
  * application data and goes out as records, from the engine's own output
- * buffer. Plus the identity (loading, checking, hot replacement) and the
- * per-worker memory.
+ * buffer. Plus the per-worker memory and the shared session cache; the
+ * identity is tls_identity.c's, the curve arithmetic tls_ec.c's.
  */
 #include "ringside/tls.h"
 
 #include <bearssl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -26,379 +24,7 @@
 #include "ringside/log.h"
 #include "ringside/resident.h"
 #include "ringside/server.h"
-
-/* ---- The identity ---- */
-
-struct tls_identity {
-	br_x509_certificate *chain; /* leaf first; each data malloc'd */
-	size_t chain_len;
-	unsigned key_type;          /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC */
-	unsigned bits;              /* RSA modulus, or the curve's size */
-	br_rsa_private_key rsa;     /* its buffers malloc'd */
-	br_ec_private_key ec;
-	struct tls_identity *replaced; /* the one installed before (kept, see tls.h) */
-};
-
-/* The identity of new handshakes; written by the main thread only. */
-static _Atomic(struct tls_identity *) current_identity;
-
-/* A certificate or key file is small; anything larger is not one. */
-#define TLS_FILE_MAX (1u << 20)
-
-static int read_whole(const char *path, unsigned char **out, size_t *len, char *err,
-		      size_t errcap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errcap, "cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	unsigned char *buf = malloc(TLS_FILE_MAX);
-	size_t n = 0;
-	ssize_t r = 0;
-	while (buf && n < TLS_FILE_MAX && (r = read(fd, buf + n, TLS_FILE_MAX - n)) > 0)
-		n += (size_t)r;
-	int e = errno;
-	close(fd);
-	if (!buf || r < 0 || n == TLS_FILE_MAX) {
-		snprintf(err, errcap, "cannot read %s: %s", path,
-			 !buf ? "out of memory" : r < 0 ? strerror(e) : "larger than 1 MiB");
-		free(buf);
-		return -1;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-/* A growing DER buffer the PEM decoder writes into. */
-struct der_buf {
-	unsigned char *data;
-	size_t len, cap;
-	bool oom;
-};
-
-static void der_append(void *ctx, const void *src, size_t len)
-{
-	struct der_buf *d = ctx;
-	if (d->oom)
-		return;
-	if (d->len + len > d->cap) {
-		size_t cap = d->cap ? d->cap : 4096;
-		while (cap < d->len + len)
-			cap *= 2;
-		unsigned char *p = realloc(d->data, cap);
-		if (!p) {
-			d->oom = true;
-			return;
-		}
-		d->data = p;
-		d->cap = cap;
-	}
-	memcpy(d->data + d->len, src, len);
-	d->len += len;
-}
-
-/* Called for each PEM object with its name and DER bytes; returns 0 to go
- * on, -1 to stop (err set). */
-typedef int (*pem_visit)(void *ctx, const char *name, const unsigned char *der, size_t len,
-			 char *err, size_t errcap);
-
-static int pem_each(const unsigned char *buf, size_t len, pem_visit visit, void *ctx, char *err,
-		    size_t errcap)
-{
-	br_pem_decoder_context pc;
-	br_pem_decoder_init(&pc);
-	struct der_buf d = {0};
-	char name[128] = "";
-	bool inside = false;
-	int r = 0;
-	/* The decoder ends an object at a newline: one more, in case the
-	 * file's last line has none. */
-	for (int pass = 0; pass < 2 && r == 0; pass++) {
-		const unsigned char *p = pass == 0 ? buf : (const unsigned char *)"\n";
-		size_t left = pass == 0 ? len : 1;
-		while (left > 0 && r == 0) {
-			size_t n = br_pem_decoder_push(&pc, p, left);
-			p += n;
-			left -= n;
-			switch (br_pem_decoder_event(&pc)) {
-			case BR_PEM_BEGIN_OBJ:
-				snprintf(name, sizeof name, "%s", br_pem_decoder_name(&pc));
-				d.len = 0;
-				br_pem_decoder_setdest(&pc, der_append, &d);
-				inside = true;
-				break;
-			case BR_PEM_END_OBJ:
-				inside = false;
-				if (d.oom) {
-					snprintf(err, errcap, "out of memory");
-					r = -1;
-				} else {
-					r = visit(ctx, name, d.data, d.len, err, errcap);
-				}
-				break;
-			case BR_PEM_ERROR:
-				snprintf(err, errcap, "not valid PEM (in a %s block)", name);
-				r = -1;
-				break;
-			}
-		}
-	}
-	if (r == 0 && inside) {
-		snprintf(err, errcap, "PEM block %s has no END line", name);
-		r = -1;
-	}
-	free(d.data);
-	return r;
-}
-
-static int add_certificate(void *ctx, const char *name, const unsigned char *der, size_t len,
-			   char *err, size_t errcap)
-{
-	struct tls_identity *id = ctx;
-	if (strcmp(name, "CERTIFICATE") && strcmp(name, "X509 CERTIFICATE"))
-		return 0; /* other blocks (parameters, comments) are not the chain */
-	br_x509_decoder_context xd;
-	br_x509_decoder_init(&xd, NULL, NULL);
-	br_x509_decoder_push(&xd, der, len);
-	if (!br_x509_decoder_get_pkey(&xd)) {
-		snprintf(err, errcap, "certificate %zu is not valid X.509 (BearSSL error %d)",
-			 id->chain_len + 1, br_x509_decoder_last_error(&xd));
-		return -1;
-	}
-	br_x509_certificate *chain = realloc(id->chain, (id->chain_len + 1) * sizeof *chain);
-	unsigned char *copy = malloc(len);
-	if (!chain || !copy) {
-		if (chain)
-			id->chain = chain;
-		free(copy);
-		snprintf(err, errcap, "out of memory");
-		return -1;
-	}
-	memcpy(copy, der, len);
-	id->chain = chain;
-	id->chain[id->chain_len++] = (br_x509_certificate){.data = copy, .data_len = len};
-	return 0;
-}
-
-static unsigned char *dup_bytes(const unsigned char *p, size_t n)
-{
-	unsigned char *q = malloc(n ? n : 1);
-	if (q && n)
-		memcpy(q, p, n);
-	return q;
-}
-
-static int take_private_key(void *ctx, const char *name, const unsigned char *der, size_t len,
-			    char *err, size_t errcap)
-{
-	struct tls_identity *id = ctx;
-	if (!strcmp(name, "ENCRYPTED PRIVATE KEY")) {
-		snprintf(err, errcap, "the key is encrypted; give it unencrypted (mode 0600)");
-		return -1;
-	}
-	if (strcmp(name, "PRIVATE KEY") && strcmp(name, "RSA PRIVATE KEY") &&
-	    strcmp(name, "EC PRIVATE KEY"))
-		return 0; /* EC PARAMETERS and the like */
-	if (id->key_type) {
-		snprintf(err, errcap, "more than one private key");
-		return -1;
-	}
-	br_skey_decoder_context kd;
-	br_skey_decoder_init(&kd);
-	br_skey_decoder_push(&kd, der, len);
-	int e = br_skey_decoder_last_error(&kd);
-	if (e) {
-		snprintf(err, errcap, "not a private key BearSSL can read (error %d)", e);
-		return -1;
-	}
-	if (br_skey_decoder_key_type(&kd) == BR_KEYTYPE_RSA) {
-		const br_rsa_private_key *k = br_skey_decoder_get_rsa(&kd);
-		id->rsa = (br_rsa_private_key){
-			.n_bitlen = k->n_bitlen,
-			.p = dup_bytes(k->p, k->plen), .plen = k->plen,
-			.q = dup_bytes(k->q, k->qlen), .qlen = k->qlen,
-			.dp = dup_bytes(k->dp, k->dplen), .dplen = k->dplen,
-			.dq = dup_bytes(k->dq, k->dqlen), .dqlen = k->dqlen,
-			.iq = dup_bytes(k->iq, k->iqlen), .iqlen = k->iqlen,
-		};
-		id->key_type = BR_KEYTYPE_RSA;
-		id->bits = k->n_bitlen;
-		if (!id->rsa.p || !id->rsa.q || !id->rsa.dp || !id->rsa.dq || !id->rsa.iq) {
-			snprintf(err, errcap, "out of memory");
-			return -1;
-		}
-	} else {
-		const br_ec_private_key *k = br_skey_decoder_get_ec(&kd);
-		id->ec = (br_ec_private_key){.curve = k->curve, .x = dup_bytes(k->x, k->xlen),
-					     .xlen = k->xlen};
-		id->key_type = BR_KEYTYPE_EC;
-		id->bits = 256;
-		if (!id->ec.x) {
-			snprintf(err, errcap, "out of memory");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Big-endian unsigned integers equal, whatever their leading zeros. */
-static bool same_integer(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
-{
-	while (alen && !*a)
-		a++, alen--;
-	while (blen && !*b)
-		b++, blen--;
-	return alen == blen && memcmp(a, b, alen) == 0;
-}
-
-/* The private key is the leaf certificate's: the public key derived from
- * it is the one the certificate carries. A mismatch would fail every
- * handshake at the client, far from its cause. */
-static int key_matches_leaf(const struct tls_identity *id, char *err, size_t errcap)
-{
-	br_x509_decoder_context xd;
-	br_x509_decoder_init(&xd, NULL, NULL);
-	br_x509_decoder_push(&xd, id->chain[0].data, id->chain[0].data_len);
-	const br_x509_pkey *pk = br_x509_decoder_get_pkey(&xd);
-	if (!pk || pk->key_type != id->key_type) {
-		snprintf(err, errcap, "the key is %s, the certificate's is not",
-			 id->key_type == BR_KEYTYPE_RSA ? "RSA" : "EC");
-		return -1;
-	}
-	if (id->key_type == BR_KEYTYPE_RSA) {
-		unsigned char n[512]; /* 4 096 bits: the largest BearSSL handles */
-		size_t nlen = br_rsa_compute_modulus_get_default()(NULL, &id->rsa);
-		if (nlen == 0 || nlen > sizeof n ||
-		    br_rsa_compute_modulus_get_default()(n, &id->rsa) != nlen) {
-			snprintf(err, errcap, "the RSA key is not valid");
-			return -1;
-		}
-		if (!same_integer(n, nlen, pk->key.rsa.n, pk->key.rsa.nlen)) {
-			snprintf(err, errcap, "the key is not the certificate's (RSA moduli differ)");
-			return -1;
-		}
-		/* The exponent: br_rsa_compute_pubexp needs p = q = 3 mod 4, which
-		 * OpenSSL's keys need not be; a signature the certificate's key
-		 * verifies proves the pair whole. */
-		static const unsigned char digest[32] = "ringside: key matches the cert";
-		unsigned char sig[512], back[32];
-		if (!br_rsa_pkcs1_sign_get_default()(BR_HASH_OID_SHA256, digest, sizeof digest,
-						     &id->rsa, sig) ||
-		    !br_rsa_pkcs1_vrfy_get_default()(sig, nlen, BR_HASH_OID_SHA256, sizeof back,
-						     &pk->key.rsa, back) ||
-		    memcmp(back, digest, sizeof back) != 0) {
-			snprintf(err, errcap, "the key is not the certificate's (RSA exponents differ)");
-			return -1;
-		}
-		return 0;
-	}
-	unsigned char q[BR_EC_KBUF_PUB_MAX_SIZE];
-	size_t qlen = br_ec_compute_pub(br_ec_get_default(), NULL, q, &id->ec);
-	if (qlen == 0 || pk->key.ec.curve != id->ec.curve || qlen != pk->key.ec.qlen ||
-	    memcmp(q, pk->key.ec.q, qlen) != 0) {
-		snprintf(err, errcap, "the key is not the certificate's (EC public points differ)");
-		return -1;
-	}
-	return 0;
-}
-
-void tls_identity_free(struct tls_identity *id)
-{
-	if (!id)
-		return;
-	for (size_t i = 0; i < id->chain_len; i++)
-		free(id->chain[i].data);
-	free(id->chain);
-	if (id->key_type == BR_KEYTYPE_RSA) {
-		free(id->rsa.p);
-		free(id->rsa.q);
-		free(id->rsa.dp);
-		free(id->rsa.dq);
-		free(id->rsa.iq);
-	}
-	if (id->key_type == BR_KEYTYPE_EC)
-		free(id->ec.x);
-	free(id);
-}
-
-int tls_identity_load(const char *cert_path, const char *key_path, struct tls_identity **out,
-		      char *err, size_t errcap)
-{
-	struct tls_identity *id = calloc(1, sizeof *id);
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	int culprit = TLS_LOAD_BAD_CERT;
-	if (!id) {
-		snprintf(err, errcap, "out of memory");
-		return culprit;
-	}
-	if (read_whole(cert_path, &buf, &len, err, errcap) < 0 ||
-	    pem_each(buf, len, add_certificate, id, err, errcap) < 0)
-		goto fail;
-	if (id->chain_len == 0) {
-		snprintf(err, errcap, "no CERTIFICATE block in %s", cert_path);
-		goto fail;
-	}
-	free(buf);
-	buf = NULL;
-	culprit = TLS_LOAD_BAD_KEY;
-	if (read_whole(key_path, &buf, &len, err, errcap) < 0 ||
-	    pem_each(buf, len, take_private_key, id, err, errcap) < 0)
-		goto fail;
-	if (!id->key_type) {
-		snprintf(err, errcap, "no private key block in %s", key_path);
-		goto fail;
-	}
-	/* Below 2048 bits RSA is breakable in reach of a well-funded
-	 * attacker (NIST SP 800-131A); P-256 is what every client has. */
-	if (id->key_type == BR_KEYTYPE_RSA && id->rsa.n_bitlen < 2048) {
-		snprintf(err, errcap, "RSA key of %u bits; at least 2048 are needed", id->rsa.n_bitlen);
-		goto fail;
-	}
-	if (id->key_type == BR_KEYTYPE_EC && id->ec.curve != BR_EC_secp256r1) {
-		snprintf(err, errcap, "EC key on curve %d; only P-256 (prime256v1) is served",
-			 id->ec.curve);
-		goto fail;
-	}
-	if (key_matches_leaf(id, err, errcap) < 0)
-		goto fail;
-	/* The key's bytes do not stay in a buffer we free unwiped. */
-	explicit_bzero(buf, len);
-	free(buf);
-	*out = id;
-	return 0;
-fail:
-	if (buf)
-		explicit_bzero(buf, len);
-	free(buf);
-	tls_identity_free(id);
-	return culprit;
-}
-
-void tls_identity_install(struct tls_identity *id)
-{
-	id->replaced = atomic_load_explicit(&current_identity, memory_order_relaxed);
-	/* Release: a worker that sees the pointer sees the identity whole. */
-	atomic_store_explicit(&current_identity, id, memory_order_release);
-}
-
-const char *tls_identity_describe(const struct tls_identity *id, unsigned *bits)
-{
-	*bits = id->bits;
-	return id->key_type == BR_KEYTYPE_RSA ? "rsa" : "ec";
-}
-
-void tls_identities_free(void)
-{
-	struct tls_identity *id = atomic_exchange(&current_identity, NULL);
-	while (id) {
-		struct tls_identity *older = id->replaced;
-		tls_identity_free(id);
-		id = older;
-	}
-}
+#include "tls_int.h"
 
 /*
  * The code BearSSL would pick for each primitive, picked once for the
@@ -413,10 +39,6 @@ static struct {
 	br_ghash ghash;
 	br_chacha20_run chacha20;
 	br_poly1305_run poly1305;
-	const br_ec_impl *ec;
-	br_ecdsa_sign ecdsa_sign;
-	br_rsa_private rsa_private;
-	br_rsa_pkcs1_sign rsa_sign;
 } impl;
 static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
 
@@ -434,10 +56,6 @@ static void impl_choose(void)
 	impl.poly1305 = br_poly1305_ctmulq_get();
 	if (!impl.poly1305)
 		impl.poly1305 = &br_poly1305_ctmul_run;
-	impl.ec = br_ec_get_default();
-	impl.ecdsa_sign = br_ecdsa_sign_asn1_get_default();
-	impl.rsa_private = br_rsa_private_get_default();
-	impl.rsa_sign = br_rsa_pkcs1_sign_get_default();
 }
 
 /* A connection's engine is seeded from its worker's generator (32 bytes,
@@ -521,10 +139,22 @@ static void session_cache_init(void)
 	session_cache.vtable = &shared_session_cache_class;
 }
 
+/*
+ * Handshake records, copied out of the engine's output buffer so it can
+ * make the next one: BearSSL holds one record at a time, and a flight is
+ * several (ServerHello, ChangeCipherSpec, Finished when resuming), which
+ * one send each would deliver in as many segments, each waking the
+ * client. One send per flight saved 2 of 5 sends per resumed connection.
+ * Application data keeps going out from the engine's own buffer.
+ */
+#define TLS_FLIGHT_SIZE 4096
+
 struct tls_conn {
 	br_ssl_server_context sc;         /* 4 128 bytes with BearSSL 0.6 */
 	uint32_t app_in_flight; /* application bytes sealed in records not all sent yet */
 	uint32_t stash_len;
+	uint16_t flight_len, flight_sent; /* flight[flight_sent, flight_len) to send */
+	unsigned char flight[TLS_FLIGHT_SIZE];
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI]; /* a record in and a record out */
 	unsigned char stash[TLS_STASH_SIZE]; /* last: its pages are touched only when used */
 };
@@ -600,43 +230,40 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 {
 	struct tls_conn *tc = (struct tls_conn *)(void *)(p->base + (size_t)slot * p->slot_size);
 	*t = (struct transport){.cls = &transport_tls, .state = tc};
-	const struct tls_identity *id =
-		atomic_load_explicit(&current_identity, memory_order_acquire);
+	const struct tls_identity *id = tls_identity_current();
 	if (!id) {
 		t->error = -ENOKEY;
 		return;
 	}
 	tc->app_in_flight = 0;
 	tc->stash_len = 0;
+	tc->flight_len = tc->flight_sent = 0;
 	br_ssl_server_context *sc = &tc->sc;
 	br_ssl_engine_context *eng = &sc->eng;
 	br_ssl_server_zero(sc);
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_ssl_engine_set_suites(eng, tls_suites, sizeof tls_suites / sizeof tls_suites[0]);
-	/* The handshake hash, the PRF of the suites, and the hash of the
-	 * ServerKeyExchange signature the client asks for. */
+	/* Each hash set here runs over every handshake message. SHA-256
+	 * and SHA-384 are the suites' handshake hashes; the
+	 * ServerKeyExchange is signed with SHA-256 (BearSSL prefers it, and
+	 * every TLS 1.2 client offers it), or with SHA-1, RFC 5246's default
+	 * for a client that sends no signature_algorithms. SHA-224 and
+	 * SHA-512 would only be hashed and never used. */
 	br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
-	br_ssl_engine_set_hash(eng, br_sha224_ID, &br_sha224_vtable);
 	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
-	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	/* What BearSSL's defaults would choose (impl_choose): AES-NI and
-	 * PCLMUL or constant-time code, the fastest constant-time curves. */
+	 * PCLMUL, or constant-time code. */
 	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
 	br_ssl_engine_set_aes_ctr(eng, impl.aes_ctr);
 	br_ssl_engine_set_ghash(eng, impl.ghash);
 	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable, &br_sslrec_out_chapol_vtable);
 	br_ssl_engine_set_chacha20(eng, impl.chacha20);
 	br_ssl_engine_set_poly1305(eng, impl.poly1305);
-	br_ssl_engine_set_ec(eng, impl.ec);
-	if (id->key_type == BR_KEYTYPE_EC)
-		br_ssl_server_set_single_ec(sc, id->chain, id->chain_len, &id->ec, BR_KEYTYPE_SIGN,
-					    BR_KEYTYPE_EC, impl.ec, impl.ecdsa_sign);
-	else
-		br_ssl_server_set_single_rsa(sc, id->chain, id->chain_len, &id->rsa, BR_KEYTYPE_SIGN,
-					     impl.rsa_private, impl.rsa_sign);
+	br_ssl_engine_set_ec(eng, &tls_ec_libcrypto);
+	tls_identity_attach(id, sc);
 	/* No renegotiation: a client-initiated one costs us a full handshake
 	 * on demand (a CPU DoS) and HTTP/1.1 has no use for it. */
 	br_ssl_engine_add_flags(eng, BR_OPT_ENFORCE_SERVER_PREFERENCES | BR_OPT_NO_RENEGOTIATION);
@@ -752,6 +379,22 @@ static void tls_recv(struct transport *t, struct server *s, struct server_conn *
 		s->host->send(s, c);
 }
 
+/* Copies the records the engine has ready, as long as they fit, into the
+ * flight; each copied record is acknowledged to the engine, which makes
+ * the next (the rest of the flight) there and then. */
+static void gather_flight(struct tls_conn *tc)
+{
+	br_ssl_engine_context *eng = &tc->sc.eng;
+	size_t n;
+	const unsigned char *rec;
+	while ((rec = br_ssl_engine_sendrec_buf(eng, &n)) &&
+	       n <= sizeof tc->flight - tc->flight_len) {
+		memcpy(tc->flight + tc->flight_len, rec, n);
+		tc->flight_len = (uint16_t)(tc->flight_len + n);
+		br_ssl_engine_sendrec_ack(eng, n);
+	}
+}
+
 static const char *tls_output(struct transport *t, struct server *s, struct server_conn *c,
 			      size_t *len)
 {
@@ -759,6 +402,16 @@ static const char *tls_output(struct transport *t, struct server *s, struct serv
 	br_ssl_engine_context *eng = &tc->sc.eng;
 	if (t->error)
 		return NULL;
+	/* Handshake and alert records go out from the flight (a record too
+	 * large for it, from the engine's buffer); application records, from
+	 * the engine's buffer, so that their bytes count as sent only once
+	 * the kernel has them. */
+	if (!tc->app_in_flight && !tc->flight_len)
+		gather_flight(tc);
+	if (tc->flight_len) {
+		*len = (size_t)(tc->flight_len - tc->flight_sent);
+		return (const char *)tc->flight + tc->flight_sent;
+	}
 	unsigned char *rec = br_ssl_engine_sendrec_buf(eng, len);
 	if (rec || tc->app_in_flight)
 		return (const char *)rec;
@@ -783,9 +436,15 @@ static void tls_sent(struct transport *t, struct server *s, struct server_conn *
 {
 	struct tls_conn *tc = tls_of(t);
 	br_ssl_engine_context *eng = &tc->sc.eng;
-	br_ssl_engine_sendrec_ack(eng, n);
+	if (tc->flight_len) {
+		tc->flight_sent = (uint16_t)(tc->flight_sent + n);
+		if (tc->flight_sent == tc->flight_len)
+			tc->flight_len = tc->flight_sent = 0;
+	} else {
+		br_ssl_engine_sendrec_ack(eng, n);
+	}
 	size_t more;
-	if (!br_ssl_engine_sendrec_buf(eng, &more)) {
+	if (!tc->flight_len && !br_ssl_engine_sendrec_buf(eng, &more)) {
 		/* The records carrying them are with the kernel: only now is the
 		 * connection engine told, as the plain transport tells it when its
 		 * bytes are (a close or FIN it decides then must follow them). */
@@ -805,11 +464,12 @@ static bool tls_close(struct transport *t, struct server *s, struct server_conn 
 {
 	(void)s;
 	(void)c;
-	br_ssl_engine_context *eng = &tls_of(t)->sc.eng;
+	struct tls_conn *tc = tls_of(t);
+	br_ssl_engine_context *eng = &tc->sc.eng;
 	size_t n;
 	/* Records still unsent: the peer is not taking what we send (or we
 	 * are aborting); a goodbye behind them could wait for ever. */
-	if (br_ssl_engine_sendrec_buf(eng, &n))
+	if (tc->flight_len || br_ssl_engine_sendrec_buf(eng, &n))
 		return false;
 	br_ssl_engine_close(eng);
 	return br_ssl_engine_sendrec_buf(eng, &n) != NULL;

@@ -1,6 +1,6 @@
 #!/bin/bash
 # HTTPS: Ringside beside nginx (Debian's nginx-light, OpenSSL), in one run,
-# with the same certificate (EC P-256, scripts/tls_cert.sh), TLS 1.2 only
+# with the same certificate (EC P-256 or RSA-2048, scripts/tls_cert.sh), TLS 1.2 only
 # and the same suite forced on both sides (BENCH_TLS_CIPHER, default
 # ECDHE-ECDSA-AES128-GCM-SHA256), the same ECDHE groups offered.
 #
@@ -41,7 +41,9 @@
 #      BENCH_DURATION=5 (seconds) BENCH_WARMUP=1 BENCH_CONNECTIONS=50 (wrk)
 #      BENCH_TLS_HANDSHAKE_CONNECTIONS=4 BENCH_WORKERS=1 BENCH_TLS_PIN=1
 #      BENCH_TLS_SCENARIOS="health ingest full resumed"
-#      BENCH_TLS_CIPHER=ECDHE-ECDSA-AES128-GCM-SHA256
+#      BENCH_TLS_KEY=ec (or rsa: an RSA-2048 certificate for both servers)
+#      BENCH_TLS_CIPHER=ECDHE-ECDSA-AES128-GCM-SHA256 (rsa:
+#      ECDHE-RSA-AES128-GCM-SHA256)
 #      RINGSIDE_BIN=build/ringside RINGSIDE_SAMPLES=samples PERF_BIN_DIR=build/perf
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +61,12 @@ rounds=${BENCH_ROUNDS:-3} duration=${BENCH_DURATION:-5} warmup=${BENCH_WARMUP:-1
 conns=${BENCH_CONNECTIONS:-50} hconns=${BENCH_TLS_HANDSHAKE_CONNECTIONS:-4}
 workers=${BENCH_WORKERS:-1} pin=${BENCH_TLS_PIN:-1}
 scenarios=${BENCH_TLS_SCENARIOS:-health ingest full resumed}
-cipher=${BENCH_TLS_CIPHER:-ECDHE-ECDSA-AES128-GCM-SHA256}
+key_type=${BENCH_TLS_KEY:-ec}
+case $key_type in
+ec) cipher=${BENCH_TLS_CIPHER:-ECDHE-ECDSA-AES128-GCM-SHA256} ;;
+rsa) cipher=${BENCH_TLS_CIPHER:-ECDHE-RSA-AES128-GCM-SHA256} ;;
+*) die "BENCH_TLS_KEY must be ec or rsa, not \"$key_type\"" ;;
+esac
 groups=X25519:P-256
 ringside=${RINGSIDE_BIN:-build/ringside}
 samples=${RINGSIDE_SAMPLES:-samples}
@@ -107,7 +114,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-scripts/tls_cert.sh "$tmp/tls" ec >/dev/null || die "scripts/tls_cert.sh failed"
+scripts/tls_cert.sh "$tmp/tls" "$key_type" >/dev/null || die "scripts/tls_cert.sh failed"
 cert=$tmp/tls/cert.pem key=$tmp/tls/key.pem
 # The clients' side of the agreement, for wrk and tls_handshakes alike.
 cat >"$tmp/openssl-client.cnf" <<EOF
@@ -305,7 +312,7 @@ desc() {
 	echo "### HTTPS: Ringside beside nginx ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 	echo
 	echo "- Command: \`BENCH_ROUNDS=$rounds BENCH_DURATION=$duration BENCH_CONNECTIONS=$conns BENCH_TLS_HANDSHAKE_CONNECTIONS=$hconns BENCH_WORKERS=$workers BENCH_TLS_PIN=$pin BENCH_TLS_SCENARIOS=\"$scenarios\" perf/bench_tls.sh\` (in \`make bench\`)"
-	echo "- TLS: 1.2 only, $cipher, groups $groups offered, the same self-signed EC P-256 certificate (scripts/tls_cert.sh); agreed: $(for s in "${servers[@]}"; do printf '%s %s; ' "$s" "${agreed[$s]}"; done)resumption check: $(for s in "${servers[@]}"; do printf '%s %s; ' "$s" "${resumes[$s]}"; done)"
+	echo "- TLS: 1.2 only, $cipher, groups $groups offered, the same self-signed $([ "$key_type" = rsa ] && echo RSA-2048 || echo EC P-256) certificate (scripts/tls_cert.sh); agreed: $(for s in "${servers[@]}"; do printf '%s %s; ' "$s" "${agreed[$s]}"; done)resumption check: $(for s in "${servers[@]}"; do printf '%s %s; ' "$s" "${resumes[$s]}"; done)"
 	echo "- Load: keep-alive wrk -t1 -c$conns (ingest: perf/ingest.lua, ingest-full.json); handshakes perf/tls_handshakes with $hconns threads, a new connection and GET /health each; medians of $rounds alternating rounds of $duration s after $warmup s of warm-up; $([ "$pin" = 1 ] && echo "servers (--workers $workers / worker_processes $workers) on CPU $server_cpu, generators on CPU $gen_cpu" || echo "nothing pinned, $workers workers each")"
 	echo "- Per core: a round's rate divided by the server's busy fraction of one core (its user + system time over the round); the goals are judged on it, since one generator core cannot saturate a server core with handshakes"
 	echo "- Machine: nproc $(nproc), $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r); $("$nginx" -v 2>&1) with $(openssl version | awk '{ print $1, $2 }'); Ringside $ringside, tree $(git describe --always --dirty 2>/dev/null || echo '?')"

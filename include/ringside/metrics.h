@@ -48,6 +48,13 @@ extern const double metrics_bucket_bounds[METRICS_BUCKETS];
 	X(MAX_SERIES, "max_series")                                         \
 	X(INVALID_ID, "invalid_id")
 
+/* How a TLS handshake ended (ringside_tls_handshakes_total{result}). */
+#define METRICS_TLS_HANDSHAKES(X)                                           \
+	X(FULL, "full")                                                     \
+	X(RESUMED, "resumed")                                               \
+	X(FAILED, "failed")                                                 \
+	X(ABANDONED, "abandoned")
+
 /* Counters, each worker counting into its own shard. */
 enum metrics_counter {
 	/* The identity side (seed 000), wired by later issues. */
@@ -64,6 +71,9 @@ enum metrics_counter {
 #define METRIC_FLEET_DROP_ID(id, label) METRIC_FLEET_DROPPED_##id,
 	METRICS_FLEET_DROPS(METRIC_FLEET_DROP_ID)
 #undef METRIC_FLEET_DROP_ID
+#define METRIC_TLS_HANDSHAKE_ID(id, label) METRIC_TLS_HANDSHAKES_##id,
+	METRICS_TLS_HANDSHAKES(METRIC_TLS_HANDSHAKE_ID)
+#undef METRIC_TLS_HANDSHAKE_ID
 	METRIC_UPLOADS_ABORTED,      /* the client left while sending a body */
 	METRIC_ACCESS_LOG_DROPPED,   /* lines the access log could not keep */
 	METRIC_COUNTER_COUNT

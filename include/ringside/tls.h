@@ -86,8 +86,9 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t);
  * buffers, and input waiting in its stash. */
 uint64_t tls_conn_held(const struct transport *t);
 /* The connection's slot is free again (nothing of it is in flight): its
- * pages go back to the kernel. */
-void tls_conn_release(struct tls_pool *p, struct transport *t);
+ * pages go back to the kernel. A handshake it never finished is counted
+ * abandoned in s's metrics. */
+void tls_conn_release(struct tls_pool *p, struct server *s, struct transport *t);
 
 extern const struct transport_class transport_tls;
 

@@ -226,18 +226,19 @@ static void counter(struct expo *e, const char *name, const char *help, double v
 	expo_sample(e, name, NULL, NULL, 0, NULL, v);
 }
 
-/* A counter family with one series per reason (a `reason` label). */
-struct reason_row {
+/* A counter family with one series per value of one label. */
+struct label_row {
 	enum metrics_counter id;
-	const char *reason;
+	const char *value; /* of the label */
 };
 
-static void counters_by_reason(struct expo *e, const struct metrics_registry *r, const char *name,
-			       const char *help, const struct reason_row *rows, size_t n)
+static void counters_by_label(struct expo *e, const struct metrics_registry *r, const char *name,
+			      const char *help, const char *label_name,
+			      const struct label_row *rows, size_t n)
 {
 	expo_family(e, name, EXPO_COUNTER, help);
 	for (size_t i = 0; i < n; i++) {
-		const struct expo_label label = {"reason", rows[i].reason};
+		const struct expo_label label = {label_name, rows[i].value};
 		expo_sample(e, name, NULL, &label, 1, NULL, (double)counter_sum(r, rows[i].id));
 	}
 }
@@ -341,24 +342,35 @@ void metrics_write_exposition(struct metrics_registry *r, struct metrics_shard *
 	counter(e, "ringside_ingest_reports_accepted_total",
 		"Agent reports accepted and stored as their agent's latest.",
 		(double)counter_sum(r, METRIC_INGEST_ACCEPTED));
-	static const struct reason_row refusals[] = {
+	static const struct label_row refusals[] = {
 #define REFUSAL_ROW(id, label) {METRIC_INGEST_REFUSED_##id, label},
 		METRICS_INGEST_REFUSALS(REFUSAL_ROW)
 #undef REFUSAL_ROW
 	};
-	counters_by_reason(e, r, "ringside_ingest_reports_refused_total",
-			   "Agent reports refused, by reason (body timeouts are 408s in "
-			   "http_requests_total).",
-			   refusals, sizeof refusals / sizeof refusals[0]);
-	static const struct reason_row fleet_drops[] = {
+	counters_by_label(e, r, "ringside_ingest_reports_refused_total",
+			  "Agent reports refused, by reason (body timeouts are 408s in "
+			  "http_requests_total).",
+			  "reason", refusals, sizeof refusals / sizeof refusals[0]);
+	static const struct label_row fleet_drops[] = {
 #define FLEET_DROP_ROW(id, label) {METRIC_FLEET_DROPPED_##id, label},
 		METRICS_FLEET_DROPS(FLEET_DROP_ROW)
 #undef FLEET_DROP_ROW
 	};
-	counters_by_reason(e, r, "ringside_fleet_series_dropped_total",
-			   "Series /metrics/fleet scrapes left out, by reason (summed over the "
-			   "scrapes that ended).",
-			   fleet_drops, sizeof fleet_drops / sizeof fleet_drops[0]);
+	counters_by_label(e, r, "ringside_fleet_series_dropped_total",
+			  "Series /metrics/fleet scrapes left out, by reason (summed over the "
+			  "scrapes that ended).",
+			  "reason", fleet_drops, sizeof fleet_drops / sizeof fleet_drops[0]);
+	static const struct label_row tls_handshakes[] = {
+#define TLS_HANDSHAKE_ROW(id, label) {METRIC_TLS_HANDSHAKES_##id, label},
+		METRICS_TLS_HANDSHAKES(TLS_HANDSHAKE_ROW)
+#undef TLS_HANDSHAKE_ROW
+	};
+	counters_by_label(e, r, "ringside_tls_handshakes_total",
+			  "TLS handshakes by how they ended: full (a new session), resumed (from "
+			  "the session cache), failed (a protocol error: plaintext, no common "
+			  "version or suite, a bad record), abandoned (the connection closed or "
+			  "timed out first). All zero without --tls-cert.",
+			  "result", tls_handshakes, sizeof tls_handshakes / sizeof tls_handshakes[0]);
 	counter(e, "ringside_http_uploads_aborted_total",
 		"Request bodies the client stopped sending (it closed or reset the connection).",
 		(double)counter_sum(r, METRIC_UPLOADS_ABORTED));

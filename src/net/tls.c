@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ringside/log.h"
+#include "ringside/metrics.h"
 #include "ringside/resident.h"
 #include "ringside/server.h"
 #include "tls_int.h"
@@ -71,7 +72,7 @@ static int seed_from_system(br_hmac_drbg_context *rng, bool first)
 	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
 		return -EIO;
 	if (first)
-		br_hmac_drbg_init(rng, &br_sha256_vtable, seed, sizeof seed);
+		br_hmac_drbg_init(rng, &tls_sha256_libcrypto, seed, sizeof seed);
 	else
 		br_hmac_drbg_update(rng, seed, sizeof seed);
 	memset(seed, 0, sizeof seed);
@@ -85,6 +86,46 @@ static int seed_from_system(br_hmac_drbg_context *rng, bool first)
  * receive buffer's worth. More than that, from a peer that does not wait
  * for our handshake messages, is refused. */
 #define TLS_STASH_SIZE SERVER_INPUT_CHUNK
+
+/*
+ * Handshake records, copied out of the engine's output buffer so it can
+ * make the next one: BearSSL holds one record at a time, and a flight is
+ * several (ServerHello, ChangeCipherSpec, Finished when resuming), which
+ * one send each would deliver in as many segments, each waking the
+ * client. One send per flight saved 2 of 5 sends per resumed connection.
+ * Application data keeps going out from the engine's own buffer.
+ */
+#define TLS_FLIGHT_SIZE 4096
+
+struct tls_conn {
+	br_ssl_server_context sc; /* first (the session cache finds the rest from it); 4 128 bytes */
+	uint32_t app_in_flight; /* application bytes sealed in records not all sent yet */
+	uint32_t stash_len;
+	bool session_saved;     /* the handshake made a new session (a full one) */
+	bool handshake_counted; /* in ringside_tls_handshakes_total */
+	uint16_t flight_len, flight_sent; /* flight[flight_sent, flight_len) to send */
+	unsigned char flight[TLS_FLIGHT_SIZE];
+	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI]; /* a record in and a record out */
+	unsigned char stash[TLS_STASH_SIZE]; /* last: its pages are touched only when used */
+};
+
+/* Counts the connection's handshake once, as it ended. */
+static void count_handshake(struct tls_conn *tc, struct server *s, enum metrics_counter result)
+{
+	if (tc->handshake_counted)
+		return;
+	tc->handshake_counted = true;
+	metrics_add(&s->ctx.shard->counters[result], 1);
+}
+
+/* The engine carries application data once the handshake is done. */
+static void note_handshake_done(struct tls_conn *tc, struct server *s)
+{
+	if (!tc->handshake_counted && (br_ssl_engine_current_state(&tc->sc.eng) & BR_SSL_SENDAPP))
+		count_handshake(tc, s,
+				tc->session_saved ? METRIC_TLS_HANDSHAKES_FULL
+						  : METRIC_TLS_HANDSHAKES_RESUMED);
+}
 
 /*
  * The session cache, one for the process: a client's next connection
@@ -112,6 +153,8 @@ static void shared_save(const br_ssl_session_cache_class **ctx, br_ssl_server_co
 			const br_ssl_session_parameters *params)
 {
 	struct shared_session_cache *c = (struct shared_session_cache *)(void *)ctx;
+	/* BearSSL saves a session at the end of a full handshake only. */
+	((struct tls_conn *)(void *)server)->session_saved = true;
 	pthread_mutex_lock(&c->lock);
 	c->lru.vtable->save(&c->lru.vtable, server, params);
 	pthread_mutex_unlock(&c->lock);
@@ -139,25 +182,6 @@ static void session_cache_init(void)
 	session_cache.vtable = &shared_session_cache_class;
 }
 
-/*
- * Handshake records, copied out of the engine's output buffer so it can
- * make the next one: BearSSL holds one record at a time, and a flight is
- * several (ServerHello, ChangeCipherSpec, Finished when resuming), which
- * one send each would deliver in as many segments, each waking the
- * client. One send per flight saved 2 of 5 sends per resumed connection.
- * Application data keeps going out from the engine's own buffer.
- */
-#define TLS_FLIGHT_SIZE 4096
-
-struct tls_conn {
-	br_ssl_server_context sc;         /* 4 128 bytes with BearSSL 0.6 */
-	uint32_t app_in_flight; /* application bytes sealed in records not all sent yet */
-	uint32_t stash_len;
-	uint16_t flight_len, flight_sent; /* flight[flight_sent, flight_len) to send */
-	unsigned char flight[TLS_FLIGHT_SIZE];
-	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI]; /* a record in and a record out */
-	unsigned char stash[TLS_STASH_SIZE]; /* last: its pages are touched only when used */
-};
 
 static size_t page_round(size_t n)
 {
@@ -238,6 +262,7 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 	tc->app_in_flight = 0;
 	tc->stash_len = 0;
 	tc->flight_len = tc->flight_sent = 0;
+	tc->session_saved = tc->handshake_counted = false;
 	br_ssl_server_context *sc = &tc->sc;
 	br_ssl_engine_context *eng = &sc->eng;
 	br_ssl_server_zero(sc);
@@ -250,9 +275,11 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 	 * for a client that sends no signature_algorithms. SHA-224 and
 	 * SHA-512 would only be hashed and never used. */
 	br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
-	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
+	br_ssl_engine_set_hash(eng, br_sha256_ID, &tls_sha256_libcrypto);
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
-	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+	/* SHA-256, which the engine's own generator also takes from here,
+	 * and the PRF of the SHA-256 suites: libcrypto's (tls_sha256.c). */
+	br_ssl_engine_set_prf_sha256(eng, tls_prf_sha256);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	/* What BearSSL's defaults would choose (impl_choose): AES-NI and
 	 * PCLMUL, or constant-time code. */
@@ -290,8 +317,9 @@ uint64_t tls_conn_held(const struct transport *t)
 	return offsetof(struct tls_conn, stash) + tc->stash_len;
 }
 
-void tls_conn_release(struct tls_pool *p, struct transport *t)
+void tls_conn_release(struct tls_pool *p, struct server *s, struct transport *t)
 {
+	count_handshake(t->state, s, METRIC_TLS_HANDSHAKES_ABANDONED);
 	/* The engine and its buffers hold the session keys: the kernel gets
 	 * the pages back, and the next connection in this slot gets zeroed
 	 * ones (touched again only by a TLS connection). */
@@ -306,14 +334,17 @@ static struct tls_conn *tls_of(struct transport *t)
 	return t->state;
 }
 
+
 /* The engine closed: orderly (the peer's close_notify) or failed (a
  * plaintext request, a bad record, a refused version or suite). Either
  * way the host closes the socket. */
 static void engine_closed(struct transport *t, struct server *s, br_ssl_engine_context *eng)
 {
 	int e = br_ssl_engine_last_error(eng);
-	if (e != BR_ERR_OK)
+	if (e != BR_ERR_OK) {
 		log_debug("tls connection failed", "worker=%u bearssl_err=%d", s->id, e);
+		count_handshake(tls_of(t), s, METRIC_TLS_HANDSHAKES_FAILED);
+	}
 	t->error = e == BR_ERR_OK ? -ESHUTDOWN : -EPROTO;
 }
 
@@ -402,6 +433,8 @@ static const char *tls_output(struct transport *t, struct server *s, struct serv
 	br_ssl_engine_context *eng = &tc->sc.eng;
 	if (t->error)
 		return NULL;
+	/* Called after every step the engine takes (input, sent output). */
+	note_handshake_done(tc, s);
 	/* Handshake and alert records go out from the flight (a record too
 	 * large for it, from the engine's buffer); application records, from
 	 * the engine's buffer, so that their bytes count as sent only once

@@ -264,7 +264,7 @@ static void maybe_free_slot(struct worker *w, struct ring_conn *c)
 		return;
 	server_conn_release(&w->server, &c->sc);
 	if (c->transport.state)
-		tls_conn_release(&w->tls, &c->transport);
+		tls_conn_release(&w->tls, &w->server, &c->transport);
 	c->in_use = false;
 	c->closing = false;
 	c->fd = -1;

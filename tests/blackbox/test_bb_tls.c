@@ -9,6 +9,7 @@
  * certificates (EC P-256 and RSA 2048) are made by openssl at start.
  */
 #include "harness.h"
+#include "lib/expo.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -479,6 +480,76 @@ static void bad_pairs_exit_2_naming_the_flag(void **state)
 	free(missing);
 }
 
+/* ringside_tls_handshakes_total{result} of a server's /metrics (over
+ * HTTPS: the scrape's own handshake is a full one, counted before the
+ * answer is made). */
+struct handshake_counts {
+	double full, resumed, failed, abandoned;
+};
+
+static void scrape_handshakes(uint16_t port, struct handshake_counts *n)
+{
+	char *body = NULL;
+	int status = curl_status(port, "ec.crt", "/metrics", NULL, &body);
+	CHECK(status == 200, "/metrics over HTTPS: %d", status);
+	const struct {
+		const char *series;
+		double *v;
+	} rows[] = {
+		{"ringside_tls_handshakes_total{result=\"full\"}", &n->full},
+		{"ringside_tls_handshakes_total{result=\"resumed\"}", &n->resumed},
+		{"ringside_tls_handshakes_total{result=\"failed\"}", &n->failed},
+		{"ringside_tls_handshakes_total{result=\"abandoned\"}", &n->abandoned},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		CHECK(expo_find(body, rows[i].series, rows[i].v), "no %s in /metrics", rows[i].series);
+	free(body);
+}
+
+/* Each way a handshake ends is counted once: full, resumed, failed (a
+ * plaintext request), abandoned (a client that leaves before it ends). */
+static void handshakes_are_counted_by_result(void **state)
+{
+	(void)state;
+	struct server s;
+	start_tls(&s, "ec.crt", "ec.key", NULL);
+	struct handshake_counts before, after;
+	scrape_handshakes(s.port, &before);
+
+	char *sess = path_in_dir("counted.pem");
+	const char *const first[] = {"-tls1_2", "-sess_out", sess, NULL};
+	const char *const again[] = {"-tls1_2", "-sess_in", sess, NULL};
+	free(s_client(s.port, first));
+	free(s_client(s.port, again));
+	free(s_client(s.port, again));
+	int fd = h_connect(s.port);
+	h_send_str(fd, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	h_wait_close(fd, 3000, NULL);
+	close(fd);
+	close(h_connect(s.port)); /* connects and leaves */
+	fd = h_connect(s.port);
+	static const unsigned char partial[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};
+	h_send(fd, partial, sizeof partial);
+	close(fd); /* leaves in the middle of its ClientHello */
+
+	/* The server counts a client that left when it sees it go: poll. */
+	int scrapes = 0;
+	int64_t deadline = h_now_ms() + 5000;
+	do {
+		scrape_handshakes(s.port, &after);
+		scrapes++;
+	} while (after.abandoned - before.abandoned < 2 && h_now_ms() < deadline &&
+		 usleep(50000) == 0);
+	CHECK(after.full - before.full == 1 + scrapes, "full: %g more, %d expected",
+	      after.full - before.full, 1 + scrapes);
+	CHECK(after.resumed - before.resumed == 2, "resumed: %g more", after.resumed - before.resumed);
+	CHECK(after.failed - before.failed == 1, "failed: %g more", after.failed - before.failed);
+	CHECK(after.abandoned - before.abandoned == 2, "abandoned: %g more",
+	      after.abandoned - before.abandoned);
+	CHECK(server_stop(&s) == 0, "exit status");
+	free(sess);
+}
+
 int main(void)
 {
 	h_init();
@@ -498,6 +569,7 @@ int main(void)
 		BB_TEST(a_stalled_handshake_is_closed_at_the_head_timeout),
 		BB_TEST(an_rsa_pair_is_served_with_ecdhe_rsa),
 		BB_TEST(metrics_tls_serves_the_metrics_listener),
+		BB_TEST(handshakes_are_counted_by_result),
 		BB_TEST(bad_pairs_exit_2_naming_the_flag),
 		/* Last: it changes the group server's certificate. */
 		BB_TEST(sighup_reloads_the_pair_and_refuses_a_bad_one),

@@ -212,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(server_conn_releasable(&conn));
 	server_conn_release(&server, &conn);
-	tls_conn_release(&pool, &transport);
+	tls_conn_release(&pool, &server, &transport);
 	now_ns += 1000000;
 	free(in);
 	return 0;

@@ -114,6 +114,11 @@ void server_conn_input(struct server *s, struct server_conn *c, const char *data
 const char *server_conn_output(struct server *s, struct server_conn *c, size_t *len);
 /* n bytes of the last server_conn_output went out. */
 void server_conn_sent(struct server *s, struct server_conn *c, size_t n);
+/* The first len bytes of the last server_conn_output are all the
+ * connection will send: once they are out, the engine shuts its side
+ * (the answer closes the connection). A transport may send its own
+ * goodbye (close_notify) with them. */
+bool server_conn_output_is_last(const struct server_conn *c, size_t len);
 /* The client shut its side (a read of 0). */
 void server_conn_eof(struct server *s, struct server_conn *c);
 /* The connection broke (a failed read or send). */

@@ -103,6 +103,7 @@ struct tls_conn {
 	uint32_t stash_len;
 	bool session_saved;     /* the handshake made a new session (a full one) */
 	bool handshake_counted; /* in ringside_tls_handshakes_total */
+	bool goodbye_queued;    /* our close_notify is made */
 	uint16_t flight_len, flight_sent; /* flight[flight_sent, flight_len) to send */
 	unsigned char flight[TLS_FLIGHT_SIZE];
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI]; /* a record in and a record out */
@@ -262,7 +263,7 @@ void tls_conn_open(struct tls_pool *p, uint32_t slot, struct transport *t)
 	tc->app_in_flight = 0;
 	tc->stash_len = 0;
 	tc->flight_len = tc->flight_sent = 0;
-	tc->session_saved = tc->handshake_counted = false;
+	tc->session_saved = tc->handshake_counted = tc->goodbye_queued = false;
 	br_ssl_server_context *sc = &tc->sc;
 	br_ssl_engine_context *eng = &sc->eng;
 	br_ssl_server_zero(sc);
@@ -379,6 +380,9 @@ static void pump_in(struct transport *t, struct server *s, struct server_conn *c
 		size_t take = avail < n ? avail : n;
 		memcpy(room, src, take);
 		br_ssl_engine_recvrec_ack(eng, take);
+		/* Records are processed as each ends: a client may send its
+		 * Finished and its close_notify together. */
+		note_handshake_done(tc, s);
 		if (tc->stash_len) {
 			tc->stash_len -= (uint32_t)take;
 			memmove(tc->stash, tc->stash + take, tc->stash_len);
@@ -426,6 +430,26 @@ static void gather_flight(struct tls_conn *tc)
 	}
 }
 
+/* The record just sealed is the connection's last: it goes into the
+ * flight with our close_notify behind it, so both leave in one send (one
+ * wake-up of the client fewer per closing answer). False, and nothing
+ * moved, if the record is too large for the flight. */
+static bool goodbye_with_last_record(struct tls_conn *tc)
+{
+	br_ssl_engine_context *eng = &tc->sc.eng;
+	size_t n;
+	const unsigned char *rec = br_ssl_engine_sendrec_buf(eng, &n);
+	if (!rec || n > sizeof tc->flight - 64) /* room for the alert's record */
+		return false;
+	memcpy(tc->flight, rec, n);
+	tc->flight_len = (uint16_t)n;
+	br_ssl_engine_sendrec_ack(eng, n);
+	br_ssl_engine_close(eng);
+	tc->goodbye_queued = true;
+	gather_flight(tc);
+	return true;
+}
+
 static const char *tls_output(struct transport *t, struct server *s, struct server_conn *c,
 			      size_t *len)
 {
@@ -433,7 +457,7 @@ static const char *tls_output(struct transport *t, struct server *s, struct serv
 	br_ssl_engine_context *eng = &tc->sc.eng;
 	if (t->error)
 		return NULL;
-	/* Called after every step the engine takes (input, sent output). */
+	/* Our Finished may end the handshake (a full one). */
 	note_handshake_done(tc, s);
 	/* Handshake and alert records go out from the flight (a record too
 	 * large for it, from the engine's buffer); application records, from
@@ -462,6 +486,10 @@ static const char *tls_output(struct transport *t, struct server *s, struct serv
 	 * connection engine hands whole responses or a produced piece). */
 	br_ssl_engine_flush(eng, 0);
 	tc->app_in_flight = (uint32_t)n;
+	if (server_conn_output_is_last(c, n) && goodbye_with_last_record(tc)) {
+		*len = tc->flight_len;
+		return (const char *)tc->flight;
+	}
 	return (const char *)br_ssl_engine_sendrec_buf(eng, len);
 }
 
@@ -500,11 +528,13 @@ static bool tls_close(struct transport *t, struct server *s, struct server_conn 
 	struct tls_conn *tc = tls_of(t);
 	br_ssl_engine_context *eng = &tc->sc.eng;
 	size_t n;
-	/* Records still unsent: the peer is not taking what we send (or we
-	 * are aborting); a goodbye behind them could wait for ever. */
-	if (tc->flight_len || br_ssl_engine_sendrec_buf(eng, &n))
+	/* Our goodbye is made already (it went with the last answer), or
+	 * records are still unsent: the peer is not taking what we send (or
+	 * we are aborting), and a goodbye behind them could wait for ever. */
+	if (tc->goodbye_queued || tc->flight_len || br_ssl_engine_sendrec_buf(eng, &n))
 		return false;
 	br_ssl_engine_close(eng);
+	tc->goodbye_queued = true;
 	return br_ssl_engine_sendrec_buf(eng, &n) != NULL;
 }
 

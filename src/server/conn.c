@@ -739,6 +739,15 @@ const char *server_conn_output(struct server *s, struct server_conn *c, size_t *
 	return NULL;
 }
 
+bool server_conn_output_is_last(const struct server_conn *c, size_t len)
+{
+	/* After a closing answer nothing else is produced: the connection
+	 * lingers, reading and dropping (start_linger), or its stream has
+	 * ended (stream_end). */
+	return c->close_after_send && !c->producer && c->phase != SERVER_PHASE_CLOSING &&
+	       len == (size_t)(c->out.len - c->out_sent) + (c->body_len - c->body_sent);
+}
+
 void server_conn_sent(struct server *s, struct server_conn *c, size_t n)
 {
 	if (c->send_from_body)

@@ -255,6 +255,39 @@ static void pipelined_requests_over_https_all_answered(void **state)
 	free(ca);
 }
 
+/* A small closing answer leaves with our close_notify in one send: the
+ * client reads the whole answer, then the close_notify, then EOF (a
+ * close_notify ahead of the answer would cut it; none would raise). */
+static void a_closing_answer_is_followed_by_close_notify(void **state)
+{
+	(void)state;
+	static const char script[] =
+		"import socket, ssl, sys\n"
+		"ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
+		"s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))),\n"
+		"                    server_hostname='localhost', suppress_ragged_eofs=False)\n"
+		"s.sendall(b'GET /health HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n"
+		"d = b''\n"
+		"while True:\n"
+		"    c = s.recv(65536)\n"
+		"    if not c: break\n"
+		"    d += c\n"
+		"print(d.split(b'\\r\\n')[0].decode(), d.endswith(b'}'))\n";
+	char *port = h_strf("%u", tls_server.port);
+	char *ca = path_in_dir("live.crt");
+	const char *const argv[] = {"/usr/bin/python3", "-c", script, port, ca, NULL};
+	for (int i = 0; i < 20; i++) {
+		struct run_result *r = run_new();
+		h_run_prog(argv, NULL, 0, 10000, r);
+		CHECK(r->exit_code == 0, "python exit %d (no close_notify?): %.1000s", r->exit_code,
+		      r->err);
+		CHECK(strstr(r->out, "HTTP/1.1 200 OK True"), "answer %d: %s", i, r->out);
+		free(r);
+	}
+	free(port);
+	free(ca);
+}
+
 static void handshake_agrees_tls12_ecdhe_gcm_and_alpn(void **state)
 {
 	(void)state;
@@ -559,6 +592,7 @@ int main(void)
 		BB_TEST(health_over_https_is_200),
 		BB_TEST(ingest_over_https_is_accepted),
 		BB_TEST(pipelined_requests_over_https_all_answered),
+		BB_TEST(a_closing_answer_is_followed_by_close_notify),
 		BB_TEST(handshake_agrees_tls12_ecdhe_gcm_and_alpn),
 		BB_TEST(a_client_without_alpn_is_served),
 		BB_TEST(tls11_is_refused),

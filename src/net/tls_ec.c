@@ -17,11 +17,13 @@
  */
 #include <bearssl.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tls_int.h"
@@ -50,23 +52,110 @@ static bool x25519_scalar(unsigned char k[X25519_LEN], const unsigned char *x, s
 	return true;
 }
 
-static EVP_PKEY *x25519_key(const unsigned char *x, size_t xlen)
+/*
+ * The keys mulgen made, kept per worker thread until mul asks for the
+ * same multiplier: loading a private key into libcrypto computes its
+ * public key (30 µs here, as long as the shared secret's multiplication),
+ * and a handshake's mul comes a round trip after its mulgen, with the
+ * same multiplier. Other handshakes of the worker may come in between;
+ * the key of one that never comes back is dropped when its entry is
+ * reused (no secret was agreed with it).
+ */
+#define X25519_KEPT 16
+
+struct x25519_kept {
+	unsigned char k[X25519_LEN];
+	EVP_PKEY *key; /* NULL: the entry is free */
+};
+
+struct x25519_keys {
+	struct x25519_kept e[X25519_KEPT];
+	unsigned next; /* the entry to reuse next */
+};
+
+static pthread_key_t keys_key;
+static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
+static bool keys_key_ok;
+
+static void kept_clear(struct x25519_kept *e)
+{
+	EVP_PKEY_free(e->key);
+	e->key = NULL;
+	OPENSSL_cleanse(e->k, sizeof e->k);
+}
+
+static void keys_free(void *p)
+{
+	struct x25519_keys *ks = p;
+	for (unsigned i = 0; i < X25519_KEPT; i++)
+		kept_clear(&ks->e[i]);
+	free(ks);
+}
+
+static void keys_key_make(void)
+{
+	keys_key_ok = pthread_key_create(&keys_key, keys_free) == 0;
+}
+
+static struct x25519_keys *thread_keys(void)
+{
+	pthread_once(&keys_once, keys_key_make);
+	if (!keys_key_ok)
+		return NULL;
+	struct x25519_keys *ks = pthread_getspecific(keys_key);
+	if (!ks) {
+		ks = calloc(1, sizeof *ks);
+		if (ks && pthread_setspecific(keys_key, ks)) {
+			free(ks);
+			ks = NULL;
+		}
+	}
+	return ks;
+}
+
+static size_t x25519_mulgen(unsigned char *R, const unsigned char *x, size_t xlen)
 {
 	unsigned char k[X25519_LEN];
 	EVP_PKEY *key = x25519_scalar(k, x, xlen)
 				? EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, k, sizeof k)
 				: NULL;
-	explicit_bzero(k, sizeof k);
-	return key;
-}
-
-static size_t x25519_mulgen(unsigned char *R, const unsigned char *x, size_t xlen)
-{
-	EVP_PKEY *key = x25519_key(x, xlen);
 	size_t len = X25519_LEN;
 	bool ok = key && EVP_PKEY_get_raw_public_key(key, R, &len) == 1 && len == X25519_LEN;
-	EVP_PKEY_free(key);
+	struct x25519_keys *ks = ok ? thread_keys() : NULL;
+	if (ks) {
+		struct x25519_kept *e = &ks->e[ks->next];
+		ks->next = (ks->next + 1) % X25519_KEPT;
+		kept_clear(e);
+		memcpy(e->k, k, sizeof k);
+		e->key = key;
+	} else {
+		EVP_PKEY_free(key);
+	}
+	OPENSSL_cleanse(k, sizeof k);
 	return ok ? X25519_LEN : 0;
+}
+
+/* The private key for x: mulgen's, taken out of the thread's keys, or
+ * loaded anew. */
+static EVP_PKEY *x25519_key(const unsigned char *x, size_t xlen)
+{
+	unsigned char k[X25519_LEN];
+	if (!x25519_scalar(k, x, xlen))
+		return NULL;
+	EVP_PKEY *key = NULL;
+	struct x25519_keys *ks = thread_keys();
+	for (unsigned i = 0; ks && i < X25519_KEPT && !key; i++) {
+		struct x25519_kept *e = &ks->e[i];
+		if (e->key && CRYPTO_memcmp(e->k, k, sizeof k) == 0) {
+			key = e->key;
+			e->key = NULL;
+			kept_clear(e);
+		}
+	}
+	if (!key)
+		key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, k, sizeof k);
+	OPENSSL_cleanse(k, sizeof k);
+	return key;
 }
 
 /* The shared secret, over G. libcrypto refuses an all-zero result (a

@@ -78,6 +78,32 @@ static void test_p384_goes_to_bearssl(void **state)
 	same_as_bearssl(BR_EC_secp384r1, &br_ec_prime_i31, 48);
 }
 
+/* X25519 keeps the keys mulgen made for mul (16 per thread): whether
+ * mul finds its key kept, finds it evicted by 20 later ones, or is asked
+ * twice for one (the second loads it anew), the secret is BearSSL's. */
+static void test_x25519_kept_keys(void **state)
+{
+	(void)state;
+	enum { N = 20 };
+	unsigned char x[N][32], pub[N][32], peer[32], peer_x[32];
+	random_multiplier(peer_x, 32);
+	assert_int_equal(br_ec_c25519_m31.mulgen(peer, peer_x, 32, BR_EC_curve25519), 32);
+	for (int i = 0; i < N; i++) {
+		random_multiplier(x[i], 32);
+		assert_int_equal(tls_ec_libcrypto.mulgen(pub[i], x[i], 32, BR_EC_curve25519), 32);
+	}
+	static const int order[] = {19, 0, 5, 18, 18, 3, 10, 4, 17, 16};
+	for (size_t j = 0; j < sizeof order / sizeof order[0]; j++) {
+		int i = order[j];
+		unsigned char ours[32], theirs[32];
+		memcpy(ours, peer, 32);
+		memcpy(theirs, peer, 32);
+		assert_int_equal(tls_ec_libcrypto.mul(ours, 32, x[i], 32, BR_EC_curve25519), 1);
+		assert_int_equal(br_ec_c25519_m31.mul(theirs, 32, x[i], 32, BR_EC_curve25519), 1);
+		assert_memory_equal(ours, theirs, 32);
+	}
+}
+
 /* A multiplier shorter than the curve's (leading zeros dropped) is the
  * same integer. */
 static void test_short_multiplier(void **state)
@@ -156,6 +182,7 @@ int main(void)
 		cmocka_unit_test(test_x25519_same_as_bearssl),
 		cmocka_unit_test(test_p256_same_as_bearssl),
 		cmocka_unit_test(test_p384_goes_to_bearssl),
+		cmocka_unit_test(test_x25519_kept_keys),
 		cmocka_unit_test(test_short_multiplier),
 		cmocka_unit_test(test_x25519_rfc7748_vector),
 		cmocka_unit_test(test_refusals),

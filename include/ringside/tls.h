@@ -59,7 +59,9 @@ void tls_identities_free(void);
 /*
  * A worker's TLS memory: one slot per connection slot (an engine, its
  * record buffers, input that had to wait), in one mapping touched only as
- * connections use it and handed back to the kernel when each closes.
+ * connections use it. A closed connection's slot is wiped and kept for
+ * the next ones, up to a few dozen per worker; beyond, its pages go back
+ * to the kernel.
  */
 struct tls_pool {
 	unsigned char *base;
@@ -67,6 +69,7 @@ struct tls_pool {
 	uint32_t count;
 	void *rng;          /* br_hmac_drbg_context: seeds each connection's engine */
 	uint64_t handshakes; /* engines seeded since the last reseed from the system */
+	uint32_t warm;       /* closed slots kept in RAM, wiped, for the next connections */
 };
 
 /* Reserves the address space for `slots` connections and seeds the

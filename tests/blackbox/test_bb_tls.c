@@ -220,72 +220,70 @@ static void ingest_over_https_is_accepted(void **state)
 	free(token);
 }
 
-/* Pipelined requests in one write, whose answers span many records,
- * all answered in order on one connection, then the close the last one
- * asked for, with close_notify (Python's ssl module raises on a
- * truncation when told not to suppress it). */
-static void pipelined_requests_over_https_all_answered(void **state)
+/*
+ * Python's ssl client sends `request` (a Python bytes expression) to the
+ * group server and reads until the end: the answers, then close_notify,
+ * then EOF; without the close_notify it raises (truncation is not
+ * suppressed). Prints `report` (a Python expression over the bytes d).
+ * The run, for the caller to check and free.
+ */
+static struct run_result *python_request(const char *request, const char *report)
 {
-	(void)state;
-	static const char script[] =
+	char *script = h_strf(
 		"import socket, ssl, sys\n"
 		"ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
 		"s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))),\n"
 		"                    server_hostname='localhost', suppress_ragged_eofs=False)\n"
-		"req = b'GET /metrics HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n'\n"
-		"s.sendall(req * 39 + req.replace(b'\\r\\n\\r\\n', b'\\r\\nConnection: close\\r\\n\\r\\n'))\n"
+		"s.sendall(%s)\n"
 		"d = b''\n"
 		"while True:\n"
 		"    c = s.recv(65536)\n"
 		"    if not c: break\n"
 		"    d += c\n"
-		"print(d.count(b'HTTP/1.1 200 '), len(d))\n";
+		"print(%s)\n",
+		request, report);
 	char *port = h_strf("%u", tls_server.port);
 	char *ca = path_in_dir("live.crt");
 	const char *const argv[] = {"/usr/bin/python3", "-c", script, port, ca, NULL};
 	struct run_result *r = run_new();
 	h_run_prog(argv, NULL, 0, 20000, r);
-	CHECK(r->exit_code == 0, "python exit %d: %.1000s", r->exit_code, r->err);
+	CHECK(r->exit_code == 0, "python exit %d (no close_notify?): %.1000s", r->exit_code, r->err);
+	free(script);
+	free(port);
+	free(ca);
+	return r;
+}
+
+/* Pipelined requests in one write, whose answers span many records,
+ * all answered in order on one connection, then the close the last one
+ * asked for, with close_notify. */
+static void pipelined_requests_over_https_all_answered(void **state)
+{
+	(void)state;
+	struct run_result *r = python_request(
+		"b'GET /metrics HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n' * 39 + "
+		"b'GET /metrics HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n'",
+		"d.count(b'HTTP/1.1 200 '), len(d)");
 	unsigned answered = 0;
 	unsigned long bytes = 0;
 	int fields = sscanf(r->out, "%u %lu", &answered, &bytes);
 	CHECK(fields == 2 && answered == 40 && bytes > 65536, "40 pipelined scrapes: %s", r->out);
 	free(r);
-	free(port);
-	free(ca);
 }
 
-/* A small closing answer leaves with our close_notify in one send: the
- * client reads the whole answer, then the close_notify, then EOF (a
- * close_notify ahead of the answer would cut it; none would raise). */
+/* A small closing answer, which the server sends together with its
+ * close_notify: the client reads the whole answer, then the close_notify
+ * (one ahead of the answer would cut it, none would raise). */
 static void a_closing_answer_is_followed_by_close_notify(void **state)
 {
 	(void)state;
-	static const char script[] =
-		"import socket, ssl, sys\n"
-		"ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
-		"s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))),\n"
-		"                    server_hostname='localhost', suppress_ragged_eofs=False)\n"
-		"s.sendall(b'GET /health HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n"
-		"d = b''\n"
-		"while True:\n"
-		"    c = s.recv(65536)\n"
-		"    if not c: break\n"
-		"    d += c\n"
-		"print(d.split(b'\\r\\n')[0].decode(), d.endswith(b'}'))\n";
-	char *port = h_strf("%u", tls_server.port);
-	char *ca = path_in_dir("live.crt");
-	const char *const argv[] = {"/usr/bin/python3", "-c", script, port, ca, NULL};
 	for (int i = 0; i < 20; i++) {
-		struct run_result *r = run_new();
-		h_run_prog(argv, NULL, 0, 10000, r);
-		CHECK(r->exit_code == 0, "python exit %d (no close_notify?): %.1000s", r->exit_code,
-		      r->err);
+		struct run_result *r = python_request(
+			"b'GET /health HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n'",
+			"d.split(b'\\r\\n')[0].decode(), d.endswith(b'}')");
 		CHECK(strstr(r->out, "HTTP/1.1 200 OK True"), "answer %d: %s", i, r->out);
 		free(r);
 	}
-	free(port);
-	free(ca);
 }
 
 static void handshake_agrees_tls12_ecdhe_gcm_and_alpn(void **state)

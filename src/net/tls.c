@@ -93,7 +93,8 @@ static int seed_from_system(br_hmac_drbg_context *rng, bool first)
  * several (ServerHello, ChangeCipherSpec, Finished when resuming), which
  * one send each would deliver in as many segments, each waking the
  * client. One send per flight saved 2 of 5 sends per resumed connection.
- * Application data keeps going out from the engine's own buffer.
+ * Application data goes out from the engine's own buffer, but for a
+ * closing answer's last record, which goes here with our close_notify.
  */
 #define TLS_FLIGHT_SIZE 4096
 
@@ -190,7 +191,6 @@ static void session_cache_init(void)
 	br_ssl_session_cache_lru_init(&session_cache.lru, session_store, sizeof session_store);
 	session_cache.vtable = &shared_session_cache_class;
 }
-
 
 static size_t page_round(size_t n)
 {
@@ -354,7 +354,6 @@ static struct tls_conn *tls_of(struct transport *t)
 {
 	return t->state;
 }
-
 
 /* The engine closed: orderly (the peer's close_notify) or failed (a
  * plaintext request, a bad record, a refused version or suite). Either

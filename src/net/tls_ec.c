@@ -7,13 +7,13 @@
  * Why: BearSSL 0.6 as Debian builds it has only its 31-bit curve code, in
  * which one X25519 multiplication costs 101 µs on this project's machine
  * and a full handshake needs two (the server's share, then the shared
- * secret); libcrypto's takes 26 µs. BearSSL's engine
- * keeps the protocol; only the br_ec_impl under it changes.
+ * secret); libcrypto's takes 26 µs. BearSSL's engine keeps the protocol;
+ * only the br_ec_impl under it changes.
  *
  * The conventions are BearSSL's (bearssl_ec.h): P-256 multipliers are
  * unsigned big-endian, X25519's are RFC 7748's byte strings; X25519
- * points are RFC 7748's 32 bytes, P-256 points uncompressed (65 bytes). A failure returns 0, which fails
- * the handshake.
+ * points are RFC 7748's 32 bytes, P-256 points uncompressed (65 bytes).
+ * A failure returns 0, which fails the handshake.
  */
 #include <bearssl.h>
 #include <openssl/bn.h>

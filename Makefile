@@ -188,7 +188,7 @@ $(BUILD)/perf/bench_json: perf/bench_json.c src/fleet/report_json.c src/fleet/re
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) -lm
 
 # The fleet benchmark's tools: tokens signed by our signer, a latency probe.
-JWT_SRCS := src/auth/jwt.c src/auth/json_syntax.c src/auth/jwt_keys.c src/common/json_writer.c src/common/rfc3339.c \
+JWT_SRCS := src/auth/jwt.c src/auth/json_syntax.c src/auth/jwt_keys.c src/common/json_writer.c src/common/rfc3339.c src/common/thread_object.c \
 	src/metrics/expo.c
 $(BUILD)/perf/mint_tokens: perf/mint_tokens.c $(JWT_SRCS)
 	@mkdir -p $(@D)

@@ -13,9 +13,9 @@
  * classic forgery), and `alg: none` has no key.
  */
 #include "ringside/jwt.h"
+#include "ringside/thread_object.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,38 +309,22 @@ static int select_key(const struct jwt_keys *k, const struct header *h,
 
 /* One EVP_MD_CTX per thread, reused: each call copies a key's template
  * into it (no key parsing, no algorithm fetch). Freed at thread exit. */
-static pthread_key_t ctx_key;
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
-static bool ctx_key_ok;
+static void *md_ctx_make(void)
+{
+	return EVP_MD_CTX_new();
+}
 
-static void ctx_free(void *p)
+static void md_ctx_free(void *p)
 {
 	EVP_MD_CTX_free(p);
 }
 
-static void ctx_key_make(void)
-{
-	ctx_key_ok = pthread_key_create(&ctx_key, ctx_free) == 0;
-}
+static struct thread_object md_ctxs = THREAD_OBJECT(md_ctx_make, md_ctx_free);
 
 static EVP_MD_CTX *thread_ctx(const EVP_MD_CTX *tpl)
 {
-	EVP_MD_CTX *c;
-
-	pthread_once(&ctx_once, ctx_key_make);
-	if (!ctx_key_ok || !tpl)
-		return NULL;
-	c = pthread_getspecific(ctx_key);
-	if (!c) {
-		c = EVP_MD_CTX_new();
-		if (!c)
-			return NULL;
-		if (pthread_setspecific(ctx_key, c)) {
-			EVP_MD_CTX_free(c);
-			return NULL;
-		}
-	}
-	return EVP_MD_CTX_copy_ex(c, tpl) == 1 ? c : NULL;
+	EVP_MD_CTX *c = tpl ? thread_object_get(&md_ctxs) : NULL;
+	return c && EVP_MD_CTX_copy_ex(c, tpl) == 1 ? c : NULL;
 }
 
 #define ES_DER_MAX 72 /* SEQUENCE of two INTEGERs of up to 33 bytes */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ringside/thread_object.h"
 #include "tls_int.h"
 
 #define X25519_LEN 32
@@ -73,15 +74,16 @@ struct x25519_keys {
 	unsigned next; /* the entry to reuse next */
 };
 
-static pthread_key_t keys_key;
-static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
-static bool keys_key_ok;
-
 static void kept_clear(struct x25519_kept *e)
 {
 	EVP_PKEY_free(e->key);
 	e->key = NULL;
 	OPENSSL_cleanse(e->k, sizeof e->k);
+}
+
+static void *keys_make(void)
+{
+	return calloc(1, sizeof(struct x25519_keys));
 }
 
 static void keys_free(void *p)
@@ -92,26 +94,7 @@ static void keys_free(void *p)
 	free(ks);
 }
 
-static void keys_key_make(void)
-{
-	keys_key_ok = pthread_key_create(&keys_key, keys_free) == 0;
-}
-
-static struct x25519_keys *thread_keys(void)
-{
-	pthread_once(&keys_once, keys_key_make);
-	if (!keys_key_ok)
-		return NULL;
-	struct x25519_keys *ks = pthread_getspecific(keys_key);
-	if (!ks) {
-		ks = calloc(1, sizeof *ks);
-		if (ks && pthread_setspecific(keys_key, ks)) {
-			free(ks);
-			ks = NULL;
-		}
-	}
-	return ks;
-}
+static struct thread_object thread_keys = THREAD_OBJECT(keys_make, keys_free);
 
 static size_t x25519_mulgen(unsigned char *R, const unsigned char *x, size_t xlen)
 {
@@ -121,7 +104,7 @@ static size_t x25519_mulgen(unsigned char *R, const unsigned char *x, size_t xle
 				: NULL;
 	size_t len = X25519_LEN;
 	bool ok = key && EVP_PKEY_get_raw_public_key(key, R, &len) == 1 && len == X25519_LEN;
-	struct x25519_keys *ks = ok ? thread_keys() : NULL;
+	struct x25519_keys *ks = ok ? thread_object_get(&thread_keys) : NULL;
 	if (ks) {
 		struct x25519_kept *e = &ks->e[ks->next];
 		ks->next = (ks->next + 1) % X25519_KEPT;
@@ -143,7 +126,7 @@ static EVP_PKEY *x25519_key(const unsigned char *x, size_t xlen)
 	if (!x25519_scalar(k, x, xlen))
 		return NULL;
 	EVP_PKEY *key = NULL;
-	struct x25519_keys *ks = thread_keys();
+	struct x25519_keys *ks = thread_object_get(&thread_keys);
 	for (unsigned i = 0; ks && i < X25519_KEPT && !key; i++) {
 		struct x25519_kept *e = &ks->e[i];
 		if (e->key && CRYPTO_memcmp(e->k, k, sizeof k) == 0) {

@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ringside/thread_object.h"
 #include "tls_int.h"
 
 struct tls_identity {
@@ -273,9 +273,10 @@ struct sign_ctx {
 	EVP_PKEY_CTX *ctx;
 };
 
-static pthread_key_t sign_ctx_key;
-static pthread_once_t sign_ctx_once = PTHREAD_ONCE_INIT;
-static bool sign_ctx_key_ok;
+static void *sign_ctx_make(void)
+{
+	return calloc(1, sizeof(struct sign_ctx));
+}
 
 static void sign_ctx_free(void *p)
 {
@@ -284,10 +285,7 @@ static void sign_ctx_free(void *p)
 	free(s);
 }
 
-static void sign_ctx_key_make(void)
-{
-	sign_ctx_key_ok = pthread_key_create(&sign_ctx_key, sign_ctx_free) == 0;
-}
+static struct thread_object sign_ctxs = THREAD_OBJECT(sign_ctx_make, sign_ctx_free);
 
 static EVP_PKEY_CTX *new_sign_ctx(const struct tls_identity *id)
 {
@@ -301,17 +299,9 @@ static EVP_PKEY_CTX *new_sign_ctx(const struct tls_identity *id)
 
 static EVP_PKEY_CTX *thread_sign_ctx(const struct tls_identity *id)
 {
-	pthread_once(&sign_ctx_once, sign_ctx_key_make);
-	if (!sign_ctx_key_ok)
+	struct sign_ctx *s = thread_object_get(&sign_ctxs);
+	if (!s)
 		return NULL;
-	struct sign_ctx *s = pthread_getspecific(sign_ctx_key);
-	if (!s) {
-		s = calloc(1, sizeof *s);
-		if (!s || pthread_setspecific(sign_ctx_key, s)) {
-			free(s);
-			return NULL;
-		}
-	}
 	if (s->id != id) {
 		EVP_PKEY_CTX_free(s->ctx);
 		s->ctx = new_sign_ctx(id);

@@ -221,9 +221,11 @@ bench: deps
 FUZZ_SECONDS ?= 30
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) build/gen/db_migrations.c
+# The engine's targets take their host from tests/common/fake_host.c.
+FUZZ_COMMON := tests/common/fake_host.c
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(FUZZ_COMMON) build/gen/db_migrations.c
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -I/usr/include/postgresql -Isrc/db -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) build/gen/db_migrations.c $(LDLIBS)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -I/usr/include/postgresql -Isrc/db -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(FUZZ_COMMON) build/gen/db_migrations.c $(LDLIBS)
 fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
 	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/fake_host.h"
 #include "fuzz_util.h"
 #include "ringside/api.h"
 #include "ringside/config.h"
@@ -22,55 +23,6 @@
 static char out[1 << 20];
 static size_t out_len;
 
-static void host_send(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-}
-
-static void host_nothing(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-}
-
-static void host_sndbuf(struct server *s, struct server_conn *c, int bytes)
-{
-	(void)s;
-	(void)c;
-	(void)bytes;
-}
-
-static const char *host_peer(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-	return "-";
-}
-
-static char log_line[4096];
-
-static char *host_log_reserve(struct server *s, size_t n)
-{
-	(void)s;
-	return n <= sizeof log_line ? log_line : NULL;
-}
-
-static void host_log_commit(struct server *s, size_t n)
-{
-	(void)s;
-	CHECK(n <= sizeof log_line);
-}
-
-static const struct server_host host = {
-	.send = host_send,
-	.close = host_nothing,
-	.shutdown_write = host_nothing,
-	.limit_send_buffer = host_sndbuf,
-	.peer = host_peer,
-	.log_reserve = host_log_reserve,
-	.log_commit = host_log_commit,
-};
 
 static struct config cfg;
 static struct metrics_registry metrics;
@@ -93,7 +45,7 @@ static void set_up(void)
 	CHECK(api_init(&api, &cfg, 1, NULL) == 0); /* no key: agent routes answer 503 */
 	struct server_params p = {
 		.cfg = &cfg, .router = &api_router, .metrics = &metrics, .api = &api,
-		.slots = 4, .request_id_nonce = 1, .access_log = true, .host = &host,
+		.slots = 4, .request_id_nonce = 1, .access_log = true, .host = &fake_server_host,
 	};
 	CHECK(server_init(&server, &p) == 0);
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/fake_host.h"
 #include "fuzz_util.h"
 #include "ringside/api.h"
 #include "ringside/config.h"
@@ -47,63 +48,14 @@ static const char fuzz_cert_pem[] =
 static struct transport transport;
 static bool closed;
 
-static void host_send(struct server *s, struct server_conn *c)
+/* The goodbye the worker would send before its close. */
+static void send_goodbye(struct server *s, struct server_conn *c)
 {
-	(void)s;
-	(void)c;
-}
-
-static void host_close(struct server *s, struct server_conn *c)
-{
-	(void)c;
 	closed = true;
-	/* The goodbye the worker would send before its close. */
 	if (!transport.error)
 		transport.cls->close(&transport, s, c);
 }
 
-static void host_nothing(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-}
-
-static void host_sndbuf(struct server *s, struct server_conn *c, int bytes)
-{
-	(void)s;
-	(void)c;
-	(void)bytes;
-}
-
-static const char *host_peer(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-	return "-";
-}
-
-static char *host_log_reserve(struct server *s, size_t n)
-{
-	(void)s;
-	(void)n;
-	return NULL;
-}
-
-static void host_log_commit(struct server *s, size_t n)
-{
-	(void)s;
-	(void)n;
-}
-
-static const struct server_host host = {
-	.send = host_send,
-	.close = host_close,
-	.shutdown_write = host_nothing,
-	.limit_send_buffer = host_sndbuf,
-	.peer = host_peer,
-	.log_reserve = host_log_reserve,
-	.log_commit = host_log_commit,
-};
 
 static struct config cfg;
 static struct metrics_registry metrics;
@@ -147,8 +99,9 @@ static void set_up(void)
 	CHECK(api_init(&api, &cfg, 1, NULL) == 0);
 	struct server_params p = {
 		.cfg = &cfg, .router = &api_router, .metrics = &metrics, .api = &api,
-		.slots = 4, .request_id_nonce = 1, .host = &host,
+		.slots = 4, .request_id_nonce = 1, .host = &fake_server_host,
 	};
+	fake_host.on_close = send_goodbye;
 	CHECK(server_init(&server, &p) == 0);
 	CHECK(tls_pool_init(&pool, 1) == 0);
 }

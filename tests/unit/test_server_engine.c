@@ -22,71 +22,13 @@
 #include "ringside/jwt.h"
 #include "ringside/metrics.h"
 #include "ringside/server.h"
+#include "../common/fake_host.h"
 #include "unit_samples.h"
 
 /* ---- The host ---- */
 
 static char sent[1 << 20];
 static size_t sent_len;
-static int closes, shutdowns;
-
-static void host_send(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c; /* drained by drain() after each call, as a ring would */
-}
-
-static void host_close(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-	closes++;
-}
-
-static void host_shutdown_write(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-	shutdowns++;
-}
-
-static void host_limit_send_buffer(struct server *s, struct server_conn *c, int bytes)
-{
-	(void)s;
-	(void)c;
-	(void)bytes;
-}
-
-static const char *host_peer(struct server *s, struct server_conn *c)
-{
-	(void)s;
-	(void)c;
-	return "192.0.2.1:4000";
-}
-
-static char log_buf[8192];
-
-static char *host_log_reserve(struct server *s, size_t n)
-{
-	(void)s;
-	return n <= sizeof log_buf ? log_buf : NULL;
-}
-
-static void host_log_commit(struct server *s, size_t n)
-{
-	(void)s;
-	(void)n;
-}
-
-static const struct server_host host = {
-	.send = host_send,
-	.close = host_close,
-	.shutdown_write = host_shutdown_write,
-	.limit_send_buffer = host_limit_send_buffer,
-	.peer = host_peer,
-	.log_reserve = host_log_reserve,
-	.log_commit = host_log_commit,
-};
 
 static struct config cfg;
 static struct metrics_registry metrics;
@@ -124,7 +66,7 @@ static void drain(void)
 static void open_conn(void)
 {
 	sent_len = 0;
-	closes = shutdowns = 0;
+	fake_host.closes = fake_host.shutdowns = 0;
 	tick(clock_ns());
 	server_conn_open(&server, &conn, METRICS_LISTENER_MAIN, 0, 0);
 }
@@ -192,7 +134,7 @@ static int setup(void **state)
 		.slots = 16,
 		.request_id_nonce = 0x1234,
 		.access_log = true,
-		.host = &host,
+		.host = &fake_server_host,
 	};
 	return server_init(&server, &p);
 }
@@ -310,7 +252,7 @@ static void pipelined_requests_are_answered_in_order(void **state)
 		p = strstr(p + 1, "HTTP/1.1 ");
 	}
 	assert_null(p);
-	assert_int_equal(shutdowns, 1); /* Connection: close: the FIN after the last */
+	assert_int_equal(fake_host.shutdowns, 1); /* Connection: close: the FIN after the last */
 	end_conn();
 }
 
@@ -368,7 +310,7 @@ static int echo_setup(void **state)
 		return -1;
 	struct server_params p = {
 		.cfg = &cfg, .router = &echo_router, .metrics = &echo_metrics, .api = &api,
-		.worker_id = 0, .slots = 4, .request_id_nonce = 0x4321, .host = &host,
+		.worker_id = 0, .slots = 4, .request_id_nonce = 0x4321, .host = &fake_server_host,
 	};
 	return server_init(&echo_server, &p);
 }

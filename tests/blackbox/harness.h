@@ -57,6 +57,7 @@
 #include "lib/json.h"
 #include "lib/proc.h"
 #include "lib/prober.h"
+#include "lib/prometheus.h"
 #include "lib/server.h"
 #include "lib/sock.h"
 #include "lib/tls_client.h"

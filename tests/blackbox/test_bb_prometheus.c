@@ -13,7 +13,6 @@
 #include "harness.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,26 +20,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define PROMETHEUS "/usr/bin/prometheus"
-
-static char tmp_dir[128];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void remove_tmp_dir(void)
-{
-	if (tmp_dir[0] && !getenv("RINGSIDE_BB_KEEP"))
-		nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	tmp_dir[0] = '\0';
-}
 
 static double wall_s(void)
 {
@@ -161,36 +140,20 @@ static const char *parse_pair(const char *p, double *ts, char *v, size_t vcap)
 static void prometheus_scrapes_metrics_every_second_and_sees_its_own_scrapes(void **state)
 {
 	struct server rs, prom;
-	char cfg_path[192], data_path[192], flag_cfg[256], flag_data[256],
-	     flag_web[64], err[2048], why[1024];
-	uint16_t pport = h_free_port();
+	char err[2048], why[1024];
+	uint16_t pport;
 	char *body = malloc(1 << 16);
 
 	(void)state;
 	CHECK(body != NULL, "out of memory");
 	server_start(&rs, (const char *const[]){ "--workers", "2", NULL });
 
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/ringside-prom-XXXXXX",
-		 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	CHECK(mkdtemp(tmp_dir) != NULL, "mkdtemp: %s", strerror(errno));
-	atexit(remove_tmp_dir);
-	snprintf(cfg_path, sizeof(cfg_path), "%s/prometheus.yml", tmp_dir);
-	snprintf(data_path, sizeof(data_path), "%s/data", tmp_dir);
-	FILE *f = fopen(cfg_path, "we");
+	char *scrape = h_strf("  - job_name: ringside\n"
+			      "    static_configs:\n"
+			      "      - targets: ['127.0.0.1:%u']\n", rs.port);
 
-	CHECK(f != NULL, "create %s: %s", cfg_path, strerror(errno));
-	fprintf(f, "global: {scrape_interval: 1s, scrape_timeout: 900ms}\n"
-		   "scrape_configs:\n"
-		   "  - job_name: ringside\n"
-		   "    static_configs:\n"
-		   "      - targets: ['127.0.0.1:%u']\n", rs.port);
-	fclose(f);
-	snprintf(flag_cfg, sizeof(flag_cfg), "--config.file=%s", cfg_path);
-	snprintf(flag_data, sizeof(flag_data), "--storage.tsdb.path=%s", data_path);
-	snprintf(flag_web, sizeof(flag_web), "--web.listen-address=127.0.0.1:%u", pport);
-	const char *const argv[] = { PROMETHEUS, flag_cfg, flag_data, flag_web, NULL };
-
-	h_proc_start(&prom, argv, "prometheus");
+	h_prometheus_start(&prom, h_scratch_dir("prometheus"), scrape, &pport);
+	free(scrape);
 
 	/* Ready within 20 s. */
 	int64_t deadline = h_now_ms() + 20000;
@@ -290,7 +253,6 @@ static void prometheus_scrapes_metrics_every_second_and_sees_its_own_scrapes(voi
 	int code = server_stop(&rs);
 
 	CHECK(code == 0, "ringside exit status after SIGTERM: %d", code);
-	remove_tmp_dir();
 	free(body);
 }
 
@@ -303,9 +265,9 @@ int main(void)
 	h_init();
 	h_plain_only_all("a real Prometheus scrapes the server over plain HTTP (its config "
 			 "has no TLS); test_bb_tls_peers has a Prometheus scrape over TLS");
-	if (access(PROMETHEUS, X_OK) != 0) {
+	if (access(H_PROMETHEUS, X_OK) != 0) {
 		printf("SKIP: %s is not installed (apt-get install prometheus)\n",
-		       PROMETHEUS);
+		       H_PROMETHEUS);
 		return 77;
 	}
 	return H_RUN_GROUP("blackbox_prometheus", tests, NULL, NULL);

@@ -21,7 +21,7 @@
 #define OPENSSL "/usr/bin/openssl"
 #define CURL "/usr/bin/curl"
 
-static char dir[64];
+static const char *dir; /* the certificates and keys (h_scratch_dir) */
 /* The group's server (h_group_setup_opts). */
 #define tls_server (*h_group_server())
 
@@ -152,8 +152,7 @@ static void start_tls(struct server *s, const char *cert, const char *key, const
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/ringside-tls-XXXXXX");
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	dir = h_scratch_dir("tls");
 	make_pair("ec.crt", "ec.key", "ec", "ec_paramgen_curve:P-256", "localhost");
 	make_pair("rsa.crt", "rsa.key", "rsa:2048", NULL, "localhost");
 	make_pair("ec2.crt", "ec2.key", "ec", "ec_paramgen_curve:P-256", "second");
@@ -177,16 +176,6 @@ static int setup(void **state)
 		wait_https(tls_server.port, "live.crt");
 	free(c);
 	free(k);
-	return rc;
-}
-
-static int teardown(void **state)
-{
-	int rc = h_group_teardown(state);
-	const char *const rm[] = {"/bin/rm", "-rf", dir, NULL};
-	struct run_result *r = run_new();
-	h_run_prog(rm, NULL, 0, 5000, r);
-	free(r);
 	return rc;
 }
 
@@ -606,5 +595,5 @@ int main(void)
 		/* Last: it changes the group server's certificate. */
 		BB_TEST(sighup_reloads_the_pair_and_refuses_a_bad_one),
 	};
-	return H_RUN_GROUP("tls", tests, setup, teardown);
+	return H_RUN_GROUP("tls", tests, setup, h_group_teardown);
 }

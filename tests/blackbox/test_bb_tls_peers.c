@@ -34,7 +34,6 @@
 #include "harness.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,30 +41,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PROMETHEUS "/usr/bin/prometheus"
 #define TESTSSL "/usr/bin/testssl"
 #define CURL "/usr/bin/curl"
 #define TESTSSL_LIMIT_MS 200000
 
-static char tmp_dir[128], cert[192], key[192];
+static const char *tmp_dir;
+static char cert[192], key[192];
 static bool has_metrics_tls; /* false only against a peer (RINGSIDE_BB_TLS_PEER) */
 static uint16_t peer_port; /* RINGSIDE_BB_TLS_PEER */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void remove_tmp_dir(void)
-{
-	if (tmp_dir[0] && !getenv("RINGSIDE_BB_KEEP"))
-		nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	tmp_dir[0] = '\0';
-}
 
 static int group_setup(void **state)
 {
@@ -73,10 +56,7 @@ static int group_setup(void **state)
 	const char *peer = getenv("RINGSIDE_BB_TLS_PEER");
 
 	(void)state;
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/ringside-tls-XXXXXX",
-		 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	CHECK(mkdtemp(tmp_dir) != NULL, "mkdtemp: %s", strerror(errno));
-	atexit(remove_tmp_dir);
+	tmp_dir = h_scratch_dir("tls-peers");
 	if (peer && *peer) {
 		const char *ca = getenv("RINGSIDE_BB_TLS_CA");
 
@@ -92,7 +72,7 @@ static int group_setup(void **state)
 		      "the binary has no --metrics-tls");
 		has_metrics_tls = true;
 	}
-	CHECK(access(PROMETHEUS, X_OK) == 0, PROMETHEUS " is not installed (scripts/deps.sh)");
+	CHECK(access(H_PROMETHEUS, X_OK) == 0, H_PROMETHEUS " is not installed (scripts/deps.sh)");
 	CHECK(access(TESTSSL, X_OK) == 0, TESTSSL " is not installed (scripts/deps.sh)");
 	CHECK(access(CURL, X_OK) == 0, CURL " is not installed (scripts/deps.sh)");
 	if (!peer_port) {
@@ -167,8 +147,7 @@ static void prom_get(uint16_t pport, const char *path, char *body, size_t cap)
 static void prometheus_scrapes_metrics_over_tls_and_the_targets_are_up(void **state)
 {
 	struct server rs = { 0 }, rm = { 0 }, prom;
-	char cfg_path[192], flag_cfg[256], flag_data[256], flag_web[64];
-	uint16_t pport = h_free_port(), main_port, metrics_port = 0;
+	uint16_t pport, main_port, metrics_port = 0;
 	char *body = malloc(1 << 16);
 
 	(void)state;
@@ -190,28 +169,21 @@ static void prometheus_scrapes_metrics_over_tls_and_the_targets_are_up(void **st
 		}
 	}
 
-	snprintf(cfg_path, sizeof(cfg_path), "%s/prometheus.yml", tmp_dir);
-	FILE *f = fopen(cfg_path, "we");
-
-	CHECK(f != NULL, "create %s: %s", cfg_path, strerror(errno));
-	fprintf(f, "global: {scrape_interval: 1s, scrape_timeout: 900ms}\n"
-		   "scrape_configs:\n"
-		   "  - job_name: main\n"
-		   "    scheme: https\n"
-		   "    tls_config: {ca_file: '%s'}\n"
-		   "    static_configs: [{targets: ['127.0.0.1:%u']}]\n", cert, main_port);
-	if (metrics_port)
-		fprintf(f, "  - job_name: metrics_listen\n"
-			   "    scheme: https\n"
-			   "    tls_config: {ca_file: '%s'}\n"
-			   "    static_configs: [{targets: ['127.0.0.1:%u']}]\n", cert, metrics_port);
-	fclose(f);
-	snprintf(flag_cfg, sizeof(flag_cfg), "--config.file=%s", cfg_path);
-	snprintf(flag_data, sizeof(flag_data), "--storage.tsdb.path=%s/data", tmp_dir);
-	snprintf(flag_web, sizeof(flag_web), "--web.listen-address=127.0.0.1:%u", pport);
-	const char *const argv[] = { PROMETHEUS, flag_cfg, flag_data, flag_web, NULL };
-
-	h_proc_start(&prom, argv, "prometheus");
+	char *scrape = h_strf("  - job_name: main\n"
+			      "    scheme: https\n"
+			      "    tls_config: {ca_file: '%s'}\n"
+			      "    static_configs: [{targets: ['127.0.0.1:%u']}]\n", cert, main_port);
+	if (metrics_port) {
+		char *more = h_strf("%s  - job_name: metrics_listen\n"
+				    "    scheme: https\n"
+				    "    tls_config: {ca_file: '%s'}\n"
+				    "    static_configs: [{targets: ['127.0.0.1:%u']}]\n",
+				    scrape, cert, metrics_port);
+		free(scrape);
+		scrape = more;
+	}
+	h_prometheus_start(&prom, tmp_dir, scrape, &pport);
+	free(scrape);
 
 	/* Each job's `up` is 1 within 30 s of the start (targets are applied
 	 * up to 5 s after it, then scraped every second). */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,6 +159,19 @@ const char *h_log_dir(void)
 {
 	ensure_log_dir();
 	return log_dir;
+}
+
+const char *h_scratch_dir(const char *name)
+{
+	static char dirs[8][192];
+	static unsigned used;
+
+	CHECK(used < sizeof dirs / sizeof dirs[0], "more than 8 scratch directories");
+	char *d = dirs[used++];
+
+	snprintf(d, sizeof dirs[0], "%s/%.64s", h_log_dir(), name);
+	CHECK(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
+	return d;
 }
 
 void h_logs_next(struct h_logs *l, const char *kind)

@@ -83,4 +83,12 @@ void h_run_prog(const char *const argv[], const void *input, size_t input_len,
  */
 void h_proc_start(struct server *s, const char *const argv[], const char *label);
 
+/*
+ * A directory of the test's own, <log directory>/<name> (made now; name
+ * unique in the process): removed at exit with the server logs unless a
+ * check failed or RINGSIDE_BB_KEEP is set. Fails the test if it cannot
+ * be made.
+ */
+const char *h_scratch_dir(const char *name);
+
 #endif

@@ -96,15 +96,7 @@ wrk_limit=$(awk -v d="$duration" 'BEGIN {
 	print int(s * (u == "h" ? 3600 : u == "m" ? 60 : 1)) + 30 }')
 micro_limit=600 cmd_limit=30
 
-tmp=$(mktemp -d /tmp/ringside-bench.XXXXXX)
-chmod 755 "$tmp" # nginx workers drop root and read @BODY@ files here
-pids=()
-cleanup() {
-	stop_servers
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir bench # nginx's workers drop root and read @BODY@ files here
 
 # wait_port PID PORT LOG: until the server accepts, or die with its log.
 wait_port() {

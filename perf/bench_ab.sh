@@ -21,14 +21,7 @@ for b in "${bins[@]}"; do [ -x "$b" ] || die "no $b"; done
 rounds=${BENCH_ROUNDS:-5} duration=${BENCH_DURATION:-5s} conns=${BENCH_CONNECTIONS:-50}
 samples=${RINGSIDE_SAMPLES:-samples}
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	stop_servers
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir bench-ab
 
 (umask 077 && head -c 48 /dev/urandom >"$tmp/jwt-secret")
 BENCH_TOKEN=$("${bins[1]}" token --sub bench-agent --org bench-org --scope metrics:write \

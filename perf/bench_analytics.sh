@@ -119,17 +119,8 @@ else
 fi
 
 mkdir -p "$(dirname "$out")"
-tmp=$(mktemp -d /tmp/ringside-bench-analytics.XXXXXX)
-chmod 755 "$tmp"
+bench_workdir bench-analytics pg_destroy_quietly
 export RINGSIDE_PG_DIR=$tmp/pg RINGSIDE_PG_FAST=1
-pids=()
-cleanup() {
-	stop_servers
-	scripts/pg.sh destroy >/dev/null 2>&1 || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 scripts/pg.sh start >/dev/null 2>"$tmp/pg.err" || { cat "$tmp/pg.err" >&2; die "PostgreSQL did not start"; }
 url=$(scripts/pg.sh url)

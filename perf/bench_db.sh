@@ -36,17 +36,8 @@ out=build/bench/latest.md
 command -v wrk >/dev/null || die "no wrk (scripts/deps.sh installs it)"
 
 mkdir -p "$(dirname "$out")"
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
+bench_workdir bench-db pg_destroy_quietly
 export RINGSIDE_PG_DIR=$tmp/pg RINGSIDE_PG_FAST=1
-pids=()
-cleanup() {
-	stop_servers
-	scripts/pg.sh destroy >/dev/null 2>&1 || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 scripts/pg.sh start >/dev/null || die "PostgreSQL did not start"
 url=$(scripts/pg.sh url)

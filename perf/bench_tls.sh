@@ -104,15 +104,7 @@ ringside_help=$("$ringside" --help 2>&1) || true
 ringside_skip=''
 grep -q -- '--tls-cert' <<<"$ringside_help" || ringside_skip="no --tls-cert"
 
-tmp=$(mktemp -d /tmp/ringside-bench-tls.XXXXXX)
-chmod 755 "$tmp" # nginx's workers drop root
-pids=()
-cleanup() {
-	stop_servers
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir bench-tls # nginx's workers drop root
 
 scripts/tls_cert.sh "$tmp/tls" "$key_type" >/dev/null || die "scripts/tls_cert.sh failed"
 cert=$tmp/tls/cert.pem key=$tmp/tls/key.pem

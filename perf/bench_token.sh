@@ -119,18 +119,11 @@ basic() { node -e 'process.stdout.write("Basic " + Buffer.from(encodeURIComponen
 	+ encodeURIComponent(process.argv[2])).toString("base64"))' "$1" "$2"; }
 
 mkdir -p "$(dirname "$out")"
-tmp=$(mktemp -d /tmp/ringside-bench-token.XXXXXX)
-chmod 755 "$tmp"
-export RINGSIDE_PG_DIR=$tmp/pg RINGSIDE_PG_FAST=1
-pids=()
 pg_started=0
-cleanup() {
-	stop_servers
-	if [ $pg_started -eq 1 ]; then scripts/pg.sh destroy >/dev/null 2>&1 || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# The cluster only if this run made it (it may use one already running).
+destroy_own_pg() { if [ $pg_started -eq 1 ]; then pg_destroy_quietly; fi; }
+bench_workdir bench-token destroy_own_pg
+export RINGSIDE_PG_DIR=$tmp/pg RINGSIDE_PG_FAST=1
 
 # Test-only keys, made for this run: RSA 2048 for RS256, P-256 for ES256,
 # and the key Ringside hashes client secrets with.

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What perf/bench.sh and perf/bench_fleet.sh share: servers they start go
+# What the bench scripts share: servers they start go
 # in the array `pids`; stop_servers ends them all, every wait bounded.
 
 # A port nothing answers on, below the ephemeral range wrk's sockets use.
@@ -28,4 +28,29 @@ stop_servers() {
 	kill -KILL "${pids[@]}" 2>/dev/null || true
 	wait "${pids[@]}" 2>/dev/null || true
 	pids=()
+}
+
+# bench_workdir NAME [CLEANUP]: sets $tmp, a directory of this run
+# (/tmp/ringside-NAME.XXXXXX) that the unprivileged processes of nginx
+# and PostgreSQL can read, and empties `pids`. At exit the servers in
+# `pids` are stopped, then CLEANUP runs (a function: the run's database
+# cluster destroyed, say), then $tmp is removed.
+bench_workdir() {
+	tmp=$(mktemp -d "/tmp/ringside-$1.XXXXXX")
+	chmod 755 "$tmp"
+	pids=()
+	bench_cleanup_extra=${2:-true}
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+	stop_servers
+	"$bench_cleanup_extra"
+	rm -rf "$tmp"
+}
+
+# The run's PostgreSQL cluster (scripts/pg.sh, RINGSIDE_PG_DIR), gone.
+pg_destroy_quietly() {
+	scripts/pg.sh destroy >/dev/null 2>&1 || true
 }
